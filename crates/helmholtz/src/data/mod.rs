@@ -1,0 +1,78 @@
+//! Data sets: samples as columns, loaders for real file formats, binarisation, synthetic sets.
+
+use faer::Mat;
+
+use crate::error::{Error, Result};
+
+/// A data set: one sample per column of `x` (dim × n), values as f32.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// The samples, one per column.
+    pub x: Mat<f32>,
+    /// Optional class labels, one per sample.
+    pub labels: Option<Vec<u32>>,
+    /// (height, width) when the samples are images stored row-major in each column.
+    pub image_shape: Option<(usize, usize)>,
+}
+
+impl Dataset {
+    /// A data set from a matrix of samples (columns).
+    pub fn new(x: Mat<f32>) -> Self {
+        Dataset { x, labels: None, image_shape: None }
+    }
+
+    /// Number of samples (columns).
+    pub fn n_samples(&self) -> usize {
+        self.x.ncols()
+    }
+
+    /// Dimension of one sample (rows).
+    pub fn dim(&self) -> usize {
+        self.x.nrows()
+    }
+
+    /// The samples at `indices`, in that order, as a new data set.
+    pub fn select(&self, indices: &[usize]) -> Dataset {
+        let x = Mat::from_fn(self.dim(), indices.len(), |i, j| self.x[(i, indices[j])]);
+        Dataset {
+            x,
+            labels: self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect()),
+            image_shape: self.image_shape,
+        }
+    }
+
+    /// The samples `start..end` as a new data set.
+    pub fn range(&self, start: usize, end: usize) -> Dataset {
+        self.select(&(start..end).collect::<Vec<_>>())
+    }
+
+    /// Checks that every value is finite.
+    pub fn check_finite(&self) -> Result<()> {
+        for j in 0..self.n_samples() {
+            for i in 0..self.dim() {
+                if !self.x[(i, j)].is_finite() {
+                    return Err(Error::InvalidData(format!(
+                        "non-finite value {} at feature {i} of sample {j}",
+                        self.x[(i, j)]
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that every value is 0 or 1 (what a Bernoulli model can score).
+    pub fn check_binary(&self) -> Result<()> {
+        for j in 0..self.n_samples() {
+            for i in 0..self.dim() {
+                let v = self.x[(i, j)];
+                if v != 0.0 && v != 1.0 {
+                    return Err(Error::InvalidData(format!(
+                        "value {v} at feature {i} of sample {j} is not binary; binarize the data first"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,10 @@
+//! # helmholtz
+//!
+//! Variational learning of latent-variable generative models with information geometry.
+//! This crate is the library; the `helmholtz` binary is a thin shell around it.
+
+pub mod data;
+pub mod error;
+pub mod math;
+
+pub use error::{Error, Result};

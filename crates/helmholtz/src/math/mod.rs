@@ -1,0 +1,3 @@
+//! Stable numerics and seeded random streams.
+
+pub mod rng;
