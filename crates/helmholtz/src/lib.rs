@@ -6,5 +6,7 @@
 pub mod data;
 pub mod error;
 pub mod math;
+pub mod models;
+pub mod train;
 
 pub use error::{Error, Result};

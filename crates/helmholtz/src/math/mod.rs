@@ -1,3 +1,6 @@
-//! Stable numerics and seeded random streams.
+//! Stable numerics, vectorisable Bernoulli kernels and seeded random streams.
 
+pub mod numerics;
 pub mod rng;
+
+pub use numerics::{log_sigmoid, logsumexp, sigmoid, softplus};

@@ -1,0 +1,8 @@
+//! Models: named parameters, the SBN layer and the Helmholtz machine.
+
+pub mod hm;
+pub mod params;
+pub mod sbn;
+
+pub use hm::{HelmholtzMachine, Pass, WeightInit};
+pub use params::{ParamSet, Tensor};

@@ -1,0 +1,198 @@
+//! Wake-sleep (WS), reweighted wake-sleep (RWS) and the bidirectional Helmholtz machine (BiHM):
+//! the gradients of one minibatch (nrws.md §2.1–2.3).
+//!
+//! All three share one pass structure and differ only in the importance weights and in how the
+//! recognition update is split between the wake and the sleep phase. Gradients are written for a
+//! loss to minimise (the negative of the ascent directions in the papers) and averaged over the
+//! batch, as in the NRWS code.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::math::logsumexp;
+use crate::math::numerics::softmax_scaled_in_place;
+use crate::math::rng::{Stream, ids};
+use crate::models::{HelmholtzMachine, ParamSet, Pass};
+
+/// Which member of the wake-sleep family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Variant {
+    /// Wake-sleep (Hinton et al. 1995): one q sample per point, q learns from dreams only.
+    Ws,
+    /// Reweighted wake-sleep (Bornschein & Bengio 2015): K samples, normalised weights ω̃.
+    Rws,
+    /// Bidirectional HM (Bornschein et al. 2016): weights ∝ √ω, no sleep phase.
+    Bihm,
+}
+
+/// Hyper-parameters of one wake-sleep family algorithm, checked once by [`WakeSleep::new`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct WakeSleepConfig {
+    /// The variant.
+    pub variant: Variant,
+    /// Importance samples per data point (1 for WS).
+    pub k: usize,
+    /// Share of the q update taken from the wake phase; the rest comes from the sleep phase.
+    pub wake_fraction: f64,
+    /// Subtract the 1/K baseline from the weights of the q wake update.
+    pub q_baseline: bool,
+    /// Data points per parallel chunk. Fixed, so results do not depend on the thread count.
+    pub chunk_points: usize,
+}
+
+/// What one minibatch reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BatchStats {
+    /// Sum over the batch of the training bound: log p̂_K (IWAE bound) for WS/RWS, log p̃*
+    /// (the BiHM bound, without log Z²) for BiHM.
+    pub bound_sum: f64,
+    /// Number of data points.
+    pub n_points: usize,
+}
+
+struct Chunk {
+    wake: Pass,
+    dream: Pass,
+    q0_points: Vec<f32>,
+    log_weights: Vec<f64>,
+    coefficients: Vec<f32>,
+    grads: ParamSet,
+    bound_sum: f64,
+}
+
+/// The wake-sleep family learning algorithm with its reusable buffers.
+pub struct WakeSleep {
+    config: WakeSleepConfig,
+    chunks: Vec<Chunk>,
+}
+
+impl WakeSleep {
+    /// Checks the hyper-parameters.
+    pub fn new(config: WakeSleepConfig) -> Result<Self> {
+        if config.k == 0 || config.chunk_points == 0 {
+            return Err(Error::Config("k and chunk_points must be at least 1".into()));
+        }
+        if config.variant == Variant::Ws && config.k != 1 {
+            return Err(Error::Config(format!(
+                "wake-sleep draws one sample per data point: k must be 1, got {}",
+                config.k
+            )));
+        }
+        if !(0.0..=1.0).contains(&config.wake_fraction) {
+            return Err(Error::Config(format!("wake_fraction must lie in [0, 1], got {}", config.wake_fraction)));
+        }
+        Ok(WakeSleep { config, chunks: Vec::new() })
+    }
+
+    /// The hyper-parameters.
+    pub fn config(&self) -> &WakeSleepConfig {
+        &self.config
+    }
+
+    /// The gradient of the loss for the `n_points` columns of `batch` (x_dim × n_points), drawn
+    /// with the streams of (seed, step). Writes `grads` (same layout as the model's parameters).
+    pub fn gradient(
+        &mut self,
+        model: &HelmholtzMachine,
+        batch: &[f32],
+        n_points: usize,
+        seed: u64,
+        step: u64,
+        grads: &mut ParamSet,
+    ) -> Result<BatchStats> {
+        model.check_batch(batch, n_points)?;
+        let chunk_points = self.config.chunk_points;
+        let n_chunks = n_points.div_ceil(chunk_points);
+        let capacity = chunk_points * self.config.k;
+        if self.chunks.first().is_none_or(|c| c.wake.capacity() != capacity || c.grads.tensors.len() != model.params.tensors.len() || c.wake.h.len() != model.sizes.len()) {
+            self.chunks.clear();
+        }
+        while self.chunks.len() < n_chunks {
+            self.chunks.push(Chunk {
+                wake: Pass::new(&model.sizes, capacity),
+                dream: Pass::new(&model.sizes, capacity),
+                q0_points: vec![0.0; model.sizes[1] * chunk_points],
+                log_weights: vec![0.0; capacity],
+                coefficients: vec![0.0; capacity],
+                grads: model.params.zeros_like(),
+                bound_sum: 0.0,
+            });
+        }
+        let config = &self.config;
+        let x_dim = model.x_dim();
+        self.chunks[..n_chunks].par_iter_mut().enumerate().for_each(|(c, chunk)| {
+            let first = c * chunk_points;
+            let points = chunk_points.min(n_points - first);
+            let x = &batch[first * x_dim..(first + points) * x_dim];
+            let mut rng = Stream::new(seed, &[ids::TRAIN, step, c as u64]);
+            chunk_gradient(config, model, x, points, n_points, &mut rng, chunk);
+        });
+        grads.fill_zero();
+        let mut bound_sum = 0.0;
+        for chunk in &self.chunks[..n_chunks] {
+            grads.add_assign(&chunk.grads);
+            bound_sum += chunk.bound_sum;
+        }
+        Ok(BatchStats { bound_sum, n_points })
+    }
+}
+
+/// Normalised importance weights of one data point's K samples, in place: softmax(log ω) for
+/// RWS, softmax(½ log ω) for BiHM (weights ∝ √ω). Returns that point's training bound.
+pub fn importance_weights(variant: Variant, log_weights: &mut [f64]) -> f64 {
+    let k = log_weights.len() as f64;
+    let scale = if variant == Variant::Bihm { 0.5 } else { 1.0 };
+    let scaled: Vec<f64> = log_weights.iter().map(|&v| v * scale).collect();
+    let bound = (logsumexp(&scaled) - k.ln()) / scale;
+    softmax_scaled_in_place(log_weights, scale);
+    bound
+}
+
+fn chunk_gradient(
+    config: &WakeSleepConfig,
+    model: &HelmholtzMachine,
+    x: &[f32],
+    points: usize,
+    batch_points: usize,
+    rng: &mut Stream,
+    chunk: &mut Chunk,
+) {
+    let k = config.k;
+    let n = points * k;
+    let batch = batch_points as f64;
+    chunk.grads.fill_zero();
+    model.wake(x, points, k, &mut chunk.q0_points, &mut chunk.wake, rng);
+    chunk.bound_sum = 0.0;
+    for j in 0..n {
+        chunk.log_weights[j] = chunk.wake.log_p[j] - chunk.wake.log_q[j];
+    }
+    for weights in chunk.log_weights[..n].chunks_exact_mut(k) {
+        chunk.bound_sum += importance_weights(config.variant, weights);
+    }
+    // Generative update: −Σ_k ω̃_k ∇ log p(x, h_k), averaged over the batch.
+    for (c, &w) in chunk.coefficients.iter_mut().zip(&chunk.log_weights[..n]) {
+        *c = (-w / batch) as f32;
+    }
+    model.accumulate_p_gradient(&mut chunk.wake, &chunk.coefficients[..n], &mut chunk.grads);
+    // Wake-phase recognition update: −Σ_k (ω̃_k − 1/K) ∇ log q(h_k | x).
+    let wake_share = if config.variant == Variant::Ws { 0.0 } else { config.wake_fraction };
+    if wake_share > 0.0 {
+        let baseline = if config.q_baseline { 1.0 / k as f64 } else { 0.0 };
+        for (c, &w) in chunk.coefficients.iter_mut().zip(&chunk.log_weights[..n]) {
+            *c = (-wake_share * (w - baseline) / batch) as f32;
+        }
+        let mut scratch = std::mem::take(&mut chunk.q0_points);
+        model.accumulate_q_gradient(&mut chunk.wake, &chunk.coefficients[..n], Some((x, points, k)), &mut scratch, &mut chunk.grads);
+        chunk.q0_points = scratch;
+    }
+    // Sleep-phase recognition update on K dreams per data point: −mean ∇ log q(h | x).
+    let sleep_share = if config.variant == Variant::Bihm { 0.0 } else { 1.0 - wake_share };
+    if sleep_share > 0.0 {
+        model.dream(n, true, &mut chunk.dream, rng);
+        let c = (-sleep_share / (batch * k as f64)) as f32;
+        chunk.coefficients[..n].fill(c);
+        model.accumulate_q_gradient(&mut chunk.dream, &chunk.coefficients[..n], None, &mut [], &mut chunk.grads);
+    }
+}
