@@ -1,5 +1,11 @@
 //! Data sets: samples as columns, loaders for real file formats, binarisation, synthetic sets.
 
+pub mod csv;
+pub mod idx;
+
+pub use csv::read_csv;
+pub use idx::{IdxArray, load_idx_images, read_idx};
+
 use faer::Mat;
 
 use crate::error::{Error, Result};
