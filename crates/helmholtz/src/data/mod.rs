@@ -2,9 +2,11 @@
 
 pub mod csv;
 pub mod idx;
+pub mod png;
 
 pub use csv::read_csv;
 pub use idx::{IdxArray, load_idx_images, read_idx};
+pub use png::{load_png_dir, read_png_gray};
 
 use faer::Mat;
 
