@@ -1,9 +1,11 @@
 //! Data sets: samples as columns, loaders for real file formats, binarisation, synthetic sets.
 
+pub mod binarize;
 pub mod csv;
 pub mod idx;
 pub mod png;
 
+pub use binarize::{binarize_dynamic_into, binarize_fixed, binarize_fixed_cached};
 pub use csv::read_csv;
 pub use idx::{IdxArray, load_idx_images, read_idx};
 pub use png::{load_png_dir, read_png_gray};
