@@ -3,12 +3,14 @@
 pub mod binarize;
 pub mod csv;
 pub mod idx;
+pub mod mnist;
 pub mod png;
 pub mod synthetic;
 
 pub use binarize::{binarize_dynamic_into, binarize_fixed, binarize_fixed_cached};
 pub use csv::read_csv;
 pub use idx::{IdxArray, load_idx_images, read_idx};
+pub use mnist::{Splits, default_data_dir, load_mnist_dir, load_mnist_splits, standard_split};
 pub use png::{load_png_dir, read_png_gray};
 pub use synthetic::{lines3x3, lines3x3_distribution, lines3x3_splits};
 
