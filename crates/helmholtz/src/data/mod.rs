@@ -2,6 +2,7 @@
 
 pub mod binarize;
 pub mod csv;
+pub mod embedded;
 pub mod idx;
 pub mod mnist;
 pub mod png;
@@ -9,6 +10,7 @@ pub mod synthetic;
 
 pub use binarize::{binarize_dynamic_into, binarize_fixed, binarize_fixed_cached};
 pub use csv::read_csv;
+pub use embedded::{embedded_digits, embedded_digits_splits};
 pub use idx::{IdxArray, load_idx_images, read_idx};
 pub use mnist::{Splits, default_data_dir, load_mnist_dir, load_mnist_splits, standard_split};
 pub use png::{load_png_dir, read_png_gray};
