@@ -5,8 +5,10 @@
 
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod math;
 pub mod models;
+pub mod optim;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -1,0 +1,5 @@
+//! Evaluation: log-likelihood estimates and exact computations for small models.
+
+pub mod likelihood;
+
+pub use likelihood::{Estimator, IsConfig, bihm_log_z2, exact_kl_from, exact_log_likelihood, importance_log_likelihood};
