@@ -9,6 +9,7 @@ pub mod eval;
 pub mod math;
 pub mod models;
 pub mod optim;
+pub mod run;
 pub mod train;
 
 pub use error::{Error, Result};

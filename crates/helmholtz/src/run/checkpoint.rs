@@ -1,0 +1,107 @@
+//! Checkpoints: tensors in safetensors, counters and optimizer scalars in JSON.
+//!
+//! A checkpoint is written to a temporary folder and renamed into place, so a crash while
+//! writing never destroys the previous one.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::error::{Error, Result};
+use crate::models::{ParamSet, Tensor};
+
+/// Writes a parameter set as a safetensors file.
+pub fn write_tensors(path: &Path, set: &ParamSet) -> Result<()> {
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = set
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone()))
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, data, shape)| {
+            TensorView::new(Dtype::F32, shape.clone(), data)
+                .map(|view| (name.clone(), view))
+                .map_err(|e| Error::Checkpoint(format!("tensor {name}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let buffer = safetensors::serialize(views, None::<HashMap<String, String>>)
+        .map_err(|e| Error::Checkpoint(e.to_string()))?;
+    std::fs::write(path, buffer).map_err(|e| Error::io(path, e))
+}
+
+/// Reads the tensors named like those of `layout` (same names and shapes) from a safetensors file.
+pub fn read_tensors(path: &Path, layout: &ParamSet) -> Result<ParamSet> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| Error::format(path, format!("not a safetensors file: {e}")))?;
+    let mut tensors = Vec::with_capacity(layout.tensors.len());
+    for expected in &layout.tensors {
+        let view = file
+            .tensor(&expected.name)
+            .map_err(|_| Error::format(path, format!("tensor {} is missing", expected.name)))?;
+        if view.dtype() != Dtype::F32 || view.shape() != expected.shape.as_slice() {
+            return Err(Error::format(
+                path,
+                format!("tensor {} is {:?} {:?}, expected F32 {:?}", expected.name, view.dtype(), view.shape(), expected.shape),
+            ));
+        }
+        let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        tensors.push(Tensor { name: expected.name.clone(), shape: expected.shape.clone(), data });
+    }
+    Ok(ParamSet { tensors })
+}
+
+/// The checkpoint folder of a run directory.
+pub fn checkpoint_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("checkpoints").join("last")
+}
+
+/// Atomically replaces the run's checkpoint with the files written by `write` into a fresh folder.
+pub fn replace_checkpoint(run_dir: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let root = run_dir.join("checkpoints");
+    let tmp = root.join(".incoming");
+    let last = root.join("last");
+    let old = root.join(".previous");
+    for dir in [&tmp, &old] {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir.as_path(), e))?;
+        }
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    write(&tmp)?;
+    if last.exists() {
+        std::fs::rename(&last, &old).map_err(|e| Error::io(&last, e))?;
+    }
+    std::fs::rename(&tmp, &last).map_err(|e| Error::io(&tmp, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tensors_round_trip_and_mismatches_are_reported() {
+        let dir = std::env::temp_dir().join(format!("hh-ckpt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let set = ParamSet {
+            tensors: vec![
+                Tensor { name: "a".into(), shape: vec![2, 3], data: vec![1.0, -2.5, 3.0, f32::MIN_POSITIVE, 5.0, 6.0] },
+                Tensor { name: "b".into(), shape: vec![1], data: vec![0.25] },
+            ],
+        };
+        let path = dir.join("t.safetensors");
+        write_tensors(&path, &set).unwrap();
+        assert_eq!(read_tensors(&path, &set).unwrap(), set);
+        let mut other = set.clone();
+        other.tensors[1].shape = vec![2];
+        assert!(read_tensors(&path, &other).unwrap_err().to_string().contains("tensor b"));
+        std::fs::write(&path, b"garbage").unwrap();
+        assert!(read_tensors(&path, &set).unwrap_err().to_string().contains("not a safetensors"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

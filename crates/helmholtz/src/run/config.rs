@@ -1,0 +1,397 @@
+//! Experiment configuration: TOML with every field checked once, unknown keys rejected.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::models::WeightInit;
+use crate::optim::{OptimizerConfig, Schedule};
+use crate::train::Variant;
+
+/// A whole experiment: data, model, algorithm, optimizer, evaluation and checkpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Name of the run (the default run directory is `runs/NAME`).
+    pub name: String,
+    /// Master seed of every random stream (initialisation, shuffling, samples).
+    #[serde(default)]
+    pub seed: u64,
+    /// The data.
+    pub data: DataConfig,
+    /// The model.
+    pub model: ModelConfig,
+    /// The learning algorithm and loop.
+    pub train: TrainConfig,
+    /// The optimizer.
+    pub optimizer: OptimizerSection,
+    /// Evaluation during and after training.
+    #[serde(default)]
+    pub eval: EvalConfig,
+    /// Checkpoints.
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
+}
+
+/// Where the data comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataSource {
+    /// The embedded 8×8 digits (1797 images; 1397 train / 200 valid / 200 test).
+    Digits,
+    /// MNIST from the data directory (50k / 10k / 10k).
+    Mnist,
+    /// Fashion-MNIST from the data directory (50k / 10k / 10k).
+    FashionMnist,
+    /// The 3×3 lines toy (15k train; 3k valid = test).
+    Lines3x3,
+    /// IDX image files given by `train` (and optionally `valid`, `test`).
+    Idx,
+    /// CSV files given by `train` (and optionally `valid`, `test`); values scaled by `scale`.
+    Csv,
+    /// Directories of PNG images given by `train` (and optionally `valid`, `test`).
+    PngDir,
+}
+
+/// How grey levels become binary data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Binarize {
+    /// One Bernoulli draw per pixel, once, from `binarize_seed` (cached for large sets).
+    Fixed,
+    /// A new Bernoulli draw per pixel every epoch (training data only; evaluation stays fixed).
+    Dynamic,
+    /// The data is already binary.
+    None,
+}
+
+/// The data section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Which data set.
+    pub source: DataSource,
+    /// Binarisation.
+    #[serde(default = "default_binarize")]
+    pub binarize: Binarize,
+    /// Seed of the fixed binarisation.
+    #[serde(default)]
+    pub binarize_seed: u64,
+    /// Data directory (default: `$HELMHOLTZ_DATA` or `data/`).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Training file or directory (idx, csv, png-dir sources).
+    #[serde(default)]
+    pub train: Option<PathBuf>,
+    /// Validation file or directory (optional).
+    #[serde(default)]
+    pub valid: Option<PathBuf>,
+    /// Test file or directory (optional).
+    #[serde(default)]
+    pub test: Option<PathBuf>,
+    /// Divisor applied to CSV values (e.g. 255 or 16).
+    #[serde(default = "default_scale")]
+    pub scale: f32,
+}
+
+fn default_binarize() -> Binarize {
+    Binarize::Fixed
+}
+fn default_scale() -> f32 {
+    1.0
+}
+
+/// The model section: a Helmholtz machine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Hidden layer sizes from the data up, e.g. [200, 100, 10].
+    pub hidden: Vec<usize>,
+    /// Weight initialisation.
+    #[serde(default = "default_init")]
+    pub init: WeightInit,
+    /// Initial value of every bias.
+    #[serde(default = "default_bias")]
+    pub bias: f32,
+}
+
+fn default_init() -> WeightInit {
+    WeightInit::GlorotNormal
+}
+fn default_bias() -> f32 {
+    -1.0
+}
+
+/// The training section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// ws, rws or bihm.
+    pub algorithm: Variant,
+    /// Importance samples per data point (1 for ws).
+    #[serde(default = "default_k")]
+    pub k: usize,
+    /// Data points per minibatch.
+    pub batch_size: usize,
+    /// Number of epochs.
+    pub epochs: usize,
+    /// Share of the q update from the wake phase (rws; ws uses 0, bihm 1).
+    #[serde(default = "default_wake_fraction")]
+    pub wake_fraction: f64,
+    /// Subtract the 1/K baseline in the q wake update.
+    #[serde(default = "default_true")]
+    pub q_baseline: bool,
+    /// Data points per parallel chunk (results do not depend on the thread count).
+    #[serde(default = "default_chunk_points")]
+    pub chunk_points: usize,
+}
+
+fn default_k() -> usize {
+    10
+}
+fn default_wake_fraction() -> f64 {
+    0.5
+}
+fn default_true() -> bool {
+    true
+}
+fn default_chunk_points() -> usize {
+    25
+}
+
+/// The optimizer section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerSection {
+    /// Base learning rate.
+    pub lr: f64,
+    /// The update rule, e.g. `{ kind = "adam" }`.
+    pub rule: OptimizerConfig,
+    /// Learning-rate schedule, e.g. `{ kind = "constant" }`.
+    #[serde(default = "default_schedule")]
+    pub schedule: Schedule,
+}
+
+fn default_schedule() -> Schedule {
+    Schedule::Constant
+}
+
+/// Which part of the data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    /// Training set.
+    Train,
+    /// Validation set.
+    Valid,
+    /// Test set.
+    Test,
+}
+
+impl Split {
+    /// The split's name as used in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Valid => "valid",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// The evaluation section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Evaluate the validation log-likelihood every this many epochs (0: never).
+    #[serde(default = "default_every")]
+    pub every: usize,
+    /// Importance samples for the periodic validation estimate.
+    #[serde(default = "default_eval_k")]
+    pub k: usize,
+    /// Use at most this many validation points for the periodic estimate (all if absent).
+    #[serde(default)]
+    pub max_points: Option<usize>,
+    /// Epochs after which the test log-likelihood is estimated with `k`.
+    #[serde(default)]
+    pub test_at: Vec<usize>,
+    /// Importance samples for the final test estimate (none if absent).
+    #[serde(default)]
+    pub final_k: Option<usize>,
+    /// Stop when the validation estimate has not improved for this many evaluations.
+    #[serde(default)]
+    pub patience: Option<usize>,
+    /// Exact KL(true ‖ model) each epoch (only for the 3×3 lines toy).
+    #[serde(default)]
+    pub exact_kl: bool,
+}
+
+fn default_every() -> usize {
+    1
+}
+fn default_eval_k() -> usize {
+    100
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            every: default_every(),
+            k: default_eval_k(),
+            max_points: None,
+            test_at: Vec::new(),
+            final_k: None,
+            patience: None,
+            exact_kl: false,
+        }
+    }
+}
+
+/// The checkpoint section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Write a checkpoint every this many epochs (and always at the end and on interruption).
+    #[serde(default = "default_every")]
+    pub every: usize,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig { every: default_every() }
+    }
+}
+
+impl Config {
+    /// Parses a TOML text, applies `key=value` overrides (dotted keys; values in TOML syntax,
+    /// bare words taken as strings) and checks every field.
+    pub fn parse(text: &str, overrides: &[String], origin: &Path) -> Result<Self> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| Error::Config(format!("{}: {e}", origin.display())))?;
+        for item in overrides {
+            apply_override(&mut table, item)?;
+        }
+        let config: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::Config(format!("{}: {}", origin.display(), e.message())))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and parses a config file.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&text, overrides, path)
+    }
+
+    /// The resolved config as TOML (every default written out).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a config always serialises")
+    }
+
+    /// Checks the values that serde's types cannot.
+    pub fn validate(&self) -> Result<()> {
+        let t = &self.train;
+        let fail = |m: String| Err(Error::Config(m));
+        if self.model.hidden.is_empty() || self.model.hidden.contains(&0) {
+            return fail(format!("model.hidden must list non-zero layer sizes, got {:?}", self.model.hidden));
+        }
+        if t.batch_size == 0 || t.k == 0 || t.chunk_points == 0 {
+            return fail("train.batch_size, train.k and train.chunk_points must be at least 1".into());
+        }
+        if t.algorithm == Variant::Ws && t.k != 1 {
+            return fail(format!("train.k must be 1 for the ws algorithm, got {}", t.k));
+        }
+        if !(0.0..=1.0).contains(&t.wake_fraction) {
+            return fail(format!("train.wake_fraction must lie in [0, 1], got {}", t.wake_fraction));
+        }
+        if !(self.optimizer.lr.is_finite() && self.optimizer.lr > 0.0) {
+            return fail(format!("optimizer.lr must be positive, got {}", self.optimizer.lr));
+        }
+        self.optimizer.schedule.validate()?;
+        if self.eval.k == 0 || self.eval.final_k == Some(0) {
+            return fail("eval.k and eval.final_k must be at least 1".into());
+        }
+        if self.checkpoint.every == 0 {
+            return fail("checkpoint.every must be at least 1".into());
+        }
+        let custom = matches!(self.data.source, DataSource::Idx | DataSource::Csv | DataSource::PngDir);
+        if custom && self.data.train.is_none() {
+            return fail("data.train must name the training file for idx, csv and png-dir sources".into());
+        }
+        if self.eval.exact_kl && self.data.source != DataSource::Lines3x3 {
+            return fail("eval.exact_kl needs the lines3x3 source, whose true distribution is known".into());
+        }
+        Ok(())
+    }
+}
+
+fn apply_override(table: &mut toml::Table, item: &str) -> Result<()> {
+    let (key, value) = item
+        .split_once('=')
+        .ok_or_else(|| Error::Config(format!("override {item:?} is not of the form key=value")))?;
+    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    let mut current = table;
+    for part in &parts[..parts.len() - 1] {
+        current = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| Error::Config(format!("override {key}: {part} is not a table")))?;
+    }
+    current.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+        name = "t"
+        [data]
+        source = "digits"
+        [model]
+        hidden = [8, 4]
+        [train]
+        algorithm = "rws"
+        batch_size = 10
+        epochs = 2
+        [optimizer]
+        lr = 0.001
+        rule = { kind = "adam" }
+    "#;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let config = Config::parse(BASE, &["train.k=5".into(), "optimizer.lr=0.01".into()], Path::new("t.toml")).unwrap();
+        assert_eq!(config.train.k, 5);
+        assert_eq!(config.optimizer.lr, 0.01);
+        assert_eq!(config.model.bias, -1.0);
+        assert_eq!(config.data.binarize, Binarize::Fixed);
+        // The resolved config parses back to itself.
+        assert_eq!(Config::parse(&config.to_toml(), &[], Path::new("r.toml")).unwrap(), config);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        let text = BASE.replace("epochs = 2", "epochs = 2\nlearning_rate = 3");
+        let err = Config::parse(&text, &[], Path::new("t.toml")).unwrap_err().to_string();
+        assert!(err.contains("learning_rate"), "{err}");
+        let err = Config::parse(BASE, &["model.hiden=[3]".into()], Path::new("t.toml")).unwrap_err().to_string();
+        assert!(err.contains("hiden"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        assert!(Config::parse(BASE, &["train.algorithm=\"ws\"".into()], Path::new("t")).is_err());
+        assert!(Config::parse(BASE, &["optimizer.lr=-1".into()], Path::new("t")).is_err());
+        assert!(Config::parse(BASE, &["model.hidden=[]".into()], Path::new("t")).is_err());
+        assert!(Config::parse(BASE, &["train.algorithm=\"sgd\"".into()], Path::new("t")).is_err());
+    }
+}

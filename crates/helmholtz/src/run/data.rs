@@ -1,0 +1,133 @@
+//! Turning a data section of a config into binary train / validation / test sets.
+
+use std::path::{Path, PathBuf};
+
+use crate::data::{self, Dataset, Splits};
+use crate::error::{Error, Result};
+use crate::run::config::{Binarize, DataConfig, DataSource};
+
+/// Data ready for a Helmholtz machine, samples stored contiguously (dim × n, column-major).
+#[derive(Clone, Debug)]
+pub struct RunData {
+    /// Training set: binary, or grey levels in [0, 1] under dynamic binarisation.
+    pub train: Dataset,
+    /// Validation set (binary; may be empty).
+    pub valid: Dataset,
+    /// Test set (binary; may be empty).
+    pub test: Dataset,
+    /// Whether `train` is re-binarised each epoch.
+    pub dynamic: bool,
+}
+
+/// Loads the data named by `config`. Fixed binarisation draws the training(+validation) file with
+/// `binarize_seed` and the test file with `binarize_seed + 1` (one stream per image, see
+/// [`data::binarize_fixed`]); MNIST-sized sets are cached under `DATA_DIR/cache/`.
+pub fn load(config: &DataConfig) -> Result<RunData> {
+    let data_dir = config.dir.clone().unwrap_or_else(data::default_data_dir);
+    let (splits, cache_name) = match config.source {
+        DataSource::Digits => (data::embedded_digits_splits(), None),
+        DataSource::Mnist => (data::load_mnist_splits(&data_dir.join(data::mnist::MNIST_SUBDIR))?, Some("mnist")),
+        DataSource::FashionMnist => (
+            data::load_mnist_splits(&data_dir.join(data::mnist::FASHION_MNIST_SUBDIR))?,
+            Some("fashion-mnist"),
+        ),
+        DataSource::Lines3x3 => {
+            let (train, valid, test) = data::lines3x3_splits(config.binarize_seed);
+            return Ok(RunData { train, valid, test, dynamic: false });
+        }
+        DataSource::Idx | DataSource::Csv | DataSource::PngDir => (custom(config)?, None),
+    };
+    for (name, set) in [("train", &splits.train), ("valid", &splits.valid), ("test", &splits.test)] {
+        set.check_finite().map_err(|e| Error::InvalidData(format!("{name} set: {e}")))?;
+        if contiguous(set).iter().any(|v| !(0.0..=1.0).contains(v)) {
+            return Err(Error::InvalidData(format!(
+                "{name} set has values outside [0, 1]; scale the data (data.scale) before binarising"
+            )));
+        }
+    }
+    let seed = config.binarize_seed;
+    let fixed = |set: &Dataset, split: &str, seed: u64| -> Result<Dataset> {
+        match cache_name {
+            Some(name) if set.n_samples() > 0 => {
+                let cache = data_dir.join("cache").join(format!("{name}-{split}-seed{seed}.bin"));
+                if let Some(parent) = cache.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                }
+                data::binarize_fixed_cached(set, seed, &cache)
+            }
+            _ => Ok(data::binarize_fixed(set, seed)),
+        }
+    };
+    let data = match config.binarize {
+        Binarize::None => {
+            for set in [&splits.train, &splits.valid, &splits.test] {
+                set.check_binary()?;
+            }
+            RunData { train: splits.train, valid: splits.valid, test: splits.test, dynamic: false }
+        }
+        Binarize::Fixed | Binarize::Dynamic => {
+            // Train and validation come from one file in the standard splits: binarise them as one
+            // set so that each image keeps its own stream index.
+            let n_train = splits.train.n_samples();
+            let joined = join(&splits.train, &splits.valid);
+            let joined_binary = fixed(&joined, "train", seed)?;
+            let valid = joined_binary.range(n_train, joined.n_samples());
+            let train = if config.binarize == Binarize::Fixed { joined_binary.range(0, n_train) } else { splits.train };
+            let test = fixed(&splits.test, "test", seed + 1)?;
+            RunData { train, valid, test, dynamic: config.binarize == Binarize::Dynamic }
+        }
+    };
+    Ok(data)
+}
+
+fn join(a: &Dataset, b: &Dataset) -> Dataset {
+    let n = a.n_samples() + b.n_samples();
+    let x = faer::Mat::from_fn(a.dim(), n, |i, j| if j < a.n_samples() { a.x[(i, j)] } else { b.x[(i, j - a.n_samples())] });
+    let labels = match (&a.labels, &b.labels) {
+        (Some(la), Some(lb)) => Some(la.iter().chain(lb).copied().collect()),
+        _ => None,
+    };
+    Dataset { x, labels, image_shape: a.image_shape }
+}
+
+fn custom(config: &DataConfig) -> Result<Splits> {
+    let read = |path: &Path| -> Result<Dataset> {
+        match config.source {
+            DataSource::Idx => data::load_idx_images(path, None),
+            DataSource::Csv => data::read_csv(path, None, config.scale),
+            _ => data::load_png_dir(path),
+        }
+    };
+    let train_path: &PathBuf = config.train.as_ref().ok_or_else(|| Error::Config("data.train is required".into()))?;
+    let train = read(train_path)?;
+    let empty = || Dataset { x: faer::Mat::zeros(train.dim(), 0), labels: None, image_shape: train.image_shape };
+    let other = |path: &Option<PathBuf>| -> Result<Dataset> {
+        match path {
+            Some(p) => {
+                let set = read(p)?;
+                if set.dim() != train.dim() {
+                    return Err(Error::Dimension(format!(
+                        "{} has samples of dimension {}, the training set {}",
+                        p.display(),
+                        set.dim(),
+                        train.dim()
+                    )));
+                }
+                Ok(set)
+            }
+            None => Ok(empty()),
+        }
+    };
+    let valid = other(&config.valid)?;
+    let test = other(&config.test)?;
+    Ok(Splits { train, valid, test })
+}
+
+/// The columns of `set` as one contiguous column-major buffer.
+pub fn contiguous(set: &Dataset) -> Vec<f32> {
+    let mut out = Vec::with_capacity(set.dim() * set.n_samples());
+    for j in 0..set.n_samples() {
+        out.extend((0..set.dim()).map(|i| set.x[(i, j)]));
+    }
+    out
+}
