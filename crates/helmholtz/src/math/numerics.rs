@@ -60,15 +60,20 @@ pub fn exp_neg_f32(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
+    // Round to nearest with the 1.5·2^23 trick: `round()` is a libm call without SSE4.1 and
+    // would stop the loop from vectorising.
+    const ROUNDER: f32 = 12_582_912.0;
     let x = x.max(-87.0);
-    let n = (x * LOG2E).round();
+    let shifted = x * LOG2E + ROUNDER;
+    let n = shifted - ROUNDER;
     let r = x - n * LN2_HI - n * LN2_LO;
     // exp(r) on |r| ≤ ln2/2: Taylor-like minimax coefficients.
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (0.166_666_67 + r * (0.041_666_41 + r * (0.008_333_452 + r * 0.001_395_3)))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2^n from the integer n held in the low mantissa bits of `shifted` (no float→int cast).
+    let scale = f32::from_bits(shifted.to_bits().wrapping_sub(ROUNDER.to_bits()).wrapping_add(127) << 23);
     p * scale
 }
 
@@ -99,61 +104,69 @@ pub fn sigmoid_softplus_f32(a: f32) -> (f32, f32) {
 /// If `uniforms` is given, samples `s_i = 1[u_i < σ(a_i)]` into `s`; otherwise `s` holds the
 /// observed values. Returns log p(s) = Σ_i s_i a_i − softplus(a_i) (f64 accumulation) and
 /// overwrites `a` with the score s − σ(a), which every gradient of the layer is made from.
-#[inline]
 pub fn bernoulli_column(a: &mut [f32], s: &mut [f32], uniforms: Option<&[f32]>) -> f64 {
-    assert_eq!(a.len(), s.len());
-    // Independent per-lane f32 partial sums let the compiler vectorise the loop; they are
-    // flushed to f64 every block so long columns keep their precision.
-    const LANES: usize = 16;
-    const BLOCK: usize = LANES * 32;
-    let mut total = 0.0f64;
-    let step = |a: &mut f32, s: &mut f32, u: Option<f32>| -> f32 {
-        let (sig, sp) = sigmoid_softplus_f32(*a);
-        if let Some(u) = u {
-            *s = if u < sig { 1.0 } else { 0.0 };
-        }
-        let term = *s * *a - sp;
-        *a = *s - sig;
-        term
-    };
-    for start in (0..a.len()).step_by(BLOCK) {
-        let end = (start + BLOCK).min(a.len());
-        let (a_block, s_block) = (&mut a[start..end], &mut s[start..end]);
-        let mut acc = [0.0f32; LANES];
-        let full = a_block.len() / LANES * LANES;
-        match uniforms {
-            Some(u) => {
-                let u_block = &u[start..end];
-                for ((a16, s16), u16) in a_block[..full]
-                    .chunks_exact_mut(LANES)
-                    .zip(s_block[..full].chunks_exact_mut(LANES))
-                    .zip(u_block[..full].chunks_exact(LANES))
-                {
-                    for lane in 0..LANES {
-                        acc[lane] += step(&mut a16[lane], &mut s16[lane], Some(u16[lane]));
-                    }
-                }
-                for i in full..a_block.len() {
-                    acc[0] += step(&mut a_block[i], &mut s_block[i], Some(u_block[i]));
-                }
-            }
-            None => {
-                for (a16, s16) in a_block[..full]
-                    .chunks_exact_mut(LANES)
-                    .zip(s_block[..full].chunks_exact_mut(LANES))
-                {
-                    for lane in 0..LANES {
-                        acc[lane] += step(&mut a16[lane], &mut s16[lane], None);
-                    }
-                }
-                for i in full..a_block.len() {
-                    acc[0] += step(&mut a_block[i], &mut s_block[i], None);
-                }
-            }
-        }
-        total += acc.iter().map(|&v| v as f64).sum::<f64>();
+    let mut terms = vec![0.0f32; a.len()];
+    bernoulli_terms(a, s, uniforms, &mut terms);
+    terms.iter().map(|&t| t as f64).sum()
+}
+
+/// The elementwise work of a Bernoulli layer over a flat buffer (any number of columns).
+///
+/// Like [`bernoulli_column`], but writes each element's log-probability term s·a − softplus(a)
+/// to `terms` instead of summing, so callers can sum per column. Dispatches at run time to an
+/// AVX2+FMA build of the same code where the CPU has it.
+pub fn bernoulli_terms(a: &mut [f32], s: &mut [f32], uniforms: Option<&[f32]>, terms: &mut [f32]) {
+    assert!(s.len() == a.len() && terms.len() == a.len());
+    assert!(uniforms.is_none_or(|u| u.len() == a.len()));
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports the features the function was compiled for.
+        unsafe { bernoulli_terms_avx2(a, s, uniforms, terms) };
+        return;
     }
-    total
+    bernoulli_terms_generic(a, s, uniforms, terms);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn bernoulli_terms_avx2(a: &mut [f32], s: &mut [f32], uniforms: Option<&[f32]>, terms: &mut [f32]) {
+    bernoulli_terms_generic(a, s, uniforms, terms);
+}
+
+#[inline(always)]
+fn bernoulli_terms_generic(a: &mut [f32], s: &mut [f32], uniforms: Option<&[f32]>, terms: &mut [f32]) {
+    match uniforms {
+        Some(u) => {
+            for (((a, s), &u), t) in a.iter_mut().zip(s.iter_mut()).zip(u).zip(terms.iter_mut()) {
+                let (sig, sp) = sigmoid_softplus_f32(*a);
+                let sample = if u < sig { 1.0 } else { 0.0 };
+                *s = sample;
+                *t = sample * *a - sp;
+                *a = sample - sig;
+            }
+        }
+        None => {
+            for ((a, &s), t) in a.iter_mut().zip(s.iter()).zip(terms.iter_mut()) {
+                let (sig, sp) = sigmoid_softplus_f32(*a);
+                *t = s * *a - sp;
+                *a = s - sig;
+            }
+        }
+    }
+}
+
+/// Sum of an f32 slice with 8 independent f32 lanes (vectorisable), returned as f64.
+#[inline]
+pub fn sum_f32(values: &[f32]) -> f64 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = values.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (l, v) in lanes.iter_mut().zip(chunk) {
+            *l += v;
+        }
+    }
+    lanes.iter().map(|&l| l as f64).sum::<f64>() + rest.iter().map(|&v| v as f64).sum::<f64>()
 }
 
 #[cfg(test)]

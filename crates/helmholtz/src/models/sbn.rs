@@ -6,7 +6,7 @@
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 
-use crate::math::numerics::bernoulli_column;
+use crate::math::numerics::{bernoulli_terms, sum_f32};
 
 /// Views a contiguous column-major buffer as a matrix.
 #[inline]
@@ -58,12 +58,22 @@ pub fn score_columns(
     log_probs: &mut [f64],
 ) {
     let n = log_probs.len();
-    let a_cols = a[..n_out * n].chunks_exact_mut(n_out);
-    let s_cols = s[..n_out * n].chunks_exact_mut(n_out);
-    for (j, (a_col, s_col)) in a_cols.zip(s_cols).enumerate() {
-        let u = uniforms.map(|u| &u[j * n_out..(j + 1) * n_out]);
-        log_probs[j] += bernoulli_column(a_col, s_col, u);
-    }
+    let len = n_out * n;
+    TERMS.with_borrow_mut(|terms| {
+        if terms.len() < len {
+            terms.resize(len, 0.0);
+        }
+        let terms = &mut terms[..len];
+        bernoulli_terms(&mut a[..len], &mut s[..len], uniforms.map(|u| &u[..len]), terms);
+        for (log_p, column) in log_probs.iter_mut().zip(terms.chunks_exact(n_out)) {
+            *log_p += sum_f32(column);
+        }
+    });
+}
+
+thread_local! {
+    /// Per-thread scratch for the elementwise log-probability terms (grows once, then reused).
+    static TERMS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Accumulates the gradient of Σ_j c_j log p(s_j | h_j) with respect to W and b:
