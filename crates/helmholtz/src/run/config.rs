@@ -213,9 +213,12 @@ pub struct EvalConfig {
     /// Use at most this many validation points for the periodic estimate (all if absent).
     #[serde(default)]
     pub max_points: Option<usize>,
-    /// Epochs after which the test log-likelihood is estimated with `k`.
+    /// Epochs after which the test log-likelihood is estimated with `test_k` samples.
     #[serde(default)]
     pub test_at: Vec<usize>,
+    /// Importance samples for the `test_at` estimates (default: `k`).
+    #[serde(default)]
+    pub test_k: Option<usize>,
     /// Importance samples for the final test estimate (none if absent).
     #[serde(default)]
     pub final_k: Option<usize>,
@@ -241,6 +244,7 @@ impl Default for EvalConfig {
             k: default_eval_k(),
             max_points: None,
             test_at: Vec::new(),
+            test_k: None,
             final_k: None,
             patience: None,
             exact_kl: false,
@@ -310,8 +314,8 @@ impl Config {
             return fail(format!("optimizer.lr must be positive, got {}", self.optimizer.lr));
         }
         self.optimizer.schedule.validate()?;
-        if self.eval.k == 0 || self.eval.final_k == Some(0) {
-            return fail("eval.k and eval.final_k must be at least 1".into());
+        if self.eval.k == 0 || self.eval.final_k == Some(0) || self.eval.test_k == Some(0) {
+            return fail("eval.k, eval.test_k and eval.final_k must be at least 1".into());
         }
         if self.checkpoint.every == 0 {
             return fail("checkpoint.every must be at least 1".into());

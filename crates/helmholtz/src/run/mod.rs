@@ -386,13 +386,14 @@ impl Run {
             }
         }
         if eval.test_at.contains(&epoch) && self.data.test.n_samples() > 0 {
-            observer.message(&format!("test log-likelihood, K = {} on {} points", eval.k, self.data.test.n_samples()));
+            let k = eval.test_k.unwrap_or(eval.k);
+            observer.message(&format!("test log-likelihood, K = {k} on {} points", self.data.test.n_samples()));
             let started = Instant::now();
-            let ll = self.log_likelihood(Split::Test, eval.k, None)?;
-            let record = json!({"epoch": epoch, "step": self.state.step, "split": "test", "k": eval.k,
+            let ll = self.log_likelihood(Split::Test, k, None)?;
+            let record = json!({"epoch": epoch, "step": self.state.step, "split": "test", "k": k,
                 "ll": ll, "nll_nats": -ll, "eval_s": started.elapsed().as_secs_f64()});
             self.log(&record)?;
-            observer.message(&format!("epoch {epoch}: test NLL {:.3} nats (K = {})", -ll, eval.k));
+            observer.message(&format!("epoch {epoch}: test NLL {:.3} nats (K = {k})", -ll));
         }
         Ok(early_stop)
     }
