@@ -189,7 +189,7 @@ impl Observer for Progress {
         }
         let mut line = format!(
             "epoch {:>4}  bound {:>9.3}  {:>6.2} s  {:>7.0} pts/s",
-            record["epoch"],
+            record["epoch"].as_u64().unwrap_or(0),
             record["bound"].as_f64().unwrap_or(f64::NAN),
             record["epoch_s"].as_f64().unwrap_or(f64::NAN),
             record["points_per_s"].as_f64().unwrap_or(f64::NAN)

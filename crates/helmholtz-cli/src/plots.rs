@@ -7,7 +7,7 @@
 //!
 //! Text (titles, axis labels, tick labels, legends) is rendered by plotters' `ttf` feature, which asks
 //! fontconfig for a system sans-serif font. On a machine without fonts plotters reports
-//! `backend error: Font loading error: No such font: sans-serif ...`; [`line_chart`] then prints one
+//! `backend error: Font loading error: No such font: sans-serif normal`; [`line_chart`] then prints one
 //! warning and draws the chart again without any text rather than failing. The image grids draw no
 //! text and need no font.
 
@@ -55,7 +55,8 @@ pub struct Series {
     /// Legend entry, e.g. the run name or `"test nll"`. An empty label is shown as `series N`.
     pub label: String,
     /// `(x, y)` points in drawing order (not sorted). Points with a NaN or infinite coordinate are
-    /// skipped, and the line joins the finite points either side of them.
+    /// skipped, and the line joins the finite points either side of them; coordinates beyond
+    /// ±1e300 are drawn at ±1e300.
     pub points: Vec<(f64, f64)>,
 }
 
@@ -89,6 +90,7 @@ pub fn line_chart(
     };
     let mut buffer = vec![0u8; CHART_WIDTH as usize * CHART_HEIGHT as usize * 3];
 
+    // Drawing into memory can only fail on text, so any failure means: try again without it.
     if let Err(text_error) = draw_line_chart(&mut buffer, &data, &labels, TextMode::Draw) {
         warn_no_text(&text_error);
         buffer.fill(0);
@@ -125,9 +127,13 @@ pub fn image_grid(
     let grid = GridShape::new(images, height, width, columns, scale)
         .with_context(|| format!("drawing image grid {}", out.display()))?;
     let pixels = images.iter().map(|image| {
-        image
-            .iter()
-            .map(|&value| if value.is_nan() { 0.0 } else { value.clamp(0.0, 1.0) })
+        image.iter().map(|&value| {
+            if value.is_nan() {
+                0.0
+            } else {
+                value.clamp(0.0, 1.0)
+            }
+        })
     });
     save_grid(&grid, pixels, out)
 }
@@ -182,13 +188,19 @@ pub fn read_metrics(path: &Path) -> anyhow::Result<Vec<Value>> {
     for (index, line) in BufReader::new(file).lines().enumerate() {
         let line_number = index + 1;
         let line = line.with_context(|| {
-            format!("reading line {line_number} of metrics file {}", path.display())
+            format!(
+                "reading line {line_number} of metrics file {}",
+                path.display()
+            )
         })?;
         if line.trim().is_empty() {
             continue;
         }
         let record: Value = serde_json::from_str(&line).with_context(|| {
-            format!("parsing line {line_number} of metrics file {}", path.display())
+            format!(
+                "parsing line {line_number} of metrics file {}",
+                path.display()
+            )
         })?;
         if !record.is_object() {
             bail!(
@@ -271,17 +283,28 @@ impl ChartData {
     }
 }
 
-/// The points of `points` whose coordinates are both finite.
+/// The points of `points` whose coordinates are both finite, each coordinate clamped to
+/// ±[`AXIS_LIMIT`] so that it lies within the axes fitted by [`padded_range`] (plotters overflows
+/// an `i32` mapping points far outside the axes to pixels).
 fn finite_points(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let clamp = |value: f64| value.clamp(-AXIS_LIMIT, AXIS_LIMIT);
     points
         .iter()
-        .copied()
         .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .map(|&(x, y)| (clamp(x), clamp(y)))
         .collect()
 }
 
-/// An axis range covering `values` (all finite) with `margin` of its span added on each side;
-/// `0..1` when there are no values, and a small range around the value when they are all equal.
+/// Coordinates are clamped to ±this: plotters' tick placement loops forever on an axis whose
+/// span overflows to infinity.
+const AXIS_LIMIT: f64 = 1e300;
+
+/// An axis range covering `values` (all finite) with `margin` (at most 0.5) of its span added on
+/// each side; `0..1` when there are no values, and ±5 % around the value (±0.5 around zero) when
+/// they are all equal or too close to tell apart on a chart.
+///
+/// The range always has a finite, not vanishingly small span, since plotters' tick placement
+/// loops forever on a span that is infinite or underflows.
 fn padded_range(values: impl Iterator<Item = f64>, margin: f64) -> Range<f64> {
     let (min, max) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(min, max), value| {
         (min.min(value), max.max(value))
@@ -289,21 +312,22 @@ fn padded_range(values: impl Iterator<Item = f64>, margin: f64) -> Range<f64> {
     if min > max {
         return 0.0..1.0;
     }
+    let (min, max) = (
+        min.clamp(-AXIS_LIMIT, AXIS_LIMIT),
+        max.clamp(-AXIS_LIMIT, AXIS_LIMIT),
+    );
     let span = max - min;
-    let pad = if span > 0.0 {
-        span * margin
-    } else if min == 0.0 {
-        0.5
-    } else {
-        min.abs() * 0.05
-    };
-    let (low, high) = (min - pad, max + pad);
-    // Near ±f64::MAX the padding overflows; the unpadded range is then the best there is.
-    if low.is_finite() && high.is_finite() && (high - low).is_finite() {
-        low..high
-    } else {
-        min..max
+    let middle = min / 2.0 + max / 2.0;
+    if span <= middle.abs() * 1e-10 || span < 1e-100 {
+        let half_width = if middle.abs() < 1e-100 {
+            0.5
+        } else {
+            middle.abs() * 0.05
+        };
+        return middle - half_width..middle + half_width;
     }
+    let pad = span * margin;
+    min - pad..max + pad
 }
 
 /// Draws the chart into `buffer` (RGB, [`CHART_WIDTH`] × [`CHART_HEIGHT`]).
@@ -333,13 +357,18 @@ fn draw_line_chart(
         mesh.x_desc(labels.x_label)
             .y_desc(labels.y_label)
             .label_style(("sans-serif", 14))
-            .axis_desc_style(("sans-serif", 16));
+            .axis_desc_style(("sans-serif", 16))
+            .x_label_formatter(&format_tick)
+            .y_label_formatter(&format_tick);
     }
     mesh.draw()?;
 
     for (index, (label, points)) in data.series.iter().enumerate() {
         let color = PALETTE[index % PALETTE.len()];
-        let line = chart.draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))?;
+        let line = chart.draw_series(LineSeries::new(
+            points.iter().copied(),
+            color.stroke_width(2),
+        ))?;
         if text == TextMode::Draw {
             line.label(label.as_str()).legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(3))
@@ -364,11 +393,9 @@ fn draw_line_chart(
                 .into_font()
                 .color(&BLACK.mix(0.6))
                 .pos(Pos::new(HPos::Center, VPos::Center));
-            chart.plotting_area().draw(&Text::new(
-                "no finite data to plot",
-                centre,
-                style,
-            ))?;
+            chart
+                .plotting_area()
+                .draw(&Text::new("no finite data to plot", centre, style))?;
         }
         if !data.series.is_empty() {
             chart
@@ -383,6 +410,32 @@ fn draw_line_chart(
 
     root.present()?;
     Ok(())
+}
+
+/// A tick label: plain decimal without trailing zeros (`20000`, `0.25`) for magnitudes in
+/// `[1e-4, 1e7)`, otherwise scientific with at most four significant digits (`1.5e7`).
+fn format_tick(value: &f64) -> String {
+    let magnitude = value.abs();
+    if magnitude == 0.0 {
+        return "0".to_string();
+    }
+    if (1e-4..1e7).contains(&magnitude) {
+        let decimal = format!("{value:.6}");
+        let trimmed = decimal.trim_end_matches('0').trim_end_matches('.');
+        return if trimmed == "-0" {
+            "0".to_string()
+        } else {
+            trimmed.to_string()
+        };
+    }
+    let scientific = format!("{value:.3e}");
+    match scientific.split_once('e') {
+        Some((mantissa, exponent)) => {
+            let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+            format!("{mantissa}e{exponent}")
+        }
+        None => scientific,
+    }
 }
 
 /// Tells the user, once per process, that charts are drawn without text and why.
@@ -439,7 +492,10 @@ impl GridShape {
         let rows = images.len().div_ceil(columns);
         // Each of `count` tiles of `size` pixels is followed by a separator, plus one before the first.
         let extent = |count: usize, size: usize| -> Option<u32> {
-            let total = size.checked_mul(scale)?.checked_add(1)?.checked_mul(count)?;
+            let total = size
+                .checked_mul(scale)?
+                .checked_add(1)?
+                .checked_mul(count)?;
             u32::try_from(total.checked_add(1)?).ok()
         };
         let (Some(width_px), Some(height_px)) = (extent(columns, width), extent(rows, height))
@@ -466,7 +522,8 @@ where
     Tile: Iterator<Item = Pixels>,
     Pixels: Iterator<Item = f32>,
 {
-    let mut canvas = GrayImage::from_pixel(grid.width_px, grid.height_px, image::Luma([SEPARATOR_GREY]));
+    let mut canvas =
+        GrayImage::from_pixel(grid.width_px, grid.height_px, image::Luma([SEPARATOR_GREY]));
     let tile_width = grid.width * grid.scale + 1;
     let tile_height = grid.height * grid.scale + 1;
     for (index, pixels) in tiles.enumerate() {
@@ -499,10 +556,9 @@ mod tests {
 
     impl TempFile {
         fn new(name: &str) -> Self {
-            Self(std::env::temp_dir().join(format!(
-                "helmholtz-plots-{}-{name}",
-                std::process::id()
-            )))
+            Self(
+                std::env::temp_dir().join(format!("helmholtz-plots-{}-{name}", std::process::id())),
+            )
         }
     }
 
@@ -589,7 +645,10 @@ mod tests {
         };
         let data = ChartData::new(std::slice::from_ref(&all_nan));
         assert_eq!(data.series[0].0, "series 1 (no finite data)");
-        assert_eq!((data.x_range.clone(), data.y_range.clone()), (0.0..1.0, 0.0..1.0));
+        assert_eq!(
+            (data.x_range.clone(), data.y_range.clone()),
+            (0.0..1.0, 0.0..1.0)
+        );
 
         let out = TempFile::new("all-nan.png");
         line_chart(&[all_nan], "nothing", "x", "y", &out.0).unwrap();
@@ -612,9 +671,33 @@ mod tests {
                 label: "huge".to_string(),
                 points: vec![(0.0, -f64::MAX), (1.0, f64::MAX)],
             },
+            Series {
+                label: "tiny".to_string(),
+                points: vec![(1e16, 1e-320), (1e16 + 2.0, 2e-320)],
+            },
         ];
         line_chart(&series, "extreme", "x", "y", &out.0).unwrap();
         assert_eq!(read_png(&out.0).width(), CHART_WIDTH);
+    }
+
+    #[test]
+    fn tick_labels_are_short() {
+        let labels: Vec<String> = [
+            0.0,
+            20000.0,
+            0.25,
+            -1.5,
+            0.30000000000000004,
+            1.5e7,
+            -2.5e-6,
+        ]
+        .iter()
+        .map(format_tick)
+        .collect();
+        assert_eq!(
+            labels,
+            ["0", "20000", "0.25", "-1.5", "0.3", "1.5e7", "-2.5e-6"]
+        );
     }
 
     #[test]
@@ -623,6 +706,17 @@ mod tests {
         assert_eq!(padded_range([0.0].into_iter(), 0.05), -0.5..0.5);
         assert_eq!(padded_range(std::iter::empty(), 0.05), 0.0..1.0);
         assert_eq!(padded_range([0.0, 10.0].into_iter(), 0.1), -1.0..11.0);
+        // Spans plotters cannot place ticks on: infinite, underflowing, or below f64 resolution.
+        for values in [
+            [-f64::MAX, f64::MAX],
+            [1e-320, 2e-320],
+            [1e16, 1e16 + 2.0],
+            [f64::MAX, f64::MAX],
+        ] {
+            let range = padded_range(values.into_iter(), 0.05);
+            let span = range.end - range.start;
+            assert!(span.is_finite() && span > range.start.abs().max(range.end.abs()) * 1e-10);
+        }
     }
 
     #[test]
@@ -639,10 +733,26 @@ mod tests {
         let out = TempFile::new("grid.png");
         // Five 3×4 images in 2 columns at scale 3: 3 rows of tiles 12 wide and 9 high.
         let mut images = vec![vec![1.0f32; 12]; 5];
-        images[1] = vec![-1.0, 0.5, 2.0, f32::NAN, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        images[1] = vec![
+            -1.0,
+            0.5,
+            2.0,
+            f32::NAN,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+        ];
         image_grid(&images, 3, 4, 2, 3, &out.0).unwrap();
         let image = read_png(&out.0).into_luma8();
-        assert_eq!(image.dimensions(), (2 * (4 * 3 + 1) + 1, 3 * (3 * 3 + 1) + 1));
+        assert_eq!(
+            image.dimensions(),
+            (2 * (4 * 3 + 1) + 1, 3 * (3 * 3 + 1) + 1)
+        );
         assert_eq!(image.get_pixel(0, 0).0, [SEPARATOR_GREY]);
         assert_eq!(image.get_pixel(1, 1).0, [255]);
         assert_eq!(image.get_pixel(3, 3).0, [255]);
@@ -716,7 +826,10 @@ mod tests {
             metric_series(&records, "train", "loss", "step"),
             vec![(1.0, 3.5), (2.0, 3.0)]
         );
-        assert_eq!(metric_series(&records, "test", "nll", "step"), vec![(1.0, 90.0)]);
+        assert_eq!(
+            metric_series(&records, "test", "nll", "step"),
+            vec![(1.0, 90.0)]
+        );
         assert!(metric_series(&records, "valid", "nll", "step").is_empty());
 
         std::fs::write(&file.0, "{\"split\":\"train\"}\n\n{\"split\": oops}\n").unwrap();
@@ -726,13 +839,19 @@ mod tests {
 
         std::fs::write(&file.0, "[1, 2]\n").unwrap();
         let message = format!("{:#}", read_metrics(&file.0).unwrap_err());
-        assert!(message.contains("line 1") && message.contains("not a JSON object"), "{message}");
+        assert!(
+            message.contains("line 1") && message.contains("not a JSON object"),
+            "{message}"
+        );
     }
 
     #[test]
     fn read_metrics_of_a_missing_file_names_it() {
         let missing = std::env::temp_dir().join("helmholtz-plots-missing-metrics.jsonl");
         let message = format!("{:#}", read_metrics(&missing).unwrap_err());
-        assert!(message.contains("helmholtz-plots-missing-metrics.jsonl"), "{message}");
+        assert!(
+            message.contains("helmholtz-plots-missing-metrics.jsonl"),
+            "{message}"
+        );
     }
 }

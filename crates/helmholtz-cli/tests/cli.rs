@@ -1,0 +1,109 @@
+//! The `helmholtz` binary end to end: a short training run leaves a complete run directory;
+//! bad input gets a clear error and a non-zero exit code.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn helmholtz(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_helmholtz")).args(args).current_dir(cwd).output().expect("the binary runs")
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("helmholtz-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+#[test]
+fn train_eval_sample_and_plot_a_short_quickstart_run() {
+    let dir = scratch("quickstart");
+    let run = dir.join("run");
+    let config = repo_root().join("configs/quickstart.toml");
+    let out = helmholtz(
+        &["train", config.to_str().unwrap(), "--set", "train.epochs=2", "--set", "eval.every=1", "--set", "eval.test_at=[2]",
+          "--set", "eval.final_k=50", "--set", "model.hidden=[16, 4]", "--out", run.to_str().unwrap()],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = text(&out);
+    assert!(printed.contains("epoch    2") && printed.contains("test NLL"), "{printed}");
+    for file in ["config.toml", "metrics.jsonl", "summary.json", "checkpoints/last/params.safetensors",
+                 "checkpoints/last/optimizer.safetensors", "checkpoints/last/state.json",
+                 "plots/learning_curve.png", "plots/samples.png", "plots/receptive_fields.png"] {
+        assert!(run.join(file).is_file(), "{file} missing");
+    }
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().filter(|l| l.contains("\"split\":\"train\"")).count(), 2);
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert!(summary["test_nll_nats"].as_f64().unwrap() > 0.0);
+
+    let out = helmholtz(&["eval", run.to_str().unwrap(), "--k", "20", "--split", "valid"], &dir);
+    assert!(out.status.success() && text(&out).contains("valid log-likelihood"), "{}", text(&out));
+    let png = dir.join("s.png");
+    let out = helmholtz(&["sample", run.to_str().unwrap(), "--n", "9", "-o", png.to_str().unwrap()], &dir);
+    assert!(out.status.success() && png.is_file(), "{}", text(&out));
+    let chart = dir.join("c.png");
+    let out = helmholtz(&["plot", run.to_str().unwrap(), run.to_str().unwrap(), "-o", chart.to_str().unwrap()], &dir);
+    assert!(out.status.success() && chart.is_file(), "{}", text(&out));
+    // Resuming a finished run with more epochs continues it.
+    let out = helmholtz(&["train", "--resume", run.to_str().unwrap(), "--set", "train.epochs=3", "--quiet"], &dir);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().filter(|l| l.contains("\"split\":\"train\"")).count(), 3);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_unknown_config_key_is_rejected_by_name() {
+    let dir = scratch("unknown");
+    let config = repo_root().join("configs/quickstart.toml");
+    let out = helmholtz(&["train", config.to_str().unwrap(), "--set", "train.learning_rate=0.1"], &dir);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("unknown field `learning_rate`"), "{}", text(&out));
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, std::fs::read_to_string(&config).unwrap().replace("[model]", "[model]\nlayers = 3")).unwrap();
+    let out = helmholtz(&["train", bad.to_str().unwrap()], &dir);
+    assert!(!out.status.success() && text(&out).contains("layers"), "{}", text(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn files_with_a_wrong_magic_number_or_wrong_dimensions_are_rejected_clearly() {
+    let dir = scratch("badfiles");
+    let config = |train: &Path| {
+        format!(
+            "name = \"x\"\n[data]\nsource = \"idx\"\ntrain = \"{}\"\n[model]\nhidden = [4]\n[train]\nalgorithm = \"rws\"\nbatch_size = 2\nepochs = 1\n[optimizer]\nlr = 0.01\nrule = {{ kind = \"adam\" }}\n",
+            train.display()
+        )
+    };
+    // Wrong magic number: a 3-dimensional unsigned-byte IDX has magic 0x00000803.
+    let wrong_magic = dir.join("magic.idx");
+    let mut bytes = vec![0u8, 0, 0x0d, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2];
+    bytes.extend([0u8; 4]);
+    std::fs::write(&wrong_magic, &bytes).unwrap();
+    std::fs::write(dir.join("magic.toml"), config(&wrong_magic)).unwrap();
+    let out = helmholtz(&["train", "magic.toml", "--quiet"], &dir);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("magic.idx") && text(&out).to_lowercase().contains("magic"), "{}", text(&out));
+    // Header says 1×2×2 but 3 pixel bytes follow.
+    let wrong_dims = dir.join("dims.idx");
+    let mut bytes = vec![0u8, 0, 0x08, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2];
+    bytes.extend([0u8; 3]);
+    std::fs::write(&wrong_dims, &bytes).unwrap();
+    std::fs::write(dir.join("dims.toml"), config(&wrong_dims)).unwrap();
+    let out = helmholtz(&["train", "dims.toml", "--quiet"], &dir);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("dims.idx"), "{}", text(&out));
+    // A run that does not exist.
+    let out = helmholtz(&["eval", "no-such-run"], &dir);
+    assert!(!out.status.success() && text(&out).contains("no-such-run"), "{}", text(&out));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
