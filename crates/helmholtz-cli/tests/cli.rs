@@ -5,11 +5,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn helmholtz(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_helmholtz")).args(args).current_dir(cwd).output().expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_helmholtz"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the binary runs")
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -20,7 +27,11 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 #[test]
@@ -29,35 +40,117 @@ fn train_eval_sample_and_plot_a_short_quickstart_run() {
     let run = dir.join("run");
     let config = repo_root().join("configs/quickstart.toml");
     let out = helmholtz(
-        &["train", config.to_str().unwrap(), "--set", "train.epochs=2", "--set", "eval.every=1", "--set", "eval.test_at=[2]",
-          "--set", "eval.final_k=50", "--set", "model.hidden=[16, 4]", "--out", run.to_str().unwrap()],
+        &[
+            "train",
+            config.to_str().unwrap(),
+            "--set",
+            "train.epochs=2",
+            "--set",
+            "eval.every=1",
+            "--set",
+            "eval.test_at=[2]",
+            "--set",
+            "eval.final_k=50",
+            "--set",
+            "model.hidden=[16, 4]",
+            "--out",
+            run.to_str().unwrap(),
+        ],
         &dir,
     );
     assert!(out.status.success(), "{}", text(&out));
     let printed = text(&out);
-    assert!(printed.contains("epoch    2") && printed.contains("test NLL"), "{printed}");
-    for file in ["config.toml", "metrics.jsonl", "summary.json", "checkpoints/last/params.safetensors",
-                 "checkpoints/last/optimizer.safetensors", "checkpoints/last/state.json",
-                 "plots/learning_curve.png", "plots/samples.png", "plots/receptive_fields.png"] {
+    assert!(
+        printed.contains("epoch    2") && printed.contains("test NLL"),
+        "{printed}"
+    );
+    for file in [
+        "config.toml",
+        "metrics.jsonl",
+        "summary.json",
+        "checkpoints/last/params.safetensors",
+        "checkpoints/last/optimizer.safetensors",
+        "checkpoints/last/state.json",
+        "plots/learning_curve.png",
+        "plots/samples.png",
+        "plots/receptive_fields.png",
+    ] {
         assert!(run.join(file).is_file(), "{file} missing");
     }
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    assert_eq!(metrics.lines().filter(|l| l.contains("\"split\":\"train\"")).count(), 2);
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(
+        metrics
+            .lines()
+            .filter(|l| l.contains("\"split\":\"train\""))
+            .count(),
+        2
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     assert!(summary["test_nll_nats"].as_f64().unwrap() > 0.0);
 
-    let out = helmholtz(&["eval", run.to_str().unwrap(), "--k", "20", "--split", "valid"], &dir);
-    assert!(out.status.success() && text(&out).contains("valid log-likelihood"), "{}", text(&out));
+    let out = helmholtz(
+        &[
+            "eval",
+            run.to_str().unwrap(),
+            "--k",
+            "20",
+            "--split",
+            "valid",
+        ],
+        &dir,
+    );
+    assert!(
+        out.status.success() && text(&out).contains("valid log-likelihood"),
+        "{}",
+        text(&out)
+    );
     let png = dir.join("s.png");
-    let out = helmholtz(&["sample", run.to_str().unwrap(), "--n", "9", "-o", png.to_str().unwrap()], &dir);
+    let out = helmholtz(
+        &[
+            "sample",
+            run.to_str().unwrap(),
+            "--n",
+            "9",
+            "-o",
+            png.to_str().unwrap(),
+        ],
+        &dir,
+    );
     assert!(out.status.success() && png.is_file(), "{}", text(&out));
     let chart = dir.join("c.png");
-    let out = helmholtz(&["plot", run.to_str().unwrap(), run.to_str().unwrap(), "-o", chart.to_str().unwrap()], &dir);
+    let out = helmholtz(
+        &[
+            "plot",
+            run.to_str().unwrap(),
+            run.to_str().unwrap(),
+            "-o",
+            chart.to_str().unwrap(),
+        ],
+        &dir,
+    );
     assert!(out.status.success() && chart.is_file(), "{}", text(&out));
     // Resuming a finished run with more epochs continues it.
-    let out = helmholtz(&["train", "--resume", run.to_str().unwrap(), "--set", "train.epochs=3", "--quiet"], &dir);
+    let out = helmholtz(
+        &[
+            "train",
+            "--resume",
+            run.to_str().unwrap(),
+            "--set",
+            "train.epochs=3",
+            "--quiet",
+        ],
+        &dir,
+    );
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().filter(|l| l.contains("\"split\":\"train\"")).count(), 3);
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"split\":\"train\""))
+            .count(),
+        3
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -65,13 +158,35 @@ fn train_eval_sample_and_plot_a_short_quickstart_run() {
 fn an_unknown_config_key_is_rejected_by_name() {
     let dir = scratch("unknown");
     let config = repo_root().join("configs/quickstart.toml");
-    let out = helmholtz(&["train", config.to_str().unwrap(), "--set", "train.learning_rate=0.1"], &dir);
+    let out = helmholtz(
+        &[
+            "train",
+            config.to_str().unwrap(),
+            "--set",
+            "train.learning_rate=0.1",
+        ],
+        &dir,
+    );
     assert!(!out.status.success());
-    assert!(text(&out).contains("unknown field `learning_rate`"), "{}", text(&out));
+    assert!(
+        text(&out).contains("unknown field `learning_rate`"),
+        "{}",
+        text(&out)
+    );
     let bad = dir.join("bad.toml");
-    std::fs::write(&bad, std::fs::read_to_string(&config).unwrap().replace("[model]", "[model]\nlayers = 3")).unwrap();
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("[model]", "[model]\nlayers = 3"),
+    )
+    .unwrap();
     let out = helmholtz(&["train", bad.to_str().unwrap()], &dir);
-    assert!(!out.status.success() && text(&out).contains("layers"), "{}", text(&out));
+    assert!(
+        !out.status.success() && text(&out).contains("layers"),
+        "{}",
+        text(&out)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -92,7 +207,11 @@ fn files_with_a_wrong_magic_number_or_wrong_dimensions_are_rejected_clearly() {
     std::fs::write(dir.join("magic.toml"), config(&wrong_magic)).unwrap();
     let out = helmholtz(&["train", "magic.toml", "--quiet"], &dir);
     assert!(!out.status.success());
-    assert!(text(&out).contains("magic.idx") && text(&out).to_lowercase().contains("magic"), "{}", text(&out));
+    assert!(
+        text(&out).contains("magic.idx") && text(&out).to_lowercase().contains("magic"),
+        "{}",
+        text(&out)
+    );
     // Header says 1×2×2 but 3 pixel bytes follow.
     let wrong_dims = dir.join("dims.idx");
     let mut bytes = vec![0u8, 0, 0x08, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2];
@@ -104,6 +223,10 @@ fn files_with_a_wrong_magic_number_or_wrong_dimensions_are_rejected_clearly() {
     assert!(text(&out).contains("dims.idx"), "{}", text(&out));
     // A run that does not exist.
     let out = helmholtz(&["eval", "no-such-run"], &dir);
-    assert!(!out.status.success() && text(&out).contains("no-such-run"), "{}", text(&out));
+    assert!(
+        !out.status.success() && text(&out).contains("no-such-run"),
+        "{}",
+        text(&out)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -42,15 +42,28 @@ exact_kl = true
 fn rws_learns_the_3x3_lines_toy_to_within_005_nats() {
     let dir = scratch("toy");
     let mut run = Run::create(config(TOY, &[]), &dir).unwrap();
-    assert_eq!(run.train(&mut Silent, &AtomicBool::new(false)).unwrap(), Outcome::Completed);
+    assert_eq!(
+        run.train(&mut Silent, &AtomicBool::new(false)).unwrap(),
+        Outcome::Completed
+    );
     let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
     let kl: Vec<f64> = metrics
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kl_true_model"].as_f64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["kl_true_model"]
+                .as_f64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(kl.len(), 8);
-    assert!(kl[0] > 0.2, "the first epoch should still be far off: {kl:?}");
-    assert!(*kl.last().unwrap() <= 0.05, "KL(true ‖ model) after 8 epochs: {kl:?}");
+    assert!(
+        kl[0] > 0.2,
+        "the first epoch should still be far off: {kl:?}"
+    );
+    assert!(
+        *kl.last().unwrap() <= 0.05,
+        "KL(true ‖ model) after 8 epochs: {kl:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -105,13 +118,29 @@ fn resumed_runs_equal_uninterrupted_runs_bit_for_bit() {
         let parts_dir = scratch(&format!("parts-{algorithm}"));
         let mut first = Run::create(config(DIGITS, &[&set]), &parts_dir).unwrap();
         let flag = AtomicBool::new(false);
-        let outcome = first.train(&mut StopAfter { batches: 40, seen: 0, flag: &flag }, &flag).unwrap();
+        let outcome = first
+            .train(
+                &mut StopAfter {
+                    batches: 40,
+                    seen: 0,
+                    flag: &flag,
+                },
+                &flag,
+            )
+            .unwrap();
         assert_eq!(outcome, Outcome::Interrupted);
-        assert!(first.state.epoch == 1 && first.state.batch == 12, "{:?}", first.state);
+        assert!(
+            first.state.epoch == 1 && first.state.batch == 12,
+            "{:?}",
+            first.state
+        );
         let mut resumed = Run::resume(&parts_dir, &[]).unwrap();
         assert_eq!(resumed.state, first.state);
         resumed.train(&mut Silent, &AtomicBool::new(false)).unwrap();
-        assert_eq!(resumed.model.params, whole.model.params, "{algorithm}: interrupted + resumed");
+        assert_eq!(
+            resumed.model.params, whole.model.params,
+            "{algorithm}: interrupted + resumed"
+        );
         assert_eq!(resumed.optimizer.first, whole.optimizer.first);
         assert_eq!(resumed.optimizer.second, whole.optimizer.second);
 
@@ -119,8 +148,13 @@ fn resumed_runs_equal_uninterrupted_runs_bit_for_bit() {
         let mut short = Run::create(config(DIGITS, &[&set, "train.epochs=1"]), &short_dir).unwrap();
         short.train(&mut Silent, &AtomicBool::new(false)).unwrap();
         let mut extended = Run::resume(&short_dir, &["train.epochs=3".to_string()]).unwrap();
-        extended.train(&mut Silent, &AtomicBool::new(false)).unwrap();
-        assert_eq!(extended.model.params, whole.model.params, "{algorithm}: extended");
+        extended
+            .train(&mut Silent, &AtomicBool::new(false))
+            .unwrap();
+        assert_eq!(
+            extended.model.params, whole.model.params,
+            "{algorithm}: extended"
+        );
         for dir in [whole_dir, parts_dir, short_dir] {
             std::fs::remove_dir_all(dir).unwrap();
         }
@@ -131,8 +165,12 @@ fn resumed_runs_equal_uninterrupted_runs_bit_for_bit() {
 fn training_is_identical_for_any_thread_count() {
     let train_with = |threads: usize| {
         let dir = scratch(&format!("threads-{threads}"));
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        let mut run = Run::create(config(DIGITS, &["train.epochs=1", "eval.every=0"]), &dir).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let mut run =
+            Run::create(config(DIGITS, &["train.epochs=1", "eval.every=0"]), &dir).unwrap();
         pool.install(|| run.train(&mut Silent, &AtomicBool::new(false)).unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
         run.model.params
@@ -143,9 +181,22 @@ fn training_is_identical_for_any_thread_count() {
 #[test]
 fn a_diverging_run_stops_with_a_clear_error_and_keeps_its_last_checkpoint() {
     let dir = scratch("diverge");
-    let mut run = Run::create(config(DIGITS, &["optimizer.lr=1e38", "optimizer.rule={ kind = \"sgd\" }"]), &dir).unwrap();
-    let err = run.train(&mut Silent, &AtomicBool::new(false)).unwrap_err().to_string();
-    assert!(err.contains("diverged") && err.contains("last good checkpoint"), "{err}");
+    let mut run = Run::create(
+        config(
+            DIGITS,
+            &["optimizer.lr=1e38", "optimizer.rule={ kind = \"sgd\" }"],
+        ),
+        &dir,
+    )
+    .unwrap();
+    let err = run
+        .train(&mut Silent, &AtomicBool::new(false))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("diverged") && err.contains("last good checkpoint"),
+        "{err}"
+    );
     // The checkpoint on disk is the last good one: it loads and holds finite parameters.
     let reopened = Run::open(&dir).unwrap();
     assert!(reopened.model.params.first_non_finite().is_none());
@@ -156,7 +207,10 @@ fn a_diverging_run_stops_with_a_clear_error_and_keeps_its_last_checkpoint() {
 fn existing_runs_are_not_overwritten() {
     let dir = scratch("exists");
     Run::create(config(DIGITS, &[]), &dir).unwrap();
-    let err = Run::create(config(DIGITS, &[]), &dir).err().unwrap().to_string();
+    let err = Run::create(config(DIGITS, &[]), &dir)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("--resume"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

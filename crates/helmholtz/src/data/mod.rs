@@ -34,7 +34,11 @@ pub struct Dataset {
 impl Dataset {
     /// A data set from a matrix of samples (columns).
     pub fn new(x: Mat<f32>) -> Self {
-        Dataset { x, labels: None, image_shape: None }
+        Dataset {
+            x,
+            labels: None,
+            image_shape: None,
+        }
     }
 
     /// Number of samples (columns).
@@ -52,7 +56,10 @@ impl Dataset {
         let x = Mat::from_fn(self.dim(), indices.len(), |i, j| self.x[(i, indices[j])]);
         Dataset {
             x,
-            labels: self.labels.as_ref().map(|l| indices.iter().map(|&i| l[i]).collect()),
+            labels: self
+                .labels
+                .as_ref()
+                .map(|l| indices.iter().map(|&i| l[i]).collect()),
             image_shape: self.image_shape,
         }
     }

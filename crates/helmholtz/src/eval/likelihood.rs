@@ -37,7 +37,12 @@ pub struct IsConfig {
 impl IsConfig {
     /// Plain log-likelihood with `k` samples.
     pub fn new(k: usize, seed: u64) -> Self {
-        IsConfig { k, chunk: k.min(1000), seed, estimator: Estimator::LogLikelihood }
+        IsConfig {
+            k,
+            chunk: k.min(1000),
+            seed,
+            estimator: Estimator::LogLikelihood,
+        }
     }
 }
 
@@ -60,7 +65,9 @@ pub fn importance_log_likelihood(
 ) -> Result<Vec<f64>> {
     model.check_batch(x, n_points)?;
     if config.k == 0 || config.chunk == 0 {
-        return Err(Error::Config("importance sampling needs k ≥ 1 and chunk ≥ 1".into()));
+        return Err(Error::Config(
+            "importance sampling needs k ≥ 1 and chunk ≥ 1".into(),
+        ));
     }
     let chunk = config.chunk.min(config.k);
     let d = model.x_dim();
@@ -83,7 +90,8 @@ pub fn importance_log_likelihood(
                 let mut j = 0u64;
                 while drawn < config.k {
                     let size = chunk.min(config.k - drawn);
-                    let mut rng = Stream::new(config.seed, &[ids::EVAL, (first_index + i) as u64, j]);
+                    let mut rng =
+                        Stream::new(config.seed, &[ids::EVAL, (first_index + i) as u64, j]);
                     model.wake(point, 1, size, &mut scratch.q0, &mut scratch.pass, &mut rng);
                     let scaled: Vec<f64> = (0..size)
                         .map(|s| scale * (scratch.pass.log_p[s] - scratch.pass.log_q[s]))
@@ -103,7 +111,11 @@ pub fn importance_log_likelihood(
 pub const MAX_ENUMERATED_HIDDEN: usize = 24;
 
 /// Exact log p(x) for each column of `x`, by summing p(x, h) over all 2^H hidden configurations.
-pub fn exact_log_likelihood(model: &HelmholtzMachine, x: &[f32], n_points: usize) -> Result<Vec<f64>> {
+pub fn exact_log_likelihood(
+    model: &HelmholtzMachine,
+    x: &[f32],
+    n_points: usize,
+) -> Result<Vec<f64>> {
     model.check_batch(x, n_points)?;
     let n_hidden = model.n_hidden();
     if n_hidden > MAX_ENUMERATED_HIDDEN {
@@ -137,14 +149,36 @@ pub fn exact_log_likelihood(model: &HelmholtzMachine, x: &[f32], n_points: usize
             // log p(x | h_1) = xᵀ a − Σ softplus(a), for every data point at once.
             let mut a = vec![0.0f32; d * n];
             let (pw, pb) = (model.p_index(0), model.p_index(0) + 1);
-            let shape = crate::models::sbn::SbnShape { n_in: model.sizes[1], n_out: d };
-            preactivation(shape, &model.params.tensors[pw].data, &model.params.tensors[pb].data, &pass.h[1], n, &mut a);
+            let shape = crate::models::sbn::SbnShape {
+                n_in: model.sizes[1],
+                n_out: d,
+            };
+            preactivation(
+                shape,
+                &model.params.tensors[pw].data,
+                &model.params.tensors[pb].data,
+                &pass.h[1],
+                n,
+                &mut a,
+            );
             let softplus_sums: Vec<f64> = a
                 .chunks_exact(d)
-                .map(|column| column.iter().map(|&v| sigmoid_softplus_f32(v).1 as f64).sum())
+                .map(|column| {
+                    column
+                        .iter()
+                        .map(|&v| sigmoid_softplus_f32(v).1 as f64)
+                        .sum()
+                })
                 .collect();
             let mut xa = vec![0.0f32; n_points * n];
-            matmul(view_mut(&mut xa, n_points, n), Accum::Replace, view(x, d, n_points).transpose(), view(&a, d, n), 1.0f32, Par::Seq);
+            matmul(
+                view_mut(&mut xa, n_points, n),
+                Accum::Replace,
+                view(x, d, n_points).transpose(),
+                view(&a, d, n),
+                1.0f32,
+                Par::Seq,
+            );
             (0..n_points)
                 .map(|i| {
                     let joint: Vec<f64> = (0..n)
@@ -155,7 +189,9 @@ pub fn exact_log_likelihood(model: &HelmholtzMachine, x: &[f32], n_points: usize
                 .collect()
         })
         .collect();
-    Ok((0..n_points).map(|i| logsumexp(&partials.iter().map(|p| p[i]).collect::<Vec<_>>())).collect())
+    Ok((0..n_points)
+        .map(|i| logsumexp(&partials.iter().map(|p| p[i]).collect::<Vec<_>>()))
+        .collect())
 }
 
 /// log p(h_1, …, h_L) of the hidden configurations in `pass.h[1..]`.
@@ -167,13 +203,35 @@ fn log_p_hidden(model: &HelmholtzMachine, pass: &mut Pass) -> Vec<f64> {
     for column in pass.prior_delta[..model.sizes[top] * n].chunks_exact_mut(model.sizes[top]) {
         column.copy_from_slice(prior);
     }
-    score_columns(model.sizes[top], &mut pass.prior_delta, &mut pass.h[top], None, &mut log_p);
+    score_columns(
+        model.sizes[top],
+        &mut pass.prior_delta,
+        &mut pass.h[top],
+        None,
+        &mut log_p,
+    );
     for l in (1..top).rev() {
-        let shape = crate::models::sbn::SbnShape { n_in: model.sizes[l + 1], n_out: model.sizes[l] };
+        let shape = crate::models::sbn::SbnShape {
+            n_in: model.sizes[l + 1],
+            n_out: model.sizes[l],
+        };
         let (pw, pb) = (model.p_index(l), model.p_index(l) + 1);
         let (lower, upper) = pass.h.split_at_mut(l + 1);
-        preactivation(shape, &model.params.tensors[pw].data, &model.params.tensors[pb].data, &upper[0], n, &mut pass.p_delta[l]);
-        score_columns(shape.n_out, &mut pass.p_delta[l], &mut lower[l], None, &mut log_p);
+        preactivation(
+            shape,
+            &model.params.tensors[pw].data,
+            &model.params.tensors[pb].data,
+            &upper[0],
+            n,
+            &mut pass.p_delta[l],
+        );
+        score_columns(
+            shape.n_out,
+            &mut pass.p_delta[l],
+            &mut lower[l],
+            None,
+            &mut log_p,
+        );
     }
     log_p
 }
@@ -185,7 +243,10 @@ pub fn exact_kl_from(model: &HelmholtzMachine, target: &[(Vec<f32>, f64)]) -> Re
     let mut x = Vec::with_capacity(target.len() * d);
     for (pattern, _) in target {
         if pattern.len() != d {
-            return Err(Error::Dimension(format!("pattern of length {} for a model of dimension {d}", pattern.len())));
+            return Err(Error::Dimension(format!(
+                "pattern of length {} for a model of dimension {d}",
+                pattern.len()
+            )));
         }
         x.extend_from_slice(pattern);
     }
@@ -200,9 +261,16 @@ pub fn exact_kl_from(model: &HelmholtzMachine, target: &[(Vec<f32>, f64)]) -> Re
 
 /// BiHM's log Z² = log E_{(x,h)~p}[√(q(h|x) p̃*(x) / p(x,h))] from `n_dreams` dreams, each with
 /// `k_inner` importance samples for p̃*(x) (bihm `est-z.py`). Subtract it from log p̃* to get log p*.
-pub fn bihm_log_z2(model: &HelmholtzMachine, n_dreams: usize, k_inner: usize, seed: u64) -> Result<f64> {
+pub fn bihm_log_z2(
+    model: &HelmholtzMachine,
+    n_dreams: usize,
+    k_inner: usize,
+    seed: u64,
+) -> Result<f64> {
     if n_dreams == 0 || k_inner == 0 {
-        return Err(Error::Config("the log Z² estimate needs at least one dream and one inner sample".into()));
+        return Err(Error::Config(
+            "the log Z² estimate needs at least one dream and one inner sample".into(),
+        ));
     }
     let block = 1000;
     let d = model.x_dim();
@@ -214,9 +282,16 @@ pub fn bihm_log_z2(model: &HelmholtzMachine, n_dreams: usize, k_inner: usize, se
             let mut rng = Stream::new(seed, &[ids::SAMPLE, b as u64]);
             model.dream(n, true, &mut pass, &mut rng);
             let x = pass.h[0][..d * n].to_vec();
-            let config = IsConfig { k: k_inner, chunk: k_inner.min(1000), seed, estimator: Estimator::BihmUnnormalised };
+            let config = IsConfig {
+                k: k_inner,
+                chunk: k_inner.min(1000),
+                seed,
+                estimator: Estimator::BihmUnnormalised,
+            };
             let log_p_tilde = importance_log_likelihood(model, &x, n, b * block, config)?;
-            Ok((0..n).map(|j| 0.5 * (pass.log_q[j] - pass.log_p[j] + log_p_tilde[j])).collect())
+            Ok((0..n)
+                .map(|j| 0.5 * (pass.log_q[j] - pass.log_p[j] + log_p_tilde[j]))
+                .collect())
         })
         .collect::<Result<_>>()?;
     let all: Vec<f64> = terms.into_iter().flatten().collect();
@@ -249,7 +324,9 @@ mod tests {
     fn exact_enumeration_normalises() {
         // Σ_x p(x) = 1 over all 2^6 data vectors.
         let model = random_model(&[6, 4, 3], 1);
-        let x: Vec<f32> = (0..64usize).flat_map(|c| (0..6).map(move |i| ((c >> i) & 1) as f32)).collect();
+        let x: Vec<f32> = (0..64usize)
+            .flat_map(|c| (0..6).map(move |i| ((c >> i) & 1) as f32))
+            .collect();
         let log_p = exact_log_likelihood(&model, &x, 64).unwrap();
         let total: f64 = log_p.iter().map(|l| l.exp()).sum();
         assert!((total - 1.0).abs() < 1e-5, "Σ p(x) = {total}");
@@ -265,7 +342,8 @@ mod tests {
         let n_points = 8;
         let x = data(&model, n_points);
         let exact = exact_log_likelihood(&model, &x, n_points).unwrap();
-        let estimate = importance_log_likelihood(&model, &x, n_points, 0, IsConfig::new(100_000, 3)).unwrap();
+        let estimate =
+            importance_log_likelihood(&model, &x, n_points, 0, IsConfig::new(100_000, 3)).unwrap();
         for (e, i) in exact.iter().zip(&estimate) {
             assert!((e - i).abs() < 0.06, "exact {e}, IS {i}");
             assert!(e.is_finite() && *e < 0.0);
@@ -283,8 +361,14 @@ mod tests {
         let model = random_model(&[12, 10, 6], 8);
         let x = data(&model, 9);
         let run = |threads: usize, chunk: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let config = IsConfig { chunk, ..IsConfig::new(3000, 4) };
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let config = IsConfig {
+                chunk,
+                ..IsConfig::new(3000, 4)
+            };
             pool.install(|| importance_log_likelihood(&model, &x, 9, 0, config).unwrap())
         };
         let one = run(1, 1000);
@@ -292,7 +376,12 @@ mod tests {
         assert_eq!(one, run(3, 1000));
         // Another chunking draws other samples: the same estimate up to Monte Carlo error.
         let other_chunking = run(2, 700);
-        let shift: f64 = one.iter().zip(&other_chunking).map(|(a, b)| a - b).sum::<f64>() / 9.0;
+        let shift: f64 = one
+            .iter()
+            .zip(&other_chunking)
+            .map(|(a, b)| a - b)
+            .sum::<f64>()
+            / 9.0;
         assert!(shift.abs() < 0.15, "mean shift {shift}");
     }
 

@@ -2,4 +2,7 @@
 
 pub mod likelihood;
 
-pub use likelihood::{Estimator, IsConfig, bihm_log_z2, exact_kl_from, exact_log_likelihood, importance_log_likelihood};
+pub use likelihood::{
+    Estimator, IsConfig, bihm_log_z2, exact_kl_from, exact_log_likelihood,
+    importance_log_likelihood,
+};

@@ -7,7 +7,11 @@
 /// log(1 + e^a), stable for all a (f64 reference).
 #[inline]
 pub fn softplus(a: f64) -> f64 {
-    if a > 0.0 { a + (-a).exp().ln_1p() } else { a.exp().ln_1p() }
+    if a > 0.0 {
+        a + (-a).exp().ln_1p()
+    } else {
+        a.exp().ln_1p()
+    }
 }
 
 /// log σ(a) = −softplus(−a) (f64 reference).
@@ -42,7 +46,10 @@ pub fn logsumexp(values: &[f64]) -> f64 {
 
 /// Overwrites `values` with softmax(scale · values), computed in log space.
 pub fn softmax_scaled_in_place(values: &mut [f64], scale: f64) {
-    let max = values.iter().map(|&v| v * scale).fold(f64::NEG_INFINITY, f64::max);
+    let max = values
+        .iter()
+        .map(|&v| v * scale)
+        .fold(f64::NEG_INFINITY, f64::max);
     let mut sum = 0.0;
     for v in values.iter_mut() {
         *v = (*v * scale - max).exp();
@@ -73,7 +80,13 @@ pub fn exp_neg_f32(x: f32) -> f32 {
             + r * (0.5
                 + r * (0.166_666_67 + r * (0.041_666_41 + r * (0.008_333_452 + r * 0.001_395_3)))));
     // 2^n from the integer n held in the low mantissa bits of `shifted` (no float→int cast).
-    let scale = f32::from_bits(shifted.to_bits().wrapping_sub(ROUNDER.to_bits()).wrapping_add(127) << 23);
+    let scale = f32::from_bits(
+        shifted
+            .to_bits()
+            .wrapping_sub(ROUNDER.to_bits())
+            .wrapping_add(127)
+            << 23,
+    );
     p * scale
 }
 
@@ -134,7 +147,12 @@ fn bernoulli_terms_avx2(a: &mut [f32], s: &mut [f32], uniforms: Option<&[f32]>, 
 }
 
 #[inline(always)]
-fn bernoulli_terms_generic(a: &mut [f32], s: &mut [f32], uniforms: Option<&[f32]>, terms: &mut [f32]) {
+fn bernoulli_terms_generic(
+    a: &mut [f32],
+    s: &mut [f32],
+    uniforms: Option<&[f32]>,
+    terms: &mut [f32],
+) {
     match uniforms {
         Some(u) => {
             for (((a, s), &u), t) in a.iter_mut().zip(s.iter_mut()).zip(u).zip(terms.iter_mut()) {

@@ -27,7 +27,9 @@ impl Stream {
         for &id in ids {
             state = mix(state ^ mix(id));
         }
-        Stream { rng: Xoshiro256PlusPlus::seed_from_u64(state) }
+        Stream {
+            rng: Xoshiro256PlusPlus::seed_from_u64(state),
+        }
     }
 
     /// A uniform 64-bit word.
@@ -106,14 +108,18 @@ mod tests {
 
     #[test]
     fn streams_are_reproducible_and_distinct() {
-        let a: Vec<u64> = (0..4).map({
-            let mut s = Stream::new(7, &[1, 2]);
-            move |_| s.next_u64()
-        }).collect();
-        let b: Vec<u64> = (0..4).map({
-            let mut s = Stream::new(7, &[1, 2]);
-            move |_| s.next_u64()
-        }).collect();
+        let a: Vec<u64> = (0..4)
+            .map({
+                let mut s = Stream::new(7, &[1, 2]);
+                move |_| s.next_u64()
+            })
+            .collect();
+        let b: Vec<u64> = (0..4)
+            .map({
+                let mut s = Stream::new(7, &[1, 2]);
+                move |_| s.next_u64()
+            })
+            .collect();
         let c = Stream::new(7, &[2, 1]).next_u64();
         assert_eq!(a, b);
         assert_ne!(a[0], c);

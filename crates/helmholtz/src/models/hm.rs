@@ -59,9 +59,15 @@ impl Pass {
         Pass {
             n: 0,
             h: sizes.iter().map(|&s| vec![0.0; s * capacity]).collect(),
-            p_delta: sizes[..levels - 1].iter().map(|&s| vec![0.0; s * capacity]).collect(),
+            p_delta: sizes[..levels - 1]
+                .iter()
+                .map(|&s| vec![0.0; s * capacity])
+                .collect(),
             prior_delta: vec![0.0; sizes[levels - 1] * capacity],
-            q_delta: sizes[1..].iter().map(|&s| vec![0.0; s * capacity]).collect(),
+            q_delta: sizes[1..]
+                .iter()
+                .map(|&s| vec![0.0; s * capacity])
+                .collect(),
             log_p: vec![0.0; capacity],
             log_q: vec![0.0; capacity],
             uniforms: vec![0.0; sizes.iter().max().copied().unwrap_or(0) * capacity],
@@ -101,12 +107,20 @@ impl HelmholtzMachine {
                     }
                 })
                 .collect();
-            Tensor { name, shape: vec![n_out, n_in], data }
+            Tensor {
+                name,
+                shape: vec![n_out, n_in],
+                data,
+            }
         };
         let mut generative = Vec::new();
         for l in 0..n_layers {
             generative.push(weights(format!("p.{l}.w"), sizes[l], sizes[l + 1]));
-            generative.push(Tensor { name: format!("p.{l}.b"), shape: vec![sizes[l]], data: vec![bias; sizes[l]] });
+            generative.push(Tensor {
+                name: format!("p.{l}.b"),
+                shape: vec![sizes[l]],
+                data: vec![bias; sizes[l]],
+            });
         }
         let mut recognition = Vec::new();
         for l in 0..n_layers {
@@ -119,14 +133,23 @@ impl HelmholtzMachine {
         }
         tensors.extend(generative);
         tensors.extend(recognition);
-        Ok(HelmholtzMachine { sizes: sizes.to_vec(), params: ParamSet { tensors } })
+        Ok(HelmholtzMachine {
+            sizes: sizes.to_vec(),
+            params: ParamSet { tensors },
+        })
     }
 
     /// Rebuilds a model from a parameter set (e.g. a checkpoint), checking names and shapes.
     pub fn from_params(sizes: &[usize], params: ParamSet) -> Result<Self> {
         let template = HelmholtzMachine::new(sizes, WeightInit::GlorotNormal, 0.0, 0)?;
-        template.params.check_same_layout(&params).map_err(|e| Error::Checkpoint(e.to_string()))?;
-        Ok(HelmholtzMachine { sizes: sizes.to_vec(), params })
+        template
+            .params
+            .check_same_layout(&params)
+            .map_err(|e| Error::Checkpoint(e.to_string()))?;
+        Ok(HelmholtzMachine {
+            sizes: sizes.to_vec(),
+            params,
+        })
     }
 
     /// Number of hidden layers L.
@@ -158,11 +181,17 @@ impl HelmholtzMachine {
     }
 
     fn p_shape(&self, l: usize) -> SbnShape {
-        SbnShape { n_in: self.sizes[l + 1], n_out: self.sizes[l] }
+        SbnShape {
+            n_in: self.sizes[l + 1],
+            n_out: self.sizes[l],
+        }
     }
 
     fn q_shape(&self, l: usize) -> SbnShape {
-        SbnShape { n_in: self.sizes[l], n_out: self.sizes[l + 1] }
+        SbnShape {
+            n_in: self.sizes[l],
+            n_out: self.sizes[l + 1],
+        }
     }
 
     fn data(&self, index: usize) -> &[f32] {
@@ -179,7 +208,9 @@ impl HelmholtzMachine {
             )));
         }
         if let Some(v) = x.iter().find(|&&v| v != 0.0 && v != 1.0) {
-            return Err(Error::InvalidData(format!("value {v} is not binary; binarize the data first")));
+            return Err(Error::InvalidData(format!(
+                "value {v} is not binary; binarize the data first"
+            )));
         }
         Ok(())
     }
@@ -187,14 +218,23 @@ impl HelmholtzMachine {
     /// Wake pass: each of the `n_points` columns of `x` is repeated `k` times (column b·k + j is
     /// sample j of point b), h ~ q(h | x) is drawn upward, and log q, log p and every layer's
     /// scores are filled in. `q0_points` is scratch of at least sizes[1] × n_points.
-    pub fn wake(&self, x: &[f32], n_points: usize, k: usize, q0_points: &mut [f32], pass: &mut Pass, rng: &mut Stream) {
+    pub fn wake(
+        &self,
+        x: &[f32],
+        n_points: usize,
+        k: usize,
+        q0_points: &mut [f32],
+        pass: &mut Pass,
+        rng: &mut Stream,
+    ) {
         let n = n_points * k;
         assert!(n <= pass.capacity(), "pass buffers too small");
         pass.n = n;
         let d = self.x_dim();
         for b in 0..n_points {
             for j in 0..k {
-                pass.h[0][(b * k + j) * d..(b * k + j + 1) * d].copy_from_slice(&x[b * d..(b + 1) * d]);
+                pass.h[0][(b * k + j) * d..(b * k + j + 1) * d]
+                    .copy_from_slice(&x[b * d..(b + 1) * d]);
             }
         }
         pass.log_q[..n].fill(0.0);
@@ -202,7 +242,14 @@ impl HelmholtzMachine {
         // q's first layer depends only on the data point: compute it once per point.
         let (qw, qb) = (self.q_index(0), self.q_index(0) + 1);
         let h1 = self.sizes[1];
-        preactivation(self.q_shape(0), self.data(qw), self.data(qb), x, n_points, q0_points);
+        preactivation(
+            self.q_shape(0),
+            self.data(qw),
+            self.data(qb),
+            x,
+            n_points,
+            q0_points,
+        );
         for b in 0..n_points {
             for j in 0..k {
                 pass.q_delta[0][(b * k + j) * h1..(b * k + j + 1) * h1]
@@ -213,11 +260,24 @@ impl HelmholtzMachine {
             let shape = self.q_shape(l);
             if l > 0 {
                 let (qw, qb) = (self.q_index(l), self.q_index(l) + 1);
-                preactivation(shape, self.data(qw), self.data(qb), &pass.h[l], n, &mut pass.q_delta[l]);
+                preactivation(
+                    shape,
+                    self.data(qw),
+                    self.data(qb),
+                    &pass.h[l],
+                    n,
+                    &mut pass.q_delta[l],
+                );
             }
             let uniforms = &mut pass.uniforms[..shape.n_out * n];
             rng.fill_uniform_f32(uniforms);
-            score_columns(shape.n_out, &mut pass.q_delta[l], &mut pass.h[l + 1], Some(uniforms), &mut pass.log_q[..n]);
+            score_columns(
+                shape.n_out,
+                &mut pass.q_delta[l],
+                &mut pass.h[l + 1],
+                Some(uniforms),
+                &mut pass.log_q[..n],
+            );
         }
         self.score_generative(pass);
     }
@@ -231,13 +291,32 @@ impl HelmholtzMachine {
         for column in pass.prior_delta[..self.sizes[top] * n].chunks_exact_mut(self.sizes[top]) {
             column.copy_from_slice(prior);
         }
-        score_columns(self.sizes[top], &mut pass.prior_delta, &mut pass.h[top], None, &mut pass.log_p[..n]);
+        score_columns(
+            self.sizes[top],
+            &mut pass.prior_delta,
+            &mut pass.h[top],
+            None,
+            &mut pass.log_p[..n],
+        );
         for l in (0..top).rev() {
             let shape = self.p_shape(l);
             let (pw, pb) = (self.p_index(l), self.p_index(l) + 1);
             let (lower, upper) = pass.h.split_at_mut(l + 1);
-            preactivation(shape, self.data(pw), self.data(pb), &upper[0], n, &mut pass.p_delta[l]);
-            score_columns(shape.n_out, &mut pass.p_delta[l], &mut lower[l], None, &mut pass.log_p[..n]);
+            preactivation(
+                shape,
+                self.data(pw),
+                self.data(pb),
+                &upper[0],
+                n,
+                &mut pass.p_delta[l],
+            );
+            score_columns(
+                shape.n_out,
+                &mut pass.p_delta[l],
+                &mut lower[l],
+                None,
+                &mut pass.log_p[..n],
+            );
         }
     }
 
@@ -254,15 +333,34 @@ impl HelmholtzMachine {
         }
         let uniforms = &mut pass.uniforms[..self.sizes[top] * n];
         rng.fill_uniform_f32(uniforms);
-        score_columns(self.sizes[top], &mut pass.prior_delta, &mut pass.h[top], Some(uniforms), &mut pass.log_p[..n]);
+        score_columns(
+            self.sizes[top],
+            &mut pass.prior_delta,
+            &mut pass.h[top],
+            Some(uniforms),
+            &mut pass.log_p[..n],
+        );
         for l in (0..top).rev() {
             let shape = self.p_shape(l);
             let (pw, pb) = (self.p_index(l), self.p_index(l) + 1);
             let (lower, upper) = pass.h.split_at_mut(l + 1);
-            preactivation(shape, self.data(pw), self.data(pb), &upper[0], n, &mut pass.p_delta[l]);
+            preactivation(
+                shape,
+                self.data(pw),
+                self.data(pb),
+                &upper[0],
+                n,
+                &mut pass.p_delta[l],
+            );
             let uniforms = &mut pass.uniforms[..shape.n_out * n];
             rng.fill_uniform_f32(uniforms);
-            score_columns(shape.n_out, &mut pass.p_delta[l], &mut lower[l], Some(uniforms), &mut pass.log_p[..n]);
+            score_columns(
+                shape.n_out,
+                &mut pass.p_delta[l],
+                &mut lower[l],
+                Some(uniforms),
+                &mut pass.log_p[..n],
+            );
         }
         if score_q {
             self.score_recognition(pass);
@@ -277,18 +375,39 @@ impl HelmholtzMachine {
             let shape = self.q_shape(l);
             let (qw, qb) = (self.q_index(l), self.q_index(l) + 1);
             let (lower, upper) = pass.h.split_at_mut(l + 1);
-            preactivation(shape, self.data(qw), self.data(qb), &lower[l], n, &mut pass.q_delta[l]);
-            score_columns(shape.n_out, &mut pass.q_delta[l], &mut upper[0], None, &mut pass.log_q[..n]);
+            preactivation(
+                shape,
+                self.data(qw),
+                self.data(qb),
+                &lower[l],
+                n,
+                &mut pass.q_delta[l],
+            );
+            score_columns(
+                shape.n_out,
+                &mut pass.q_delta[l],
+                &mut upper[0],
+                None,
+                &mut pass.log_q[..n],
+            );
         }
     }
 
     /// Adds the gradient of Σ_j c_j log p(x_j, h_j) (generative parameters) to `grads`, from the
     /// scores of `pass`. Consumes the generative scores (they are scaled in place).
-    pub fn accumulate_p_gradient(&self, pass: &mut Pass, coefficients: &[f32], grads: &mut ParamSet) {
+    pub fn accumulate_p_gradient(
+        &self,
+        pass: &mut Pass,
+        coefficients: &[f32],
+        grads: &mut ParamSet,
+    ) {
         let n = pass.n;
         let top_size = self.sizes[self.n_layers()];
         let prior_grad = &mut grads.tensors[Self::PRIOR].data;
-        for (column, &c) in pass.prior_delta[..top_size * n].chunks_exact(top_size).zip(coefficients) {
+        for (column, &c) in pass.prior_delta[..top_size * n]
+            .chunks_exact(top_size)
+            .zip(coefficients)
+        {
             for (g, d) in prior_grad.iter_mut().zip(column) {
                 *g += c * d;
             }
@@ -296,7 +415,15 @@ impl HelmholtzMachine {
         for l in 0..self.n_layers() {
             let index = self.p_index(l);
             let (gw, gb) = two_mut(&mut grads.tensors, index);
-            accumulate_gradient(self.p_shape(l), &mut pass.p_delta[l], &pass.h[l + 1], coefficients, n, gw, gb);
+            accumulate_gradient(
+                self.p_shape(l),
+                &mut pass.p_delta[l],
+                &pass.h[l + 1],
+                coefficients,
+                n,
+                gw,
+                gb,
+            );
         }
     }
 
@@ -320,7 +447,11 @@ impl HelmholtzMachine {
                 let h1 = self.sizes[1];
                 let reduced = &mut scratch[..h1 * n_points];
                 reduced.fill(0.0);
-                for (j, (column, &c)) in pass.q_delta[0][..h1 * n].chunks_exact(h1).zip(coefficients).enumerate() {
+                for (j, (column, &c)) in pass.q_delta[0][..h1 * n]
+                    .chunks_exact(h1)
+                    .zip(coefficients)
+                    .enumerate()
+                {
                     let target = &mut reduced[(j / k) * h1..(j / k + 1) * h1];
                     for (r, d) in target.iter_mut().zip(column) {
                         *r += c * d;
@@ -337,7 +468,15 @@ impl HelmholtzMachine {
         for l in first..self.n_layers() {
             let index = self.q_index(l);
             let (gw, gb) = two_mut(&mut grads.tensors, index);
-            accumulate_gradient(self.q_shape(l), &mut pass.q_delta[l], &pass.h[l], coefficients, n, gw, gb);
+            accumulate_gradient(
+                self.q_shape(l),
+                &mut pass.q_delta[l],
+                &pass.h[l],
+                coefficients,
+                n,
+                gw,
+                gb,
+            );
         }
     }
 
@@ -389,7 +528,8 @@ mod tests {
 
     /// A small random model with non-trivial biases, and a random binary batch.
     pub(crate) fn fixture() -> (HelmholtzMachine, Vec<f32>, usize) {
-        let mut model = HelmholtzMachine::new(&[7, 5, 4, 3], WeightInit::GlorotNormal, 0.0, 3).unwrap();
+        let mut model =
+            HelmholtzMachine::new(&[7, 5, 4, 3], WeightInit::GlorotNormal, 0.0, 3).unwrap();
         let mut rng = Stream::new(11, &[]);
         for t in &mut model.params.tensors {
             for v in &mut t.data {
@@ -397,7 +537,9 @@ mod tests {
             }
         }
         let n_points = 6;
-        let x = (0..7 * n_points).map(|_| (rng.uniform_f64() < 0.4) as u8 as f32).collect();
+        let x = (0..7 * n_points)
+            .map(|_| (rng.uniform_f64() < 0.4) as u8 as f32)
+            .collect();
         (model, x, n_points)
     }
 
@@ -432,13 +574,26 @@ mod tests {
         let k = 3;
         let mut pass = Pass::new(&model.sizes, n_points * k);
         let mut scratch = vec![0.0; 5 * n_points];
-        model.wake(&x, n_points, k, &mut scratch, &mut pass, &mut Stream::new(1, &[]));
-        let coefficients: Vec<f32> = (0..n_points * k).map(|j| 0.3 + 0.1 * (j % 5) as f32).collect();
+        model.wake(
+            &x,
+            n_points,
+            k,
+            &mut scratch,
+            &mut pass,
+            &mut Stream::new(1, &[]),
+        );
+        let coefficients: Vec<f32> = (0..n_points * k)
+            .map(|j| 0.3 + 0.1 * (j % 5) as f32)
+            .collect();
         let samples = pass.clone();
         let weighted_log_p = |m: &HelmholtzMachine| {
             let mut p = samples.clone();
             m.score_generative(&mut p);
-            p.log_p.iter().zip(&coefficients).map(|(l, &c)| l * c as f64).sum::<f64>()
+            p.log_p
+                .iter()
+                .zip(&coefficients)
+                .map(|(l, &c)| l * c as f64)
+                .sum::<f64>()
         };
         let mut grads = model.params.zeros_like();
         model.accumulate_p_gradient(&mut pass, &coefficients, &mut grads);
@@ -459,16 +614,33 @@ mod tests {
             move |m: &HelmholtzMachine| {
                 let mut p = samples.clone();
                 m.score_recognition(&mut p);
-                p.log_q.iter().zip(&coefficients).map(|(l, &c)| l * c as f64).sum::<f64>()
+                p.log_q
+                    .iter()
+                    .zip(&coefficients)
+                    .map(|(l, &c)| l * c as f64)
+                    .sum::<f64>()
             }
         };
         // Wake pass: the first layer's gradient goes through the per-point reduction.
         let mut pass = Pass::new(&model.sizes, n);
         let mut scratch = vec![0.0; 5 * n_points];
-        model.wake(&x, n_points, k, &mut scratch, &mut pass, &mut Stream::new(2, &[]));
+        model.wake(
+            &x,
+            n_points,
+            k,
+            &mut scratch,
+            &mut pass,
+            &mut Stream::new(2, &[]),
+        );
         let f = weighted_log_q(&pass);
         let mut grads = model.params.zeros_like();
-        model.accumulate_q_gradient(&mut pass, &coefficients, Some((&x, n_points, k)), &mut scratch, &mut grads);
+        model.accumulate_q_gradient(
+            &mut pass,
+            &coefficients,
+            Some((&x, n_points, k)),
+            &mut scratch,
+            &mut grads,
+        );
         check_gradient(&model, &q_tensors, &grads, &f);
         // Dream pass: every layer on its own columns.
         let mut dream = Pass::new(&model.sizes, n);
@@ -484,7 +656,14 @@ mod tests {
         let (model, x, n_points) = fixture();
         let mut pass = Pass::new(&model.sizes, n_points);
         let mut scratch = vec![0.0; 5 * n_points];
-        model.wake(&x, n_points, 1, &mut scratch, &mut pass, &mut Stream::new(4, &[]));
+        model.wake(
+            &x,
+            n_points,
+            1,
+            &mut scratch,
+            &mut pass,
+            &mut Stream::new(4, &[]),
+        );
         // Recompute log p(x, h) of column 0 unit by unit in f64.
         let column = |level: usize| pass.h[level][..model.sizes[level]].to_vec();
         let mut expected = 0.0;
@@ -498,11 +677,22 @@ mod tests {
             let b = &model.params.tensors[model.p_index(l) + 1].data;
             let parents = column(l + 1);
             for (i, &s) in column(l).iter().enumerate() {
-                let a = b[i] as f64 + (0..parents.len()).map(|j| w[(i, j)] as f64 * parents[j] as f64).sum::<f64>();
+                let a = b[i] as f64
+                    + (0..parents.len())
+                        .map(|j| w[(i, j)] as f64 * parents[j] as f64)
+                        .sum::<f64>();
                 expected += s as f64 * a - crate::math::softplus(a);
             }
         }
-        assert!((pass.log_p[0] - expected).abs() < 1e-4, "{} vs {expected}", pass.log_p[0]);
-        assert!(pass.h.iter().all(|level| level.iter().all(|&v| v == 0.0 || v == 1.0)));
+        assert!(
+            (pass.log_p[0] - expected).abs() < 1e-4,
+            "{} vs {expected}",
+            pass.log_p[0]
+        );
+        assert!(
+            pass.h
+                .iter()
+                .all(|level| level.iter().all(|&v| v == 0.0 || v == 1.0))
+        );
     }
 }

@@ -16,12 +16,20 @@ pub struct Tensor {
 impl Tensor {
     /// A tensor of zeros.
     pub fn zeros(name: impl Into<String>, shape: &[usize]) -> Self {
-        Tensor { name: name.into(), shape: shape.to_vec(), data: vec![0.0; shape.iter().product()] }
+        Tensor {
+            name: name.into(),
+            shape: shape.to_vec(),
+            data: vec![0.0; shape.iter().product()],
+        }
     }
 
     /// A tensor of zeros with the same name and shape as `self`.
     pub fn zeros_like(&self) -> Self {
-        Tensor { name: self.name.clone(), shape: self.shape.clone(), data: vec![0.0; self.data.len()] }
+        Tensor {
+            name: self.name.clone(),
+            shape: self.shape.clone(),
+            data: vec![0.0; self.data.len()],
+        }
     }
 }
 
@@ -40,7 +48,9 @@ impl ParamSet {
 
     /// A set with the same names and shapes, all zeros.
     pub fn zeros_like(&self) -> Self {
-        ParamSet { tensors: self.tensors.iter().map(Tensor::zeros_like).collect() }
+        ParamSet {
+            tensors: self.tensors.iter().map(Tensor::zeros_like).collect(),
+        }
     }
 
     /// Sets every value to zero.

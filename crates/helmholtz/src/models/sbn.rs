@@ -64,7 +64,12 @@ pub fn score_columns(
             terms.resize(len, 0.0);
         }
         let terms = &mut terms[..len];
-        bernoulli_terms(&mut a[..len], &mut s[..len], uniforms.map(|u| &u[..len]), terms);
+        bernoulli_terms(
+            &mut a[..len],
+            &mut s[..len],
+            uniforms.map(|u| &u[..len]),
+            terms,
+        );
         for (log_p, column) in log_probs.iter_mut().zip(terms.chunks_exact(n_out)) {
             *log_p += sum_f32(column);
         }
@@ -89,7 +94,10 @@ pub fn accumulate_gradient(
     grad_w: &mut [f32],
     grad_b: &mut [f32],
 ) {
-    for (column, &c) in delta[..shape.n_out * n].chunks_exact_mut(shape.n_out).zip(coefficients) {
+    for (column, &c) in delta[..shape.n_out * n]
+        .chunks_exact_mut(shape.n_out)
+        .zip(coefficients)
+    {
         for (d, g) in column.iter_mut().zip(grad_b.iter_mut()) {
             *d *= c;
             *g += *d;

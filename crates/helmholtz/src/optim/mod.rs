@@ -96,7 +96,9 @@ impl Schedule {
         match *self {
             Schedule::Constant => lr,
             Schedule::Step { every, factor } => lr * factor.powi((step / every.max(1)) as i32),
-            Schedule::Exponential { rate, steps } => lr * rate.powf(step as f64 / steps.max(1) as f64),
+            Schedule::Exponential { rate, steps } => {
+                lr * rate.powf(step as f64 / steps.max(1) as f64)
+            }
             Schedule::Polynomial { end, steps, power } => {
                 let done = step.min(steps) as f64 / steps.max(1) as f64;
                 end + (lr - end) * (1.0 - done).powf(power)
@@ -112,7 +114,13 @@ impl Schedule {
             Schedule::Exponential { rate, steps } => steps > 0 && rate > 0.0,
             Schedule::Polynomial { end, steps, power } => steps > 0 && end >= 0.0 && power > 0.0,
         };
-        if ok { Ok(()) } else { Err(Error::Config(format!("invalid learning-rate schedule {self:?}"))) }
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Config(format!(
+                "invalid learning-rate schedule {self:?}"
+            )))
+        }
     }
 }
 
@@ -135,9 +143,16 @@ pub struct Optimizer {
 
 impl Optimizer {
     /// A fresh optimizer for parameters shaped like `params`.
-    pub fn new(config: OptimizerConfig, lr: f64, schedule: Schedule, params: &ParamSet) -> Result<Self> {
+    pub fn new(
+        config: OptimizerConfig,
+        lr: f64,
+        schedule: Schedule,
+        params: &ParamSet,
+    ) -> Result<Self> {
         if !(lr.is_finite() && lr > 0.0) {
-            return Err(Error::Config(format!("learning rate must be positive, got {lr}")));
+            return Err(Error::Config(format!(
+                "learning rate must be positive, got {lr}"
+            )));
         }
         schedule.validate()?;
         let named = |prefix: &str| {
@@ -147,7 +162,14 @@ impl Optimizer {
             }
             set
         };
-        Ok(Optimizer { config, lr, schedule, step: 0, first: named("m"), second: named("v") })
+        Ok(Optimizer {
+            config,
+            lr,
+            schedule,
+            step: 0,
+            first: named("m"),
+            second: named("v"),
+        })
     }
 
     /// The learning rate of the next update.
@@ -177,21 +199,31 @@ impl Optimizer {
                         *p -= lr * *m;
                     }
                 }
-                OptimizerConfig::Adam { beta1, beta2, eps } | OptimizerConfig::Nadam { beta1, beta2, eps } => {
+                OptimizerConfig::Adam { beta1, beta2, eps }
+                | OptimizerConfig::Nadam { beta1, beta2, eps } => {
                     let nesterov = matches!(self.config, OptimizerConfig::Nadam { .. });
                     let (b1, b2) = (beta1 as f32, beta2 as f32);
                     let correction1 = 1.0 - beta1.powf(t);
                     let correction2 = 1.0 - beta2.powf(t);
                     // Nadam's look-ahead: β₁ m̂_t + (1 − β₁) g_t / (1 − β₁^t).
                     let (coef_m, coef_g) = if nesterov {
-                        (beta1 / (1.0 - beta1.powf(t + 1.0)), (1.0 - beta1) / correction1)
+                        (
+                            beta1 / (1.0 - beta1.powf(t + 1.0)),
+                            (1.0 - beta1) / correction1,
+                        )
                     } else {
                         (1.0 / correction1, 0.0)
                     };
                     let (coef_m, coef_g) = (coef_m as f32, coef_g as f32);
                     let inv_c2 = (1.0 / correction2) as f32;
                     let (lr, eps) = (lr as f32, eps as f32);
-                    for (((p, &g), m), v) in param.data.iter_mut().zip(&grad.data).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    for (((p, &g), m), v) in param
+                        .data
+                        .iter_mut()
+                        .zip(&grad.data)
+                        .zip(m.iter_mut())
+                        .zip(v.iter_mut())
+                    {
                         *m = b1 * *m + (1.0 - b1) * g;
                         *v = b2 * *v + (1.0 - b2) * g * g;
                         let direction = coef_m * *m + coef_g * g;
@@ -211,42 +243,119 @@ mod tests {
     fn quadratic_descent(config: OptimizerConfig, lr: f64, steps: usize) -> f32 {
         // Minimise ½‖θ − c‖² from θ = 0.
         let target = [1.0f32, -2.0, 0.5];
-        let mut params = ParamSet { tensors: vec![Tensor { name: "x".into(), shape: vec![3], data: vec![0.0; 3] }] };
+        let mut params = ParamSet {
+            tensors: vec![Tensor {
+                name: "x".into(),
+                shape: vec![3],
+                data: vec![0.0; 3],
+            }],
+        };
         let mut opt = Optimizer::new(config, lr, Schedule::Constant, &params).unwrap();
         let mut grads = params.zeros_like();
         for _ in 0..steps {
-            for i in 0..3 {
-                grads.tensors[0].data[i] = params.tensors[0].data[i] - target[i];
+            for ((g, p), t) in grads.tensors[0]
+                .data
+                .iter_mut()
+                .zip(&params.tensors[0].data)
+                .zip(&target)
+            {
+                *g = p - t;
             }
             opt.update(&mut params, &grads);
         }
-        params.tensors[0].data.iter().zip(&target).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+        params.tensors[0]
+            .data
+            .iter()
+            .zip(&target)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max)
     }
 
     #[test]
     fn every_optimizer_minimises_a_quadratic() {
         assert!(quadratic_descent(OptimizerConfig::Sgd, 0.1, 300) < 1e-4);
         assert!(quadratic_descent(OptimizerConfig::Momentum { momentum: 0.5 }, 0.1, 300) < 1e-4);
-        let adam = OptimizerConfig::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+        let adam = OptimizerConfig::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        };
         assert!(quadratic_descent(adam, 0.05, 2000) < 1e-3);
-        let nadam = OptimizerConfig::Nadam { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+        let nadam = OptimizerConfig::Nadam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        };
         assert!(quadratic_descent(nadam, 0.05, 2000) < 1e-3);
     }
 
     #[test]
     fn first_adam_step_has_size_lr() {
-        let mut params = ParamSet { tensors: vec![Tensor { name: "x".into(), shape: vec![1], data: vec![0.0] }] };
-        let grads = ParamSet { tensors: vec![Tensor { name: "x".into(), shape: vec![1], data: vec![123.0] }] };
-        let mut opt = Optimizer::new(OptimizerConfig::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 }, 0.01, Schedule::Constant, &params).unwrap();
+        let mut params = ParamSet {
+            tensors: vec![Tensor {
+                name: "x".into(),
+                shape: vec![1],
+                data: vec![0.0],
+            }],
+        };
+        let grads = ParamSet {
+            tensors: vec![Tensor {
+                name: "x".into(),
+                shape: vec![1],
+                data: vec![123.0],
+            }],
+        };
+        let mut opt = Optimizer::new(
+            OptimizerConfig::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+            0.01,
+            Schedule::Constant,
+            &params,
+        )
+        .unwrap();
         opt.update(&mut params, &grads);
         assert!((params.tensors[0].data[0] + 0.01).abs() < 1e-6);
     }
 
     #[test]
     fn schedules() {
-        assert_eq!(Schedule::Step { every: 10, factor: 0.5 }.rate(1.0, 25), 0.25);
-        assert!((Schedule::Exponential { rate: 0.1, steps: 100 }.rate(1.0, 200) - 0.01).abs() < 1e-12);
-        assert_eq!(Schedule::Polynomial { end: 0.1, steps: 10, power: 1.0 }.rate(1.1, 20), 0.1);
-        assert!(Schedule::Step { every: 0, factor: 0.5 }.validate().is_err());
+        assert_eq!(
+            Schedule::Step {
+                every: 10,
+                factor: 0.5
+            }
+            .rate(1.0, 25),
+            0.25
+        );
+        assert!(
+            (Schedule::Exponential {
+                rate: 0.1,
+                steps: 100
+            }
+            .rate(1.0, 200)
+                - 0.01)
+                .abs()
+                < 1e-12
+        );
+        assert_eq!(
+            Schedule::Polynomial {
+                end: 0.1,
+                steps: 10,
+                power: 1.0
+            }
+            .rate(1.1, 20),
+            0.1
+        );
+        assert!(
+            Schedule::Step {
+                every: 0,
+                factor: 0.5
+            }
+            .validate()
+            .is_err()
+        );
     }
 }

@@ -16,7 +16,13 @@ pub fn write_tensors(path: &Path, set: &ParamSet) -> Result<()> {
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = set
         .tensors
         .iter()
-        .map(|t| (t.name.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone()))
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                t.shape.clone(),
+            )
+        })
         .collect();
     let views = bytes
         .iter()
@@ -34,7 +40,8 @@ pub fn write_tensors(path: &Path, set: &ParamSet) -> Result<()> {
 /// Reads the tensors named like those of `layout` (same names and shapes) from a safetensors file.
 pub fn read_tensors(path: &Path, layout: &ParamSet) -> Result<ParamSet> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| Error::format(path, format!("not a safetensors file: {e}")))?;
+    let file = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::format(path, format!("not a safetensors file: {e}")))?;
     let mut tensors = Vec::with_capacity(layout.tensors.len());
     for expected in &layout.tensors {
         let view = file
@@ -43,11 +50,25 @@ pub fn read_tensors(path: &Path, layout: &ParamSet) -> Result<ParamSet> {
         if view.dtype() != Dtype::F32 || view.shape() != expected.shape.as_slice() {
             return Err(Error::format(
                 path,
-                format!("tensor {} is {:?} {:?}, expected F32 {:?}", expected.name, view.dtype(), view.shape(), expected.shape),
+                format!(
+                    "tensor {} is {:?} {:?}, expected F32 {:?}",
+                    expected.name,
+                    view.dtype(),
+                    view.shape(),
+                    expected.shape
+                ),
             ));
         }
-        let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        tensors.push(Tensor { name: expected.name.clone(), shape: expected.shape.clone(), data });
+        let data = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        tensors.push(Tensor {
+            name: expected.name.clone(),
+            shape: expected.shape.clone(),
+            data,
+        });
     }
     Ok(ParamSet { tensors })
 }
@@ -90,8 +111,16 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let set = ParamSet {
             tensors: vec![
-                Tensor { name: "a".into(), shape: vec![2, 3], data: vec![1.0, -2.5, 3.0, f32::MIN_POSITIVE, 5.0, 6.0] },
-                Tensor { name: "b".into(), shape: vec![1], data: vec![0.25] },
+                Tensor {
+                    name: "a".into(),
+                    shape: vec![2, 3],
+                    data: vec![1.0, -2.5, 3.0, f32::MIN_POSITIVE, 5.0, 6.0],
+                },
+                Tensor {
+                    name: "b".into(),
+                    shape: vec![1],
+                    data: vec![0.25],
+                },
             ],
         };
         let path = dir.join("t.safetensors");
@@ -99,9 +128,19 @@ mod tests {
         assert_eq!(read_tensors(&path, &set).unwrap(), set);
         let mut other = set.clone();
         other.tensors[1].shape = vec![2];
-        assert!(read_tensors(&path, &other).unwrap_err().to_string().contains("tensor b"));
+        assert!(
+            read_tensors(&path, &other)
+                .unwrap_err()
+                .to_string()
+                .contains("tensor b")
+        );
         std::fs::write(&path, b"garbage").unwrap();
-        assert!(read_tensors(&path, &set).unwrap_err().to_string().contains("not a safetensors"));
+        assert!(
+            read_tensors(&path, &set)
+                .unwrap_err()
+                .to_string()
+                .contains("not a safetensors")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

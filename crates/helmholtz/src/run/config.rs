@@ -263,7 +263,9 @@ pub struct CheckpointConfig {
 
 impl Default for CheckpointConfig {
     fn default() -> Self {
-        CheckpointConfig { every: default_every() }
+        CheckpointConfig {
+            every: default_every(),
+        }
     }
 }
 
@@ -271,14 +273,14 @@ impl Config {
     /// Parses a TOML text, applies `key=value` overrides (dotted keys; values in TOML syntax,
     /// bare words taken as strings) and checks every field.
     pub fn parse(text: &str, overrides: &[String], origin: &Path) -> Result<Self> {
-        let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| Error::Config(format!("{}: {e}", origin.display())))?;
+        let mut table: toml::Table = toml::from_str(text)
+            .map_err(|e| Error::Config(format!("{}: {e}", origin.display())))?;
         for item in overrides {
             apply_override(&mut table, item)?;
         }
-        let config: Config = table
-            .try_into()
-            .map_err(|e: toml::de::Error| Error::Config(format!("{}: {}", origin.display(), e.message())))?;
+        let config: Config = table.try_into().map_err(|e: toml::de::Error| {
+            Error::Config(format!("{}: {}", origin.display(), e.message()))
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -299,19 +301,33 @@ impl Config {
         let t = &self.train;
         let fail = |m: String| Err(Error::Config(m));
         if self.model.hidden.is_empty() || self.model.hidden.contains(&0) {
-            return fail(format!("model.hidden must list non-zero layer sizes, got {:?}", self.model.hidden));
+            return fail(format!(
+                "model.hidden must list non-zero layer sizes, got {:?}",
+                self.model.hidden
+            ));
         }
         if t.batch_size == 0 || t.k == 0 || t.chunk_points == 0 {
-            return fail("train.batch_size, train.k and train.chunk_points must be at least 1".into());
+            return fail(
+                "train.batch_size, train.k and train.chunk_points must be at least 1".into(),
+            );
         }
         if t.algorithm == Variant::Ws && t.k != 1 {
-            return fail(format!("train.k must be 1 for the ws algorithm, got {}", t.k));
+            return fail(format!(
+                "train.k must be 1 for the ws algorithm, got {}",
+                t.k
+            ));
         }
         if !(0.0..=1.0).contains(&t.wake_fraction) {
-            return fail(format!("train.wake_fraction must lie in [0, 1], got {}", t.wake_fraction));
+            return fail(format!(
+                "train.wake_fraction must lie in [0, 1], got {}",
+                t.wake_fraction
+            ));
         }
         if !(self.optimizer.lr.is_finite() && self.optimizer.lr > 0.0) {
-            return fail(format!("optimizer.lr must be positive, got {}", self.optimizer.lr));
+            return fail(format!(
+                "optimizer.lr must be positive, got {}",
+                self.optimizer.lr
+            ));
         }
         self.optimizer.schedule.validate()?;
         if self.eval.k == 0 || self.eval.final_k == Some(0) || self.eval.test_k == Some(0) {
@@ -320,12 +336,19 @@ impl Config {
         if self.checkpoint.every == 0 {
             return fail("checkpoint.every must be at least 1".into());
         }
-        let custom = matches!(self.data.source, DataSource::Idx | DataSource::Csv | DataSource::PngDir);
+        let custom = matches!(
+            self.data.source,
+            DataSource::Idx | DataSource::Csv | DataSource::PngDir
+        );
         if custom && self.data.train.is_none() {
-            return fail("data.train must name the training file for idx, csv and png-dir sources".into());
+            return fail(
+                "data.train must name the training file for idx, csv and png-dir sources".into(),
+            );
         }
         if self.eval.exact_kl && self.data.source != DataSource::Lines3x3 {
-            return fail("eval.exact_kl needs the lines3x3 source, whose true distribution is known".into());
+            return fail(
+                "eval.exact_kl needs the lines3x3 source, whose true distribution is known".into(),
+            );
         }
         Ok(())
     }
@@ -373,21 +396,33 @@ mod tests {
 
     #[test]
     fn defaults_and_overrides() {
-        let config = Config::parse(BASE, &["train.k=5".into(), "optimizer.lr=0.01".into()], Path::new("t.toml")).unwrap();
+        let config = Config::parse(
+            BASE,
+            &["train.k=5".into(), "optimizer.lr=0.01".into()],
+            Path::new("t.toml"),
+        )
+        .unwrap();
         assert_eq!(config.train.k, 5);
         assert_eq!(config.optimizer.lr, 0.01);
         assert_eq!(config.model.bias, -1.0);
         assert_eq!(config.data.binarize, Binarize::Fixed);
         // The resolved config parses back to itself.
-        assert_eq!(Config::parse(&config.to_toml(), &[], Path::new("r.toml")).unwrap(), config);
+        assert_eq!(
+            Config::parse(&config.to_toml(), &[], Path::new("r.toml")).unwrap(),
+            config
+        );
     }
 
     #[test]
     fn unknown_keys_are_rejected_by_name() {
         let text = BASE.replace("epochs = 2", "epochs = 2\nlearning_rate = 3");
-        let err = Config::parse(&text, &[], Path::new("t.toml")).unwrap_err().to_string();
+        let err = Config::parse(&text, &[], Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("learning_rate"), "{err}");
-        let err = Config::parse(BASE, &["model.hiden=[3]".into()], Path::new("t.toml")).unwrap_err().to_string();
+        let err = Config::parse(BASE, &["model.hiden=[3]".into()], Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("hiden"), "{err}");
     }
 

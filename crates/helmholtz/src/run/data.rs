@@ -26,19 +26,32 @@ pub fn load(config: &DataConfig) -> Result<RunData> {
     let data_dir = config.dir.clone().unwrap_or_else(data::default_data_dir);
     let (splits, cache_name) = match config.source {
         DataSource::Digits => (data::embedded_digits_splits(), None),
-        DataSource::Mnist => (data::load_mnist_splits(&data_dir.join(data::mnist::MNIST_SUBDIR))?, Some("mnist")),
+        DataSource::Mnist => (
+            data::load_mnist_splits(&data_dir.join(data::mnist::MNIST_SUBDIR))?,
+            Some("mnist"),
+        ),
         DataSource::FashionMnist => (
             data::load_mnist_splits(&data_dir.join(data::mnist::FASHION_MNIST_SUBDIR))?,
             Some("fashion-mnist"),
         ),
         DataSource::Lines3x3 => {
             let (train, valid, test) = data::lines3x3_splits(config.binarize_seed);
-            return Ok(RunData { train, valid, test, dynamic: false });
+            return Ok(RunData {
+                train,
+                valid,
+                test,
+                dynamic: false,
+            });
         }
         DataSource::Idx | DataSource::Csv | DataSource::PngDir => (custom(config)?, None),
     };
-    for (name, set) in [("train", &splits.train), ("valid", &splits.valid), ("test", &splits.test)] {
-        set.check_finite().map_err(|e| Error::InvalidData(format!("{name} set: {e}")))?;
+    for (name, set) in [
+        ("train", &splits.train),
+        ("valid", &splits.valid),
+        ("test", &splits.test),
+    ] {
+        set.check_finite()
+            .map_err(|e| Error::InvalidData(format!("{name} set: {e}")))?;
         if contiguous(set).iter().any(|v| !(0.0..=1.0).contains(v)) {
             return Err(Error::InvalidData(format!(
                 "{name} set has values outside [0, 1]; scale the data (data.scale) before binarising"
@@ -49,7 +62,9 @@ pub fn load(config: &DataConfig) -> Result<RunData> {
     let fixed = |set: &Dataset, split: &str, seed: u64| -> Result<Dataset> {
         match cache_name {
             Some(name) if set.n_samples() > 0 => {
-                let cache = data_dir.join("cache").join(format!("{name}-{split}-seed{seed}.bin"));
+                let cache = data_dir
+                    .join("cache")
+                    .join(format!("{name}-{split}-seed{seed}.bin"));
                 if let Some(parent) = cache.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
                 }
@@ -63,7 +78,12 @@ pub fn load(config: &DataConfig) -> Result<RunData> {
             for set in [&splits.train, &splits.valid, &splits.test] {
                 set.check_binary()?;
             }
-            RunData { train: splits.train, valid: splits.valid, test: splits.test, dynamic: false }
+            RunData {
+                train: splits.train,
+                valid: splits.valid,
+                test: splits.test,
+                dynamic: false,
+            }
         }
         Binarize::Fixed | Binarize::Dynamic => {
             // Train and validation come from one file in the standard splits: binarise them as one
@@ -72,9 +92,18 @@ pub fn load(config: &DataConfig) -> Result<RunData> {
             let joined = join(&splits.train, &splits.valid);
             let joined_binary = fixed(&joined, "train", seed)?;
             let valid = joined_binary.range(n_train, joined.n_samples());
-            let train = if config.binarize == Binarize::Fixed { joined_binary.range(0, n_train) } else { splits.train };
+            let train = if config.binarize == Binarize::Fixed {
+                joined_binary.range(0, n_train)
+            } else {
+                splits.train
+            };
             let test = fixed(&splits.test, "test", seed + 1)?;
-            RunData { train, valid, test, dynamic: config.binarize == Binarize::Dynamic }
+            RunData {
+                train,
+                valid,
+                test,
+                dynamic: config.binarize == Binarize::Dynamic,
+            }
         }
     };
     Ok(data)
@@ -82,12 +111,22 @@ pub fn load(config: &DataConfig) -> Result<RunData> {
 
 fn join(a: &Dataset, b: &Dataset) -> Dataset {
     let n = a.n_samples() + b.n_samples();
-    let x = faer::Mat::from_fn(a.dim(), n, |i, j| if j < a.n_samples() { a.x[(i, j)] } else { b.x[(i, j - a.n_samples())] });
+    let x = faer::Mat::from_fn(a.dim(), n, |i, j| {
+        if j < a.n_samples() {
+            a.x[(i, j)]
+        } else {
+            b.x[(i, j - a.n_samples())]
+        }
+    });
     let labels = match (&a.labels, &b.labels) {
         (Some(la), Some(lb)) => Some(la.iter().chain(lb).copied().collect()),
         _ => None,
     };
-    Dataset { x, labels, image_shape: a.image_shape }
+    Dataset {
+        x,
+        labels,
+        image_shape: a.image_shape,
+    }
 }
 
 fn custom(config: &DataConfig) -> Result<Splits> {
@@ -98,9 +137,16 @@ fn custom(config: &DataConfig) -> Result<Splits> {
             _ => data::load_png_dir(path),
         }
     };
-    let train_path: &PathBuf = config.train.as_ref().ok_or_else(|| Error::Config("data.train is required".into()))?;
+    let train_path: &PathBuf = config
+        .train
+        .as_ref()
+        .ok_or_else(|| Error::Config("data.train is required".into()))?;
     let train = read(train_path)?;
-    let empty = || Dataset { x: faer::Mat::zeros(train.dim(), 0), labels: None, image_shape: train.image_shape };
+    let empty = || Dataset {
+        x: faer::Mat::zeros(train.dim(), 0),
+        labels: None,
+        image_shape: train.image_shape,
+    };
     let other = |path: &Option<PathBuf>| -> Result<Dataset> {
         match path {
             Some(p) => {

@@ -132,7 +132,8 @@ impl Run {
         let data = data::load(&config.data)?;
         let mut sizes = vec![data.train.dim()];
         sizes.extend(&config.model.hidden);
-        let model = HelmholtzMachine::new(&sizes, config.model.init, config.model.bias, config.seed)?;
+        let model =
+            HelmholtzMachine::new(&sizes, config.model.init, config.model.bias, config.seed)?;
         let optimizer = Optimizer::new(
             config.optimizer.rule.clone(),
             config.optimizer.lr,
@@ -151,12 +152,17 @@ impl Run {
         let config = Config::load(&dir.join(CONFIG_FILE), overrides)?;
         let ckpt = checkpoint::checkpoint_dir(dir);
         let state_path = ckpt.join("state.json");
-        let text = std::fs::read_to_string(&state_path)
-            .map_err(|e| Error::Checkpoint(format!("{}: {e} (no checkpoint to resume from)", state_path.display())))?;
+        let text = std::fs::read_to_string(&state_path).map_err(|e| {
+            Error::Checkpoint(format!(
+                "{}: {e} (no checkpoint to resume from)",
+                state_path.display()
+            ))
+        })?;
         let stored: StoredState =
             serde_json::from_str(&text).map_err(|e| Error::format(&state_path, e.to_string()))?;
         let data = data::load(&config.data)?;
-        let template = HelmholtzMachine::new(&stored.sizes, config.model.init, config.model.bias, 0)?;
+        let template =
+            HelmholtzMachine::new(&stored.sizes, config.model.init, config.model.bias, 0)?;
         let params = checkpoint::read_tensors(&ckpt.join("params.safetensors"), &template.params)?;
         let model = HelmholtzMachine::from_params(&stored.sizes, params)?;
         if model.x_dim() != data.train.dim() {
@@ -173,7 +179,13 @@ impl Run {
             &model.params,
         )?;
         let moments = ParamSet {
-            tensors: optimizer.first.tensors.iter().chain(&optimizer.second.tensors).cloned().collect(),
+            tensors: optimizer
+                .first
+                .tensors
+                .iter()
+                .chain(&optimizer.second.tensors)
+                .cloned()
+                .collect(),
         };
         let moments = checkpoint::read_tensors(&ckpt.join("optimizer.safetensors"), &moments)?;
         let n = optimizer.first.tensors.len();
@@ -208,18 +220,36 @@ impl Run {
             chunk_points: config.train.chunk_points,
         })?;
         let train_columns = data::contiguous(&data.train);
-        Ok(Run { dir: dir.to_path_buf(), config, model, optimizer, state, data, algorithm, train_columns })
+        Ok(Run {
+            dir: dir.to_path_buf(),
+            config,
+            model,
+            optimizer,
+            state,
+            data,
+            algorithm,
+            train_columns,
+        })
     }
 
     /// Writes the checkpoint (refusing non-finite parameters, so the last good one is kept).
     pub fn save_checkpoint(&self) -> Result<()> {
         if let Some(name) = self.model.params.first_non_finite() {
-            return Err(Error::Diverged(format!("parameter {name} is not finite; the last good checkpoint is kept")));
+            return Err(Error::Diverged(format!(
+                "parameter {name} is not finite; the last good checkpoint is kept"
+            )));
         }
         checkpoint::replace_checkpoint(&self.dir, |tmp| {
             checkpoint::write_tensors(&tmp.join("params.safetensors"), &self.model.params)?;
             let moments = ParamSet {
-                tensors: self.optimizer.first.tensors.iter().chain(&self.optimizer.second.tensors).cloned().collect(),
+                tensors: self
+                    .optimizer
+                    .first
+                    .tensors
+                    .iter()
+                    .chain(&self.optimizer.second.tensors)
+                    .cloned()
+                    .collect(),
             };
             checkpoint::write_tensors(&tmp.join("optimizer.safetensors"), &moments)?;
             let stored = StoredState {
@@ -229,7 +259,8 @@ impl Run {
                 state: self.state.clone(),
             };
             let path = tmp.join("state.json");
-            let text = serde_json::to_string_pretty(&stored).map_err(|e| Error::Checkpoint(e.to_string()))?;
+            let text = serde_json::to_string_pretty(&stored)
+                .map_err(|e| Error::Checkpoint(e.to_string()))?;
             std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
         })
     }
@@ -237,13 +268,20 @@ impl Run {
     /// Appends one record to metrics.jsonl.
     pub fn log(&self, record: &serde_json::Value) -> Result<()> {
         let path = self.dir.join(METRICS_FILE);
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
         writeln!(file, "{record}").map_err(|e| Error::io(&path, e))
     }
 
     /// Batches per epoch (the last one may be smaller).
     pub fn n_batches(&self) -> usize {
-        self.data.train.n_samples().div_ceil(self.config.train.batch_size)
+        self.data
+            .train
+            .n_samples()
+            .div_ceil(self.config.train.batch_size)
     }
 
     /// Trains until the configured number of epochs, early stopping, or `stop` becoming true.
@@ -271,7 +309,14 @@ impl Run {
                 let indices = &order[b * batch_size..((b + 1) * batch_size).min(n_train)];
                 let n = indices.len();
                 self.gather(indices, epoch, &mut batch);
-                let stats = self.algorithm.gradient(&self.model, &batch[..d * n], n, seed, self.state.step, &mut grads)?;
+                let stats = self.algorithm.gradient(
+                    &self.model,
+                    &batch[..d * n],
+                    n,
+                    seed,
+                    self.state.step,
+                    &mut grads,
+                )?;
                 if !stats.bound_sum.is_finite() {
                     return Err(Error::Diverged(format!(
                         "non-finite training bound at epoch {} batch {b}; the last good checkpoint is kept",
@@ -331,7 +376,13 @@ impl Run {
             if early_stop || last {
                 self.state.finished = true;
             }
-            if self.state.finished || self.state.epoch % self.config.checkpoint.every == 0 || stop.load(Ordering::SeqCst) {
+            if self.state.finished
+                || self
+                    .state
+                    .epoch
+                    .is_multiple_of(self.config.checkpoint.every)
+                || stop.load(Ordering::SeqCst)
+            {
                 self.save_checkpoint()?;
             }
             if early_stop {
@@ -351,7 +402,13 @@ impl Run {
             if self.data.dynamic {
                 let src = self.data.train.x.as_ref().subcols(i, 1);
                 let out = faer::MatMut::from_column_major_slice_mut(out, d, 1);
-                crate::data::binarize_dynamic_into(src, self.config.data.binarize_seed, epoch as u64, i, out);
+                crate::data::binarize_dynamic_into(
+                    src,
+                    self.config.data.binarize_seed,
+                    epoch as u64,
+                    i,
+                    out,
+                );
             } else {
                 out.copy_from_slice(&self.train_columns[i * d..(i + 1) * d]);
             }
@@ -360,7 +417,11 @@ impl Run {
 
     /// Validation, test and exact-KL evaluations due after the epoch just finished; returns
     /// whether early stopping triggers.
-    fn end_of_epoch_evaluations(&mut self, observer: &mut dyn Observer, record: &mut serde_json::Value) -> Result<bool> {
+    fn end_of_epoch_evaluations(
+        &mut self,
+        observer: &mut dyn Observer,
+        record: &mut serde_json::Value,
+    ) -> Result<bool> {
         let epoch = self.state.epoch;
         let eval = self.config.eval.clone();
         let mut early_stop = false;
@@ -368,9 +429,15 @@ impl Run {
             let kl = exact_kl_from(&self.model, &crate::data::lines3x3_distribution())?;
             record["kl_true_model"] = json!(kl);
         }
-        if eval.every > 0 && epoch % eval.every == 0 && self.data.valid.n_samples() > 0 {
-            let n = eval.max_points.unwrap_or(usize::MAX).min(self.data.valid.n_samples());
-            observer.message(&format!("validation log-likelihood, K = {} on {n} points", eval.k));
+        if eval.every > 0 && epoch.is_multiple_of(eval.every) && self.data.valid.n_samples() > 0 {
+            let n = eval
+                .max_points
+                .unwrap_or(usize::MAX)
+                .min(self.data.valid.n_samples());
+            observer.message(&format!(
+                "validation log-likelihood, K = {} on {n} points",
+                eval.k
+            ));
             let ll = self.log_likelihood(Split::Valid, eval.k, Some(n))?;
             record["valid_ll"] = json!(ll);
             record["valid_k"] = json!(eval.k);
@@ -379,21 +446,33 @@ impl Run {
                 self.state.evals_since_best = 0;
             } else {
                 self.state.evals_since_best += 1;
-                if eval.patience.is_some_and(|p| self.state.evals_since_best >= p) {
-                    observer.message(&format!("early stopping: no improvement in {} evaluations", self.state.evals_since_best));
+                if eval
+                    .patience
+                    .is_some_and(|p| self.state.evals_since_best >= p)
+                {
+                    observer.message(&format!(
+                        "early stopping: no improvement in {} evaluations",
+                        self.state.evals_since_best
+                    ));
                     early_stop = true;
                 }
             }
         }
         if eval.test_at.contains(&epoch) && self.data.test.n_samples() > 0 {
             let k = eval.test_k.unwrap_or(eval.k);
-            observer.message(&format!("test log-likelihood, K = {k} on {} points", self.data.test.n_samples()));
+            observer.message(&format!(
+                "test log-likelihood, K = {k} on {} points",
+                self.data.test.n_samples()
+            ));
             let started = Instant::now();
             let ll = self.log_likelihood(Split::Test, k, None)?;
             let record = json!({"epoch": epoch, "step": self.state.step, "split": "test", "k": k,
                 "ll": ll, "nll_nats": -ll, "eval_s": started.elapsed().as_secs_f64()});
             self.log(&record)?;
-            observer.message(&format!("epoch {epoch}: test NLL {:.3} nats (K = {k})", -ll));
+            observer.message(&format!(
+                "epoch {epoch}: test NLL {:.3} nats (K = {k})",
+                -ll
+            ));
         }
         Ok(early_stop)
     }
@@ -406,11 +485,16 @@ impl Run {
             Split::Test => &self.data.test,
         };
         if split == Split::Train && self.data.dynamic {
-            return Err(Error::Config("the training set is binarised anew every epoch; evaluate valid or test".into()));
+            return Err(Error::Config(
+                "the training set is binarised anew every epoch; evaluate valid or test".into(),
+            ));
         }
         let n = max_points.unwrap_or(usize::MAX).min(set.n_samples());
         if n == 0 {
-            return Err(Error::InvalidData(format!("the {} split is empty", split.name())));
+            return Err(Error::InvalidData(format!(
+                "the {} split is empty",
+                split.name()
+            )));
         }
         let x = data::contiguous(&set.range(0, n));
         let seed = self.config.seed ^ 0x5EED_E7A1;
@@ -433,14 +517,16 @@ impl Run {
             map.extend(more);
         }
         let path = self.dir.join(SUMMARY_FILE);
-        let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::Checkpoint(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&summary).map_err(|e| Error::Checkpoint(e.to_string()))?;
         std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
     }
 
     /// Grey-level model samples: p(x | h_1) for `n` dreams, one image per entry.
     pub fn sample_means(&self, n: usize, seed: u64) -> Vec<Vec<f32>> {
         let mut pass = crate::models::Pass::new(&self.model.sizes, n);
-        self.model.dream(n, false, &mut pass, &mut Stream::new(seed, &[ids::SAMPLE]));
+        self.model
+            .dream(n, false, &mut pass, &mut Stream::new(seed, &[ids::SAMPLE]));
         let d = self.model.x_dim();
         let mut means = vec![0.0f32; d * n];
         self.model.data_means(&pass.h[1], n, &mut means);

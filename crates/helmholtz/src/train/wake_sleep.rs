@@ -72,7 +72,9 @@ impl WakeSleep {
     /// Checks the hyper-parameters.
     pub fn new(config: WakeSleepConfig) -> Result<Self> {
         if config.k == 0 || config.chunk_points == 0 {
-            return Err(Error::Config("k and chunk_points must be at least 1".into()));
+            return Err(Error::Config(
+                "k and chunk_points must be at least 1".into(),
+            ));
         }
         if config.variant == Variant::Ws && config.k != 1 {
             return Err(Error::Config(format!(
@@ -81,9 +83,15 @@ impl WakeSleep {
             )));
         }
         if !(0.0..=1.0).contains(&config.wake_fraction) {
-            return Err(Error::Config(format!("wake_fraction must lie in [0, 1], got {}", config.wake_fraction)));
+            return Err(Error::Config(format!(
+                "wake_fraction must lie in [0, 1], got {}",
+                config.wake_fraction
+            )));
         }
-        Ok(WakeSleep { config, chunks: Vec::new() })
+        Ok(WakeSleep {
+            config,
+            chunks: Vec::new(),
+        })
     }
 
     /// The hyper-parameters.
@@ -106,7 +114,11 @@ impl WakeSleep {
         let chunk_points = self.config.chunk_points;
         let n_chunks = n_points.div_ceil(chunk_points);
         let capacity = chunk_points * self.config.k;
-        if self.chunks.first().is_none_or(|c| c.wake.capacity() != capacity || c.grads.tensors.len() != model.params.tensors.len() || c.wake.h.len() != model.sizes.len()) {
+        if self.chunks.first().is_none_or(|c| {
+            c.wake.capacity() != capacity
+                || c.grads.tensors.len() != model.params.tensors.len()
+                || c.wake.h.len() != model.sizes.len()
+        }) {
             self.chunks.clear();
         }
         while self.chunks.len() < n_chunks {
@@ -122,20 +134,26 @@ impl WakeSleep {
         }
         let config = &self.config;
         let x_dim = model.x_dim();
-        self.chunks[..n_chunks].par_iter_mut().enumerate().for_each(|(c, chunk)| {
-            let first = c * chunk_points;
-            let points = chunk_points.min(n_points - first);
-            let x = &batch[first * x_dim..(first + points) * x_dim];
-            let mut rng = Stream::new(seed, &[ids::TRAIN, step, c as u64]);
-            chunk_gradient(config, model, x, points, n_points, &mut rng, chunk);
-        });
+        self.chunks[..n_chunks]
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                let first = c * chunk_points;
+                let points = chunk_points.min(n_points - first);
+                let x = &batch[first * x_dim..(first + points) * x_dim];
+                let mut rng = Stream::new(seed, &[ids::TRAIN, step, c as u64]);
+                chunk_gradient(config, model, x, points, n_points, &mut rng, chunk);
+            });
         grads.fill_zero();
         let mut bound_sum = 0.0;
         for chunk in &self.chunks[..n_chunks] {
             grads.add_assign(&chunk.grads);
             bound_sum += chunk.bound_sum;
         }
-        Ok(BatchStats { bound_sum, n_points })
+        Ok(BatchStats {
+            bound_sum,
+            n_points,
+        })
     }
 }
 
@@ -177,22 +195,46 @@ fn chunk_gradient(
     }
     model.accumulate_p_gradient(&mut chunk.wake, &chunk.coefficients[..n], &mut chunk.grads);
     // Wake-phase recognition update: −Σ_k (ω̃_k − 1/K) ∇ log q(h_k | x).
-    let wake_share = if config.variant == Variant::Ws { 0.0 } else { config.wake_fraction };
+    let wake_share = if config.variant == Variant::Ws {
+        0.0
+    } else {
+        config.wake_fraction
+    };
     if wake_share > 0.0 {
-        let baseline = if config.q_baseline { 1.0 / k as f64 } else { 0.0 };
+        let baseline = if config.q_baseline {
+            1.0 / k as f64
+        } else {
+            0.0
+        };
         for (c, &w) in chunk.coefficients.iter_mut().zip(&chunk.log_weights[..n]) {
             *c = (-wake_share * (w - baseline) / batch) as f32;
         }
         let mut scratch = std::mem::take(&mut chunk.q0_points);
-        model.accumulate_q_gradient(&mut chunk.wake, &chunk.coefficients[..n], Some((x, points, k)), &mut scratch, &mut chunk.grads);
+        model.accumulate_q_gradient(
+            &mut chunk.wake,
+            &chunk.coefficients[..n],
+            Some((x, points, k)),
+            &mut scratch,
+            &mut chunk.grads,
+        );
         chunk.q0_points = scratch;
     }
     // Sleep-phase recognition update on K dreams per data point: −mean ∇ log q(h | x).
-    let sleep_share = if config.variant == Variant::Bihm { 0.0 } else { 1.0 - wake_share };
+    let sleep_share = if config.variant == Variant::Bihm {
+        0.0
+    } else {
+        1.0 - wake_share
+    };
     if sleep_share > 0.0 {
         model.dream(n, true, &mut chunk.dream, rng);
         let c = (-sleep_share / (batch * k as f64)) as f32;
         chunk.coefficients[..n].fill(c);
-        model.accumulate_q_gradient(&mut chunk.dream, &chunk.coefficients[..n], None, &mut [], &mut chunk.grads);
+        model.accumulate_q_gradient(
+            &mut chunk.dream,
+            &chunk.coefficients[..n],
+            None,
+            &mut [],
+            &mut chunk.grads,
+        );
     }
 }
