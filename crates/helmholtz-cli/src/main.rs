@@ -360,9 +360,20 @@ fn eval(dir: &Path, k: usize, split: Split, points: Option<usize>) -> Result<()>
         started.elapsed().as_secs_f64()
     );
     if run.config.train.algorithm == helmholtz::train::Variant::Bihm {
+        // The BiHM model is p* ∝ √(p q p*): log p* = log p̃* − log Z² (nrws.md §2.3).
+        let started = Instant::now();
+        let log_p_tilde = run.estimate(
+            split,
+            k,
+            points,
+            helmholtz::eval::Estimator::BihmUnnormalised,
+        )?;
         let log_z2 = helmholtz::eval::bihm_log_z2(&run.model, 100_000, 10, run.config.seed)?;
         println!(
-            "BiHM: log Z² ≈ {log_z2:.4} (10^5 dreams, 10 inner samples); the model p* is the normalised geometric mean of p and q"
+            "BiHM: log p̃* {log_p_tilde:.4}, log Z² {log_z2:.4} (10^5 dreams, 10 inner samples), log p* {:.4} (NLL {:.4}), {:.1} s",
+            log_p_tilde - log_z2,
+            log_z2 - log_p_tilde,
+            started.elapsed().as_secs_f64()
         );
     }
     Ok(())

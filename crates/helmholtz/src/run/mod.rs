@@ -24,7 +24,7 @@ pub use config::{Config, Split};
 pub use data::RunData;
 
 use crate::error::{Error, Result};
-use crate::eval::{IsConfig, exact_kl_from, importance_log_likelihood};
+use crate::eval::{Estimator, IsConfig, exact_kl_from, importance_log_likelihood};
 use crate::math::rng::{Stream, ids};
 use crate::models::{HelmholtzMachine, ParamSet};
 use crate::optim::Optimizer;
@@ -479,6 +479,17 @@ impl Run {
 
     /// Mean importance-sampling log-likelihood of a split (first `max_points` points if given).
     pub fn log_likelihood(&self, split: Split, k: usize, max_points: Option<usize>) -> Result<f64> {
+        self.estimate(split, k, max_points, Estimator::LogLikelihood)
+    }
+
+    /// Mean importance-sampling estimate of a split: log p(x), or BiHM's log p̃*(x).
+    pub fn estimate(
+        &self,
+        split: Split,
+        k: usize,
+        max_points: Option<usize>,
+        estimator: Estimator,
+    ) -> Result<f64> {
         let set = match split {
             Split::Train => &self.data.train,
             Split::Valid => &self.data.valid,
@@ -498,7 +509,11 @@ impl Run {
         }
         let x = data::contiguous(&set.range(0, n));
         let seed = self.config.seed ^ 0x5EED_E7A1;
-        let per_point = importance_log_likelihood(&self.model, &x, n, 0, IsConfig::new(k, seed))?;
+        let config = IsConfig {
+            estimator,
+            ..IsConfig::new(k, seed)
+        };
+        let per_point = importance_log_likelihood(&self.model, &x, n, 0, config)?;
         Ok(per_point.iter().sum::<f64>() / n as f64)
     }
 
