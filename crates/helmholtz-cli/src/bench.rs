@@ -13,9 +13,8 @@ use faer::{Accum, Mat, Par};
 use helmholtz::math::numerics::bernoulli_terms;
 use helmholtz::math::rng::Stream;
 use helmholtz::models::HelmholtzMachine;
-use helmholtz::optim::Optimizer;
 use helmholtz::run::Config;
-use helmholtz::train::{Variant, WakeSleep, WakeSleepConfig};
+use helmholtz::train::{Variant, WakeSleep};
 use rayon::prelude::*;
 
 /// Destination, left and right operand of one timed matrix product.
@@ -99,21 +98,10 @@ pub fn run(config: Option<PathBuf>, batches: usize) -> Result<()> {
     let mut model =
         HelmholtzMachine::new(&sizes, config.model.init, config.model.bias, config.seed)?;
     let t = &config.train;
-    let mut algorithm = WakeSleep::new(WakeSleepConfig {
-        variant: t.algorithm,
-        k: t.k,
-        wake_fraction: t.wake_fraction,
-        q_baseline: t.q_baseline,
-        chunk_points: t.chunk_points,
-    })?;
-    let mut optimizer = Optimizer::new(
-        config.optimizer.rule.clone(),
-        config.optimizer.lr,
-        config.optimizer.schedule.clone(),
-        &model.params,
-    )?;
+    let mut algorithm = WakeSleep::new(t.wake_sleep())?;
+    let mut optimizer = config.optimizer.build(&model.params)?;
     let b = t.batch_size.min(data.train.n_samples());
-    let batch = helmholtz::run::data::contiguous(&data.train.range(0, b));
+    let batch = data.train.range(0, b).to_columns();
     let mut grads = model.params.zeros_like();
     println!(
         "bench: {} ({:?}, K = {}, batch {b}, {} threads, {} batches timed)",

@@ -51,6 +51,15 @@ impl Dataset {
         self.x.nrows()
     }
 
+    /// The samples as one contiguous column-major buffer (dim × n), the layout models take.
+    pub fn to_columns(&self) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.dim() * self.n_samples());
+        for j in 0..self.n_samples() {
+            out.extend((0..self.dim()).map(|i| self.x[(i, j)]));
+        }
+        out
+    }
+
     /// The samples at `indices`, in that order, as a new data set.
     pub fn select(&self, indices: &[usize]) -> Dataset {
         let x = Mat::from_fn(self.dim(), indices.len(), |i, j| self.x[(i, indices[j])]);

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::math::logsumexp;
 use crate::math::numerics::sigmoid_softplus_f32;
 use crate::math::rng::{Stream, ids};
-use crate::models::sbn::{preactivation, score_columns, view, view_mut};
+use crate::models::sbn::{preactivation, view, view_mut};
 use crate::models::{HelmholtzMachine, Pass};
 
 /// Which quantity the importance-sampling estimator targets.
@@ -145,7 +145,8 @@ pub fn exact_log_likelihood(
                 }
             }
             // log p(h) for the hidden levels: prior and every layer above the data.
-            let log_p_hidden = log_p_hidden(model, &mut pass);
+            model.generative_pass(&mut pass, None, 1);
+            let log_p_hidden = &pass.log_p;
             // log p(x | h_1) = xᵀ a − Σ softplus(a), for every data point at once.
             let mut a = vec![0.0f32; d * n];
             let (pw, pb) = (model.p_index(0), model.p_index(0) + 1);
@@ -192,48 +193,6 @@ pub fn exact_log_likelihood(
     Ok((0..n_points)
         .map(|i| logsumexp(&partials.iter().map(|p| p[i]).collect::<Vec<_>>()))
         .collect())
-}
-
-/// log p(h_1, …, h_L) of the hidden configurations in `pass.h[1..]`.
-fn log_p_hidden(model: &HelmholtzMachine, pass: &mut Pass) -> Vec<f64> {
-    let n = pass.n;
-    let top = model.n_layers();
-    let mut log_p = vec![0.0; n];
-    let prior = &model.params.tensors[HelmholtzMachine::PRIOR].data;
-    for column in pass.prior_delta[..model.sizes[top] * n].chunks_exact_mut(model.sizes[top]) {
-        column.copy_from_slice(prior);
-    }
-    score_columns(
-        model.sizes[top],
-        &mut pass.prior_delta,
-        &mut pass.h[top],
-        None,
-        &mut log_p,
-    );
-    for l in (1..top).rev() {
-        let shape = crate::models::sbn::SbnShape {
-            n_in: model.sizes[l + 1],
-            n_out: model.sizes[l],
-        };
-        let (pw, pb) = (model.p_index(l), model.p_index(l) + 1);
-        let (lower, upper) = pass.h.split_at_mut(l + 1);
-        preactivation(
-            shape,
-            &model.params.tensors[pw].data,
-            &model.params.tensors[pb].data,
-            &upper[0],
-            n,
-            &mut pass.p_delta[l],
-        );
-        score_columns(
-            shape.n_out,
-            &mut pass.p_delta[l],
-            &mut lower[l],
-            None,
-            &mut log_p,
-        );
-    }
-    log_p
 }
 
 /// Exact KL(target ‖ model) in nats, for a target distribution given as (pattern, probability)

@@ -284,40 +284,7 @@ impl HelmholtzMachine {
 
     /// Fills `log_p` and the generative scores for the values already in `pass.h`.
     pub fn score_generative(&self, pass: &mut Pass) {
-        let n = pass.n;
-        let top = self.n_layers();
-        pass.log_p[..n].fill(0.0);
-        let prior = self.data(Self::PRIOR);
-        for column in pass.prior_delta[..self.sizes[top] * n].chunks_exact_mut(self.sizes[top]) {
-            column.copy_from_slice(prior);
-        }
-        score_columns(
-            self.sizes[top],
-            &mut pass.prior_delta,
-            &mut pass.h[top],
-            None,
-            &mut pass.log_p[..n],
-        );
-        for l in (0..top).rev() {
-            let shape = self.p_shape(l);
-            let (pw, pb) = (self.p_index(l), self.p_index(l) + 1);
-            let (lower, upper) = pass.h.split_at_mut(l + 1);
-            preactivation(
-                shape,
-                self.data(pw),
-                self.data(pb),
-                &upper[0],
-                n,
-                &mut pass.p_delta[l],
-            );
-            score_columns(
-                shape.n_out,
-                &mut pass.p_delta[l],
-                &mut lower[l],
-                None,
-                &mut pass.log_p[..n],
-            );
-        }
+        self.generative_pass(pass, None, 0);
     }
 
     /// Dream pass: `n` ancestral samples (x, h) ~ p, with log p and the generative scores.
@@ -325,22 +292,39 @@ impl HelmholtzMachine {
     pub fn dream(&self, n: usize, score_q: bool, pass: &mut Pass, rng: &mut Stream) {
         assert!(n <= pass.capacity(), "pass buffers too small");
         pass.n = n;
+        self.generative_pass(pass, Some(rng), 0);
+        if score_q {
+            self.score_recognition(pass);
+        }
+    }
+
+    /// The generative stack from the top prior down to level `lowest`: samples each level
+    /// (with `rng`) or scores the values already in `pass.h` (without). `log_p` receives
+    /// log p(h_lowest, …, h_L), i.e. log p(x, h) for `lowest` = 0.
+    pub fn generative_pass(&self, pass: &mut Pass, mut rng: Option<&mut Stream>, lowest: usize) {
+        let n = pass.n;
         let top = self.n_layers();
         pass.log_p[..n].fill(0.0);
         let prior = self.data(Self::PRIOR);
         for column in pass.prior_delta[..self.sizes[top] * n].chunks_exact_mut(self.sizes[top]) {
             column.copy_from_slice(prior);
         }
-        let uniforms = &mut pass.uniforms[..self.sizes[top] * n];
-        rng.fill_uniform_f32(uniforms);
+        let draw = |rng: &mut Option<&mut Stream>, uniforms: &mut [f32], len: usize| match rng {
+            Some(rng) => {
+                rng.fill_uniform_f32(&mut uniforms[..len]);
+                true
+            }
+            None => false,
+        };
+        let sampled = draw(&mut rng, &mut pass.uniforms, self.sizes[top] * n);
         score_columns(
             self.sizes[top],
             &mut pass.prior_delta,
             &mut pass.h[top],
-            Some(uniforms),
+            sampled.then_some(&pass.uniforms[..]),
             &mut pass.log_p[..n],
         );
-        for l in (0..top).rev() {
+        for l in (lowest..top).rev() {
             let shape = self.p_shape(l);
             let (pw, pb) = (self.p_index(l), self.p_index(l) + 1);
             let (lower, upper) = pass.h.split_at_mut(l + 1);
@@ -352,18 +336,14 @@ impl HelmholtzMachine {
                 n,
                 &mut pass.p_delta[l],
             );
-            let uniforms = &mut pass.uniforms[..shape.n_out * n];
-            rng.fill_uniform_f32(uniforms);
+            let sampled = draw(&mut rng, &mut pass.uniforms, shape.n_out * n);
             score_columns(
                 shape.n_out,
                 &mut pass.p_delta[l],
                 &mut lower[l],
-                Some(uniforms),
+                sampled.then_some(&pass.uniforms[..]),
                 &mut pass.log_p[..n],
             );
-        }
-        if score_q {
-            self.score_recognition(pass);
         }
     }
 

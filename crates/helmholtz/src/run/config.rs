@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::models::WeightInit;
-use crate::optim::{OptimizerConfig, Schedule};
-use crate::train::Variant;
+use crate::models::{ParamSet, WeightInit};
+use crate::optim::{Optimizer, OptimizerConfig, Schedule};
+use crate::train::{Variant, WakeSleepConfig};
 
 /// A whole experiment: data, model, algorithm, optimizer, evaluation and checkpoints.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -147,6 +147,19 @@ pub struct TrainConfig {
     pub chunk_points: usize,
 }
 
+impl TrainConfig {
+    /// The hyper-parameters of the learning algorithm.
+    pub fn wake_sleep(&self) -> WakeSleepConfig {
+        WakeSleepConfig {
+            variant: self.algorithm,
+            k: self.k,
+            wake_fraction: self.wake_fraction,
+            q_baseline: self.q_baseline,
+            chunk_points: self.chunk_points,
+        }
+    }
+}
+
 fn default_k() -> usize {
     10
 }
@@ -171,6 +184,13 @@ pub struct OptimizerSection {
     /// Learning-rate schedule, e.g. `{ kind = "constant" }`.
     #[serde(default = "default_schedule")]
     pub schedule: Schedule,
+}
+
+impl OptimizerSection {
+    /// A fresh optimizer for parameters shaped like `params`.
+    pub fn build(&self, params: &ParamSet) -> Result<Optimizer> {
+        Optimizer::new(self.rule.clone(), self.lr, self.schedule.clone(), params)
+    }
 }
 
 fn default_schedule() -> Schedule {

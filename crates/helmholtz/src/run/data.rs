@@ -52,7 +52,7 @@ pub fn load(config: &DataConfig) -> Result<RunData> {
     ] {
         set.check_finite()
             .map_err(|e| Error::InvalidData(format!("{name} set: {e}")))?;
-        if contiguous(set).iter().any(|v| !(0.0..=1.0).contains(v)) {
+        if set.to_columns().iter().any(|v| !(0.0..=1.0).contains(v)) {
             return Err(Error::InvalidData(format!(
                 "{name} set has values outside [0, 1]; scale the data (data.scale) before binarising"
             )));
@@ -167,13 +167,4 @@ fn custom(config: &DataConfig) -> Result<Splits> {
     let valid = other(&config.valid)?;
     let test = other(&config.test)?;
     Ok(Splits { train, valid, test })
-}
-
-/// The columns of `set` as one contiguous column-major buffer.
-pub fn contiguous(set: &Dataset) -> Vec<f32> {
-    let mut out = Vec::with_capacity(set.dim() * set.n_samples());
-    for j in 0..set.n_samples() {
-        out.extend((0..set.dim()).map(|i| set.x[(i, j)]));
-    }
-    out
 }

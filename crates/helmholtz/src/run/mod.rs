@@ -28,7 +28,7 @@ use crate::eval::{Estimator, IsConfig, exact_kl_from, importance_log_likelihood}
 use crate::math::rng::{Stream, ids};
 use crate::models::{HelmholtzMachine, ParamSet};
 use crate::optim::Optimizer;
-use crate::train::{WakeSleep, WakeSleepConfig};
+use crate::train::WakeSleep;
 
 /// Counters of a run: everything besides tensors that a resumed run needs.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -134,12 +134,7 @@ impl Run {
         sizes.extend(&config.model.hidden);
         let model =
             HelmholtzMachine::new(&sizes, config.model.init, config.model.bias, config.seed)?;
-        let optimizer = Optimizer::new(
-            config.optimizer.rule.clone(),
-            config.optimizer.lr,
-            config.optimizer.schedule.clone(),
-            &model.params,
-        )?;
+        let optimizer = config.optimizer.build(&model.params)?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let header = format!("# resolved by helmholtz {}\n", env!("CARGO_PKG_VERSION"));
         let path = dir.join(CONFIG_FILE);
@@ -172,12 +167,7 @@ impl Run {
                 data.train.dim()
             )));
         }
-        let mut optimizer = Optimizer::new(
-            config.optimizer.rule.clone(),
-            config.optimizer.lr,
-            config.optimizer.schedule.clone(),
-            &model.params,
-        )?;
+        let mut optimizer = config.optimizer.build(&model.params)?;
         let moments = ParamSet {
             tensors: optimizer
                 .first
@@ -212,14 +202,8 @@ impl Run {
         state: TrainState,
         data: RunData,
     ) -> Result<Self> {
-        let algorithm = WakeSleep::new(WakeSleepConfig {
-            variant: config.train.algorithm,
-            k: config.train.k,
-            wake_fraction: config.train.wake_fraction,
-            q_baseline: config.train.q_baseline,
-            chunk_points: config.train.chunk_points,
-        })?;
-        let train_columns = data::contiguous(&data.train);
+        let algorithm = WakeSleep::new(config.train.wake_sleep())?;
+        let train_columns = data.train.to_columns();
         Ok(Run {
             dir: dir.to_path_buf(),
             config,
@@ -507,7 +491,7 @@ impl Run {
                 split.name()
             )));
         }
-        let x = data::contiguous(&set.range(0, n));
+        let x = set.range(0, n).to_columns();
         let seed = self.config.seed ^ 0x5EED_E7A1;
         let config = IsConfig {
             estimator,
