@@ -234,3 +234,29 @@ fn existing_runs_are_not_overwritten() {
     assert!(err.contains("--resume"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn early_stopping_ends_a_run_whose_validation_estimate_stops_improving() {
+    // With a learning rate far below f32 resolution the parameters never change, so the second
+    // validation estimate (same samples) equals the first: no improvement, patience 1 → stop.
+    let dir = scratch("early");
+    let overrides = [
+        "optimizer.lr=1e-20",
+        "optimizer.rule={ kind = \"sgd\" }",
+        "eval.patience=1",
+        "train.epochs=5",
+    ];
+    let mut run = Run::create(config(DIGITS, &overrides), &dir).unwrap();
+    let outcome = run.train(&mut Silent, &AtomicBool::new(false)).unwrap();
+    assert_eq!(outcome, Outcome::EarlyStopped);
+    assert_eq!(run.state.epoch, 2);
+    assert!(run.state.finished);
+    // A finished run resumed without more epochs does nothing more.
+    let mut resumed = Run::resume(&dir, &[]).unwrap();
+    assert_eq!(
+        resumed.train(&mut Silent, &AtomicBool::new(false)).unwrap(),
+        Outcome::Completed
+    );
+    assert_eq!(resumed.state.epoch, 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

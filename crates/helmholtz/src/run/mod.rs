@@ -51,6 +51,9 @@ pub struct TrainState {
     pub train_s: f64,
     /// Whether training ended (all epochs done or stopped early).
     pub finished: bool,
+    /// Whether early stopping ended it (then more epochs do not restart it).
+    #[serde(default)]
+    pub stopped_early: bool,
 }
 
 /// What a training call ended with.
@@ -183,7 +186,7 @@ impl Run {
         optimizer.second.tensors = moments.tensors[n..].to_vec();
         optimizer.step = stored.optimizer_step;
         let mut state = stored.state;
-        if state.finished && state.epoch < config.train.epochs {
+        if state.finished && !state.stopped_early && state.epoch < config.train.epochs {
             state.finished = false;
         }
         Self::assemble(dir, config, model, optimizer, state, data)
@@ -359,6 +362,7 @@ impl Run {
             let last = self.state.epoch == self.config.train.epochs;
             if early_stop || last {
                 self.state.finished = true;
+                self.state.stopped_early = early_stop;
             }
             if self.state.finished
                 || self
