@@ -485,7 +485,7 @@ fn data(action: DataAction) -> Result<()> {
         DataAction::List => {
             let dir = helmholtz::data::default_data_dir();
             println!("data directory: {}", dir.display());
-            println!("{:<14} {:<10} source", "name", "status");
+            println!("{:<14} {:<12} source", "name", "status");
             println!(
                 "{:<14} {:<10} embedded 8x8 UCI digits, 1797 images (scikit-learn)",
                 "digits", "embedded"
@@ -510,7 +510,7 @@ fn data(action: DataAction) -> Result<()> {
                     Ok((train, test)) => format!("{}+{}", train.n_samples(), test.n_samples()),
                     Err(_) => "missing".into(),
                 };
-                println!("{name:<14} {status:<10} {origin} (helmholtz data fetch {name})");
+                println!("{name:<14} {status:<12} {origin} (helmholtz data fetch {name})");
             }
             Ok(())
         }
