@@ -230,3 +230,36 @@ fn files_with_a_wrong_magic_number_or_wrong_dimensions_are_rejected_clearly() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_bihm_run_is_evaluated_as_the_normalised_model() {
+    let dir = scratch("bihm");
+    let run = dir.join("run");
+    let config = repo_root().join("configs/quickstart.toml");
+    let out = helmholtz(
+        &[
+            "train",
+            config.to_str().unwrap(),
+            "--set",
+            "train.algorithm=\"bihm\"",
+            "--set",
+            "train.epochs=2",
+            "--set",
+            "model.hidden=[16, 4]",
+            "--set",
+            "eval.final_k=10",
+            "--quiet",
+            "--out",
+            run.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = helmholtz(&["eval", run.to_str().unwrap(), "--k", "50"], &dir);
+    let printed = text(&out);
+    assert!(
+        out.status.success() && printed.contains("log Z²") && printed.contains("log p*"),
+        "{printed}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
