@@ -3,6 +3,8 @@
 //! Every optimizer minimises: it takes the gradient of a loss and moves against it. Its state is
 //! a `ParamSet` of moments plus a step counter, so checkpoints store and restore it exactly.
 
+pub mod fisher;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
