@@ -15,6 +15,7 @@ use faer::{Accum, Mat, MatRef, Par, Side};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::models::{HelmholtzMachine, Pass};
 
 /// Probabilities are clipped to [ε, 1 − ε] before forming σ(1−σ), as in the NRWS code, which keeps
 /// C⁻¹ bounded in the Woodbury form.
@@ -31,6 +32,9 @@ pub struct LayerSamples {
     pub parents: Vec<f32>,
     /// Unit probabilities σ(W h + b) (n_out × N, column-major).
     pub probs: Vec<f32>,
+    /// Weight of each sample (default 1/N): exact expectations over enumerated configurations,
+    /// or weighted samples.
+    pub sample_weights: Option<Vec<f64>>,
 }
 
 impl LayerSamples {
@@ -42,16 +46,27 @@ impl LayerSamples {
     /// Ũ = [h̃_1 … h̃_N] in f64 (d × N with a last row of ones).
     fn augmented_parents(&self) -> Mat<f64> {
         let n = self.n_samples();
-        Mat::from_fn(self.n_in + 1, n, |r, j| if r < self.n_in { self.parents[j * self.n_in + r] as f64 } else { 1.0 })
+        Mat::from_fn(self.n_in + 1, n, |r, j| {
+            if r < self.n_in {
+                self.parents[j * self.n_in + r] as f64
+            } else {
+                1.0
+            }
+        })
     }
 
-    /// The Fisher weights c_ni = σ_ni(1−σ_ni)/N of unit i, clipped.
+    /// The Fisher weights c_ni = w_n σ_ni(1−σ_ni) of unit i (w_n = 1/N by default), σ clipped.
     fn weights(&self, unit: usize) -> Vec<f64> {
         let n = self.n_samples();
         (0..n)
             .map(|j| {
-                let p = (self.probs[j * self.n_out + unit] as f64).clamp(PROB_CLIP, 1.0 - PROB_CLIP);
-                p * (1.0 - p) / n as f64
+                let p =
+                    (self.probs[j * self.n_out + unit] as f64).clamp(PROB_CLIP, 1.0 - PROB_CLIP);
+                let w = self
+                    .sample_weights
+                    .as_ref()
+                    .map_or(1.0 / n as f64, |w| w[j]);
+                w * p * (1.0 - p)
             })
             .collect()
     }
@@ -62,7 +77,14 @@ impl LayerSamples {
         let c = self.weights(unit);
         let scaled = Mat::from_fn(u.nrows(), u.ncols(), |r, j| u[(r, j)] * c[j]);
         let mut block = Mat::zeros(u.nrows(), u.nrows());
-        matmul(block.as_mut(), Accum::Replace, scaled.as_ref(), u.transpose(), 1.0, Par::Seq);
+        matmul(
+            block.as_mut(),
+            Accum::Replace,
+            scaled.as_ref(),
+            u.transpose(),
+            1.0,
+            Par::Seq,
+        );
         block
     }
 }
@@ -98,7 +120,10 @@ pub fn solver_costs(n_in: usize, n_out: usize, n_samples: usize) -> (f64, f64) {
 
 enum Factors {
     Direct(Vec<Llt<f64>>),
-    Woodbury { augmented: Mat<f64>, per_unit: Vec<Llt<f64>> },
+    Woodbury {
+        augmented: Mat<f64>,
+        per_unit: Vec<Llt<f64>>,
+    },
     Diagonal(Vec<Vec<f64>>),
 }
 
@@ -118,12 +143,20 @@ impl LayerFisher {
     }
 
     /// As [`LayerFisher::fit`], forcing a solver (for tests and benchmarks).
-    pub fn fit_with(samples: &LayerSamples, alpha: f64, kind: FisherKind, solver: Option<Solver>) -> Result<Self> {
+    pub fn fit_with(
+        samples: &LayerSamples,
+        alpha: f64,
+        kind: FisherKind,
+        solver: Option<Solver>,
+    ) -> Result<Self> {
         if !(alpha.is_finite() && alpha > 0.0) {
-            return Err(Error::Config(format!("the Fisher damping α must be positive and finite, got {alpha}")));
+            return Err(Error::Config(format!(
+                "the Fisher damping α must be positive and finite, got {alpha}"
+            )));
         }
         let n = samples.n_samples();
-        if n == 0 || samples.parents.len() != samples.n_in * n {
+        let weights_ok = samples.sample_weights.as_ref().is_none_or(|w| w.len() == n);
+        if n == 0 || samples.parents.len() != samples.n_in * n || !weights_ok {
             return Err(Error::Dimension(format!(
                 "Fisher samples: {} parent values and {} probabilities for {} inputs and {} units",
                 samples.parents.len(),
@@ -137,18 +170,30 @@ impl LayerFisher {
             (FisherKind::Blocks, Some(s)) => s,
             (FisherKind::Blocks, None) => {
                 let (direct, woodbury) = solver_costs(samples.n_in, samples.n_out, n);
-                if woodbury < direct { Solver::Woodbury } else { Solver::Direct }
+                if woodbury < direct {
+                    Solver::Woodbury
+                } else {
+                    Solver::Direct
+                }
             }
         };
         let u = samples.augmented_parents();
         let d = u.nrows();
-        let singular = |unit: usize| Error::Diverged(format!("Fisher block of unit {unit} is not positive definite"));
+        let singular = |unit: usize| {
+            Error::Diverged(format!(
+                "Fisher block of unit {unit} is not positive definite"
+            ))
+        };
         let factors = match solver {
             Solver::Diagonal => Factors::Diagonal(
                 (0..samples.n_out)
                     .map(|i| {
                         let c = samples.weights(i);
-                        (0..d).map(|r| (0..n).map(|j| c[j] * u[(r, j)] * u[(r, j)]).sum::<f64>() + alpha).collect()
+                        (0..d)
+                            .map(|r| {
+                                (0..n).map(|j| c[j] * u[(r, j)] * u[(r, j)]).sum::<f64>() + alpha
+                            })
+                            .collect()
                     })
                     .collect(),
             ),
@@ -167,7 +212,14 @@ impl LayerFisher {
             }
             Solver::Woodbury => {
                 let mut gram = Mat::zeros(n, n);
-                matmul(gram.as_mut(), Accum::Replace, u.transpose(), u.as_ref(), 1.0, Par::Seq);
+                matmul(
+                    gram.as_mut(),
+                    Accum::Replace,
+                    u.transpose(),
+                    u.as_ref(),
+                    1.0,
+                    Par::Seq,
+                );
                 let per_unit = (0..samples.n_out)
                     .into_par_iter()
                     .map(|i| {
@@ -179,10 +231,18 @@ impl LayerFisher {
                         m.llt(Side::Lower).map_err(|_| singular(i))
                     })
                     .collect::<Result<Vec<_>>>()?;
-                Factors::Woodbury { augmented: u, per_unit }
+                Factors::Woodbury {
+                    augmented: u,
+                    per_unit,
+                }
             }
         };
-        Ok(LayerFisher { n_in: samples.n_in, n_out: samples.n_out, alpha, factors })
+        Ok(LayerFisher {
+            n_in: samples.n_in,
+            n_out: samples.n_out,
+            alpha,
+            factors,
+        })
     }
 
     /// Which solver the layer uses.
@@ -204,7 +264,13 @@ impl LayerFisher {
         let solved: Vec<Vec<f64>> = (0..n_out)
             .into_par_iter()
             .map(|i| {
-                let mut g = Mat::from_fn(n_in + 1, 1, |r, _| if r < n_in { grad_w[r * n_out + i] as f64 } else { grad_b[i] as f64 });
+                let mut g = Mat::from_fn(n_in + 1, 1, |r, _| {
+                    if r < n_in {
+                        grad_w[r * n_out + i] as f64
+                    } else {
+                        grad_b[i] as f64
+                    }
+                });
                 match &self.factors {
                     Factors::Direct(blocks) => blocks[i].solve_in_place(g.as_mut()),
                     Factors::Diagonal(diagonals) => {
@@ -212,7 +278,10 @@ impl LayerFisher {
                             g[(r, 0)] /= diagonals[i][r];
                         }
                     }
-                    Factors::Woodbury { augmented, per_unit } => woodbury_solve(augmented.as_ref(), &per_unit[i], self.alpha, &mut g),
+                    Factors::Woodbury {
+                        augmented,
+                        per_unit,
+                    } => woodbury_solve(augmented.as_ref(), &per_unit[i], self.alpha, &mut g),
                 }
                 (0..=n_in).map(|r| scale * g[(r, 0)]).collect()
             })
@@ -229,11 +298,70 @@ impl LayerFisher {
 /// (ŨCŨᵀ + αI)⁻¹ g = (1/α)[g − Ũ M⁻¹ Ũᵀ g] with M = αC⁻¹ + ŨᵀŨ factorised.
 fn woodbury_solve(u: MatRef<'_, f64>, m: &Llt<f64>, alpha: f64, g: &mut Mat<f64>) {
     let mut projected = Mat::zeros(u.ncols(), 1);
-    matmul(projected.as_mut(), Accum::Replace, u.transpose(), g.as_ref(), 1.0, Par::Seq);
+    matmul(
+        projected.as_mut(),
+        Accum::Replace,
+        u.transpose(),
+        g.as_ref(),
+        1.0,
+        Par::Seq,
+    );
     m.solve_in_place(projected.as_mut());
-    matmul(g.as_mut(), Accum::Add, u, projected.as_ref(), -1.0, Par::Seq);
+    matmul(
+        g.as_mut(),
+        Accum::Add,
+        u,
+        projected.as_ref(),
+        -1.0,
+        Par::Seq,
+    );
     for r in 0..g.nrows() {
         g[(r, 0)] /= alpha;
+    }
+}
+
+/// Fisher samples of generative layer l (predicting level l from level l + 1) from a pass whose
+/// generative scores are intact (not yet consumed by a gradient): parents h_{l+1}, probabilities
+/// σ = s − (s − σ).
+pub fn generative_samples(
+    model: &HelmholtzMachine,
+    pass: &Pass,
+    l: usize,
+    sample_weights: Option<Vec<f64>>,
+) -> LayerSamples {
+    let (n_in, n_out, n) = (model.sizes[l + 1], model.sizes[l], pass.n);
+    LayerSamples {
+        n_in,
+        n_out,
+        parents: pass.h[l + 1][..n_in * n].to_vec(),
+        probs: pass.h[l][..n_out * n]
+            .iter()
+            .zip(&pass.p_delta[l])
+            .map(|(s, d)| s - d)
+            .collect(),
+        sample_weights,
+    }
+}
+
+/// Fisher samples of recognition layer l (predicting level l + 1 from level l) from a pass whose
+/// recognition scores are intact.
+pub fn recognition_samples(
+    model: &HelmholtzMachine,
+    pass: &Pass,
+    l: usize,
+    sample_weights: Option<Vec<f64>>,
+) -> LayerSamples {
+    let (n_in, n_out, n) = (model.sizes[l], model.sizes[l + 1], pass.n);
+    LayerSamples {
+        n_in,
+        n_out,
+        parents: pass.h[l][..n_in * n].to_vec(),
+        probs: pass.h[l + 1][..n_out * n]
+            .iter()
+            .zip(&pass.q_delta[l])
+            .map(|(s, d)| s - d)
+            .collect(),
+        sample_weights,
     }
 }
 
@@ -256,19 +384,31 @@ mod tests {
         LayerSamples {
             n_in,
             n_out,
-            parents: (0..n_in * n).map(|_| (rng.uniform_f64() < 0.4) as u8 as f32).collect(),
-            probs: (0..n_out * n).map(|_| (0.02 + 0.96 * rng.uniform_f64()) as f32).collect(),
+            parents: (0..n_in * n)
+                .map(|_| (rng.uniform_f64() < 0.4) as u8 as f32)
+                .collect(),
+            probs: (0..n_out * n)
+                .map(|_| (0.02 + 0.96 * rng.uniform_f64()) as f32)
+                .collect(),
+            sample_weights: None,
         }
     }
 
     fn random_gradient(n_in: usize, n_out: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
         let mut rng = Stream::new(seed, &[1]);
-        ((0..n_in * n_out).map(|_| rng.normal() as f32).collect(), (0..n_out).map(|_| rng.normal() as f32).collect())
+        (
+            (0..n_in * n_out).map(|_| rng.normal() as f32).collect(),
+            (0..n_out).map(|_| rng.normal() as f32).collect(),
+        )
     }
 
     fn max_relative(a: &[f32], b: &[f32]) -> f64 {
         let scale = b.iter().map(|v| v.abs() as f64).fold(0.0, f64::max);
-        a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).abs()).fold(0.0, f64::max) / scale
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (*x as f64 - *y as f64).abs())
+            .fold(0.0, f64::max)
+            / scale
     }
 
     #[test]
@@ -277,8 +417,20 @@ mod tests {
         for (n_in, n) in [(40, 12), (7, 30)] {
             let samples = random_samples(n_in, 5, n, n as u64);
             for alpha in [1e-3, 0.2, 5.0] {
-                let direct = LayerFisher::fit_with(&samples, alpha, FisherKind::Blocks, Some(Solver::Direct)).unwrap();
-                let woodbury = LayerFisher::fit_with(&samples, alpha, FisherKind::Blocks, Some(Solver::Woodbury)).unwrap();
+                let direct = LayerFisher::fit_with(
+                    &samples,
+                    alpha,
+                    FisherKind::Blocks,
+                    Some(Solver::Direct),
+                )
+                .unwrap();
+                let woodbury = LayerFisher::fit_with(
+                    &samples,
+                    alpha,
+                    FisherKind::Blocks,
+                    Some(Solver::Woodbury),
+                )
+                .unwrap();
                 let (gw, gb) = random_gradient(n_in, 5, 2);
                 let (mut w1, mut b1) = (gw.clone(), gb.clone());
                 let (mut w2, mut b2) = (gw.clone(), gb.clone());
@@ -286,7 +438,10 @@ mod tests {
                 woodbury.precondition(&mut w2, &mut b2);
                 // f32 storage of the results limits the comparison to ~1e-7; the f64 solves agree
                 // far closer (see `woodbury_matches_direct_in_f64`).
-                assert!(max_relative(&w1, &w2) < 1e-5 && max_relative(&b1, &b2) < 1e-5, "n_in {n_in}, N {n}, α {alpha}");
+                assert!(
+                    max_relative(&w1, &w2) < 1e-5 && max_relative(&b1, &b2) < 1e-5,
+                    "n_in {n_in}, N {n}, α {alpha}"
+                );
             }
         }
     }
@@ -303,17 +458,34 @@ mod tests {
             }
             let g = Mat::from_fn(31, 1, |r, _| (r as f64 * 0.37).sin());
             let mut direct = g.clone();
-            block.llt(Side::Lower).unwrap().solve_in_place(direct.as_mut());
+            block
+                .llt(Side::Lower)
+                .unwrap()
+                .solve_in_place(direct.as_mut());
             let c = samples.weights(unit);
             let mut m = Mat::zeros(10, 10);
-            matmul(m.as_mut(), Accum::Replace, u.transpose(), u.as_ref(), 1.0, Par::Seq);
+            matmul(
+                m.as_mut(),
+                Accum::Replace,
+                u.transpose(),
+                u.as_ref(),
+                1.0,
+                Par::Seq,
+            );
             for j in 0..10 {
                 m[(j, j)] += alpha / c[j];
             }
             let mut woodbury = g.clone();
-            woodbury_solve(u.as_ref(), &m.llt(Side::Lower).unwrap(), alpha, &mut woodbury);
+            woodbury_solve(
+                u.as_ref(),
+                &m.llt(Side::Lower).unwrap(),
+                alpha,
+                &mut woodbury,
+            );
             let scale = (0..31).map(|r| direct[(r, 0)].abs()).fold(0.0, f64::max);
-            let diff = (0..31).map(|r| (direct[(r, 0)] - woodbury[(r, 0)]).abs()).fold(0.0, f64::max);
+            let diff = (0..31)
+                .map(|r| (direct[(r, 0)] - woodbury[(r, 0)]).abs())
+                .fold(0.0, f64::max);
             assert!(diff / scale < 1e-9, "relative difference {}", diff / scale);
         }
     }
@@ -333,8 +505,18 @@ mod tests {
 
     #[test]
     fn the_cheaper_solver_is_chosen() {
-        assert_eq!(LayerFisher::fit(&random_samples(100, 3, 10, 1), 0.2, FisherKind::Blocks).unwrap().solver(), Solver::Woodbury);
-        assert_eq!(LayerFisher::fit(&random_samples(5, 3, 100, 1), 0.2, FisherKind::Blocks).unwrap().solver(), Solver::Direct);
+        assert_eq!(
+            LayerFisher::fit(&random_samples(100, 3, 10, 1), 0.2, FisherKind::Blocks)
+                .unwrap()
+                .solver(),
+            Solver::Woodbury
+        );
+        assert_eq!(
+            LayerFisher::fit(&random_samples(5, 3, 100, 1), 0.2, FisherKind::Blocks)
+                .unwrap()
+                .solver(),
+            Solver::Direct
+        );
         assert!(LayerFisher::fit(&random_samples(5, 3, 100, 1), 0.0, FisherKind::Blocks).is_err());
     }
 }
