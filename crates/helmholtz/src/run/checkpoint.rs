@@ -73,6 +73,29 @@ pub fn read_tensors(path: &Path, layout: &ParamSet) -> Result<ParamSet> {
     Ok(ParamSet { tensors })
 }
 
+/// Reads every f32 tensor of a safetensors file, sorted by name, with its stored shape.
+pub fn read_all_tensors(path: &Path) -> Result<ParamSet> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let file = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::format(path, format!("not a safetensors file: {e}")))?;
+    let mut names: Vec<String> = file.names().into_iter().map(|n| n.to_string()).collect();
+    names.sort();
+    let layout = ParamSet {
+        tensors: names
+            .iter()
+            .map(|name| {
+                let view = file.tensor(name).expect("listed name");
+                Tensor {
+                    name: name.clone(),
+                    shape: view.shape().to_vec(),
+                    data: Vec::new(),
+                }
+            })
+            .collect(),
+    };
+    read_tensors(path, &layout)
+}
+
 /// The checkpoint folder of a run directory.
 pub fn checkpoint_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints").join("last")

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::models::{ParamSet, WeightInit};
+use crate::optim::natural::NaturalConfig;
 use crate::optim::{Optimizer, OptimizerConfig, Schedule};
 use crate::train::{Variant, WakeSleepConfig};
 
@@ -145,6 +146,10 @@ pub struct TrainConfig {
     /// Data points per parallel chunk (results do not depend on the thread count).
     #[serde(default = "default_chunk_points")]
     pub chunk_points: usize,
+    /// Natural gradient with the per-unit Fisher blocks (NWS / NRWS / NBiHM), e.g.
+    /// `natural = { alpha = 0.2, refresh_every = 1000, fisher = "blocks" }`.
+    #[serde(default)]
+    pub natural: Option<NaturalConfig>,
 }
 
 impl TrainConfig {
@@ -350,6 +355,9 @@ impl Config {
             ));
         }
         self.optimizer.schedule.validate()?;
+        if let Some(natural) = &t.natural {
+            natural.validate()?;
+        }
         if self.eval.k == 0 || self.eval.final_k == Some(0) || self.eval.test_k == Some(0) {
             return fail("eval.k, eval.test_k and eval.final_k must be at least 1".into());
         }

@@ -26,8 +26,10 @@ pub use data::RunData;
 use crate::error::{Error, Result};
 use crate::eval::{Estimator, IsConfig, exact_kl_from, importance_log_likelihood};
 use crate::math::rng::{Stream, ids};
-use crate::models::{HelmholtzMachine, ParamSet};
+use crate::models::{HelmholtzMachine, ParamSet, Tensor};
 use crate::optim::Optimizer;
+use crate::optim::fisher::LayerSamples;
+use crate::optim::natural::{FisherPreconditioner, FisherSamples};
 use crate::train::WakeSleep;
 
 /// Counters of a run: everything besides tensors that a resumed run needs.
@@ -113,6 +115,7 @@ pub struct Run {
     /// The data.
     pub data: RunData,
     algorithm: WakeSleep,
+    preconditioner: Option<FisherPreconditioner>,
     train_columns: Vec<f32>,
 }
 
@@ -189,7 +192,15 @@ impl Run {
         if state.finished && !state.stopped_early && state.epoch < config.train.epochs {
             state.finished = false;
         }
-        Self::assemble(dir, config, model, optimizer, state, data)
+        let mut run = Self::assemble(dir, config, model, optimizer, state, data)?;
+        let fisher_path = ckpt.join(FISHER_FILE);
+        if let (Some(pre), true) = (run.preconditioner.as_mut(), fisher_path.exists()) {
+            pre.refresh(fisher_from_tensors(
+                &checkpoint::read_all_tensors(&fisher_path)?,
+                &run.model,
+            )?)?;
+        }
+        Ok(run)
     }
 
     /// Opens a run for evaluation or sampling: its config and its last checkpoint.
@@ -207,6 +218,12 @@ impl Run {
     ) -> Result<Self> {
         let algorithm = WakeSleep::new(config.train.wake_sleep())?;
         let train_columns = data.train.to_columns();
+        let preconditioner = config
+            .train
+            .natural
+            .clone()
+            .map(FisherPreconditioner::new)
+            .transpose()?;
         Ok(Run {
             dir: dir.to_path_buf(),
             config,
@@ -215,6 +232,7 @@ impl Run {
             state,
             data,
             algorithm,
+            preconditioner,
             train_columns,
         })
     }
@@ -239,6 +257,9 @@ impl Run {
                     .collect(),
             };
             checkpoint::write_tensors(&tmp.join("optimizer.safetensors"), &moments)?;
+            if let Some(samples) = self.preconditioner.as_ref().and_then(|p| p.samples()) {
+                checkpoint::write_tensors(&tmp.join(FISHER_FILE), &fisher_to_tensors(samples))?;
+            }
             let stored = StoredState {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 sizes: self.model.sizes.clone(),
@@ -296,14 +317,26 @@ impl Run {
                 let indices = &order[b * batch_size..((b + 1) * batch_size).min(n_train)];
                 let n = indices.len();
                 self.gather(indices, epoch, &mut batch);
-                let stats = self.algorithm.gradient(
+                let refresh = self
+                    .preconditioner
+                    .as_ref()
+                    .is_some_and(|p| p.needs_refresh(self.state.step));
+                let mut fisher = refresh.then(FisherSamples::default);
+                let stats = self.algorithm.gradient_with_fisher(
                     &self.model,
                     &batch[..d * n],
                     n,
                     seed,
                     self.state.step,
                     &mut grads,
+                    fisher.as_mut(),
                 )?;
+                if let (Some(pre), Some(samples)) = (self.preconditioner.as_mut(), fisher) {
+                    pre.refresh(samples)?;
+                }
+                if let Some(pre) = &self.preconditioner {
+                    pre.precondition(&self.model, &mut grads)?;
+                }
                 if !stats.bound_sum.is_finite() {
                     return Err(Error::Diverged(format!(
                         "non-finite training bound at epoch {} batch {b}; the last good checkpoint is kept",
@@ -535,6 +568,55 @@ impl Run {
         self.model.data_means(&pass.h[1], n, &mut means);
         means.chunks_exact(d).map(|c| c.to_vec()).collect()
     }
+}
+
+/// File of a checkpoint holding the samples of the last Fisher refresh.
+const FISHER_FILE: &str = "fisher.safetensors";
+
+fn fisher_to_tensors(samples: &FisherSamples) -> ParamSet {
+    let mut tensors = Vec::new();
+    for (prefix, set) in [("p", &samples.generative), ("q", &samples.recognition)] {
+        for (l, layer) in set.iter().enumerate() {
+            let n = layer.n_samples();
+            tensors.push(Tensor {
+                name: format!("{prefix}.{l}.parents"),
+                shape: vec![layer.n_in, n],
+                data: layer.parents.clone(),
+            });
+            tensors.push(Tensor {
+                name: format!("{prefix}.{l}.probs"),
+                shape: vec![layer.n_out, n],
+                data: layer.probs.clone(),
+            });
+        }
+    }
+    ParamSet { tensors }
+}
+
+fn fisher_from_tensors(set: &ParamSet, model: &HelmholtzMachine) -> Result<FisherSamples> {
+    let layer = |prefix: &str, l: usize| -> Result<LayerSamples> {
+        let get = |what: &str| {
+            set.get(&format!("{prefix}.{l}.{what}")).ok_or_else(|| {
+                Error::Checkpoint(format!("Fisher samples {prefix}.{l}.{what} are missing"))
+            })
+        };
+        let (parents, probs) = (get("parents")?, get("probs")?);
+        Ok(LayerSamples {
+            n_in: parents.shape[0],
+            n_out: probs.shape[0],
+            parents: parents.data.clone(),
+            probs: probs.data.clone(),
+            sample_weights: None,
+        })
+    };
+    Ok(FisherSamples {
+        generative: (0..model.n_layers())
+            .map(|l| layer("p", l))
+            .collect::<Result<_>>()?,
+        recognition: (0..model.n_layers())
+            .map(|l| layer("q", l))
+            .collect::<Result<_>>()?,
+    })
 }
 
 #[derive(Serialize, Deserialize)]

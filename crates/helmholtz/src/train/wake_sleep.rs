@@ -14,6 +14,8 @@ use crate::math::logsumexp;
 use crate::math::numerics::softmax_scaled_in_place;
 use crate::math::rng::{Stream, ids};
 use crate::models::{HelmholtzMachine, ParamSet, Pass};
+use crate::optim::fisher::{LayerSamples, generative_samples, recognition_samples};
+use crate::optim::natural::FisherSamples;
 
 /// Which member of the wake-sleep family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +62,7 @@ struct Chunk {
     coefficients: Vec<f32>,
     grads: ParamSet,
     bound_sum: f64,
+    fisher: FisherSamples,
 }
 
 /// The wake-sleep family learning algorithm with its reusable buffers.
@@ -110,6 +113,24 @@ impl WakeSleep {
         step: u64,
         grads: &mut ParamSet,
     ) -> Result<BatchStats> {
+        self.gradient_with_fisher(model, batch, n_points, seed, step, grads, None)
+    }
+
+    /// As [`WakeSleep::gradient`], and with `fisher` also the samples of a Fisher refresh: p
+    /// layers from K·batch dreams (drawn for the purpose when the algorithm has no sleep phase), q
+    /// layers from the wake samples (nrws.md §2.4).
+    #[allow(clippy::too_many_arguments)]
+    pub fn gradient_with_fisher(
+        &mut self,
+        model: &HelmholtzMachine,
+        batch: &[f32],
+        n_points: usize,
+        seed: u64,
+        step: u64,
+        grads: &mut ParamSet,
+        fisher: Option<&mut FisherSamples>,
+    ) -> Result<BatchStats> {
+        let collect = fisher.is_some();
         model.check_batch(batch, n_points)?;
         let chunk_points = self.config.chunk_points;
         let n_chunks = n_points.div_ceil(chunk_points);
@@ -130,6 +151,7 @@ impl WakeSleep {
                 coefficients: vec![0.0; capacity],
                 grads: model.params.zeros_like(),
                 bound_sum: 0.0,
+                fisher: FisherSamples::default(),
             });
         }
         let config = &self.config;
@@ -142,8 +164,16 @@ impl WakeSleep {
                 let points = chunk_points.min(n_points - first);
                 let x = &batch[first * x_dim..(first + points) * x_dim];
                 let mut rng = Stream::new(seed, &[ids::TRAIN, step, c as u64]);
-                chunk_gradient(config, model, x, points, n_points, &mut rng, chunk);
+                chunk_gradient(config, model, x, points, n_points, collect, &mut rng, chunk);
             });
+        if let Some(samples) = fisher {
+            *samples = FisherSamples::default();
+            for chunk in &mut self.chunks[..n_chunks] {
+                let part = std::mem::take(&mut chunk.fisher);
+                append(&mut samples.generative, part.generative);
+                append(&mut samples.recognition, part.recognition);
+            }
+        }
         grads.fill_zero();
         let mut bound_sum = 0.0;
         for chunk in &self.chunks[..n_chunks] {
@@ -168,12 +198,26 @@ pub fn importance_weights(variant: Variant, log_weights: &mut [f64]) -> f64 {
     bound
 }
 
+/// Appends each layer's samples of `part` to those of `whole` (in chunk order).
+fn append(whole: &mut Vec<LayerSamples>, part: Vec<LayerSamples>) {
+    if whole.is_empty() {
+        *whole = part;
+        return;
+    }
+    for (w, p) in whole.iter_mut().zip(part) {
+        w.parents.extend(p.parents);
+        w.probs.extend(p.probs);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn chunk_gradient(
     config: &WakeSleepConfig,
     model: &HelmholtzMachine,
     x: &[f32],
     points: usize,
     batch_points: usize,
+    collect_fisher: bool,
     rng: &mut Stream,
     chunk: &mut Chunk,
 ) {
@@ -182,6 +226,11 @@ fn chunk_gradient(
     let batch = batch_points as f64;
     chunk.grads.fill_zero();
     model.wake(x, points, k, &mut chunk.q0_points, &mut chunk.wake, rng);
+    if collect_fisher {
+        chunk.fisher.recognition = (0..model.n_layers())
+            .map(|l| recognition_samples(model, &chunk.wake, l, None))
+            .collect();
+    }
     chunk.bound_sum = 0.0;
     for j in 0..n {
         chunk.log_weights[j] = chunk.wake.log_p[j] - chunk.wake.log_q[j];
@@ -225,8 +274,15 @@ fn chunk_gradient(
     } else {
         1.0 - wake_share
     };
+    if sleep_share > 0.0 || collect_fisher {
+        model.dream(n, sleep_share > 0.0, &mut chunk.dream, rng);
+    }
+    if collect_fisher {
+        chunk.fisher.generative = (0..model.n_layers())
+            .map(|l| generative_samples(model, &chunk.dream, l, None))
+            .collect();
+    }
     if sleep_share > 0.0 {
-        model.dream(n, true, &mut chunk.dream, rng);
         let c = (-sleep_share / (batch * k as f64)) as f32;
         chunk.coefficients[..n].fill(c);
         model.accumulate_q_gradient(

@@ -1,0 +1,145 @@
+//! The natural-gradient preconditioner of Helmholtz machines: exact per-unit Fisher blocks for
+//! every SBN layer of p (estimated from dreams) and of q (estimated from wake samples), refreshed
+//! every `refresh_every` steps and reused in between (nrws.md §2.4–2.6).
+//!
+//! NRWS = RWS gradients + this preconditioner + an optimizer (plain SGD in the paper); NWS and
+//! NBiHM likewise.
+
+use serde::{Deserialize, Serialize};
+
+use super::fisher::{FisherKind, LayerFisher, LayerSamples, precondition_prior};
+use crate::error::{Error, Result};
+use crate::models::{HelmholtzMachine, ParamSet};
+
+/// Settings of the natural-gradient preconditioner.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NaturalConfig {
+    /// Damping α of (1+α)(F + αI)⁻¹ (0.2 in the NRWS journal configs). Above 10 the plain
+    /// gradient is used, as in the NRWS code.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Refresh the Fisher factors every this many steps (1000 in the journal configs).
+    #[serde(default = "default_refresh")]
+    pub refresh_every: u64,
+    /// Exact blocks or their diagonal.
+    #[serde(default = "default_kind")]
+    pub fisher: FisherKind,
+}
+
+fn default_alpha() -> f64 {
+    0.2
+}
+fn default_refresh() -> u64 {
+    1000
+}
+fn default_kind() -> FisherKind {
+    FisherKind::Blocks
+}
+
+impl NaturalConfig {
+    /// Checks the values.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.alpha.is_finite() && self.alpha > 0.0) || self.refresh_every == 0 {
+            return Err(Error::Config(format!(
+                "train.natural needs alpha > 0 and refresh_every ≥ 1, got alpha {} and refresh_every {}",
+                self.alpha, self.refresh_every
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The samples that define the Fisher factors at a refresh: one set per generative layer (from
+/// dreams) and per recognition layer (from wake samples).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FisherSamples {
+    /// Generative layers 0..L.
+    pub generative: Vec<LayerSamples>,
+    /// Recognition layers 0..L.
+    pub recognition: Vec<LayerSamples>,
+}
+
+/// Per-unit Fisher-block preconditioner with cached factors.
+pub struct FisherPreconditioner {
+    config: NaturalConfig,
+    generative: Vec<LayerFisher>,
+    recognition: Vec<LayerFisher>,
+    samples: Option<FisherSamples>,
+}
+
+impl FisherPreconditioner {
+    /// A preconditioner with no factors yet (the first step refreshes).
+    pub fn new(config: NaturalConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(FisherPreconditioner {
+            config,
+            generative: Vec::new(),
+            recognition: Vec::new(),
+            samples: None,
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &NaturalConfig {
+        &self.config
+    }
+
+    /// Whether the plain gradient is used (α > 10).
+    pub fn is_identity(&self) -> bool {
+        self.config.alpha > 10.0
+    }
+
+    /// Whether step `step` must refresh the factors.
+    pub fn needs_refresh(&self, step: u64) -> bool {
+        !self.is_identity()
+            && (self.samples.is_none() || step.is_multiple_of(self.config.refresh_every))
+    }
+
+    /// Factorises every layer's damped Fisher blocks from `samples`.
+    pub fn refresh(&mut self, samples: FisherSamples) -> Result<()> {
+        let fit = |set: &[LayerSamples]| -> Result<Vec<LayerFisher>> {
+            set.iter()
+                .map(|s| LayerFisher::fit(s, self.config.alpha, self.config.fisher))
+                .collect()
+        };
+        self.generative = fit(&samples.generative)?;
+        self.recognition = fit(&samples.recognition)?;
+        self.samples = Some(samples);
+        Ok(())
+    }
+
+    /// The samples of the last refresh (stored in checkpoints so a resumed run refits the same
+    /// factors).
+    pub fn samples(&self) -> Option<&FisherSamples> {
+        self.samples.as_ref()
+    }
+
+    /// Turns the gradients of every SBN layer and of the top prior into natural gradients.
+    pub fn precondition(&self, model: &HelmholtzMachine, grads: &mut ParamSet) -> Result<()> {
+        if self.is_identity() {
+            return Ok(());
+        }
+        if self.generative.len() != model.n_layers() || self.recognition.len() != model.n_layers() {
+            return Err(Error::Config(
+                "the Fisher factors do not match the model; refresh first".into(),
+            ));
+        }
+        let prior = &model.params.tensors[HelmholtzMachine::PRIOR].data;
+        precondition_prior(
+            prior,
+            &mut grads.tensors[HelmholtzMachine::PRIOR].data,
+            self.config.alpha,
+        );
+        for l in 0..model.n_layers() {
+            for (fisher, index) in [
+                (&self.generative[l], model.p_index(l)),
+                (&self.recognition[l], model.q_index(l)),
+            ] {
+                let (left, right) = grads.tensors.split_at_mut(index + 1);
+                fisher.precondition(&mut left[index].data, &mut right[0].data);
+            }
+        }
+        Ok(())
+    }
+}
