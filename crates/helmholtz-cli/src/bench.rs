@@ -13,6 +13,7 @@ use faer::{Accum, Mat, Par};
 use helmholtz::math::numerics::bernoulli_terms;
 use helmholtz::math::rng::Stream;
 use helmholtz::models::HelmholtzMachine;
+use helmholtz::optim::natural::{FisherPreconditioner, FisherSamples};
 use helmholtz::run::Config;
 use helmholtz::train::{Variant, WakeSleep};
 use rayon::prelude::*;
@@ -81,7 +82,7 @@ fn elementwise(sizes: &[usize], points: usize, k: usize, variant: Variant) -> us
     count
 }
 
-pub fn run(config: Option<PathBuf>, batches: usize) -> Result<()> {
+pub fn run(config: Option<PathBuf>, batches: usize, overrides: &[String]) -> Result<()> {
     let mnist_present = helmholtz::data::default_data_dir().join("mnist").is_dir();
     let path = config.unwrap_or_else(|| {
         PathBuf::from(if mnist_present {
@@ -90,7 +91,7 @@ pub fn run(config: Option<PathBuf>, batches: usize) -> Result<()> {
             "configs/quickstart.toml"
         })
     });
-    let config = Config::load(Path::new(&path), &[])
+    let config = Config::load(Path::new(&path), overrides)
         .with_context(|| format!("loading {}", path.display()))?;
     let data = helmholtz::run::data::load(&config.data)?;
     let mut sizes = vec![data.train.dim()];
@@ -111,10 +112,38 @@ pub fn run(config: Option<PathBuf>, batches: usize) -> Result<()> {
         rayon::current_num_threads(),
         batches
     );
+    let mut natural = t
+        .natural
+        .clone()
+        .map(FisherPreconditioner::new)
+        .transpose()?;
+    if let Some(n) = &t.natural {
+        println!(
+            "natural gradient: {:?} Fisher, α = {}, factors refreshed every {} steps",
+            n.fisher, n.alpha, n.refresh_every
+        );
+    }
     let mut step_s = Vec::new();
     for step in 0..batches + 3 {
         let started = Instant::now();
-        algorithm.gradient(&model, &batch, b, config.seed, step as u64, &mut grads)?;
+        let step = step as u64;
+        let refresh = natural.as_ref().is_some_and(|p| p.needs_refresh(step));
+        let mut fisher = refresh.then(FisherSamples::default);
+        algorithm.gradient_with_fisher(
+            &model,
+            &batch,
+            b,
+            config.seed,
+            step,
+            &mut grads,
+            fisher.as_mut(),
+        )?;
+        if let (Some(pre), Some(samples)) = (natural.as_mut(), fisher) {
+            pre.refresh(samples)?;
+        }
+        if let Some(pre) = &natural {
+            pre.precondition(&model, &mut grads)?;
+        }
         optimizer.update(&mut model.params, &grads);
         if step >= 3 {
             step_s.push(started.elapsed().as_secs_f64());
@@ -194,6 +223,7 @@ pub fn run(config: Option<PathBuf>, batches: usize) -> Result<()> {
             kernel_s.push(started.elapsed().as_secs_f64());
         }
     }
+    let mean_step = step_s.iter().sum::<f64>() / step_s.len() as f64;
     let step = median(step_s);
     let mm = median(matmul_s);
     let kernel = median(kernel_s);
@@ -202,6 +232,10 @@ pub fn run(config: Option<PathBuf>, batches: usize) -> Result<()> {
         "step (median):          {:>9.3} ms  = {:>8.0} data points/s",
         step * 1e3,
         b as f64 / step
+    );
+    println!(
+        "step (mean):            {:>9.3} ms  (includes every Fisher refresh)",
+        mean_step * 1e3
     );
     println!(
         "projected epoch:        {:>9.2} s   ({} points)",

@@ -99,6 +99,9 @@ enum Command {
         /// Batches to time.
         #[arg(long, default_value_t = 50)]
         batches: usize,
+        /// Override a config value, e.g. --set 'train.natural={ refresh_every = 10 }'.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
     },
 }
 
@@ -170,7 +173,11 @@ fn run(cli: Cli) -> Result<()> {
             metric,
         } => plot_runs(&runs, &metric, &output),
         Command::Data { action } => data(action),
-        Command::Bench { config, batches } => bench::run(config, batches),
+        Command::Bench {
+            config,
+            batches,
+            overrides,
+        } => bench::run(config, batches, &overrides),
     }
 }
 
