@@ -13,9 +13,8 @@ use faer::{Accum, Mat, Par};
 use helmholtz::math::numerics::bernoulli_terms;
 use helmholtz::math::rng::Stream;
 use helmholtz::models::HelmholtzMachine;
-use helmholtz::optim::natural::{FisherPreconditioner, FisherSamples};
 use helmholtz::run::Config;
-use helmholtz::train::{Variant, WakeSleep};
+use helmholtz::train::{Learner, Variant};
 use rayon::prelude::*;
 
 /// Destination, left and right operand of one timed matrix product.
@@ -99,7 +98,7 @@ pub fn run(config: Option<PathBuf>, batches: usize, overrides: &[String]) -> Res
     let mut model =
         HelmholtzMachine::new(&sizes, config.model.init, config.model.bias, config.seed)?;
     let t = &config.train;
-    let mut algorithm = WakeSleep::new(t.wake_sleep())?;
+    let mut learner = Learner::new(t.wake_sleep(), t.natural.clone())?;
     let mut optimizer = config.optimizer.build(&model.params)?;
     let b = t.batch_size.min(data.train.n_samples());
     let batch = data.train.range(0, b).to_columns();
@@ -112,11 +111,6 @@ pub fn run(config: Option<PathBuf>, batches: usize, overrides: &[String]) -> Res
         rayon::current_num_threads(),
         batches
     );
-    let mut natural = t
-        .natural
-        .clone()
-        .map(FisherPreconditioner::new)
-        .transpose()?;
     if let Some(n) = &t.natural {
         println!(
             "natural gradient: {:?} Fisher, α = {}, factors refreshed every {} steps",
@@ -126,24 +120,7 @@ pub fn run(config: Option<PathBuf>, batches: usize, overrides: &[String]) -> Res
     let mut step_s = Vec::new();
     for step in 0..batches + 3 {
         let started = Instant::now();
-        let step = step as u64;
-        let refresh = natural.as_ref().is_some_and(|p| p.needs_refresh(step));
-        let mut fisher = refresh.then(FisherSamples::default);
-        algorithm.gradient_with_fisher(
-            &model,
-            &batch,
-            b,
-            config.seed,
-            step,
-            &mut grads,
-            fisher.as_mut(),
-        )?;
-        if let (Some(pre), Some(samples)) = (natural.as_mut(), fisher) {
-            pre.refresh(samples)?;
-        }
-        if let Some(pre) = &natural {
-            pre.precondition(&model, &mut grads)?;
-        }
+        learner.gradient(&model, &batch, b, config.seed, step as u64, &mut grads)?;
         optimizer.update(&mut model.params, &grads);
         if step >= 3 {
             step_s.push(started.elapsed().as_secs_f64());

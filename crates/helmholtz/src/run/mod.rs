@@ -29,8 +29,8 @@ use crate::math::rng::{Stream, ids};
 use crate::models::{HelmholtzMachine, ParamSet, Tensor};
 use crate::optim::Optimizer;
 use crate::optim::fisher::LayerSamples;
-use crate::optim::natural::{FisherPreconditioner, FisherSamples};
-use crate::train::WakeSleep;
+use crate::optim::natural::FisherSamples;
+use crate::train::Learner;
 
 /// Counters of a run: everything besides tensors that a resumed run needs.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -114,8 +114,7 @@ pub struct Run {
     pub state: TrainState,
     /// The data.
     pub data: RunData,
-    algorithm: WakeSleep,
-    preconditioner: Option<FisherPreconditioner>,
+    learner: Learner,
     train_columns: Vec<f32>,
 }
 
@@ -194,7 +193,7 @@ impl Run {
         }
         let mut run = Self::assemble(dir, config, model, optimizer, state, data)?;
         let fisher_path = ckpt.join(FISHER_FILE);
-        if let (Some(pre), true) = (run.preconditioner.as_mut(), fisher_path.exists()) {
+        if let (Some(pre), true) = (run.learner.preconditioner.as_mut(), fisher_path.exists()) {
             pre.refresh(fisher_from_tensors(
                 &checkpoint::read_all_tensors(&fisher_path)?,
                 &run.model,
@@ -216,14 +215,8 @@ impl Run {
         state: TrainState,
         data: RunData,
     ) -> Result<Self> {
-        let algorithm = WakeSleep::new(config.train.wake_sleep())?;
+        let learner = Learner::new(config.train.wake_sleep(), config.train.natural.clone())?;
         let train_columns = data.train.to_columns();
-        let preconditioner = config
-            .train
-            .natural
-            .clone()
-            .map(FisherPreconditioner::new)
-            .transpose()?;
         Ok(Run {
             dir: dir.to_path_buf(),
             config,
@@ -231,8 +224,7 @@ impl Run {
             optimizer,
             state,
             data,
-            algorithm,
-            preconditioner,
+            learner,
             train_columns,
         })
     }
@@ -257,7 +249,12 @@ impl Run {
                     .collect(),
             };
             checkpoint::write_tensors(&tmp.join("optimizer.safetensors"), &moments)?;
-            if let Some(samples) = self.preconditioner.as_ref().and_then(|p| p.samples()) {
+            if let Some(samples) = self
+                .learner
+                .preconditioner
+                .as_ref()
+                .and_then(|p| p.samples())
+            {
                 checkpoint::write_tensors(&tmp.join(FISHER_FILE), &fisher_to_tensors(samples))?;
             }
             let stored = StoredState {
@@ -317,26 +314,14 @@ impl Run {
                 let indices = &order[b * batch_size..((b + 1) * batch_size).min(n_train)];
                 let n = indices.len();
                 self.gather(indices, epoch, &mut batch);
-                let refresh = self
-                    .preconditioner
-                    .as_ref()
-                    .is_some_and(|p| p.needs_refresh(self.state.step));
-                let mut fisher = refresh.then(FisherSamples::default);
-                let stats = self.algorithm.gradient_with_fisher(
+                let stats = self.learner.gradient(
                     &self.model,
                     &batch[..d * n],
                     n,
                     seed,
                     self.state.step,
                     &mut grads,
-                    fisher.as_mut(),
                 )?;
-                if let (Some(pre), Some(samples)) = (self.preconditioner.as_mut(), fisher) {
-                    pre.refresh(samples)?;
-                }
-                if let Some(pre) = &self.preconditioner {
-                    pre.precondition(&self.model, &mut grads)?;
-                }
                 if !stats.bound_sum.is_finite() {
                     return Err(Error::Diverged(format!(
                         "non-finite training bound at epoch {} batch {b}; the last good checkpoint is kept",

@@ -1,5 +1,7 @@
 //! Learning algorithms and the training loop.
 
+pub mod learner;
 pub mod wake_sleep;
 
+pub use learner::Learner;
 pub use wake_sleep::{BatchStats, Variant, WakeSleep, WakeSleepConfig};
