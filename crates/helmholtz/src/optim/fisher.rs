@@ -11,7 +11,7 @@
 
 use faer::linalg::matmul::matmul;
 use faer::linalg::solvers::{Llt, Solve};
-use faer::{Accum, Mat, MatRef, Par, Side};
+use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -258,66 +258,81 @@ impl LayerFisher {
     /// n_out × n_in column-major, `grad_b` has n_out entries.
     pub fn precondition(&self, grad_w: &mut [f32], grad_b: &mut [f32]) {
         let (n_in, n_out) = (self.n_in, self.n_out);
+        let d = n_in + 1;
         assert_eq!(grad_w.len(), n_in * n_out);
         assert_eq!(grad_b.len(), n_out);
-        let scale = 1.0 + self.alpha;
-        let solved: Vec<Vec<f64>> = (0..n_out)
-            .into_par_iter()
-            .map(|i| {
-                let mut g = Mat::from_fn(n_in + 1, 1, |r, _| {
-                    if r < n_in {
-                        grad_w[r * n_out + i] as f64
-                    } else {
-                        grad_b[i] as f64
-                    }
-                });
-                match &self.factors {
-                    Factors::Direct(blocks) => blocks[i].solve_in_place(g.as_mut()),
-                    Factors::Diagonal(diagonals) => {
-                        for r in 0..=n_in {
-                            g[(r, 0)] /= diagonals[i][r];
-                        }
-                    }
-                    Factors::Woodbury {
-                        augmented,
-                        per_unit,
-                    } => woodbury_solve(augmented.as_ref(), &per_unit[i], self.alpha, &mut g),
-                }
-                (0..=n_in).map(|r| scale * g[(r, 0)]).collect()
-            })
-            .collect();
-        for (i, column) in solved.iter().enumerate() {
-            for r in 0..n_in {
-                grad_w[r * n_out + i] = column[r] as f32;
+        // G = [W, b]ᵀ as d × n_out (one unit per column, contiguous), in f64.
+        let mut g = vec![0.0f64; d * n_out];
+        for (i, column) in g.chunks_exact_mut(d).enumerate() {
+            for (r, v) in column[..n_in].iter_mut().enumerate() {
+                *v = grad_w[r * n_out + i] as f64;
             }
-            grad_b[i] = column[n_in] as f32;
+            column[n_in] = grad_b[i] as f64;
+        }
+        match &self.factors {
+            Factors::Direct(blocks) => {
+                solve_columns(&mut g, d, |i, column| blocks[i].solve_in_place(column))
+            }
+            Factors::Diagonal(diagonals) => {
+                for (column, diagonal) in g.chunks_exact_mut(d).zip(diagonals) {
+                    for (v, f) in column.iter_mut().zip(diagonal) {
+                        *v /= f;
+                    }
+                }
+            }
+            Factors::Woodbury {
+                augmented,
+                per_unit,
+            } => {
+                // All units at once: P = ŨᵀG, P_i ← M_i⁻¹ P_i, G ← (G − ŨP) / α.
+                let n = augmented.ncols();
+                let mut projected = vec![0.0f64; n * n_out];
+                let g_view = MatRef::from_column_major_slice(&g, d, n_out);
+                let p_view = MatMut::from_column_major_slice_mut(&mut projected, n, n_out);
+                matmul(
+                    p_view,
+                    Accum::Replace,
+                    augmented.transpose(),
+                    g_view,
+                    1.0,
+                    Par::Seq,
+                );
+                solve_columns(&mut projected, n, |i, column| {
+                    per_unit[i].solve_in_place(column)
+                });
+                let g_view = MatMut::from_column_major_slice_mut(&mut g, d, n_out);
+                let p_view = MatRef::from_column_major_slice(&projected, n, n_out);
+                matmul(
+                    g_view,
+                    Accum::Add,
+                    augmented.as_ref(),
+                    p_view,
+                    -1.0,
+                    Par::Seq,
+                );
+                for v in &mut g {
+                    *v /= self.alpha;
+                }
+            }
+        }
+        let scale = 1.0 + self.alpha;
+        for (i, column) in g.chunks_exact(d).enumerate() {
+            for (r, &v) in column[..n_in].iter().enumerate() {
+                grad_w[r * n_out + i] = (scale * v) as f32;
+            }
+            grad_b[i] = (scale * column[n_in]) as f32;
         }
     }
 }
 
-/// (ŨCŨᵀ + αI)⁻¹ g = (1/α)[g − Ũ M⁻¹ Ũᵀ g] with M = αC⁻¹ + ŨᵀŨ factorised.
-fn woodbury_solve(u: MatRef<'_, f64>, m: &Llt<f64>, alpha: f64, g: &mut Mat<f64>) {
-    let mut projected = Mat::zeros(u.ncols(), 1);
-    matmul(
-        projected.as_mut(),
-        Accum::Replace,
-        u.transpose(),
-        g.as_ref(),
-        1.0,
-        Par::Seq,
-    );
-    m.solve_in_place(projected.as_mut());
-    matmul(
-        g.as_mut(),
-        Accum::Add,
-        u,
-        projected.as_ref(),
-        -1.0,
-        Par::Seq,
-    );
-    for r in 0..g.nrows() {
-        g[(r, 0)] /= alpha;
-    }
+/// Applies `solve(unit, column)` to every column of a contiguous rows × units buffer, in parallel.
+fn solve_columns(buffer: &mut [f64], rows: usize, solve: impl Fn(usize, MatMut<'_, f64>) + Sync) {
+    buffer
+        .par_chunks_exact_mut(rows)
+        .enumerate()
+        .for_each(|(i, column)| {
+            solve(i, MatMut::from_column_major_slice_mut(column, rows, 1));
+        });
 }
 
 /// Fisher samples of generative layer l (predicting level l from level l + 1) from a pass whose
@@ -378,6 +393,31 @@ pub fn precondition_prior(bias: &[f32], grad: &mut [f32], alpha: f64) {
 mod tests {
     use super::*;
     use crate::math::rng::Stream;
+
+    /// (ŨCŨᵀ + αI)⁻¹ g = (1/α)[g − Ũ M⁻¹ Ũᵀ g] with M = αC⁻¹ + ŨᵀŨ factorised.
+    fn woodbury_solve(u: MatRef<'_, f64>, m: &Llt<f64>, alpha: f64, g: &mut Mat<f64>) {
+        let mut projected = Mat::zeros(u.ncols(), 1);
+        matmul(
+            projected.as_mut(),
+            Accum::Replace,
+            u.transpose(),
+            g.as_ref(),
+            1.0,
+            Par::Seq,
+        );
+        m.solve_in_place(projected.as_mut());
+        matmul(
+            g.as_mut(),
+            Accum::Add,
+            u,
+            projected.as_ref(),
+            -1.0,
+            Par::Seq,
+        );
+        for r in 0..g.nrows() {
+            g[(r, 0)] /= alpha;
+        }
+    }
 
     fn random_samples(n_in: usize, n_out: usize, n: usize, seed: u64) -> LayerSamples {
         let mut rng = Stream::new(seed, &[]);
