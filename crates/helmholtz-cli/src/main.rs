@@ -3,6 +3,7 @@
 //! A thin shell around the `helmholtz` library: argument parsing, progress bars, plots.
 
 mod bench;
+mod experiment;
 mod plots;
 
 use std::io::IsTerminal;
@@ -91,6 +92,11 @@ enum Command {
         #[command(subcommand)]
         action: DataAction,
     },
+    /// Run a comparison of algorithms (see `helmholtz experiment nrws-vs-rws --help`).
+    Experiment {
+        #[command(subcommand)]
+        which: ExperimentKind,
+    },
     /// Measure RWS training throughput and where the time goes.
     Bench {
         /// Config whose model and data to use (default: configs/mnist-rws.toml if MNIST is present,
@@ -102,6 +108,38 @@ enum Command {
         /// Override a config value, e.g. --set 'train.natural={ refresh_every = 10 }'.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExperimentKind {
+    /// RWS, NRWS, diagonal NRWS, BiHM and NBiHM with identical data, initialisation, batches and
+    /// seeds (plain SGD for all); test NLL against epochs and training time, PNGs and a table.
+    NrwsVsRws {
+        /// digits, mnist or fashion-mnist.
+        #[arg(long, default_value = "mnist")]
+        data: String,
+        /// Epochs per run.
+        #[arg(long, default_value_t = 20)]
+        epochs: usize,
+        /// Number of seeds (0, 1, …).
+        #[arg(long, default_value_t = 3)]
+        seeds: u64,
+        /// Output directory (finished runs in it are reused).
+        #[arg(long, default_value = "runs/nrws-vs-rws")]
+        out: PathBuf,
+        /// Importance samples of the per-epoch test estimate.
+        #[arg(long, default_value_t = 100)]
+        k_eval: usize,
+        /// Fisher refresh cadence (steps).
+        #[arg(long, default_value_t = 100)]
+        refresh_every: u64,
+        /// Learning rate of plain SGD, the same for every algorithm.
+        #[arg(long, default_value_t = 0.02)]
+        lr: f64,
+        /// Only these algorithms (comma-separated: rws, nrws, nrws-diagonal, bihm, nbihm).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
 }
 
@@ -173,6 +211,28 @@ fn run(cli: Cli) -> Result<()> {
             metric,
         } => plot_runs(&runs, &metric, &output),
         Command::Data { action } => data(action),
+        Command::Experiment {
+            which:
+                ExperimentKind::NrwsVsRws {
+                    data,
+                    epochs,
+                    seeds,
+                    out,
+                    k_eval,
+                    refresh_every,
+                    lr,
+                    only,
+                },
+        } => experiment::run(experiment::Settings {
+            data,
+            epochs,
+            seeds,
+            out,
+            k_eval,
+            refresh_every,
+            lr,
+            only,
+        }),
         Command::Bench {
             config,
             batches,

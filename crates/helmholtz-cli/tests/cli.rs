@@ -263,3 +263,45 @@ fn a_bihm_run_is_evaluated_as_the_normalised_model() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_nrws_vs_rws_experiment_writes_charts_and_a_table() {
+    let dir = scratch("experiment");
+    let out = dir.join("exp");
+    let args = [
+        "experiment",
+        "nrws-vs-rws",
+        "--data",
+        "digits",
+        "--epochs",
+        "2",
+        "--seeds",
+        "1",
+        "--only",
+        "rws,nrws",
+        "--refresh-every",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let result = helmholtz(&args, &dir);
+    assert!(result.status.success(), "{}", text(&result));
+    let table = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(
+        table.contains("| rws |") && table.contains("| nrws |") && !table.contains("bihm"),
+        "{table}"
+    );
+    assert!(
+        out.join("test_nll_vs_epoch.png").is_file() && out.join("test_nll_vs_time.png").is_file()
+    );
+    // Finished runs are reused: a second call trains nothing.
+    let again = helmholtz(&args, &dir);
+    assert!(
+        again.status.success() && !text(&again).contains("training rws"),
+        "{}",
+        text(&again)
+    );
+    let bad = helmholtz(&["experiment", "nrws-vs-rws", "--data", "cifar"], &dir);
+    assert!(!bad.status.success() && text(&bad).contains("cifar"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
