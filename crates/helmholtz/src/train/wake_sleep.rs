@@ -210,6 +210,37 @@ fn append(whole: &mut Vec<LayerSamples>, part: Vec<LayerSamples>) {
     }
 }
 
+/// Fisher samples of the first recognition layer from a wake pass, one per data point: its K
+/// samples share the parents x and the probabilities σ(W x + b), so merging them (weight K/N
+/// each, the default 1/B once all chunks are joined) gives exactly the same Fisher blocks with K
+/// times fewer columns — the Woodbury solve then works on B × B instead of BK × BK systems.
+fn first_recognition_samples(
+    model: &HelmholtzMachine,
+    x: &[f32],
+    points: usize,
+    k: usize,
+    wake: &Pass,
+) -> LayerSamples {
+    let h1 = model.sizes[1];
+    let mut probs = Vec::with_capacity(h1 * points);
+    for b in 0..points {
+        let column = b * k * h1..(b * k + 1) * h1;
+        probs.extend(
+            wake.h[1][column.clone()]
+                .iter()
+                .zip(&wake.q_delta[0][column])
+                .map(|(s, d)| s - d),
+        );
+    }
+    LayerSamples {
+        n_in: model.x_dim(),
+        n_out: h1,
+        parents: x[..model.x_dim() * points].to_vec(),
+        probs,
+        sample_weights: None,
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn chunk_gradient(
     config: &WakeSleepConfig,
@@ -228,7 +259,10 @@ fn chunk_gradient(
     model.wake(x, points, k, &mut chunk.q0_points, &mut chunk.wake, rng);
     if collect_fisher {
         chunk.fisher.recognition = (0..model.n_layers())
-            .map(|l| recognition_samples(model, &chunk.wake, l, None))
+            .map(|l| match l {
+                0 => first_recognition_samples(model, x, points, k, &chunk.wake),
+                _ => recognition_samples(model, &chunk.wake, l, None),
+            })
             .collect();
     }
     chunk.bound_sum = 0.0;
@@ -292,5 +326,40 @@ fn chunk_gradient(
             &mut [],
             &mut chunk.grads,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::WeightInit;
+
+    #[test]
+    fn merged_first_layer_fisher_samples_give_the_same_blocks() {
+        let model = HelmholtzMachine::new(&[9, 5, 3], WeightInit::GlorotNormal, -0.5, 1).unwrap();
+        let (points, k) = (6, 4);
+        let mut rng = Stream::new(2, &[]);
+        let x: Vec<f32> = (0..9 * points)
+            .map(|_| (rng.uniform_f64() < 0.5) as u8 as f32)
+            .collect();
+        let mut pass = Pass::new(&model.sizes, points * k);
+        let mut scratch = vec![0.0; 5 * points];
+        model.wake(&x, points, k, &mut scratch, &mut pass, &mut rng);
+        let full = recognition_samples(&model, &pass, 0, None);
+        let merged = first_recognition_samples(&model, &x, points, k, &pass);
+        assert_eq!(merged.n_samples(), points);
+        assert_eq!(full.n_samples(), points * k);
+        for unit in 0..5 {
+            let (a, b) = (full.fisher_block(unit), merged.fisher_block(unit));
+            for r in 0..10 {
+                for c in 0..10 {
+                    // Equal up to the f32 rounding of σ recovered as s − (s − σ).
+                    assert!(
+                        (a[(r, c)] - b[(r, c)]).abs() < 1e-7,
+                        "unit {unit} ({r}, {c})"
+                    );
+                }
+            }
+        }
     }
 }
