@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Schedule;
 use super::fisher::{FisherKind, LayerFisher, LayerSamples, precondition_prior};
 use crate::error::{Error, Result};
 use crate::models::{HelmholtzMachine, ParamSet};
@@ -25,6 +26,15 @@ pub struct NaturalConfig {
     /// Exact blocks or their diagonal.
     #[serde(default = "default_kind")]
     pub fisher: FisherKind,
+    /// How α changes with the step count (α is the schedule's base rate), e.g.
+    /// `{ kind = "exponential", rate = 55, steps = 50000 }` rises from 0.2 past 10 over 50k steps,
+    /// turning the update from natural into plain gradient as in the NRWS examples.
+    #[serde(default = "default_schedule")]
+    pub alpha_schedule: Schedule,
+}
+
+fn default_schedule() -> Schedule {
+    Schedule::Constant
 }
 
 fn default_alpha() -> f64 {
@@ -46,7 +56,7 @@ impl NaturalConfig {
                 self.alpha, self.refresh_every
             )));
         }
-        Ok(())
+        self.alpha_schedule.validate()
     }
 }
 
@@ -54,6 +64,8 @@ impl NaturalConfig {
 /// dreams) and per recognition layer (from wake samples).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FisherSamples {
+    /// The step the samples were drawn at (it fixes α under a schedule).
+    pub step: u64,
     /// Generative layers 0..L.
     pub generative: Vec<LayerSamples>,
     /// Recognition layers 0..L.
@@ -66,6 +78,7 @@ pub struct FisherPreconditioner {
     generative: Vec<LayerFisher>,
     recognition: Vec<LayerFisher>,
     samples: Option<FisherSamples>,
+    alpha: f64,
 }
 
 impl FisherPreconditioner {
@@ -77,6 +90,7 @@ impl FisherPreconditioner {
             generative: Vec::new(),
             recognition: Vec::new(),
             samples: None,
+            alpha: f64::NAN,
         })
     }
 
@@ -85,27 +99,34 @@ impl FisherPreconditioner {
         &self.config
     }
 
-    /// Whether the plain gradient is used (α > 10).
-    pub fn is_identity(&self) -> bool {
-        self.config.alpha > 10.0
+    /// The damping α at step `step`.
+    pub fn alpha_at(&self, step: u64) -> f64 {
+        self.config.alpha_schedule.rate(self.config.alpha, step)
+    }
+
+    /// Whether step `step` uses the plain gradient (α > 10, as in the NRWS code).
+    pub fn is_identity_at(&self, step: u64) -> bool {
+        self.alpha_at(step) > 10.0
     }
 
     /// Whether step `step` must refresh the factors.
     pub fn needs_refresh(&self, step: u64) -> bool {
-        !self.is_identity()
+        !self.is_identity_at(step)
             && (self.samples.is_none() || step.is_multiple_of(self.config.refresh_every))
     }
 
-    /// Factorises every layer's damped Fisher blocks from `samples`.
+    /// Factorises every layer's damped Fisher blocks from `samples`, with α at their step.
     pub fn refresh(&mut self, samples: FisherSamples) -> Result<()> {
+        let alpha = self.alpha_at(samples.step);
         let fit = |set: &[LayerSamples]| -> Result<Vec<LayerFisher>> {
             set.iter()
-                .map(|s| LayerFisher::fit(s, self.config.alpha, self.config.fisher))
+                .map(|s| LayerFisher::fit(s, alpha, self.config.fisher))
                 .collect()
         };
         self.generative = fit(&samples.generative)?;
         self.recognition = fit(&samples.recognition)?;
         self.samples = Some(samples);
+        self.alpha = alpha;
         Ok(())
     }
 
@@ -115,9 +136,15 @@ impl FisherPreconditioner {
         self.samples.as_ref()
     }
 
-    /// Turns the gradients of every SBN layer and of the top prior into natural gradients.
-    pub fn precondition(&self, model: &HelmholtzMachine, grads: &mut ParamSet) -> Result<()> {
-        if self.is_identity() {
+    /// Turns the gradients of every SBN layer and of the top prior into natural gradients, with
+    /// the factors of the last refresh (the plain gradient where α at `step` exceeds 10).
+    pub fn precondition(
+        &self,
+        model: &HelmholtzMachine,
+        grads: &mut ParamSet,
+        step: u64,
+    ) -> Result<()> {
+        if self.is_identity_at(step) {
             return Ok(());
         }
         if self.generative.len() != model.n_layers() || self.recognition.len() != model.n_layers() {
@@ -129,7 +156,7 @@ impl FisherPreconditioner {
         precondition_prior(
             prior,
             &mut grads.tensors[HelmholtzMachine::PRIOR].data,
-            self.config.alpha,
+            self.alpha,
         );
         for l in 0..model.n_layers() {
             for (fisher, index) in [

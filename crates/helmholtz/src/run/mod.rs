@@ -187,6 +187,7 @@ impl Run {
         optimizer.first.tensors = moments.tensors[..n].to_vec();
         optimizer.second.tensors = moments.tensors[n..].to_vec();
         optimizer.step = stored.optimizer_step;
+        let stored_fisher_step = stored.fisher_step;
         let mut state = stored.state;
         if state.finished && !state.stopped_early && state.epoch < config.train.epochs {
             state.finished = false;
@@ -194,10 +195,10 @@ impl Run {
         let mut run = Self::assemble(dir, config, model, optimizer, state, data)?;
         let fisher_path = ckpt.join(FISHER_FILE);
         if let (Some(pre), true) = (run.learner.preconditioner.as_mut(), fisher_path.exists()) {
-            pre.refresh(fisher_from_tensors(
-                &checkpoint::read_all_tensors(&fisher_path)?,
-                &run.model,
-            )?)?;
+            let mut samples =
+                fisher_from_tensors(&checkpoint::read_all_tensors(&fisher_path)?, &run.model)?;
+            samples.step = stored_fisher_step.unwrap_or(0);
+            pre.refresh(samples)?;
         }
         Ok(run)
     }
@@ -262,6 +263,12 @@ impl Run {
                 sizes: self.model.sizes.clone(),
                 optimizer_step: self.optimizer.step,
                 state: self.state.clone(),
+                fisher_step: self
+                    .learner
+                    .preconditioner
+                    .as_ref()
+                    .and_then(|p| p.samples())
+                    .map(|s| s.step),
             };
             let path = tmp.join("state.json");
             let text = serde_json::to_string_pretty(&stored)
@@ -595,6 +602,7 @@ fn fisher_from_tensors(set: &ParamSet, model: &HelmholtzMachine) -> Result<Fishe
         })
     };
     Ok(FisherSamples {
+        step: 0,
         generative: (0..model.n_layers())
             .map(|l| layer("p", l))
             .collect::<Result<_>>()?,
@@ -610,4 +618,7 @@ struct StoredState {
     sizes: Vec<usize>,
     optimizer_step: u64,
     state: TrainState,
+    /// Step of the last Fisher refresh (natural-gradient runs).
+    #[serde(default)]
+    fisher_step: Option<u64>,
 }

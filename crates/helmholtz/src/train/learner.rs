@@ -50,11 +50,64 @@ impl Learner {
             fisher.as_mut(),
         )?;
         if let Some(pre) = self.preconditioner.as_mut() {
-            if let Some(samples) = fisher {
+            if let Some(mut samples) = fisher {
+                samples.step = step;
                 pre.refresh(samples)?;
             }
-            pre.precondition(model, grads)?;
+            pre.precondition(model, grads, step)?;
         }
         Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::math::rng::Stream;
+    use crate::models::WeightInit;
+    use crate::optim::Schedule;
+    use crate::optim::fisher::FisherKind;
+    use crate::train::Variant;
+
+    #[test]
+    fn a_rising_alpha_schedule_turns_the_natural_step_into_the_plain_gradient() {
+        let model = HelmholtzMachine::new(&[8, 4, 2], WeightInit::GlorotNormal, -1.0, 0).unwrap();
+        let mut rng = Stream::new(1, &[]);
+        let x: Vec<f32> = (0..8 * 10)
+            .map(|_| (rng.uniform_f64() < 0.3) as u8 as f32)
+            .collect();
+        let mut rws = WakeSleep::new(WakeSleepConfig {
+            variant: Variant::Rws,
+            k: 3,
+            wake_fraction: 0.5,
+            q_baseline: true,
+            chunk_points: 5,
+        })
+        .unwrap();
+        let config = NaturalConfig {
+            alpha: 0.2,
+            refresh_every: 1000,
+            fisher: FisherKind::Blocks,
+            alpha_schedule: Schedule::Step {
+                every: 10,
+                factor: 100.0,
+            },
+        };
+        let mut pre = FisherPreconditioner::new(config).unwrap();
+        assert_eq!((pre.alpha_at(9), pre.alpha_at(10)), (0.2, 20.0));
+        let mut grads = model.params.zeros_like();
+        let mut samples = FisherSamples::default();
+        rws.gradient_with_fisher(&model, &x, 10, 0, 0, &mut grads, Some(&mut samples))
+            .unwrap();
+        assert!(pre.needs_refresh(0));
+        pre.refresh(samples).unwrap();
+        let plain = grads.clone();
+        pre.precondition(&model, &mut grads, 0).unwrap();
+        assert_ne!(grads, plain, "α = 0.2 gives a natural step");
+        // At step 10, α = 20 > 10: no refresh, and the plain gradient.
+        assert!(!pre.needs_refresh(10));
+        let mut later = plain.clone();
+        pre.precondition(&model, &mut later, 10).unwrap();
+        assert_eq!(later, plain);
     }
 }
