@@ -175,6 +175,26 @@ impl Optimizer {
         })
     }
 
+    /// First and second moments as one set (`m.*` then `v.*`), as stored in checkpoints.
+    pub fn moments(&self) -> ParamSet {
+        ParamSet {
+            tensors: self
+                .first
+                .tensors
+                .iter()
+                .chain(&self.second.tensors)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Restores the moments from a set laid out like [`Optimizer::moments`].
+    pub fn set_moments(&mut self, moments: ParamSet) {
+        let mut tensors = moments.tensors;
+        self.second.tensors = tensors.split_off(self.first.tensors.len());
+        self.first.tensors = tensors;
+    }
+
     /// The learning rate of the next update.
     pub fn current_lr(&self) -> f64 {
         self.schedule.rate(self.lr, self.step)

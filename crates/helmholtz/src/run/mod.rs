@@ -173,19 +173,9 @@ impl Run {
             )));
         }
         let mut optimizer = config.optimizer.build(&model.params)?;
-        let moments = ParamSet {
-            tensors: optimizer
-                .first
-                .tensors
-                .iter()
-                .chain(&optimizer.second.tensors)
-                .cloned()
-                .collect(),
-        };
-        let moments = checkpoint::read_tensors(&ckpt.join("optimizer.safetensors"), &moments)?;
-        let n = optimizer.first.tensors.len();
-        optimizer.first.tensors = moments.tensors[..n].to_vec();
-        optimizer.second.tensors = moments.tensors[n..].to_vec();
+        let moments =
+            checkpoint::read_tensors(&ckpt.join("optimizer.safetensors"), &optimizer.moments())?;
+        optimizer.set_moments(moments);
         optimizer.step = stored.optimizer_step;
         let stored_fisher_step = stored.fisher_step;
         let mut state = stored.state;
@@ -239,17 +229,10 @@ impl Run {
         }
         checkpoint::replace_checkpoint(&self.dir, |tmp| {
             checkpoint::write_tensors(&tmp.join("params.safetensors"), &self.model.params)?;
-            let moments = ParamSet {
-                tensors: self
-                    .optimizer
-                    .first
-                    .tensors
-                    .iter()
-                    .chain(&self.optimizer.second.tensors)
-                    .cloned()
-                    .collect(),
-            };
-            checkpoint::write_tensors(&tmp.join("optimizer.safetensors"), &moments)?;
+            checkpoint::write_tensors(
+                &tmp.join("optimizer.safetensors"),
+                &self.optimizer.moments(),
+            )?;
             if let Some(samples) = self
                 .learner
                 .preconditioner
