@@ -9,9 +9,11 @@
 //! Two exact solvers, chosen by cost: *direct* (one d×d Cholesky per unit, f64) and *Woodbury*
 //! (F̂ + αI)⁻¹g = (1/α)[g − Ũ(αC⁻¹ + ŨᵀŨ)⁻¹Ũᵀg], one N×N Cholesky per unit, for N < d.
 
+use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
+use faer::linalg::cholesky::llt;
 use faer::linalg::matmul::matmul;
-use faer::linalg::solvers::{Llt, Solve};
-use faer::{Accum, Mat, MatMut, MatRef, Par, Side};
+use faer::linalg::matmul::triangular::{self, BlockStructure};
+use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -110,21 +112,109 @@ pub enum Solver {
     Diagonal,
 }
 
-/// Floating-point operations of the two exact solvers for a layer (factorisation included).
-pub fn solver_costs(n_in: usize, n_out: usize, n_samples: usize) -> (f64, f64) {
-    let (d, n, units) = (n_in as f64 + 1.0, n_samples as f64, n_out as f64);
-    let direct = units * (n * d * d + d * d * d / 3.0);
-    let woodbury = n * n * d + units * (n * n * n / 3.0 + 2.0 * n * d);
-    (direct, woodbury)
+/// What is kept of each unit's factorised system between refreshes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operator {
+    /// The Cholesky factor L: two triangular solves per step, the cheapest refresh.
+    Factor,
+    /// The explicit inverse: one symmetric product per step (half the memory traffic of the two
+    /// solves) for three times the factorisation work at a refresh.
+    Inverse,
+}
+
+/// Precision of the cached per-unit operators. They are always computed in f64 (blocks,
+/// Cholesky, inverse) and applied with f64 accumulation; f32 storage halves the memory traffic of
+/// every step between refreshes, which is what bounds the step time of wide layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    /// Single precision (relative rounding about 6e-8 per entry).
+    F32,
+    /// Double precision.
+    F64,
+}
+
+/// Options of [`LayerFisher::fit_with`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FitOptions {
+    /// The solver; the cheapest for `refresh_every` when `None`.
+    pub solver: Option<Solver>,
+    /// The cached operator; the cheapest for `refresh_every` when `None`.
+    pub operator: Option<Operator>,
+    /// Precision of the cached operators.
+    pub storage: Storage,
+    /// How many steps the factors serve until the next refresh (it sets the automatic choices).
+    pub refresh_every: u64,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            solver: None,
+            operator: None,
+            storage: Storage::F64,
+            refresh_every: 1,
+        }
+    }
+}
+
+/// Flops per byte read at which the per-unit kernels turn from compute- to memory-bound on the
+/// project machine kind (about 70 GFLOP/s of f64 factorisation against about 35 GB/s of memory
+/// bandwidth on 2 cores; docs/BENCHMARKS.md).
+const FLOPS_PER_BYTE: f64 = 2.0;
+
+/// Estimated cost per training step, in flop equivalents, of serving a layer of `n_out` units
+/// with `n_in` parents from `n_samples` samples: the refresh (forming the systems, factorising,
+/// inverting where the inverse is kept) spread over `refresh_every` steps, plus one application
+/// (the products with Ũ and the memory traffic of the cached operators).
+pub fn step_cost(
+    (n_in, n_out, n_samples): (usize, usize, usize),
+    solver: Solver,
+    operator: Operator,
+    storage: Storage,
+    refresh_every: u64,
+) -> f64 {
+    let (d, n, units, k) = (
+        n_in as f64 + 1.0,
+        n_samples as f64,
+        n_out as f64,
+        refresh_every.max(1) as f64,
+    );
+    let (m, form, products) = match solver {
+        Solver::Direct => (d, n * d * d, 0.0),
+        Solver::Woodbury => (n, n * n * d / units, 4.0 * n * d),
+        Solver::Diagonal => return units * (2.0 * n * d / k + 2.0 * d),
+    };
+    let (factorise, passes) = match operator {
+        Operator::Factor => (m * m * m / 3.0, 2.0),
+        Operator::Inverse => (m * m * m, 1.0),
+    };
+    let bytes = match storage {
+        Storage::F32 => 4.0,
+        Storage::F64 => 8.0,
+    };
+    let traffic = passes * m * (m + 1.0) / 2.0 * bytes * FLOPS_PER_BYTE;
+    units * ((form + factorise) / k + products + traffic)
+}
+
+/// The per-unit operators of a layer, lower triangles packed column by column.
+enum Packed {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
 }
 
 enum Factors {
-    Direct(Vec<Llt<f64>>),
-    Woodbury {
-        augmented: Mat<f64>,
-        per_unit: Vec<Llt<f64>>,
+    Blocks {
+        solver: Solver,
+        operator: Operator,
+        /// Order m of each unit's system (d for direct, N for Woodbury).
+        order: usize,
+        packed: Packed,
+        /// Ũ (d × N), for the Woodbury products.
+        augmented: Option<Mat<f64>>,
     },
-    Diagonal(Vec<Vec<f64>>),
+    /// F̂_i + αI's diagonal, d entries per unit.
+    Diagonal(Vec<f64>),
 }
 
 /// The factorised damped Fisher blocks of one layer, ready to precondition gradients.
@@ -137,17 +227,19 @@ pub struct LayerFisher {
 
 impl LayerFisher {
     /// Factorises F̂_i + αI for every unit from `samples`, with the cheaper exact solver (or the
-    /// diagonal for [`FisherKind::Diagonal`]).
+    /// diagonal for [`FisherKind::Diagonal`]), keeping f64 Cholesky factors.
     pub fn fit(samples: &LayerSamples, alpha: f64, kind: FisherKind) -> Result<Self> {
-        Self::fit_with(samples, alpha, kind, None)
+        Self::fit_with(samples, alpha, kind, FitOptions::default(), None)
     }
 
-    /// As [`LayerFisher::fit`], forcing a solver (for tests and benchmarks).
+    /// As [`LayerFisher::fit`] with explicit options. The buffers of `reuse` (the layer's previous
+    /// fit) are written over instead of allocating new ones.
     pub fn fit_with(
         samples: &LayerSamples,
         alpha: f64,
         kind: FisherKind,
-        solver: Option<Solver>,
+        options: FitOptions,
+        reuse: Option<LayerFisher>,
     ) -> Result<Self> {
         if !(alpha.is_finite() && alpha > 0.0) {
             return Err(Error::Config(format!(
@@ -165,77 +257,24 @@ impl LayerFisher {
                 samples.n_out
             )));
         }
-        let solver = match (kind, solver) {
-            (FisherKind::Diagonal, _) => Solver::Diagonal,
-            (FisherKind::Blocks, Some(s)) => s,
-            (FisherKind::Blocks, None) => {
-                let (direct, woodbury) = solver_costs(samples.n_in, samples.n_out, n);
-                if woodbury < direct {
-                    Solver::Woodbury
-                } else {
-                    Solver::Direct
-                }
-            }
-        };
         let u = samples.augmented_parents();
-        let d = u.nrows();
-        let singular = |unit: usize| {
-            Error::Diverged(format!(
-                "Fisher block of unit {unit} is not positive definite"
-            ))
-        };
-        let factors = match solver {
-            Solver::Diagonal => Factors::Diagonal(
-                (0..samples.n_out)
-                    .map(|i| {
-                        let c = samples.weights(i);
-                        (0..d)
-                            .map(|r| {
-                                (0..n).map(|j| c[j] * u[(r, j)] * u[(r, j)]).sum::<f64>() + alpha
-                            })
-                            .collect()
-                    })
-                    .collect(),
-            ),
-            Solver::Direct => {
-                let blocks = (0..samples.n_out)
-                    .into_par_iter()
-                    .map(|i| {
-                        let mut block = samples.fisher_block(i);
-                        for r in 0..d {
-                            block[(r, r)] += alpha;
-                        }
-                        block.llt(Side::Lower).map_err(|_| singular(i))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                Factors::Direct(blocks)
-            }
-            Solver::Woodbury => {
-                let mut gram = Mat::zeros(n, n);
-                matmul(
-                    gram.as_mut(),
-                    Accum::Replace,
-                    u.transpose(),
-                    u.as_ref(),
-                    1.0,
-                    Par::Seq,
-                );
-                let per_unit = (0..samples.n_out)
-                    .into_par_iter()
-                    .map(|i| {
-                        let c = samples.weights(i);
-                        let mut m = gram.clone();
-                        for j in 0..n {
-                            m[(j, j)] += alpha / c[j];
-                        }
-                        m.llt(Side::Lower).map_err(|_| singular(i))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                Factors::Woodbury {
-                    augmented: u,
-                    per_unit,
+        let factors = match kind {
+            FisherKind::Diagonal => {
+                let d = u.nrows();
+                let mut diagonal = match reuse.map(|f| f.factors) {
+                    Some(Factors::Diagonal(buffer)) => buffer,
+                    _ => Vec::new(),
+                };
+                diagonal.resize(d * samples.n_out, 0.0);
+                for (i, unit) in diagonal.chunks_exact_mut(d).enumerate() {
+                    let c = samples.weights(i);
+                    for (r, f) in unit.iter_mut().enumerate() {
+                        *f = (0..n).map(|j| c[j] * u[(r, j)] * u[(r, j)]).sum::<f64>() + alpha;
+                    }
                 }
+                Factors::Diagonal(diagonal)
             }
+            FisherKind::Blocks => fit_blocks(samples, u, alpha, options, reuse)?,
         };
         Ok(LayerFisher {
             n_in: samples.n_in,
@@ -248,9 +287,16 @@ impl LayerFisher {
     /// Which solver the layer uses.
     pub fn solver(&self) -> Solver {
         match self.factors {
-            Factors::Direct(_) => Solver::Direct,
-            Factors::Woodbury { .. } => Solver::Woodbury,
+            Factors::Blocks { solver, .. } => solver,
             Factors::Diagonal(_) => Solver::Diagonal,
+        }
+    }
+
+    /// Which operator the layer keeps (`None` for the diagonal).
+    pub fn operator(&self) -> Option<Operator> {
+        match self.factors {
+            Factors::Blocks { operator, .. } => Some(operator),
+            Factors::Diagonal(_) => None,
         }
     }
 
@@ -269,25 +315,44 @@ impl LayerFisher {
             }
             column[n_in] = grad_b[i] as f64;
         }
-        match &self.factors {
-            Factors::Direct(blocks) => {
-                solve_columns(&mut g, d, |i, column| blocks[i].solve_in_place(column))
+        self.precondition_columns(&mut g);
+        for (i, column) in g.chunks_exact(d).enumerate() {
+            for (r, &v) in column[..n_in].iter().enumerate() {
+                grad_w[r * n_out + i] = v as f32;
             }
-            Factors::Diagonal(diagonals) => {
-                for (column, diagonal) in g.chunks_exact_mut(d).zip(diagonals) {
-                    for (v, f) in column.iter_mut().zip(diagonal) {
-                        *v /= f;
-                    }
+            grad_b[i] = column[n_in] as f32;
+        }
+    }
+
+    /// The f64 core of [`LayerFisher::precondition`]: `g` holds one unit's gradient [W_i,:, b_i]
+    /// per column (d × n_out, column-major) and is replaced by (1+α)(F̂_i + αI)⁻¹ g_i.
+    pub fn precondition_columns(&self, g: &mut [f64]) {
+        let (d, n_out) = (self.n_in + 1, self.n_out);
+        assert_eq!(g.len(), d * n_out);
+        match &self.factors {
+            Factors::Diagonal(diagonal) => {
+                for (v, f) in g.iter_mut().zip(diagonal) {
+                    *v /= f;
                 }
             }
-            Factors::Woodbury {
-                augmented,
-                per_unit,
+            Factors::Blocks {
+                operator,
+                order,
+                packed,
+                augmented: None,
+                ..
+            } => apply_units(packed, *operator, *order, g),
+            Factors::Blocks {
+                operator,
+                order,
+                packed,
+                augmented: Some(augmented),
+                ..
             } => {
                 // All units at once: P = ŨᵀG, P_i ← M_i⁻¹ P_i, G ← (G − ŨP) / α.
                 let n = augmented.ncols();
                 let mut projected = vec![0.0f64; n * n_out];
-                let g_view = MatRef::from_column_major_slice(&g, d, n_out);
+                let g_view = MatRef::from_column_major_slice(g, d, n_out);
                 let p_view = MatMut::from_column_major_slice_mut(&mut projected, n, n_out);
                 matmul(
                     p_view,
@@ -295,12 +360,10 @@ impl LayerFisher {
                     augmented.transpose(),
                     g_view,
                     1.0,
-                    Par::Seq,
+                    Par::rayon(0),
                 );
-                solve_columns(&mut projected, n, |i, column| {
-                    per_unit[i].solve_in_place(column)
-                });
-                let g_view = MatMut::from_column_major_slice_mut(&mut g, d, n_out);
+                apply_units(packed, *operator, *order, &mut projected);
+                let g_view = MatMut::from_column_major_slice_mut(g, d, n_out);
                 let p_view = MatRef::from_column_major_slice(&projected, n, n_out);
                 matmul(
                     g_view,
@@ -308,31 +371,375 @@ impl LayerFisher {
                     augmented.as_ref(),
                     p_view,
                     -1.0,
-                    Par::Seq,
+                    Par::rayon(0),
                 );
-                for v in &mut g {
+                for v in g.iter_mut() {
                     *v /= self.alpha;
                 }
             }
         }
         let scale = 1.0 + self.alpha;
-        for (i, column) in g.chunks_exact(d).enumerate() {
-            for (r, &v) in column[..n_in].iter().enumerate() {
-                grad_w[r * n_out + i] = (scale * v) as f32;
-            }
-            grad_b[i] = (scale * column[n_in]) as f32;
+        for v in g.iter_mut() {
+            *v *= scale;
         }
     }
 }
 
-/// Applies `solve(unit, column)` to every column of a contiguous rows × units buffer, in parallel.
-fn solve_columns(buffer: &mut [f64], rows: usize, solve: impl Fn(usize, MatMut<'_, f64>) + Sync) {
-    buffer
-        .par_chunks_exact_mut(rows)
-        .enumerate()
-        .for_each(|(i, column)| {
-            solve(i, MatMut::from_column_major_slice_mut(column, rows, 1));
-        });
+/// The cheapest (solver, operator) for `options`, among those it leaves open.
+fn plan(samples: &LayerSamples, options: FitOptions) -> (Solver, Operator) {
+    let shape = (samples.n_in, samples.n_out, samples.n_samples());
+    let solvers = options
+        .solver
+        .map_or(vec![Solver::Direct, Solver::Woodbury], |s| vec![s]);
+    let operators = options
+        .operator
+        .map_or(vec![Operator::Factor, Operator::Inverse], |o| vec![o]);
+    let cost = |&(s, o): &(Solver, Operator)| {
+        step_cost(shape, s, o, options.storage, options.refresh_every)
+    };
+    solvers
+        .iter()
+        .flat_map(|&s| operators.iter().map(move |&o| (s, o)))
+        .min_by(|a, b| cost(a).total_cmp(&cost(b)))
+        .expect("at least one solver and operator")
+}
+
+/// Forms, factorises (and inverts, for [`Operator::Inverse`]) every unit's damped system in f64,
+/// in parallel over units with one workspace per worker, and packs the results.
+fn fit_blocks(
+    samples: &LayerSamples,
+    u: Mat<f64>,
+    alpha: f64,
+    options: FitOptions,
+    reuse: Option<LayerFisher>,
+) -> Result<Factors> {
+    let (solver, operator) = plan(samples, options);
+    if solver == Solver::Diagonal {
+        return Err(Error::Config(
+            "the diagonal solver is chosen with fisher = \"diagonal\"".into(),
+        ));
+    }
+    let (d, n) = (u.nrows(), u.ncols());
+    let order = if solver == Solver::Direct { d } else { n };
+    let len = order * (order + 1) / 2 * samples.n_out;
+    let gram = (solver == Solver::Woodbury).then(|| {
+        let mut gram = Mat::zeros(n, n);
+        triangular::matmul(
+            gram.as_mut(),
+            BlockStructure::TriangularLower,
+            Accum::Replace,
+            u.transpose(),
+            BlockStructure::Rectangular,
+            u.as_ref(),
+            BlockStructure::Rectangular,
+            1.0,
+            Par::rayon(0),
+        );
+        gram
+    });
+    let previous = reuse.and_then(|f| match f.factors {
+        Factors::Blocks { packed, .. } => Some(packed),
+        Factors::Diagonal(_) => None,
+    });
+    let mut packed = match (options.storage, previous) {
+        (Storage::F32, Some(Packed::F32(buffer))) => Packed::F32(buffer),
+        (Storage::F64, Some(Packed::F64(buffer))) => Packed::F64(buffer),
+        (Storage::F32, _) => Packed::F32(Vec::new()),
+        (Storage::F64, _) => Packed::F64(Vec::new()),
+    };
+    let system = UnitSystems {
+        samples,
+        u: u.as_ref(),
+        gram: gram.as_ref().map(|g| g.as_ref()),
+        alpha,
+        operator,
+        order,
+    };
+    match &mut packed {
+        Packed::F32(buffer) => {
+            buffer.resize(len, 0.0);
+            system.fit_all(buffer)?;
+        }
+        Packed::F64(buffer) => {
+            buffer.resize(len, 0.0);
+            system.fit_all(buffer)?;
+        }
+    }
+    Ok(Factors::Blocks {
+        solver,
+        operator,
+        order,
+        packed,
+        augmented: (solver == Solver::Woodbury).then_some(u),
+    })
+}
+
+/// What the per-unit fits of one layer share.
+struct UnitSystems<'a> {
+    samples: &'a LayerSamples,
+    u: MatRef<'a, f64>,
+    /// The lower half of ŨᵀŨ, for Woodbury; `None` for direct.
+    gram: Option<MatRef<'a, f64>>,
+    alpha: f64,
+    operator: Operator,
+    order: usize,
+}
+
+/// Scratch of one worker: the system, its inverse, C^½Ũ (direct) and faer's stack.
+struct Workspace {
+    system: Mat<f64>,
+    inverse: Mat<f64>,
+    scaled: Mat<f64>,
+    stack: MemBuffer,
+}
+
+impl UnitSystems<'_> {
+    fn workspace(&self) -> Workspace {
+        let m = self.order;
+        let direct = self.gram.is_none();
+        let inverse = self.operator == Operator::Inverse;
+        Workspace {
+            system: Mat::zeros(m, m),
+            inverse: if inverse {
+                Mat::zeros(m, m)
+            } else {
+                Mat::new()
+            },
+            scaled: if direct {
+                Mat::zeros(self.u.nrows(), self.u.ncols())
+            } else {
+                Mat::new()
+            },
+            stack: MemBuffer::new(StackReq::any_of(&[
+                llt::factor::cholesky_in_place_scratch::<f64>(m, Par::Seq, Default::default()),
+                llt::inverse::inverse_scratch::<f64>(m, Par::Seq),
+            ])),
+        }
+    }
+
+    fn fit_all<T: Stored>(&self, out: &mut [T]) -> Result<()> {
+        let m = self.order;
+        out.par_chunks_exact_mut(m * (m + 1) / 2)
+            .enumerate()
+            .try_for_each_init(
+                || self.workspace(),
+                |ws, (i, out)| self.fit_unit(i, ws, out),
+            )
+    }
+
+    /// Unit i: M = C_i^½Ũ (C_i^½Ũ)ᵀ + αI (direct) or ŨᵀŨ + αC_i⁻¹ (Woodbury), lower half; its
+    /// Cholesky factor in place; the inverse if kept; packed into `out`.
+    fn fit_unit<T: Stored>(&self, i: usize, ws: &mut Workspace, out: &mut [T]) -> Result<()> {
+        let c = self.samples.weights(i);
+        let m = self.order;
+        match self.gram {
+            None => {
+                for (j, &cj) in c.iter().enumerate() {
+                    let s = cj.sqrt();
+                    for r in 0..self.u.nrows() {
+                        ws.scaled[(r, j)] = self.u[(r, j)] * s;
+                    }
+                }
+                triangular::matmul(
+                    ws.system.as_mut(),
+                    BlockStructure::TriangularLower,
+                    Accum::Replace,
+                    ws.scaled.as_ref(),
+                    BlockStructure::Rectangular,
+                    ws.scaled.transpose(),
+                    BlockStructure::Rectangular,
+                    1.0,
+                    Par::Seq,
+                );
+                for r in 0..m {
+                    ws.system[(r, r)] += self.alpha;
+                }
+            }
+            Some(gram) => {
+                ws.system.as_mut().copy_from(gram);
+                for (j, &cj) in c.iter().enumerate() {
+                    ws.system[(j, j)] += self.alpha / cj;
+                }
+            }
+        }
+        let stack = MemStack::new(&mut ws.stack);
+        llt::factor::cholesky_in_place(
+            ws.system.as_mut(),
+            Default::default(),
+            Par::Seq,
+            stack,
+            Default::default(),
+        )
+        .map_err(|_| {
+            Error::Diverged(format!("Fisher block of unit {i} is not positive definite"))
+        })?;
+        let result = match self.operator {
+            Operator::Factor => ws.system.as_ref(),
+            Operator::Inverse => {
+                llt::inverse::inverse(ws.inverse.as_mut(), ws.system.as_ref(), Par::Seq, stack);
+                ws.inverse.as_ref()
+            }
+        };
+        let mut o = 0;
+        for j in 0..m {
+            for r in j..m {
+                out[o] = T::from_f64(result[(r, j)]);
+                o += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Element types of the packed operators.
+trait Stored: Copy + Send + Sync {
+    fn from_f64(v: f64) -> Self;
+    fn to_f64(self) -> f64;
+}
+
+impl Stored for f32 {
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+impl Stored for f64 {
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+/// Applies every unit's packed operator to its column of the `order` × units buffer `x`, in
+/// parallel over units.
+fn apply_units(packed: &Packed, operator: Operator, order: usize, x: &mut [f64]) {
+    fn run<T: Stored>(packed: &[T], operator: Operator, m: usize, x: &mut [f64]) {
+        let len = m * (m + 1) / 2;
+        // Chunks of units large enough to amortise the per-task overhead.
+        let units = (1 << 16) / len.max(1) + 1;
+        x.par_chunks_mut(m * units)
+            .zip(packed.par_chunks(len * units))
+            .for_each(|(x, packed)| {
+                let mut scratch = vec![0.0f64; m];
+                for (x, op) in x.chunks_exact_mut(m).zip(packed.chunks_exact(len)) {
+                    apply_unit(op, operator, x, &mut scratch);
+                }
+            });
+    }
+    match packed {
+        Packed::F32(p) => run(p, operator, order, x),
+        Packed::F64(p) => run(p, operator, order, x),
+    }
+}
+
+/// x ← L⁻ᵀL⁻¹x (factor) or x ← A⁻¹x (inverse) for one unit, with AVX2+FMA where available.
+fn apply_unit<T: Stored>(op: &[T], operator: Operator, x: &mut [f64], scratch: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports the features the function was compiled for.
+        unsafe { apply_unit_avx2(op, operator, x, scratch) };
+        return;
+    }
+    apply_unit_generic(op, operator, x, scratch)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn apply_unit_avx2<T: Stored>(op: &[T], operator: Operator, x: &mut [f64], scratch: &mut [f64]) {
+    apply_unit_generic(op, operator, x, scratch)
+}
+
+/// The packed lower triangle holds column j (rows j..m) at offset Σ_{k<j}(m − k).
+#[inline(always)]
+fn apply_unit_generic<T: Stored>(op: &[T], operator: Operator, x: &mut [f64], scratch: &mut [f64]) {
+    let m = x.len();
+    match operator {
+        Operator::Factor => {
+            // L y = x, column by column; then Lᵀ z = y, row by row of Lᵀ (columns of L).
+            let mut o = 0;
+            for j in 0..m {
+                let column = &op[o..o + m - j];
+                o += m - j;
+                let (head, tail) = x.split_at_mut(j + 1);
+                let y = head[j] / column[0].to_f64();
+                head[j] = y;
+                for (v, &l) in tail.iter_mut().zip(&column[1..]) {
+                    *v -= l.to_f64() * y;
+                }
+            }
+            for j in (0..m).rev() {
+                o -= m - j;
+                let column = &op[o..o + m - j];
+                let dot = dot(&column[1..], &x[j + 1..]);
+                x[j] = (x[j] - dot) / column[0].to_f64();
+            }
+        }
+        Operator::Inverse => {
+            // y = A x from the lower half: column j adds A_jj x_j + Σ_{r>j} A_rj x_r to y_j and
+            // A_rj x_j to y_r.
+            scratch.fill(0.0);
+            let mut o = 0;
+            for j in 0..m {
+                let column = &op[o..o + m - j];
+                o += m - j;
+                let xj = x[j];
+                let (head, tail) = scratch.split_at_mut(j + 1);
+                head[j] += column[0].to_f64() * xj + axpy_dot(&column[1..], xj, tail, &x[j + 1..]);
+            }
+            x.copy_from_slice(scratch);
+        }
+    }
+}
+
+/// Σ a_k b_k with eight independent accumulators (so the loop vectorises).
+#[inline(always)]
+fn dot<T: Stored>(a: &[T], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = a8
+        .remainder()
+        .iter()
+        .zip(b8.remainder())
+        .map(|(&a, &b)| a.to_f64() * b)
+        .sum();
+    for (a, b) in a8.zip(b8) {
+        for k in 0..8 {
+            acc[k] += a[k].to_f64() * b[k];
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
+/// y += s·a and returns Σ a_k x_k, in one pass over a.
+#[inline(always)]
+fn axpy_dot<T: Stored>(a: &[T], s: f64, y: &mut [f64], x: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let mut tail = 0.0;
+    let split = a.len() / 8 * 8;
+    for ((a, y), x) in a[..split]
+        .chunks_exact(8)
+        .zip(y[..split].chunks_exact_mut(8))
+        .zip(x[..split].chunks_exact(8))
+    {
+        for k in 0..8 {
+            let v = a[k].to_f64();
+            y[k] += v * s;
+            acc[k] += v * x[k];
+        }
+    }
+    for ((a, y), x) in a[split..].iter().zip(&mut y[split..]).zip(&x[split..]) {
+        let v = a.to_f64();
+        *y += v * s;
+        tail += v * x;
+    }
+    acc.iter().sum::<f64>() + tail
 }
 
 /// Fisher samples of generative layer l (predicting level l from level l + 1) from a pass whose
@@ -393,29 +800,15 @@ pub fn precondition_prior(bias: &[f32], grad: &mut [f32], alpha: f64) {
 mod tests {
     use super::*;
     use crate::math::rng::Stream;
+    use faer::Side;
+    use faer::linalg::solvers::{Llt, Solve};
 
-    /// (ŨCŨᵀ + αI)⁻¹ g = (1/α)[g − Ũ M⁻¹ Ũᵀ g] with M = αC⁻¹ + ŨᵀŨ factorised.
-    fn woodbury_solve(u: MatRef<'_, f64>, m: &Llt<f64>, alpha: f64, g: &mut Mat<f64>) {
-        let mut projected = Mat::zeros(u.ncols(), 1);
-        matmul(
-            projected.as_mut(),
-            Accum::Replace,
-            u.transpose(),
-            g.as_ref(),
-            1.0,
-            Par::Seq,
-        );
-        m.solve_in_place(projected.as_mut());
-        matmul(
-            g.as_mut(),
-            Accum::Add,
-            u,
-            projected.as_ref(),
-            -1.0,
-            Par::Seq,
-        );
-        for r in 0..g.nrows() {
-            g[(r, 0)] /= alpha;
+    fn forced(solver: Solver, operator: Operator, storage: Storage) -> FitOptions {
+        FitOptions {
+            solver: Some(solver),
+            operator: Some(operator),
+            storage,
+            refresh_every: 1,
         }
     }
 
@@ -457,20 +850,12 @@ mod tests {
         for (n_in, n) in [(40, 12), (7, 30)] {
             let samples = random_samples(n_in, 5, n, n as u64);
             for alpha in [1e-3, 0.2, 5.0] {
-                let direct = LayerFisher::fit_with(
-                    &samples,
-                    alpha,
-                    FisherKind::Blocks,
-                    Some(Solver::Direct),
-                )
-                .unwrap();
-                let woodbury = LayerFisher::fit_with(
-                    &samples,
-                    alpha,
-                    FisherKind::Blocks,
-                    Some(Solver::Woodbury),
-                )
-                .unwrap();
+                let fit = |solver| {
+                    let options = forced(solver, Operator::Factor, Storage::F64);
+                    LayerFisher::fit_with(&samples, alpha, FisherKind::Blocks, options, None)
+                        .unwrap()
+                };
+                let (direct, woodbury) = (fit(Solver::Direct), fit(Solver::Woodbury));
                 let (gw, gb) = random_gradient(n_in, 5, 2);
                 let (mut w1, mut b1) = (gw.clone(), gb.clone());
                 let (mut w2, mut b2) = (gw.clone(), gb.clone());
@@ -488,45 +873,44 @@ mod tests {
 
     #[test]
     fn woodbury_matches_direct_in_f64() {
-        let samples = random_samples(30, 3, 10, 9);
-        let alpha = 0.1;
-        let u = samples.augmented_parents();
-        for unit in 0..3 {
-            let mut block = samples.fisher_block(unit);
-            for r in 0..31 {
-                block[(r, r)] += alpha;
+        // The solvers themselves, in f64 with f64 storage: agreement to 1e-9 relative, for both
+        // cached operators, against an independent dense solve.
+        for (n_in, n) in [(30, 10), (6, 25)] {
+            let samples = random_samples(n_in, 3, n, 9);
+            let alpha = 0.1;
+            let d = n_in + 1;
+            let g: Vec<f64> = (0..d * 3).map(|r| (r as f64 * 0.37).sin()).collect();
+            let mut dense = g.clone();
+            for (unit, column) in dense.chunks_exact_mut(d).enumerate() {
+                let mut block = samples.fisher_block(unit);
+                for r in 0..d {
+                    block[(r, r)] += alpha;
+                }
+                let llt: Llt<f64> = block.llt(Side::Lower).unwrap();
+                llt.solve_in_place(MatMut::from_column_major_slice_mut(column, d, 1));
+                column.iter_mut().for_each(|v| *v *= 1.0 + alpha);
             }
-            let g = Mat::from_fn(31, 1, |r, _| (r as f64 * 0.37).sin());
-            let mut direct = g.clone();
-            block
-                .llt(Side::Lower)
-                .unwrap()
-                .solve_in_place(direct.as_mut());
-            let c = samples.weights(unit);
-            let mut m = Mat::zeros(10, 10);
-            matmul(
-                m.as_mut(),
-                Accum::Replace,
-                u.transpose(),
-                u.as_ref(),
-                1.0,
-                Par::Seq,
-            );
-            for j in 0..10 {
-                m[(j, j)] += alpha / c[j];
+            let scale = dense.iter().map(|v| v.abs()).fold(0.0, f64::max);
+            for solver in [Solver::Direct, Solver::Woodbury] {
+                for operator in [Operator::Factor, Operator::Inverse] {
+                    let options = forced(solver, operator, Storage::F64);
+                    let fisher =
+                        LayerFisher::fit_with(&samples, alpha, FisherKind::Blocks, options, None)
+                            .unwrap();
+                    let mut step = g.clone();
+                    fisher.precondition_columns(&mut step);
+                    let diff = step
+                        .iter()
+                        .zip(&dense)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0, f64::max);
+                    assert!(
+                        diff / scale < 1e-9,
+                        "{solver:?} {operator:?}, N {n}: relative difference {}",
+                        diff / scale
+                    );
+                }
             }
-            let mut woodbury = g.clone();
-            woodbury_solve(
-                u.as_ref(),
-                &m.llt(Side::Lower).unwrap(),
-                alpha,
-                &mut woodbury,
-            );
-            let scale = (0..31).map(|r| direct[(r, 0)].abs()).fold(0.0, f64::max);
-            let diff = (0..31)
-                .map(|r| (direct[(r, 0)] - woodbury[(r, 0)]).abs())
-                .fold(0.0, f64::max);
-            assert!(diff / scale < 1e-9, "relative difference {}", diff / scale);
         }
     }
 
@@ -558,5 +942,79 @@ mod tests {
             Solver::Direct
         );
         assert!(LayerFisher::fit(&random_samples(5, 3, 100, 1), 0.0, FisherKind::Blocks).is_err());
+    }
+
+    #[test]
+    fn every_operator_and_storage_gives_the_same_step() {
+        // Reference: direct, f64 Cholesky factors. Both solvers, both operators, both precisions.
+        for (n_in, n) in [(40, 12), (7, 30)] {
+            let samples = random_samples(n_in, 6, n, 11 + n as u64);
+            let alpha = 0.2;
+            let (gw, gb) = random_gradient(n_in, 6, 5);
+            let step = |options: FitOptions| {
+                let fisher =
+                    LayerFisher::fit_with(&samples, alpha, FisherKind::Blocks, options, None)
+                        .unwrap();
+                let (mut w, mut b) = (gw.clone(), gb.clone());
+                fisher.precondition(&mut w, &mut b);
+                w.extend(b);
+                w
+            };
+            let reference = step(forced(Solver::Direct, Operator::Factor, Storage::F64));
+            for solver in [Solver::Direct, Solver::Woodbury] {
+                for operator in [Operator::Factor, Operator::Inverse] {
+                    let f64_step = step(forced(solver, operator, Storage::F64));
+                    let f32_step = step(forced(solver, operator, Storage::F32));
+                    let what = format!("n_in {n_in}, N {n}, {solver:?}, {operator:?}");
+                    // The comparison itself goes through f32 gradients (~1e-7).
+                    assert!(max_relative(&f64_step, &reference) < 2e-6, "{what} f64");
+                    assert!(max_relative(&f32_step, &reference) < 1e-4, "{what} f32");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_refit_into_reused_buffers_equals_a_fresh_fit() {
+        let first = random_samples(20, 4, 9, 1);
+        let second = random_samples(20, 4, 9, 2);
+        for operator in [Operator::Factor, Operator::Inverse] {
+            let options = forced(Solver::Woodbury, operator, Storage::F32);
+            let old =
+                LayerFisher::fit_with(&first, 0.3, FisherKind::Blocks, options, None).unwrap();
+            let reused =
+                LayerFisher::fit_with(&second, 0.3, FisherKind::Blocks, options, Some(old))
+                    .unwrap();
+            let fresh =
+                LayerFisher::fit_with(&second, 0.3, FisherKind::Blocks, options, None).unwrap();
+            let (gw, gb) = random_gradient(20, 4, 3);
+            let (mut w1, mut b1) = (gw.clone(), gb.clone());
+            let (mut w2, mut b2) = (gw, gb);
+            reused.precondition(&mut w1, &mut b1);
+            fresh.precondition(&mut w2, &mut b2);
+            assert_eq!((w1, b1), (w2, b2));
+        }
+    }
+
+    #[test]
+    fn rare_refreshes_keep_explicit_inverses() {
+        // The first generative layer of the MNIST stack: 784 units, 300 parents, N = 320 dreams.
+        let samples = random_samples(300, 4, 320, 1);
+        let plan_for = |refresh_every| {
+            plan(
+                &LayerSamples {
+                    n_out: 784,
+                    probs: vec![0.5; 784 * 320],
+                    ..samples.clone()
+                },
+                FitOptions {
+                    storage: Storage::F32,
+                    refresh_every,
+                    ..FitOptions::default()
+                },
+            )
+        };
+        assert_eq!(plan_for(1), (Solver::Woodbury, Operator::Factor));
+        assert_eq!(plan_for(1000), (Solver::Direct, Operator::Inverse));
     }
 }

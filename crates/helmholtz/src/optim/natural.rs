@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::Schedule;
-use super::fisher::{FisherKind, LayerFisher, LayerSamples, precondition_prior};
+use super::fisher::{
+    FisherKind, FitOptions, LayerFisher, LayerSamples, Storage, precondition_prior,
+};
 use crate::error::{Error, Result};
 use crate::models::{HelmholtzMachine, ParamSet};
 
@@ -31,6 +33,14 @@ pub struct NaturalConfig {
     /// turning the update from natural into plain gradient as in the NRWS examples.
     #[serde(default = "default_schedule")]
     pub alpha_schedule: Schedule,
+    /// Precision in which the factors are kept between refreshes ("f32" or "f64"). They are
+    /// always computed in f64; f32 halves the memory traffic of every step.
+    #[serde(default = "default_storage")]
+    pub storage: Storage,
+}
+
+fn default_storage() -> Storage {
+    Storage::F32
 }
 
 fn default_schedule() -> Schedule {
@@ -118,13 +128,21 @@ impl FisherPreconditioner {
     /// Factorises every layer's damped Fisher blocks from `samples`, with α at their step.
     pub fn refresh(&mut self, samples: FisherSamples) -> Result<()> {
         let alpha = self.alpha_at(samples.step);
-        let fit = |set: &[LayerSamples]| -> Result<Vec<LayerFisher>> {
+        let options = FitOptions {
+            storage: self.config.storage,
+            refresh_every: self.config.refresh_every,
+            ..FitOptions::default()
+        };
+        let kind = self.config.fisher;
+        // Refit into the previous factors' buffers (same sizes at every refresh).
+        let fit = |set: &[LayerSamples], previous: Vec<LayerFisher>| -> Result<Vec<LayerFisher>> {
+            let mut previous = previous.into_iter();
             set.iter()
-                .map(|s| LayerFisher::fit(s, alpha, self.config.fisher))
+                .map(|s| LayerFisher::fit_with(s, alpha, kind, options, previous.next()))
                 .collect()
         };
-        self.generative = fit(&samples.generative)?;
-        self.recognition = fit(&samples.recognition)?;
+        self.generative = fit(&samples.generative, std::mem::take(&mut self.generative))?;
+        self.recognition = fit(&samples.recognition, std::mem::take(&mut self.recognition))?;
         self.samples = Some(samples);
         self.alpha = alpha;
         Ok(())

@@ -66,7 +66,7 @@ mod tests {
     use crate::math::rng::Stream;
     use crate::models::WeightInit;
     use crate::optim::Schedule;
-    use crate::optim::fisher::FisherKind;
+    use crate::optim::fisher::{FisherKind, Storage};
     use crate::train::Variant;
 
     #[test]
@@ -92,6 +92,7 @@ mod tests {
                 every: 10,
                 factor: 100.0,
             },
+            storage: Storage::F32,
         };
         let mut pre = FisherPreconditioner::new(config).unwrap();
         assert_eq!((pre.alpha_at(9), pre.alpha_at(10)), (0.2, 20.0));
