@@ -56,6 +56,10 @@ pub struct Settings {
     pub lr: f64,
     /// Only these algorithms (all if empty).
     pub only: Vec<String>,
+    /// Hidden layer sizes (the data set's default if empty).
+    pub hidden: Vec<usize>,
+    /// Minibatch size (the data set's default if `None`).
+    pub batch: Option<usize>,
 }
 
 fn base_config(settings: &Settings) -> String {
@@ -64,6 +68,12 @@ fn base_config(settings: &Settings) -> String {
         "mnist" => ("mnist", "[200, 100, 10]", 100),
         _ => ("fashion-mnist", "[200, 100, 10]", 100),
     };
+    let hidden = if settings.hidden.is_empty() {
+        hidden.to_string()
+    } else {
+        format!("{:?}", settings.hidden)
+    };
+    let batch = settings.batch.unwrap_or(batch);
     let epochs: Vec<String> = (1..=settings.epochs).map(|e| e.to_string()).collect();
     format!(
         r#"name = "nrws-vs-rws"
@@ -121,8 +131,14 @@ pub fn run(settings: Settings) -> Result<()> {
             settings.data
         );
     }
-    if settings.epochs == 0 || settings.seeds == 0 {
-        bail!("--epochs and --seeds must be at least 1");
+    if settings.epochs == 0 || settings.seeds == 0 || settings.batch == Some(0) {
+        bail!("--epochs, --seeds and --batch must be at least 1");
+    }
+    if settings.hidden.contains(&0) {
+        bail!(
+            "--hidden sizes must be at least 1, got {:?}",
+            settings.hidden
+        );
     }
     let algorithms: Vec<_> = ALGORITHMS
         .iter()

@@ -140,6 +140,13 @@ enum ExperimentKind {
         /// Only these algorithms (comma-separated: rws, nrws, nrws-diagonal, bihm, nbihm).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// Hidden layer sizes, bottom to top (default 200,100,10; the NRWS paper's stack is
+        /// 300,200,100,75,50,35,25,20,15,10,10).
+        #[arg(long, value_delimiter = ',')]
+        hidden: Vec<usize>,
+        /// Minibatch size (default 100; 32 in the NRWS journal configs).
+        #[arg(long)]
+        batch: Option<usize>,
     },
 }
 
@@ -222,6 +229,8 @@ fn run(cli: Cli) -> Result<()> {
                     refresh_every,
                     lr,
                     only,
+                    hidden,
+                    batch,
                 },
         } => experiment::run(experiment::Settings {
             data,
@@ -232,6 +241,8 @@ fn run(cli: Cli) -> Result<()> {
             refresh_every,
             lr,
             only,
+            hidden,
+            batch,
         }),
         Command::Bench {
             config,

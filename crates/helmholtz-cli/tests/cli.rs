@@ -281,6 +281,10 @@ fn the_nrws_vs_rws_experiment_writes_charts_and_a_table() {
         "rws,nrws",
         "--refresh-every",
         "5",
+        "--hidden",
+        "30,20,10",
+        "--batch",
+        "25",
         "--out",
         out.to_str().unwrap(),
     ];
@@ -294,6 +298,11 @@ fn the_nrws_vs_rws_experiment_writes_charts_and_a_table() {
     assert!(
         out.join("test_nll_vs_epoch.png").is_file() && out.join("test_nll_vs_time.png").is_file()
     );
+    let config = std::fs::read_to_string(out.join("rws-seed0").join("config.toml")).unwrap();
+    assert!(
+        config.contains("hidden = [30, 20, 10]") && config.contains("batch_size = 25"),
+        "{config}"
+    );
     // Finished runs are reused: a second call trains nothing.
     let again = helmholtz(&args, &dir);
     assert!(
@@ -303,5 +312,7 @@ fn the_nrws_vs_rws_experiment_writes_charts_and_a_table() {
     );
     let bad = helmholtz(&["experiment", "nrws-vs-rws", "--data", "cifar"], &dir);
     assert!(!bad.status.success() && text(&bad).contains("cifar"));
+    let bad = helmholtz(&["experiment", "nrws-vs-rws", "--hidden", "30,0"], &dir);
+    assert!(!bad.status.success() && text(&bad).contains("--hidden"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
