@@ -42,6 +42,7 @@ pub mod error;
 pub mod eval;
 pub mod math;
 pub mod models;
+pub mod objectives;
 pub mod optim;
 pub mod run;
 pub mod train;

@@ -1,0 +1,3 @@
+//! Objectives: closed-form and Monte Carlo ELBOs and entropy sums.
+
+pub mod sparse_coding;
