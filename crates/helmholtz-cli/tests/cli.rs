@@ -316,3 +316,72 @@ fn the_nrws_vs_rws_experiment_writes_charts_and_a_table() {
     assert!(!bad.status.success() && text(&bad).contains("--hidden"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn sparse_coding_on_small_bars_writes_runs_atoms_and_a_table() {
+    let dir = scratch("sparse");
+    let out = dir.join("bars");
+    let config = repo_root().join("configs/bars-full.toml");
+    let args = [
+        "sparse",
+        config.to_str().unwrap(),
+        "--seeds",
+        "2",
+        "--set",
+        "data.side=3",
+        "--set",
+        "data.n=150",
+        "--set",
+        "model.n_latents=6",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let result = helmholtz(&args, &dir);
+    assert!(result.status.success(), "{}", text(&result));
+    let table = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(
+        table.contains("| 0 |") && table.contains("| 1 |"),
+        "{table}"
+    );
+    for seed in ["seed-0", "seed-1"] {
+        for file in [
+            "atoms.png",
+            "fields.png",
+            "summary.json",
+            "metrics.jsonl",
+            "model.safetensors",
+        ] {
+            assert!(out.join(seed).join(file).is_file(), "{seed}/{file}");
+        }
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("seed-0/summary.json")).unwrap())
+            .unwrap();
+    assert!(summary["objective"].as_f64().unwrap().is_finite());
+    // Unknown keys and impossible values are refused by name.
+    let bad = helmholtz(
+        &[
+            "sparse",
+            config.to_str().unwrap(),
+            "--set",
+            "model.colour=1",
+        ],
+        &dir,
+    );
+    assert!(
+        !bad.status.success() && text(&bad).contains("colour"),
+        "{}",
+        text(&bad)
+    );
+    let bad = helmholtz(
+        &["sparse", config.to_str().unwrap(), "--set", "data.noise=-1"],
+        &dir,
+    );
+    assert!(
+        !bad.status.success() && text(&bad).contains("noise"),
+        "{}",
+        text(&bad)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

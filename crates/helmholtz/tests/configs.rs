@@ -1,8 +1,10 @@
-//! Every experiment config shipped in configs/ parses and passes validation.
+//! Every experiment config shipped in configs/ parses and passes validation: Helmholtz-machine
+//! configs as `Config`, sparse-coding configs (those with `model.n_latents`) as `SparseConfig`.
 
 use std::path::Path;
 
 use helmholtz::run::Config;
+use helmholtz::run::sparse::SparseConfig;
 
 #[test]
 fn every_shipped_config_is_valid() {
@@ -11,10 +13,20 @@ fn every_shipped_config_is_valid() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let config =
-                Config::load(&path, &[]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let table: toml::Table = toml::from_str(&text).unwrap();
+            let sparse = table
+                .get("model")
+                .and_then(|m| m.get("n_latents"))
+                .is_some();
+            let name = if sparse {
+                SparseConfig::load(&path, &[]).map(|c| c.name)
+            } else {
+                Config::load(&path, &[]).map(|c| c.name)
+            }
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(
-                Some(config.name.as_str()),
+                Some(name.as_str()),
                 path.file_stem().and_then(|s| s.to_str()),
                 "{}",
                 path.display()

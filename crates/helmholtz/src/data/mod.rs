@@ -5,6 +5,7 @@ pub mod csv;
 pub mod embedded;
 pub mod idx;
 pub mod mnist;
+pub mod patches;
 pub mod png;
 pub mod synthetic;
 

@@ -11,10 +11,10 @@ use super::Dataset;
 use crate::math::rng::{Stream, ids};
 
 /// Pixels on in each pattern, as (row, column) with rows and columns counted from 1.
-type Bars = &'static [(usize, usize)];
+type Pixels = &'static [(usize, usize)];
 
 /// The 12 patterns in order: 6 frequent (vertical bars), then 6 infrequent (horizontal bars).
-const PATTERNS: [Bars; 12] = [
+const PATTERNS: [Pixels; 12] = [
     // Frequent, probability 2/18 each: column 3 only, 2 only, 1 only, 1&3, 1&2, 2&3.
     &[(1, 3), (2, 3), (3, 3)],
     &[(1, 2), (2, 2), (3, 2)],
@@ -167,4 +167,81 @@ mod tests {
         assert_eq!(train.x, all.range(0, 15_000).x);
         assert_eq!(test.x, all.range(15_000, 18_000).x);
     }
+}
+
+/// The bars data of the sparse-coding experiments (entropy.md §3.1): `side` vertical and `side`
+/// horizontal bars of value 1 on a side × side grid (H = 2·side generative fields, D = side²),
+/// Laplace(0, 1) latents and Gaussian noise of standard deviation `noise`.
+#[derive(Clone, Debug)]
+pub struct Bars {
+    /// Data, D × N (one image per column, row-major pixels).
+    pub x: Mat<f64>,
+    /// The generating fields, D × H: vertical bars first, then horizontal ones.
+    pub fields: Mat<f64>,
+    /// The latents that generated each point, H × N.
+    pub latents: Mat<f64>,
+}
+
+/// Draws `n` bars images (see [`Bars`]) from `seed`.
+pub fn bars(side: usize, n: usize, noise: f64, seed: u64) -> Bars {
+    let (d, h) = (side * side, 2 * side);
+    let fields = Mat::from_fn(d, h, |pixel, field| {
+        let (row, col) = (pixel / side, pixel % side);
+        let on = if field < side {
+            col == field
+        } else {
+            row == field - side
+        };
+        on as u8 as f64
+    });
+    let mut rng = Stream::new(seed, &[ids::SYNTHETIC]);
+    let mut latents = Mat::zeros(h, n);
+    let mut x = Mat::zeros(d, n);
+    for j in 0..n {
+        for k in 0..h {
+            // Inverse CDF of Laplace(0, 1).
+            let u = rng.uniform_f64() - 0.5;
+            latents[(k, j)] = -u.signum() * (1.0 - 2.0 * u.abs()).max(f64::MIN_POSITIVE).ln();
+        }
+        for r in 0..d {
+            let signal: f64 = (0..h).map(|k| fields[(r, k)] * latents[(k, j)]).sum();
+            x[(r, j)] = signal + noise * rng.normal();
+        }
+    }
+    Bars { x, fields, latents }
+}
+
+/// Matches learned fields to true ones: for each true field the best |cosine| with a distinct
+/// learned field (greedy, best pairs first). Returns one score per true field.
+pub fn match_fields(learned: faer::MatRef<'_, f64>, truth: faer::MatRef<'_, f64>) -> Vec<f64> {
+    let norm = |m: faer::MatRef<'_, f64>, c: usize| {
+        (0..m.nrows())
+            .map(|r| m[(r, c)].powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let mut pairs = Vec::new();
+    for t in 0..truth.ncols() {
+        for l in 0..learned.ncols() {
+            let dot: f64 = (0..truth.nrows())
+                .map(|r| truth[(r, t)] * learned[(r, l)])
+                .sum();
+            pairs.push((
+                (dot / (norm(truth, t) * norm(learned, l)).max(f64::MIN_POSITIVE)).abs(),
+                t,
+                l,
+            ));
+        }
+    }
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let (mut score, mut used) = (vec![0.0; truth.ncols()], vec![false; learned.ncols()]);
+    let mut matched = vec![false; truth.ncols()];
+    for (cosine, t, l) in pairs {
+        if !matched[t] && !used[l] {
+            score[t] = cosine;
+            matched[t] = true;
+            used[l] = true;
+        }
+    }
+    score
 }

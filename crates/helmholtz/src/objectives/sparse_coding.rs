@@ -13,8 +13,7 @@
 //! the mean posterior entropy minus the Laplace prior entropy minus the Gaussian noise entropy.
 //! Entropy annealing multiplies the prior-entropy term by β ≥ 1 (then L^H is no longer an ELBO).
 
-use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, MatRef, Par};
+use faer::MatRef;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -61,12 +60,20 @@ struct PointTerms {
     entropy: f64,
 }
 
-/// What every point's computation shares: the data, W and WᵀW.
+/// What every point's computation shares: the data, W and WᵀW (flat, column-major).
 struct Shared<'a> {
     model: &'a SparseCoding,
     x: MatRef<'a, f64>,
-    w: Mat<f64>,
-    gram: Mat<f64>,
+    w: Vec<f64>,
+    gram: Vec<f64>,
+}
+
+/// Per-point scratch: L (H × H), WᵀW L, the residual and the marginal standard deviations.
+struct Scratch {
+    l: Vec<f64>,
+    gram_l: Vec<f64>,
+    residual: Vec<f64>,
+    s: Vec<f64>,
 }
 
 /// Points per parallel chunk; chunk results are combined in order, so results do not depend on
@@ -232,7 +239,9 @@ fn check_data(model: &SparseCoding, x: MatRef<'_, f64>) -> Result<()> {
 }
 
 fn check_prior(model: &SparseCoding, lambda: &[f64], sigma2: f64) -> Result<()> {
-    if lambda.len() != model.n_latents || !(sigma2 > 0.0) || lambda.iter().any(|&l| !(l > 0.0)) {
+    let positive = |v: f64| v > 0.0;
+    if lambda.len() != model.n_latents || !positive(sigma2) || !lambda.iter().all(|&l| positive(l))
+    {
         return Err(Error::Config(format!(
             "λ needs {} positive entries and σ² must be positive, got λ = {lambda:?}, σ² = {sigma2}",
             model.n_latents
@@ -250,65 +259,107 @@ struct Coefficients {
 
 impl<'a> Shared<'a> {
     fn new(model: &'a SparseCoding, x: MatRef<'a, f64>) -> Self {
-        let w = model.dictionary();
-        let mut gram = Mat::zeros(model.n_latents, model.n_latents);
-        matmul(
-            gram.as_mut(),
-            Accum::Replace,
-            w.transpose(),
-            w.as_ref(),
-            1.0,
-            Par::Seq,
-        );
+        let (d, h) = (model.dim, model.n_latents);
+        let w_mat = model.dictionary();
+        let w: Vec<f64> = (0..h)
+            .flat_map(|c| (0..d).map(move |r| (r, c)))
+            .map(|(r, c)| w_mat[(r, c)])
+            .collect();
+        let mut gram = vec![0.0; h * h];
+        for c in 0..h {
+            for r in 0..h {
+                gram[c * h + r] = dot(&w[r * d..(r + 1) * d], &w[c * d..(c + 1) * d]);
+            }
+        }
         Shared { model, x, w, gram }
     }
 
-    /// The residual x_n − Wμ_n.
-    fn residual(&self, i: usize) -> Vec<f64> {
-        let mu = self.model.mean(i);
-        (0..self.model.dim)
-            .map(|r| {
-                self.x[(r, i)]
-                    - mu.iter()
-                        .enumerate()
-                        .map(|(c, m)| self.w[(r, c)] * m)
-                        .sum::<f64>()
-            })
-            .collect()
+    fn scratch(&self) -> Scratch {
+        let (d, h) = (self.model.dim, self.model.n_latents);
+        Scratch {
+            l: vec![0.0; h * h],
+            gram_l: vec![0.0; h * h],
+            residual: vec![0.0; d],
+            s: vec![0.0; h],
+        }
     }
 
-    /// Marginal standard deviations s_h = √Σ_hh (row norms of L).
-    fn marginal_std(l: &Mat<f64>) -> Vec<f64> {
-        (0..l.nrows())
-            .map(|r| (0..=r).map(|c| l[(r, c)] * l[(r, c)]).sum::<f64>().sqrt())
-            .collect()
+    /// Fills the scratch for point i: L_n, WᵀW L_n (full q), r = x_n − Wμ_n and s; returns
+    /// tr(WᵀW Σ_n).
+    fn prepare(&self, i: usize, scratch: &mut Scratch) -> f64 {
+        let (d, h) = (self.model.dim, self.model.n_latents);
+        let mu = self.model.mean(i);
+        let len = SparseCoding::scale_len(self.model.kind, h);
+        let block = &self.model.blocks().2[i * len..(i + 1) * len];
+        for (r, v) in scratch.residual.iter_mut().enumerate() {
+            *v = self.x[(r, i)];
+        }
+        for (c, &m) in mu.iter().enumerate() {
+            for (v, w) in scratch.residual.iter_mut().zip(&self.w[c * d..(c + 1) * d]) {
+                *v -= w * m;
+            }
+        }
+        match self.model.kind {
+            PosteriorKind::Diagonal => {
+                let mut trace = 0.0;
+                for (k, (s, rho)) in scratch.s.iter_mut().zip(block).enumerate() {
+                    *s = rho.exp();
+                    trace += self.gram[k * h + k] * *s * *s;
+                }
+                trace
+            }
+            PosteriorKind::Full => {
+                let l = &mut scratch.l;
+                for c in 0..h {
+                    for r in 0..h {
+                        l[c * h + r] = match r.cmp(&c) {
+                            std::cmp::Ordering::Less => 0.0,
+                            std::cmp::Ordering::Equal => block[c * h + r].exp(),
+                            std::cmp::Ordering::Greater => block[c * h + r],
+                        };
+                    }
+                }
+                for r in 0..h {
+                    scratch.s[r] = (0..=r)
+                        .map(|c| l[c * h + r] * l[c * h + r])
+                        .sum::<f64>()
+                        .sqrt();
+                }
+                // (WᵀW L)[:, c] = Σ_{k ≥ c} WᵀW[:, k] L[k, c].
+                let mut trace = 0.0;
+                for c in 0..h {
+                    let out = &mut scratch.gram_l[c * h..(c + 1) * h];
+                    out.fill(0.0);
+                    for k in c..h {
+                        let lkc = l[c * h + k];
+                        for (o, g) in out.iter_mut().zip(&self.gram[k * h..(k + 1) * h]) {
+                            *o += g * lkc;
+                        }
+                    }
+                    trace += dot(&l[c * h + c..(c + 1) * h], &out[c..]);
+                }
+                trace
+            }
+        }
     }
 
     fn point(&self, i: usize) -> PointTerms {
         let h = self.model.n_latents;
-        let l = self.model.cholesky(i);
-        let s = Self::marginal_std(&l);
-        let residual = self.residual(i);
-        // tr(WᵀW L Lᵀ) = Σ (L ⊙ WᵀW L).
-        let trace: f64 = match self.model.kind {
-            PosteriorKind::Diagonal => (0..h).map(|k| self.gram[(k, k)] * s[k] * s[k]).sum(),
-            PosteriorKind::Full => {
-                let gl = &self.gram * &l;
-                (0..h)
-                    .flat_map(|c| (c..h).map(move |r| (r, c)))
-                    .map(|(r, c)| l[(r, c)] * gl[(r, c)])
-                    .sum()
-            }
-        };
+        let mut scratch = self.scratch();
+        let trace = self.prepare(i, &mut scratch);
         let mu = self.model.mean(i);
+        let log_det: f64 = match self.model.kind {
+            PosteriorKind::Diagonal => scratch.s.iter().map(|s| s.ln()).sum(),
+            PosteriorKind::Full => (0..h).map(|k| scratch.l[k * h + k].ln()).sum(),
+        };
         PointTerms {
-            quadratic: residual.iter().map(|v| v * v).sum::<f64>() + trace,
+            quadratic: dot(&scratch.residual, &scratch.residual) + trace,
             expected_abs: mu
                 .iter()
-                .zip(&s)
+                .zip(&scratch.s)
                 .map(|(&m, &s)| expected_abs(m, s).0)
                 .collect(),
-            entropy: 0.5 * h as f64 * LN_2PI_E + (0..h).map(|k| l[(k, k)].ln()).sum::<f64>(),
+            entropy: 0.5 * h as f64 * LN_2PI_E + log_det,
         }
     }
 
@@ -321,100 +372,118 @@ impl<'a> Shared<'a> {
         let (grad_w, rest) = grad.split_at_mut(d * h);
         let (grad_mu, grad_scales) = rest.split_at_mut(h * n);
         let a = coefficients.quadratic;
-        // Per chunk of points: the posterior gradients in place, and the chunk's Σ_n r_n μ_nᵀ and
-        // Σ_n Σ_n for the dictionary.
-        let partials: Vec<(Mat<f64>, Mat<f64>)> = grad_mu
+        // Per chunk of points: the posterior gradients in place, and the chunk's Σ_n r_n μ_nᵀ
+        // (D × H) and Σ_n Σ_n (H × H) for the dictionary.
+        let partials: Vec<(Vec<f64>, Vec<f64>)> = grad_mu
             .par_chunks_mut(h * CHUNK)
             .zip(grad_scales.par_chunks_mut(scale_len * CHUNK))
             .enumerate()
             .map(|(chunk, (g_mu, g_scale))| {
-                let mut cross = Mat::<f64>::zeros(d, h);
-                let mut second = Mat::<f64>::zeros(h, h);
-                for (j, (g_mu, g_scale)) in g_mu
+                let mut cross = vec![0.0; d * h];
+                let mut second = vec![0.0; h * h];
+                let mut scratch = self.scratch();
+                let mut d_s = vec![0.0; h];
+                let points = g_mu
                     .chunks_exact_mut(h)
-                    .zip(g_scale.chunks_exact_mut(scale_len))
-                    .enumerate()
-                {
+                    .zip(g_scale.chunks_exact_mut(scale_len));
+                for (j, (g_mu, g_scale)) in points.enumerate() {
                     let i = chunk * CHUNK + j;
                     let mu = model.mean(i);
-                    let l = model.cholesky(i);
-                    let s = Self::marginal_std(&l);
-                    let residual = self.residual(i);
-                    let mut d_s = vec![0.0; h]; // ∂L/∂s_h through E_nh
+                    self.prepare(i, &mut scratch);
+                    let Scratch {
+                        l,
+                        gram_l,
+                        residual,
+                        s,
+                    } = &scratch;
                     for k in 0..h {
                         let (_, d_mu, d_sd) = expected_abs(mu[k], s[k]);
                         let b = coefficients.expected_abs[k];
                         // ∂Q/∂μ = −2Wᵀr.
-                        let wr: f64 = (0..d).map(|r| self.w[(r, k)] * residual[r]).sum();
-                        g_mu[k] = -2.0 * a * wr + b * d_mu;
+                        g_mu[k] = -2.0 * a * dot(&self.w[k * d..(k + 1) * d], residual) + b * d_mu;
                         d_s[k] = b * d_sd;
                     }
                     match model.kind {
                         PosteriorKind::Diagonal => {
                             // s = e^ρ: ∂/∂ρ = s ∂/∂s; ∂Q/∂s_h = 2(WᵀW)_hh s_h; ∂H/∂ρ_h = 1.
                             for k in 0..h {
-                                g_scale[k] = (2.0 * a * self.gram[(k, k)] * s[k] + d_s[k]) * s[k]
+                                g_scale[k] = (2.0 * a * self.gram[k * h + k] * s[k] + d_s[k])
+                                    * s[k]
                                     + coefficients.entropy;
+                                second[k * h + k] += s[k] * s[k];
                             }
                         }
                         PosteriorKind::Full => {
                             // ∂Q/∂L = 2 WᵀW L; ∂s_h/∂L_hc = L_hc / s_h; L_hh = e^ℓ_h, ∂H/∂ℓ_h = 1.
-                            let gl = &self.gram * &l;
                             for c in 0..h {
                                 for r in 0..h {
                                     let index = c * h + r;
-                                    g_scale[index] = if r < c {
-                                        0.0
-                                    } else {
-                                        let g = 2.0 * a * gl[(r, c)] + d_s[r] * l[(r, c)] / s[r];
-                                        if r == c {
-                                            g * l[(r, r)] + coefficients.entropy
-                                        } else {
-                                            g
+                                    let g = 2.0 * a * gram_l[index] + d_s[r] * l[index] / s[r];
+                                    g_scale[index] = match r.cmp(&c) {
+                                        std::cmp::Ordering::Less => 0.0,
+                                        std::cmp::Ordering::Equal => {
+                                            g * l[index] + coefficients.entropy
                                         }
+                                        std::cmp::Ordering::Greater => g,
                                     };
+                                }
+                            }
+                            // Σ_n = L Lᵀ: Σ[r, c] = Σ_k L[r, k] L[c, k].
+                            for k in 0..h {
+                                let column = &l[k * h..(k + 1) * h];
+                                for c in k..h {
+                                    let lck = column[c];
+                                    for (o, lrk) in
+                                        second[c * h..(c + 1) * h].iter_mut().zip(column).skip(k)
+                                    {
+                                        *o += lrk * lck;
+                                    }
                                 }
                             }
                         }
                     }
-                    for c in 0..h {
-                        for r in 0..d {
-                            cross[(r, c)] += residual[r] * mu[c];
+                    for (c, &m) in mu.iter().enumerate() {
+                        for (o, r) in cross[c * d..(c + 1) * d].iter_mut().zip(residual.iter()) {
+                            *o += r * m;
                         }
                     }
-                    let sigma = &l * l.transpose();
-                    second += &sigma;
                 }
                 (cross, second)
             })
             .collect();
-        let mut cross = Mat::<f64>::zeros(d, h);
-        let mut second = Mat::<f64>::zeros(h, h);
+        let mut cross = vec![0.0; d * h];
+        let mut second = vec![0.0; h * h];
         for (c, s) in &partials {
-            cross += c;
-            second += s;
+            cross.iter_mut().zip(c).for_each(|(a, b)| *a += b);
+            second.iter_mut().zip(s).for_each(|(a, b)| *a += b);
         }
-        // ∂L/∂W = a (−2 Σ r μᵀ + 2 W Σ Σ_n), then through the column normalisation
+        // ∂L/∂W = 2a (W Σ Σ_n − Σ r μᵀ), then through the column normalisation
         // ∂L/∂W̃_h = (g_h − W_h W_hᵀ g_h) / ‖W̃_h‖.
-        let g_w = (&self.w * &second - &cross) * faer::Scale(2.0 * a);
         let raw = model.blocks().0;
+        let mut g = vec![0.0; d];
         for (c, out) in grad_w.chunks_exact_mut(d).enumerate() {
-            let norm = raw[c * d..(c + 1) * d]
-                .iter()
-                .map(|v| v * v)
-                .sum::<f64>()
-                .sqrt();
-            let along: f64 = (0..d).map(|r| self.w[(r, c)] * g_w[(r, c)]).sum();
-            for (r, o) in out.iter_mut().enumerate() {
-                *o = (g_w[(r, c)] - self.w[(r, c)] * along) / norm;
+            for (r, v) in g.iter_mut().enumerate() {
+                let w_second: f64 = (0..h).map(|k| self.w[k * d + r] * second[c * h + k]).sum();
+                *v = 2.0 * a * (w_second - cross[c * d + r]);
+            }
+            let w_c = &self.w[c * d..(c + 1) * d];
+            let along = dot(w_c, &g);
+            let norm = dot(&raw[c * d..(c + 1) * d], &raw[c * d..(c + 1) * d]).sqrt();
+            for ((o, gv), wv) in out.iter_mut().zip(&g).zip(w_c) {
+                *o = (gv - wv * along) / norm;
             }
         }
     }
 }
 
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use faer::Mat;
 
     /// A model with every entry of θ random (so posteriors are correlated and off-centre), and
     /// data from the model.
@@ -458,7 +527,7 @@ mod tests {
                 let mut grad = vec![0.0; model.theta.len()];
                 entropy_objective(&model, x.as_ref(), beta, Some(&mut grad)).unwrap();
                 let h = 1e-6;
-                for i in 0..model.theta.len() {
+                for (i, &analytic) in grad.iter().enumerate() {
                     let original = model.theta[i];
                     model.theta[i] = original + h;
                     let up = entropy_objective(&model, x.as_ref(), beta, None).unwrap();
@@ -467,9 +536,8 @@ mod tests {
                     model.theta[i] = original;
                     let numeric = (up.objective(beta) - down.objective(beta)) / (2.0 * h);
                     assert!(
-                        (numeric - grad[i]).abs() < 1e-6 * (1.0 + numeric.abs()),
-                        "{kind:?}, β {beta}, θ[{i}]: analytic {} vs numeric {numeric}",
-                        grad[i]
+                        (numeric - analytic).abs() < 1e-6 * (1.0 + numeric.abs()),
+                        "{kind:?}, β {beta}, θ[{i}]: analytic {analytic} vs numeric {numeric}"
                     );
                 }
             }

@@ -298,14 +298,7 @@ impl Config {
     /// Parses a TOML text, applies `key=value` overrides (dotted keys; values in TOML syntax,
     /// bare words taken as strings) and checks every field.
     pub fn parse(text: &str, overrides: &[String], origin: &Path) -> Result<Self> {
-        let mut table: toml::Table = toml::from_str(text)
-            .map_err(|e| Error::Config(format!("{}: {e}", origin.display())))?;
-        for item in overrides {
-            apply_override(&mut table, item)?;
-        }
-        let config: Config = table.try_into().map_err(|e: toml::de::Error| {
-            Error::Config(format!("{}: {}", origin.display(), e.message()))
-        })?;
+        let config: Config = parse_strict(text, overrides, origin)?;
         config.validate()?;
         Ok(config)
     }
@@ -380,6 +373,23 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Parses a TOML text into `T` after applying `key=value` overrides (dotted keys; values in TOML
+/// syntax, bare words taken as strings). Unknown keys are errors where `T` denies them.
+pub fn parse_strict<T: serde::de::DeserializeOwned>(
+    text: &str,
+    overrides: &[String],
+    origin: &Path,
+) -> Result<T> {
+    let mut table: toml::Table =
+        toml::from_str(text).map_err(|e| Error::Config(format!("{}: {e}", origin.display())))?;
+    for item in overrides {
+        apply_override(&mut table, item)?;
+    }
+    table.try_into().map_err(|e: toml::de::Error| {
+        Error::Config(format!("{}: {}", origin.display(), e.message()))
+    })
 }
 
 fn apply_override(table: &mut toml::Table, item: &str) -> Result<()> {

@@ -1,6 +1,7 @@
 //! Learning algorithms and the training loop.
 
 pub mod learner;
+pub mod sparse_coding;
 pub mod wake_sleep;
 
 pub use learner::Learner;
