@@ -10,6 +10,7 @@ use argmin::core::{CostFunction, Error as ArgminError, Executor, Gradient, IterS
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use faer::MatRef;
 
@@ -107,6 +108,7 @@ struct Problem<'a> {
     beta: f64,
     offset: usize,
     last: Mutex<Option<Evaluation>>,
+    evaluations: AtomicU64,
 }
 
 /// A point with its cost and gradient.
@@ -121,6 +123,7 @@ impl Problem<'_> {
         {
             return Ok((*cost, grad.clone()));
         }
+        self.evaluations.fetch_add(1, Ordering::Relaxed);
         let mut model = self.template.clone();
         model.theta[self.offset..].copy_from_slice(p);
         let mut grad = vec![0.0; model.theta.len()];
@@ -194,6 +197,7 @@ pub fn fit_lbfgs(
         beta,
         offset,
         last: Mutex::new(None),
+        evaluations: AtomicU64::new(0),
     };
     let solver = LBFGS::new(MoreThuenteLineSearch::new(), config.history)
         .with_tolerance_grad(config.tol_grad)
@@ -210,11 +214,7 @@ pub fn fit_lbfgs(
         .ok_or_else(|| Error::Diverged("L-BFGS returned no parameters".into()))?
         .clone();
     let iterations = state.get_iter();
-    let evaluations = state
-        .get_func_counts()
-        .get("gradient_count")
-        .copied()
-        .unwrap_or(0);
+    let evaluations = result.problem.problem.as_ref().map_or(0, |p| p.evaluations.load(Ordering::Relaxed));
     let stopped = state
         .get_termination_reason()
         .map_or_else(|| "not terminated".to_string(), |r| r.text().to_string());
