@@ -1,6 +1,7 @@
 //! Evaluation: log-likelihood estimates and exact computations for small models.
 
 pub mod likelihood;
+pub mod sparseness;
 
 pub use likelihood::{
     Estimator, IsConfig, bihm_log_z2, exact_kl_from, exact_log_likelihood,

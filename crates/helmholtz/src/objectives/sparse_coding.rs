@@ -13,7 +13,8 @@
 //! the mean posterior entropy minus the Laplace prior entropy minus the Gaussian noise entropy.
 //! Entropy annealing multiplies the prior-entropy term by β ≥ 1 (then L^H is no longer an ELBO).
 
-use faer::MatRef;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -63,16 +64,18 @@ struct PointTerms {
 /// What every point's computation shares: the data, W and WᵀW (flat, column-major).
 struct Shared<'a> {
     model: &'a SparseCoding,
-    x: MatRef<'a, f64>,
+    /// W (D × H).
+    w_mat: Mat<f64>,
     w: Vec<f64>,
     gram: Vec<f64>,
+    /// R = X − W U (D × N), one residual per column.
+    residual: Vec<f64>,
 }
 
-/// Per-point scratch: L (H × H), WᵀW L, the residual and the marginal standard deviations.
+/// Per-point scratch: L (H × H), WᵀW L and the marginal standard deviations.
 struct Scratch {
     l: Vec<f64>,
     gram_l: Vec<f64>,
-    residual: Vec<f64>,
     s: Vec<f64>,
 }
 
@@ -87,6 +90,27 @@ pub fn entropy_objective(
     x: MatRef<'_, f64>,
     beta: f64,
     grad: Option<&mut [f64]>,
+) -> Result<EntropyTerms> {
+    objective_and_gradient(model, x, beta, grad, true)
+}
+
+/// As [`entropy_objective`], with the gradient taken with respect to the posteriors only (the
+/// dictionary block of `grad` is set to zero): what an E-step needs, at a fraction of the cost.
+pub fn entropy_objective_posteriors(
+    model: &SparseCoding,
+    x: MatRef<'_, f64>,
+    beta: f64,
+    grad: &mut [f64],
+) -> Result<EntropyTerms> {
+    objective_and_gradient(model, x, beta, Some(grad), false)
+}
+
+fn objective_and_gradient(
+    model: &SparseCoding,
+    x: MatRef<'_, f64>,
+    beta: f64,
+    grad: Option<&mut [f64]>,
+    dictionary: bool,
 ) -> Result<EntropyTerms> {
     check_data(model, x)?;
     let shared = Shared::new(model, x);
@@ -133,7 +157,7 @@ pub fn entropy_objective(
                 .collect(),
             entropy: 1.0 / n as f64,
         };
-        shared.gradient(&coefficients, grad);
+        shared.gradient(&coefficients, grad, dictionary);
     }
     Ok(terms)
 }
@@ -259,46 +283,65 @@ struct Coefficients {
 
 impl<'a> Shared<'a> {
     fn new(model: &'a SparseCoding, x: MatRef<'a, f64>) -> Self {
-        let (d, h) = (model.dim, model.n_latents);
+        let (d, h, n) = (model.dim, model.n_latents, model.n_points);
         let w_mat = model.dictionary();
         let w: Vec<f64> = (0..h)
             .flat_map(|c| (0..d).map(move |r| (r, c)))
             .map(|(r, c)| w_mat[(r, c)])
             .collect();
         let mut gram = vec![0.0; h * h];
-        for c in 0..h {
-            for r in 0..h {
-                gram[c * h + r] = dot(&w[r * d..(r + 1) * d], &w[c * d..(c + 1) * d]);
-            }
+        matmul(
+            MatMut::from_column_major_slice_mut(&mut gram, h, h),
+            Accum::Replace,
+            w_mat.transpose(),
+            w_mat.as_ref(),
+            1.0,
+            Par::Seq,
+        );
+        // R = X − W U by chunks of points (sequential products inside, so the result does not
+        // depend on the number of threads).
+        let means = model.blocks().1;
+        let mut residual = vec![0.0; d * n];
+        residual
+            .par_chunks_mut(d * CHUNK)
+            .enumerate()
+            .for_each(|(chunk, out)| {
+                let (start, len) = (chunk * CHUNK, out.len() / d);
+                let mut r = MatMut::from_column_major_slice_mut(out, d, len);
+                r.copy_from(x.subcols(start, len));
+                let u =
+                    MatRef::from_column_major_slice(&means[start * h..(start + len) * h], h, len);
+                matmul(r, Accum::Add, w_mat.as_ref(), u, -1.0, Par::Seq);
+            });
+        Shared {
+            model,
+            w_mat,
+            w,
+            gram,
+            residual,
         }
-        Shared { model, x, w, gram }
     }
 
     fn scratch(&self) -> Scratch {
-        let (d, h) = (self.model.dim, self.model.n_latents);
+        let h = self.model.n_latents;
         Scratch {
             l: vec![0.0; h * h],
             gram_l: vec![0.0; h * h],
-            residual: vec![0.0; d],
             s: vec![0.0; h],
         }
     }
 
-    /// Fills the scratch for point i: L_n, WᵀW L_n (full q), r = x_n − Wμ_n and s; returns
-    /// tr(WᵀW Σ_n).
+    /// The residual x_n − Wμ_n.
+    fn residual_of(&self, i: usize) -> &[f64] {
+        let d = self.model.dim;
+        &self.residual[i * d..(i + 1) * d]
+    }
+
+    /// Fills the scratch for point i: L_n, WᵀW L_n (full q) and s; returns tr(WᵀW Σ_n).
     fn prepare(&self, i: usize, scratch: &mut Scratch) -> f64 {
-        let (d, h) = (self.model.dim, self.model.n_latents);
-        let mu = self.model.mean(i);
+        let h = self.model.n_latents;
         let len = SparseCoding::scale_len(self.model.kind, h);
         let block = &self.model.blocks().2[i * len..(i + 1) * len];
-        for (r, v) in scratch.residual.iter_mut().enumerate() {
-            *v = self.x[(r, i)];
-        }
-        for (c, &m) in mu.iter().enumerate() {
-            for (v, w) in scratch.residual.iter_mut().zip(&self.w[c * d..(c + 1) * d]) {
-                *v -= w * m;
-            }
-        }
         match self.model.kind {
             PosteriorKind::Diagonal => {
                 let mut trace = 0.0;
@@ -353,7 +396,7 @@ impl<'a> Shared<'a> {
             PosteriorKind::Full => (0..h).map(|k| scratch.l[k * h + k].ln()).sum(),
         };
         PointTerms {
-            quadratic: dot(&scratch.residual, &scratch.residual) + trace,
+            quadratic: dot(self.residual_of(i), self.residual_of(i)) + trace,
             expected_abs: mu
                 .iter()
                 .zip(&scratch.s)
@@ -364,7 +407,7 @@ impl<'a> Shared<'a> {
     }
 
     /// Writes ∂L^H/∂θ into `grad`.
-    fn gradient(&self, coefficients: &Coefficients, grad: &mut [f64]) {
+    fn gradient(&self, coefficients: &Coefficients, grad: &mut [f64], dictionary: bool) {
         let model = self.model;
         let (d, h, n) = (model.dim, model.n_latents, model.n_points);
         let scale_len = SparseCoding::scale_len(model.kind, h);
@@ -374,12 +417,44 @@ impl<'a> Shared<'a> {
         let a = coefficients.quadratic;
         // Per chunk of points: the posterior gradients in place, and the chunk's Σ_n r_n μ_nᵀ
         // (D × H) and Σ_n Σ_n (H × H) for the dictionary.
-        let partials: Vec<(Vec<f64>, Vec<f64>)> = grad_mu
+        let partials: Vec<(Mat<f64>, Vec<f64>)> = grad_mu
             .par_chunks_mut(h * CHUNK)
             .zip(grad_scales.par_chunks_mut(scale_len * CHUNK))
             .enumerate()
             .map(|(chunk, (g_mu, g_scale))| {
-                let mut cross = vec![0.0; d * h];
+                let start = chunk * CHUNK;
+                let len = g_mu.len() / h;
+                let r = MatRef::from_column_major_slice(
+                    &self.residual[start * d..(start + len) * d],
+                    d,
+                    len,
+                );
+                let u = MatRef::from_column_major_slice(
+                    &model.blocks().1[start * h..(start + len) * h],
+                    h,
+                    len,
+                );
+                // Wᵀ R and R Uᵀ of the chunk.
+                let mut wt_r = Mat::<f64>::zeros(h, len);
+                matmul(
+                    wt_r.as_mut(),
+                    Accum::Replace,
+                    self.w_mat.transpose(),
+                    r,
+                    1.0,
+                    Par::Seq,
+                );
+                let mut cross = Mat::<f64>::zeros(if dictionary { d } else { 0 }, h);
+                if dictionary {
+                    matmul(
+                        cross.as_mut(),
+                        Accum::Replace,
+                        r,
+                        u.transpose(),
+                        1.0,
+                        Par::Seq,
+                    );
+                }
                 let mut second = vec![0.0; h * h];
                 let mut scratch = self.scratch();
                 let mut d_s = vec![0.0; h];
@@ -387,20 +462,15 @@ impl<'a> Shared<'a> {
                     .chunks_exact_mut(h)
                     .zip(g_scale.chunks_exact_mut(scale_len));
                 for (j, (g_mu, g_scale)) in points.enumerate() {
-                    let i = chunk * CHUNK + j;
+                    let i = start + j;
                     let mu = model.mean(i);
                     self.prepare(i, &mut scratch);
-                    let Scratch {
-                        l,
-                        gram_l,
-                        residual,
-                        s,
-                    } = &scratch;
+                    let Scratch { l, gram_l, s } = &scratch;
                     for k in 0..h {
                         let (_, d_mu, d_sd) = expected_abs(mu[k], s[k]);
                         let b = coefficients.expected_abs[k];
                         // ∂Q/∂μ = −2Wᵀr.
-                        g_mu[k] = -2.0 * a * dot(&self.w[k * d..(k + 1) * d], residual) + b * d_mu;
+                        g_mu[k] = -2.0 * a * wt_r[(k, j)] + b * d_mu;
                         d_s[k] = b * d_sd;
                     }
                     match model.kind {
@@ -442,31 +512,35 @@ impl<'a> Shared<'a> {
                             }
                         }
                     }
-                    for (c, &m) in mu.iter().enumerate() {
-                        for (o, r) in cross[c * d..(c + 1) * d].iter_mut().zip(residual.iter()) {
-                            *o += r * m;
-                        }
-                    }
                 }
                 (cross, second)
             })
             .collect();
-        let mut cross = vec![0.0; d * h];
-        let mut second = vec![0.0; h * h];
+        if !dictionary {
+            grad_w.fill(0.0);
+            return;
+        }
+        let mut cross = Mat::<f64>::zeros(d, h);
+        let mut second = Mat::<f64>::zeros(h, h);
         for (c, s) in &partials {
-            cross.iter_mut().zip(c).for_each(|(a, b)| *a += b);
-            second.iter_mut().zip(s).for_each(|(a, b)| *a += b);
+            cross += c;
+            second += MatRef::from_column_major_slice(s, h, h);
         }
         // ∂L/∂W = 2a (W Σ Σ_n − Σ r μᵀ), then through the column normalisation
         // ∂L/∂W̃_h = (g_h − W_h W_hᵀ g_h) / ‖W̃_h‖.
+        let mut g_w = cross * faer::Scale(-2.0 * a);
+        matmul(
+            g_w.as_mut(),
+            Accum::Add,
+            self.w_mat.as_ref(),
+            second.as_ref(),
+            2.0 * a,
+            Par::Seq,
+        );
         let raw = model.blocks().0;
-        let mut g = vec![0.0; d];
         for (c, out) in grad_w.chunks_exact_mut(d).enumerate() {
-            for (r, v) in g.iter_mut().enumerate() {
-                let w_second: f64 = (0..h).map(|k| self.w[k * d + r] * second[c * h + k]).sum();
-                *v = 2.0 * a * (w_second - cross[c * d + r]);
-            }
             let w_c = &self.w[c * d..(c + 1) * d];
+            let g: Vec<f64> = (0..d).map(|r| g_w[(r, c)]).collect();
             let along = dot(w_c, &g);
             let norm = dot(&raw[c * d..(c + 1) * d], &raw[c * d..(c + 1) * d]).sqrt();
             for ((o, gv), wv) in out.iter_mut().zip(&g).zip(w_c) {
@@ -483,7 +557,6 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use faer::Mat;
 
     /// A model with every entry of θ random (so posteriors are correlated and off-centre), and
     /// data from the model.
@@ -541,6 +614,20 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_posterior_gradient_is_the_posterior_block_of_the_full_one() {
+        for kind in [PosteriorKind::Diagonal, PosteriorKind::Full] {
+            let (model, x) = random_problem(kind, 8);
+            let mut full = vec![0.0; model.theta.len()];
+            let mut posterior = vec![1.0; model.theta.len()];
+            entropy_objective(&model, x.as_ref(), 2.0, Some(&mut full)).unwrap();
+            entropy_objective_posteriors(&model, x.as_ref(), 2.0, &mut posterior).unwrap();
+            let w = model.dim * model.n_latents;
+            assert!(posterior[..w].iter().all(|&g| g == 0.0));
+            assert_eq!(&posterior[w..], &full[w..]);
         }
     }
 

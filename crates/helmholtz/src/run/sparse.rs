@@ -17,7 +17,9 @@ use crate::error::{Error, Result};
 use crate::models::sparse_coding::{PosteriorKind, SparseCoding};
 use crate::models::{ParamSet, Tensor};
 use crate::objectives::sparse_coding::EntropyTerms;
-use crate::train::sparse_coding::{LbfgsConfig, Target, fit_lbfgs};
+use crate::train::sparse_coding::{
+    Annealing, EmConfig, EpochStats, LbfgsConfig, Target, em_epoch, evaluate, fit_lbfgs,
+};
 
 /// A sparse-coding experiment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -34,24 +36,171 @@ pub struct SparseConfig {
     pub model: SparseModelConfig,
     /// The optimiser.
     #[serde(default)]
-    pub train: LbfgsConfig,
+    pub train: SparseTrainConfig,
 }
 
-/// The data section: the bars generator (entropy.md §3.1).
+/// How the entropy objective is optimised.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SparseMethod {
+    /// Full-batch L-BFGS on the dictionary and every posterior (bars).
+    #[default]
+    Lbfgs,
+    /// EM-style mini-batches: L-BFGS on a batch's posteriors, then a gradient step on W (patches).
+    Em,
+}
+
+/// The train section.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SparseTrainConfig {
+    /// "lbfgs" or "em".
+    #[serde(default)]
+    pub method: SparseMethod,
+    /// L-BFGS history (both methods).
+    #[serde(default = "default_history")]
+    pub history: usize,
+    /// L-BFGS iterations: the whole fit ("lbfgs") or each E-step ("em", the authors use 100).
+    #[serde(default = "default_max_iters")]
+    pub max_iters: u64,
+    /// L-BFGS stops below this gradient norm.
+    #[serde(default = "default_tol_grad")]
+    pub tol_grad: f64,
+    /// L-BFGS stops when the objective changes by less than this.
+    #[serde(default = "default_tol_cost")]
+    pub tol_cost: f64,
+    /// EM: points per batch.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// EM: epochs.
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// EM: step size of the M-step.
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// EM: entropy annealing of the prior term.
+    #[serde(default)]
+    pub anneal: Annealing,
+}
+
+fn default_history() -> usize {
+    20
+}
+fn default_max_iters() -> u64 {
+    20_000
+}
+fn default_tol_grad() -> f64 {
+    1e-6
+}
+fn default_tol_cost() -> f64 {
+    1e-12
+}
+fn default_batch() -> usize {
+    512
+}
+fn default_epochs() -> usize {
+    10
+}
+fn default_lr() -> f64 {
+    0.5
+}
+
+impl Default for SparseTrainConfig {
+    fn default() -> Self {
+        SparseTrainConfig {
+            method: SparseMethod::default(),
+            history: default_history(),
+            max_iters: default_max_iters(),
+            tol_grad: default_tol_grad(),
+            tol_cost: default_tol_cost(),
+            batch_size: default_batch(),
+            epochs: default_epochs(),
+            lr: default_lr(),
+            anneal: Annealing::default(),
+        }
+    }
+}
+
+impl SparseTrainConfig {
+    /// The L-BFGS settings.
+    pub fn lbfgs(&self) -> LbfgsConfig {
+        LbfgsConfig {
+            history: self.history,
+            max_iters: self.max_iters,
+            tol_grad: self.tol_grad,
+            tol_cost: self.tol_cost,
+        }
+    }
+
+    /// The EM settings.
+    pub fn em(&self) -> EmConfig {
+        EmConfig {
+            batch_size: self.batch_size,
+            e_step: self.lbfgs(),
+            lr: self.lr,
+        }
+    }
+}
+
+/// The data section: the bars generator or natural-image patches (entropy.md §3.1).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SparseDataConfig {
-    /// "bars".
+    /// "bars" or "patches".
     pub source: String,
-    /// Bars per direction (H = 2·side fields on a side × side grid).
+    /// Bars: bars per direction (H = 2·side fields on a side × side grid).
     #[serde(default = "default_side")]
     pub side: usize,
-    /// Number of data points.
+    /// Number of training points.
     #[serde(default = "default_n")]
     pub n: usize,
-    /// Standard deviation of the Gaussian noise.
+    /// Bars: standard deviation of the Gaussian noise.
     #[serde(default = "default_noise")]
     pub noise: f64,
+    /// Patches: side of the square patches.
+    #[serde(default = "default_patch")]
+    pub size: usize,
+    /// Patches: the images (PNG files in `dir`) to cut them from.
+    #[serde(default = "default_images")]
+    pub images: Vec<String>,
+    /// Patches: directory of the images (default: `natural/` in the data directory).
+    #[serde(default)]
+    pub dir: Option<std::path::PathBuf>,
+    /// Patches: held-out patches (other positions of the same images) for the per-epoch ELBO.
+    #[serde(default = "default_test_n")]
+    pub test_n: usize,
+    /// Patches: ZCA regulariser ε as a fraction of the mean eigenvalue.
+    #[serde(default = "default_epsilon")]
+    pub whiten_epsilon: f64,
+}
+
+fn default_patch() -> usize {
+    16
+}
+fn default_test_n() -> usize {
+    2048
+}
+fn default_epsilon() -> f64 {
+    1.0
+}
+/// The training images of `scripts/fetch-data.sh natural` (camera.png is kept out, for denoising).
+fn default_images() -> Vec<String> {
+    [
+        "astronaut.png",
+        "brick.png",
+        "chelsea.png",
+        "coffee.png",
+        "grass.png",
+        "gravel.png",
+        "moon.png",
+        "barbara.png",
+        "kodim23.png",
+        "monarch.png",
+        "sail.png",
+        "tulips.png",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 fn default_side() -> usize {
@@ -94,22 +243,52 @@ impl SparseConfig {
     /// Checks the values.
     pub fn validate(&self) -> Result<()> {
         let d = &self.data;
-        if d.source != "bars" {
+        match d.source.as_str() {
+            "bars" => {
+                if d.side < 2 || d.n == 0 || !(d.noise.is_finite() && d.noise >= 0.0) {
+                    return Err(Error::Config(format!(
+                        "bars need side ≥ 2, n ≥ 1 and a finite noise ≥ 0, got side {}, n {}, noise {}",
+                        d.side, d.n, d.noise
+                    )));
+                }
+            }
+            "patches" => {
+                if d.size == 0 || d.n < 2 || d.test_n == 0 || d.images.is_empty() {
+                    return Err(Error::Config(format!(
+                        "patches need size ≥ 1, n ≥ 2, test_n ≥ 1 and some images, got size {}, n {}, test_n {}, {} images",
+                        d.size,
+                        d.n,
+                        d.test_n,
+                        d.images.len()
+                    )));
+                }
+                if !(d.whiten_epsilon.is_finite() && d.whiten_epsilon > 0.0) {
+                    return Err(Error::Config(format!(
+                        "data.whiten_epsilon must be positive, got {}",
+                        d.whiten_epsilon
+                    )));
+                }
+            }
+            other => {
+                return Err(Error::Config(format!(
+                    "data.source must be \"bars\" or \"patches\", got {other:?}"
+                )));
+            }
+        }
+        let t = &self.train;
+        if t.method == SparseMethod::Em
+            && (t.batch_size == 0 || t.epochs == 0 || !(t.lr.is_finite() && t.lr > 0.0))
+        {
             return Err(Error::Config(format!(
-                "data.source must be \"bars\", got {:?}",
-                d.source
+                "EM needs batch_size ≥ 1, epochs ≥ 1 and a positive lr, got {}, {} and {}",
+                t.batch_size, t.epochs, t.lr
             )));
         }
-        if d.side < 2 || d.n == 0 || !(d.noise.is_finite() && d.noise >= 0.0) {
-            return Err(Error::Config(format!(
-                "bars need side ≥ 2, n ≥ 1 and a finite noise ≥ 0, got side {}, n {}, noise {}",
-                d.side, d.n, d.noise
-            )));
-        }
+        t.anneal.validate()?;
         if self.model.n_latents == 0 {
             return Err(Error::Config("model.n_latents must be at least 1".into()));
         }
-        self.train.validate()
+        self.train.lbfgs().validate()
     }
 }
 
@@ -175,7 +354,7 @@ pub fn run_bars(
         data.x.as_ref(),
         1.0,
         Target::All,
-        &config.train,
+        &config.train.lbfgs(),
         move |i, f| {
             recorder
                 .lock()
@@ -203,7 +382,7 @@ pub fn run_bars(
         data.x.as_ref(),
         1.0,
         Target::Posteriors,
-        &config.train,
+        &config.train.lbfgs(),
         |_, _| {},
     )?;
 
@@ -303,4 +482,144 @@ fn write_model(dir: &Path, model: &SparseCoding, terms: &EntropyTerms) -> Result
         ],
     };
     super::checkpoint::write_tensors(&dir.join("model.safetensors"), &set)
+}
+
+/// One epoch of a patches run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PatchesEpoch {
+    /// Epoch, counted from 1.
+    pub epoch: usize,
+    /// Training averages over the epoch's batches (after each E-step, before the M-step).
+    pub train: EpochStats,
+    /// L^H per held-out patch with the dictionary after the epoch (posteriors fitted from scratch).
+    pub test: EpochStats,
+    /// Gini coefficient of |z| over posterior samples of the first 1000 held-out patches (mean, sd).
+    pub gini: (f64, f64),
+    /// Seconds of training (the held-out evaluation not included).
+    pub epoch_s: f64,
+}
+
+/// The data of a patches run: whitened training and held-out patches and the whitening filter.
+pub struct Patches {
+    /// Training patches, D × n, whitened.
+    pub train: Mat<f64>,
+    /// Held-out patches, D × test_n, whitened with the training filter.
+    pub test: Mat<f64>,
+    /// The ZCA filter fitted on the training patches.
+    pub whitening: crate::data::patches::Whitening,
+}
+
+/// Cuts and whitens the patches of `config` (training positions from `seed`, held-out positions
+/// from a second stream).
+pub fn load_patches(config: &SparseDataConfig, seed: u64) -> Result<Patches> {
+    use crate::data::patches::{Whitening, random_patches, read_images};
+    let dir = config
+        .dir
+        .clone()
+        .unwrap_or_else(|| crate::data::default_data_dir().join("natural"));
+    if !dir.is_dir() {
+        return Err(Error::Config(format!(
+            "{} not found: fetch the natural images with `helmholtz data fetch natural`",
+            dir.display()
+        )));
+    }
+    let names: Vec<&str> = config.images.iter().map(String::as_str).collect();
+    let images = read_images(&dir, &names)?;
+    let train = random_patches(&images, config.size, config.n, seed)?;
+    let test = random_patches(
+        &images,
+        config.size,
+        config.test_n,
+        seed.wrapping_add(1 << 32),
+    )?;
+    let whitening = Whitening::fit(train.as_ref(), config.whiten_epsilon)?;
+    Ok(Patches {
+        train: whitening.apply(train.as_ref()),
+        test: whitening.apply(test.as_ref()),
+        whitening,
+    })
+}
+
+/// Trains on natural-image patches by EM with the configured annealing, evaluating the
+/// held-out ELBO and the Gini sparseness after every epoch, and writes the run directory.
+/// `progress(epoch, batch, objective)` follows the batches.
+pub fn run_patches(
+    config: &SparseConfig,
+    seed: u64,
+    dir: &Path,
+    mut progress: impl FnMut(usize, usize, f64),
+) -> Result<(SparseCoding, Vec<PatchesEpoch>, EntropyTerms)> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut resolved = config.clone();
+    resolved.seed = seed;
+    let text = toml::to_string(&resolved).map_err(|e| Error::Config(e.to_string()))?;
+    let config_path = dir.join(CONFIG_FILE);
+    std::fs::write(&config_path, text).map_err(io(&config_path))?;
+
+    let patches = load_patches(&config.data, seed)?;
+    let (d, n) = (patches.train.nrows(), patches.train.ncols());
+    let mut model = SparseCoding::new(d, config.model.n_latents, n, config.model.posterior, seed)?;
+    // The raw dictionary starts with unit-norm columns (the authors' `normalize_W()` before
+    // training), so the M-step's step size acts on W at its own scale.
+    let unit = model.dictionary();
+    model.set_dictionary(&unit)?;
+    let em = config.train.em();
+    let metrics_path = dir.join(METRICS_FILE);
+    let mut metrics =
+        std::io::BufWriter::new(std::fs::File::create(&metrics_path).map_err(io(&metrics_path))?);
+    let mut epochs = Vec::new();
+    let mut last_terms = None;
+    for epoch in 0..config.train.epochs {
+        let beta = config.train.anneal.beta(epoch);
+        let start = Instant::now();
+        let train = em_epoch(
+            &mut model,
+            patches.train.as_ref(),
+            &em,
+            beta,
+            seed,
+            epoch,
+            |b, f| progress(epoch + 1, b, f),
+        )?;
+        let epoch_s = start.elapsed().as_secs_f64();
+        let (test, fitted) = evaluate(&model, patches.test.as_ref(), em.batch_size, &em.e_step)?;
+        let gini = crate::eval::sparseness::posterior_gini(&fitted, 1000, 10, seed)?;
+        let record = PatchesEpoch {
+            epoch: epoch + 1,
+            train,
+            test,
+            gini,
+            epoch_s,
+        };
+        let line = serde_json::to_string(&record).map_err(|e| Error::Config(e.to_string()))?;
+        writeln!(metrics, "{line}").map_err(io(&metrics_path))?;
+        metrics.flush().map_err(io(&metrics_path))?;
+        last_terms = Some(crate::objectives::sparse_coding::entropy_objective(
+            &fitted,
+            patches.test.as_ref(),
+            1.0,
+            None,
+        )?);
+        epochs.push(record);
+    }
+    let terms = last_terms.expect("at least one epoch");
+    write_model(dir, &model, &terms)?;
+    let summary = serde_json::json!({
+        "seed": seed,
+        "anneal": config.train.anneal,
+        "epochs": epochs,
+        "lambda_test": terms.lambda,
+        "sigma2_test": terms.sigma2,
+    });
+    let summary_path = dir.join(SUMMARY_FILE);
+    std::fs::write(
+        &summary_path,
+        serde_json::to_string_pretty(&summary).map_err(|e| Error::Config(e.to_string()))?,
+    )
+    .map_err(io(&summary_path))?;
+    Ok((model, epochs, terms))
 }

@@ -16,7 +16,9 @@ use faer::MatRef;
 
 use crate::error::{Error, Result};
 use crate::models::sparse_coding::SparseCoding;
-use crate::objectives::sparse_coding::{EntropyTerms, entropy_objective};
+use crate::objectives::sparse_coding::{
+    EntropyTerms, entropy_objective, entropy_objective_posteriors,
+};
 
 /// Settings of a full-batch L-BFGS fit.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -127,7 +129,11 @@ impl Problem<'_> {
         let mut model = self.template.clone();
         model.theta[self.offset..].copy_from_slice(p);
         let mut grad = vec![0.0; model.theta.len()];
-        let terms = entropy_objective(&model, self.x, self.beta, Some(&mut grad))?;
+        let terms = if self.offset == 0 {
+            entropy_objective(&model, self.x, self.beta, Some(&mut grad))?
+        } else {
+            entropy_objective_posteriors(&model, self.x, self.beta, &mut grad)?
+        };
         let cost = -terms.objective(self.beta);
         let grad: Vec<f64> = grad[self.offset..].iter().map(|g| -g).collect();
         *last = Some((p.to_vec(), cost, grad.clone()));
@@ -214,7 +220,11 @@ pub fn fit_lbfgs(
         .ok_or_else(|| Error::Diverged("L-BFGS returned no parameters".into()))?
         .clone();
     let iterations = state.get_iter();
-    let evaluations = result.problem.problem.as_ref().map_or(0, |p| p.evaluations.load(Ordering::Relaxed));
+    let evaluations = result
+        .problem
+        .problem
+        .as_ref()
+        .map_or(0, |p| p.evaluations.load(Ordering::Relaxed));
     let stopped = state
         .get_termination_reason()
         .map_or_else(|| "not terminated".to_string(), |r| r.text().to_string());
@@ -226,4 +236,224 @@ pub fn fit_lbfgs(
         evaluations,
         stopped,
     })
+}
+
+/// The entropy-annealing factor β on the prior-entropy term, as a function of the epoch
+/// (entropy.md §2.5). While β > 1 the objective is not the ELBO.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Annealing {
+    /// β = 1 throughout.
+    #[default]
+    None,
+    /// β = max(1, 2·(5 − epoch)): 10, 8, 6, 4, 2, then 1 (the authors' EM schedule for patches).
+    EmPrior,
+    /// β = max(1, 2 − 0.1·epoch): from 2 down to 1 over 10 epochs (the authors' Adam schedule).
+    Linear,
+    /// β = values[epoch], the last value repeating.
+    Steps {
+        /// One β per epoch, each ≥ 1.
+        values: Vec<f64>,
+    },
+}
+
+impl Annealing {
+    /// β at `epoch` (counted from 0).
+    pub fn beta(&self, epoch: usize) -> f64 {
+        match self {
+            Annealing::None => 1.0,
+            Annealing::EmPrior => (2.0 * (5.0 - epoch as f64)).max(1.0),
+            Annealing::Linear => (2.0 - 0.1 * epoch as f64).max(1.0),
+            Annealing::Steps { values } => values[epoch.min(values.len() - 1)],
+        }
+    }
+
+    /// Checks a user-defined schedule.
+    pub fn validate(&self) -> Result<()> {
+        if let Annealing::Steps { values } = self
+            && (values.is_empty() || values.iter().any(|v| !(v.is_finite() && *v >= 1.0)))
+        {
+            return Err(Error::Config(format!(
+                "an annealing schedule needs at least one value and every β ≥ 1, got {values:?}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Settings of EM-style mini-batch learning (entropy.md §2.6): per batch an E-step (L-BFGS on
+/// the batch's posteriors, warm-started from their last values) and an M-step (one gradient
+/// step on the dictionary).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmConfig {
+    /// Points per batch (λ and σ² are computed from each batch; keep it ≥ H).
+    pub batch_size: usize,
+    /// L-BFGS of the E-step (the authors: 100 iterations, history 20).
+    pub e_step: LbfgsConfig,
+    /// Step size of the M-step's gradient ascent on W̃ (the authors: 0.5).
+    pub lr: f64,
+}
+
+/// Averages over the batches of one EM epoch.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct EpochStats {
+    /// β of the epoch.
+    pub beta: f64,
+    /// Mean over batches of the annealed objective after the E-step.
+    pub objective: f64,
+    /// Mean over batches of L^H (β = 1) after the E-step.
+    pub elbo: f64,
+    /// Mean posterior entropy, prior entropy and noise entropy (batch means).
+    pub entropies: [f64; 3],
+    /// Batches.
+    pub batches: usize,
+}
+
+/// One EM epoch over all points of `model` (which holds every point's posterior) in an order
+/// drawn from (`seed`, `epoch`). `progress(batch, objective)` follows the batches.
+pub fn em_epoch(
+    model: &mut SparseCoding,
+    x: MatRef<'_, f64>,
+    config: &EmConfig,
+    beta: f64,
+    seed: u64,
+    epoch: usize,
+    mut progress: impl FnMut(usize, f64),
+) -> Result<EpochStats> {
+    if config.batch_size == 0 || !(config.lr.is_finite() && config.lr > 0.0) {
+        return Err(Error::Config(format!(
+            "EM needs batch_size ≥ 1 and a positive lr, got {} and {}",
+            config.batch_size, config.lr
+        )));
+    }
+    let order =
+        crate::math::rng::Stream::new(seed, &[crate::math::rng::ids::SHUFFLE, epoch as u64])
+            .permutation(model.n_points);
+    let mut stats = EpochStats {
+        beta,
+        ..EpochStats::default()
+    };
+    for (b, indices) in order.chunks(config.batch_size).enumerate() {
+        let (mut batch, xb) = gather(model, x, indices);
+        fit_lbfgs(
+            &mut batch,
+            xb.as_ref(),
+            beta,
+            Target::Posteriors,
+            &config.e_step,
+            |_, _| {},
+        )?;
+        let mut grad = vec![0.0; batch.theta.len()];
+        let terms = entropy_objective(&batch, xb.as_ref(), beta, Some(&mut grad))?;
+        let dictionary = model.dim * model.n_latents;
+        for (w, g) in batch.theta[..dictionary]
+            .iter_mut()
+            .zip(&grad[..dictionary])
+        {
+            *w += config.lr * g;
+        }
+        scatter(&batch, model, indices);
+        let objective = terms.objective(beta);
+        stats.objective += objective;
+        stats.elbo += terms.objective(1.0);
+        for (s, t) in stats
+            .entropies
+            .iter_mut()
+            .zip([terms.posterior, terms.prior, terms.noise])
+        {
+            *s += t;
+        }
+        stats.batches += 1;
+        progress(b, objective);
+    }
+    let n = stats.batches as f64;
+    stats.objective /= n;
+    stats.elbo /= n;
+    stats.entropies.iter_mut().for_each(|s| *s /= n);
+    Ok(stats)
+}
+
+/// A model over the points `indices` of `model` (its dictionary, their posteriors) and their data.
+pub fn gather(
+    model: &SparseCoding,
+    x: MatRef<'_, f64>,
+    indices: &[usize],
+) -> (SparseCoding, faer::Mat<f64>) {
+    let (d, h) = (model.dim, model.n_latents);
+    let len = SparseCoding::scale_len(model.kind, h);
+    let (w, mu, scales) = model.blocks();
+    let mut theta = w.to_vec();
+    for &i in indices {
+        theta.extend_from_slice(&mu[i * h..(i + 1) * h]);
+    }
+    for &i in indices {
+        theta.extend_from_slice(&scales[i * len..(i + 1) * len]);
+    }
+    let batch = SparseCoding {
+        dim: d,
+        n_latents: h,
+        n_points: indices.len(),
+        kind: model.kind,
+        theta,
+    };
+    let xb = faer::Mat::from_fn(d, indices.len(), |r, j| x[(r, indices[j])]);
+    (batch, xb)
+}
+
+/// Writes the dictionary and the posteriors of `batch` (made by [`gather`]) back into `model`.
+pub fn scatter(batch: &SparseCoding, model: &mut SparseCoding, indices: &[usize]) {
+    let h = model.n_latents;
+    let len = SparseCoding::scale_len(model.kind, h);
+    let (bw, bmu, bscales) = batch.blocks();
+    let (w, mu, scales) = model.blocks_mut();
+    w.copy_from_slice(bw);
+    for (j, &i) in indices.iter().enumerate() {
+        mu[i * h..(i + 1) * h].copy_from_slice(&bmu[j * h..(j + 1) * h]);
+        scales[i * len..(i + 1) * len].copy_from_slice(&bscales[j * len..(j + 1) * len]);
+    }
+}
+
+/// L^H per point on data `x` with the dictionary of `model` fixed: posteriors from the unit
+/// Gaussian at zero, optimised by the E-step in batches of `batch_size` (λ and σ² per batch, as
+/// in training). Returns the batch-mean entropies and the fitted posteriors.
+pub fn evaluate(
+    model: &SparseCoding,
+    x: MatRef<'_, f64>,
+    batch_size: usize,
+    e_step: &LbfgsConfig,
+) -> Result<(EpochStats, SparseCoding)> {
+    let n = x.ncols();
+    let mut fitted = SparseCoding::new(model.dim, model.n_latents, n, model.kind, 0)?;
+    fitted.blocks_mut().0.copy_from_slice(model.blocks().0);
+    let mut stats = EpochStats {
+        beta: 1.0,
+        ..EpochStats::default()
+    };
+    let indices: Vec<usize> = (0..n).collect();
+    for chunk in indices.chunks(batch_size.max(1)) {
+        let (mut batch, xb) = gather(&fitted, x, chunk);
+        let report = fit_lbfgs(
+            &mut batch,
+            xb.as_ref(),
+            1.0,
+            Target::Posteriors,
+            e_step,
+            |_, _| {},
+        )?;
+        scatter(&batch, &mut fitted, chunk);
+        stats.elbo += report.terms.objective(1.0);
+        for (s, t) in stats.entropies.iter_mut().zip([
+            report.terms.posterior,
+            report.terms.prior,
+            report.terms.noise,
+        ]) {
+            *s += t;
+        }
+        stats.batches += 1;
+    }
+    let b = stats.batches as f64;
+    stats.elbo /= b;
+    stats.objective = stats.elbo;
+    stats.entropies.iter_mut().for_each(|s| *s /= b);
+    Ok((stats, fitted))
 }
