@@ -116,6 +116,24 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Denoise a held-out image with the dictionary of a sparse-coding patches run: posterior
+    /// means against MAP (FISTA) codes; PSNRs and a picture (clean, noisy, posterior, MAP).
+    Denoise {
+        /// A run directory of `helmholtz sparse` on patches (e.g. runs/patches-annealed/seed-0).
+        run: PathBuf,
+        /// A PNG from the run's image directory that was not used for training.
+        #[arg(long, default_value = "camera.png")]
+        image: String,
+        /// Standard deviation of the added Gaussian noise (pixels in [0, 1]).
+        #[arg(long, default_value_t = 0.1)]
+        noise: f64,
+        /// Distance between neighbouring patches.
+        #[arg(long, default_value_t = 4)]
+        stride: usize,
+        /// Seed of the noise.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Measure RWS training throughput and where the time goes.
     Bench {
         /// Config whose model and data to use (default: configs/mnist-rws.toml if MNIST is present,
@@ -270,6 +288,13 @@ fn run(cli: Cli) -> Result<()> {
             overrides,
             quiet,
         } => sparse::run(&config, seeds, out, &overrides, quiet),
+        Command::Denoise {
+            run,
+            image,
+            noise,
+            stride,
+            seed,
+        } => sparse::denoise(&run, image, noise, stride, seed),
         Command::Bench {
             config,
             batches,

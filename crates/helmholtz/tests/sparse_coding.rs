@@ -86,3 +86,92 @@ fn diagonal_posteriors_learn_and_annealing_makes_codes_sparser() {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     assert!(mean(&annealed.lambda) < mean(&plain.lambda));
 }
+
+/// Writes a smooth synthetic grayscale texture as a PNG.
+fn texture(path: &std::path::Path, size: u32, phase: f64) {
+    let image = image::GrayImage::from_fn(size, size, |x, y| {
+        let (x, y) = (x as f64, y as f64);
+        let v = 0.5 + 0.25 * ((x + 2.0 * y) / 3.0 + phase).sin() + 0.2 * ((x - y) / 5.0).cos();
+        image::Luma([(v.clamp(0.0, 1.0) * 255.0) as u8])
+    });
+    image.save(path).unwrap();
+}
+
+#[test]
+fn patches_em_with_annealing_runs_end_to_end_and_denoises() {
+    use helmholtz::run::denoise::{DenoiseConfig, denoise_run};
+    use helmholtz::run::sparse::{SparseConfig, run_patches};
+    let dir = std::env::temp_dir().join(format!("helmholtz-patches-{}", std::process::id()));
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    texture(&images.join("a.png"), 40, 0.0);
+    texture(&images.join("b.png"), 40, 1.3);
+    texture(&images.join("held-out.png"), 24, 2.1);
+    let text = format!(
+        r#"
+        name = "patches-test"
+        [data]
+        source = "patches"
+        size = 4
+        n = 256
+        test_n = 64
+        images = ["a.png", "b.png"]
+        dir = "{}"
+        [model]
+        n_latents = 6
+        posterior = "diagonal"
+        scale_floor = 1e-3
+        [train]
+        method = "em"
+        max_iters = 15
+        batch_size = 64
+        epochs = 3
+        anneal = {{ kind = "steps", values = [3.0, 1.0] }}
+        "#,
+        images.display()
+    );
+    let config = SparseConfig::parse(&text, &[], std::path::Path::new("test")).unwrap();
+    let run = dir.join("run");
+    let (_, epochs, terms) = run_patches(&config, 0, &run, |_, _, _| {}).unwrap();
+    assert_eq!(epochs.len(), 3);
+    assert_eq!(
+        epochs.iter().map(|e| e.train.beta).collect::<Vec<_>>(),
+        [3.0, 1.0, 1.0]
+    );
+    assert!(
+        epochs
+            .iter()
+            .all(|e| e.test.elbo.is_finite() && e.gini.0 > 0.0 && e.gini.0 < 1.0)
+    );
+    assert_eq!(terms.lambda.len(), 6);
+    for file in [
+        "config.toml",
+        "metrics.jsonl",
+        "model.safetensors",
+        "summary.json",
+    ] {
+        assert!(run.join(file).is_file(), "{file}");
+    }
+    let (outcome, images_out) = denoise_run(
+        &run,
+        &DenoiseConfig {
+            image: "held-out.png".into(),
+            stride: 2,
+            map_iterations: 50,
+            ..DenoiseConfig::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(images_out.shape, (24, 24));
+    assert!(outcome.noisy > 15.0 && outcome.noisy < 25.0, "{outcome:?}");
+    assert!(
+        outcome.posterior.is_finite() && outcome.map.is_finite() && outcome.map_best >= outcome.map
+    );
+    // A training image is refused as the held-out one.
+    let reuse = DenoiseConfig {
+        image: "a.png".into(),
+        ..DenoiseConfig::default()
+    };
+    assert!(denoise_run(&run, &reuse).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

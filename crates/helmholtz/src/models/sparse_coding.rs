@@ -42,6 +42,11 @@ pub struct SparseCoding {
     pub kind: PosteriorKind,
     /// θ = [W̃ | μ | scale parameters] (see the module documentation).
     pub theta: Vec<f64>,
+    /// A floor added to every posterior standard deviation (diagonal q) or Cholesky diagonal
+    /// (full q): s = s_floor + e^ρ. 0 by default; the authors' code uses 1e-3, which keeps the
+    /// annealed objective (β > 1) bounded: without it, switching a latent off (μ, s → 0) raises
+    /// (β − 1) log s without limit.
+    pub scale_floor: f64,
 }
 
 impl SparseCoding {
@@ -70,6 +75,7 @@ impl SparseCoding {
                     + n_latents * n_points
                     + Self::scale_len(kind, n_latents) * n_points
             ],
+            scale_floor: 0.0,
         };
         let mut rng = Stream::new(seed, &[ids::INIT]);
         for w in &mut model.theta[..dim * n_latents] {
@@ -136,11 +142,15 @@ impl SparseCoding {
         let len = Self::scale_len(self.kind, h);
         let block = &self.blocks().2[n * len..(n + 1) * len];
         match self.kind {
-            PosteriorKind::Diagonal => {
-                Mat::from_fn(h, h, |i, j| if i == j { block[i].exp() } else { 0.0 })
-            }
+            PosteriorKind::Diagonal => Mat::from_fn(h, h, |i, j| {
+                if i == j {
+                    self.scale_floor + block[i].exp()
+                } else {
+                    0.0
+                }
+            }),
             PosteriorKind::Full => Mat::from_fn(h, h, |i, j| match i.cmp(&j) {
-                std::cmp::Ordering::Equal => block[j * h + i].exp(),
+                std::cmp::Ordering::Equal => self.scale_floor + block[j * h + i].exp(),
                 std::cmp::Ordering::Greater => block[j * h + i],
                 std::cmp::Ordering::Less => 0.0,
             }),

@@ -346,7 +346,7 @@ impl<'a> Shared<'a> {
             PosteriorKind::Diagonal => {
                 let mut trace = 0.0;
                 for (k, (s, rho)) in scratch.s.iter_mut().zip(block).enumerate() {
-                    *s = rho.exp();
+                    *s = self.model.scale_floor + rho.exp();
                     trace += self.gram[k * h + k] * *s * *s;
                 }
                 trace
@@ -357,7 +357,9 @@ impl<'a> Shared<'a> {
                     for r in 0..h {
                         l[c * h + r] = match r.cmp(&c) {
                             std::cmp::Ordering::Less => 0.0,
-                            std::cmp::Ordering::Equal => block[c * h + r].exp(),
+                            std::cmp::Ordering::Equal => {
+                                self.model.scale_floor + block[c * h + r].exp()
+                            }
                             std::cmp::Ordering::Greater => block[c * h + r],
                         };
                     }
@@ -415,6 +417,7 @@ impl<'a> Shared<'a> {
         let (grad_w, rest) = grad.split_at_mut(d * h);
         let (grad_mu, grad_scales) = rest.split_at_mut(h * n);
         let a = coefficients.quadratic;
+        let floor = model.scale_floor;
         // Per chunk of points: the posterior gradients in place, and the chunk's Σ_n r_n μ_nᵀ
         // (D × H) and Σ_n Σ_n (H × H) for the dictionary.
         let partials: Vec<(Mat<f64>, Vec<f64>)> = grad_mu
@@ -478,8 +481,8 @@ impl<'a> Shared<'a> {
                             // s = e^ρ: ∂/∂ρ = s ∂/∂s; ∂Q/∂s_h = 2(WᵀW)_hh s_h; ∂H/∂ρ_h = 1.
                             for k in 0..h {
                                 g_scale[k] = (2.0 * a * self.gram[k * h + k] * s[k] + d_s[k])
-                                    * s[k]
-                                    + coefficients.entropy;
+                                    * (s[k] - floor)
+                                    + coefficients.entropy * (s[k] - floor) / s[k];
                                 second[k * h + k] += s[k] * s[k];
                             }
                         }
@@ -489,10 +492,13 @@ impl<'a> Shared<'a> {
                                 for r in 0..h {
                                     let index = c * h + r;
                                     let g = 2.0 * a * gram_l[index] + d_s[r] * l[index] / s[r];
+                                    // L_hh = floor + e^ℓ_h: ∂L_hh/∂ℓ_h = L_hh − floor.
                                     g_scale[index] = match r.cmp(&c) {
                                         std::cmp::Ordering::Less => 0.0,
                                         std::cmp::Ordering::Equal => {
-                                            g * l[index] + coefficients.entropy
+                                            g * (l[index] - floor)
+                                                + coefficients.entropy / l[index]
+                                                    * (l[index] - floor)
                                         }
                                         std::cmp::Ordering::Greater => g,
                                     };
@@ -595,8 +601,9 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() {
         for kind in [PosteriorKind::Diagonal, PosteriorKind::Full] {
-            for beta in [1.0, 3.0] {
+            for (beta, floor) in [(1.0, 0.0), (3.0, 0.0), (3.0, 0.05)] {
                 let (mut model, x) = random_problem(kind, 2);
+                model.scale_floor = floor;
                 let mut grad = vec![0.0; model.theta.len()];
                 entropy_objective(&model, x.as_ref(), beta, Some(&mut grad)).unwrap();
                 let h = 1e-6;

@@ -4,6 +4,7 @@
 //! a `ParamSet` of moments plus a step counter, so checkpoints store and restore it exactly.
 
 pub mod fisher;
+pub mod fista;
 pub mod natural;
 
 use serde::{Deserialize, Serialize};

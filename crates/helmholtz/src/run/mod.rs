@@ -11,6 +11,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod denoise;
 pub mod sparse;
 
 use std::io::Write;

@@ -221,6 +221,10 @@ pub struct SparseModelConfig {
     pub n_latents: usize,
     /// Posterior family: "diagonal" or "full".
     pub posterior: PosteriorKind,
+    /// Floor added to the posterior standard deviations (the authors: 1e-3; needed with
+    /// annealing, see [`SparseCoding::scale_floor`]).
+    #[serde(default)]
+    pub scale_floor: f64,
 }
 
 impl SparseConfig {
@@ -285,6 +289,12 @@ impl SparseConfig {
             )));
         }
         t.anneal.validate()?;
+        if !(self.model.scale_floor.is_finite() && self.model.scale_floor >= 0.0) {
+            return Err(Error::Config(format!(
+                "model.scale_floor must be finite and ≥ 0, got {}",
+                self.model.scale_floor
+            )));
+        }
         if self.model.n_latents == 0 {
             return Err(Error::Config("model.n_latents must be at least 1".into()));
         }
@@ -346,6 +356,7 @@ pub fn run_bars(
     let data = bars(config.data.side, config.data.n, config.data.noise, seed);
     let (d, n) = (data.x.nrows(), data.x.ncols());
     let mut model = SparseCoding::new(d, config.model.n_latents, n, config.model.posterior, seed)?;
+    model.scale_floor = config.model.scale_floor;
     let trace = Arc::new(Mutex::new(Vec::new()));
     let recorder = Arc::clone(&trace);
     let start = Instant::now();
@@ -563,6 +574,7 @@ pub fn run_patches(
     let patches = load_patches(&config.data, seed)?;
     let (d, n) = (patches.train.nrows(), patches.train.ncols());
     let mut model = SparseCoding::new(d, config.model.n_latents, n, config.model.posterior, seed)?;
+    model.scale_floor = config.model.scale_floor;
     // The raw dictionary starts with unit-norm columns (the authors' `normalize_W()` before
     // training), so the M-step's step size acts on W at its own scale.
     let unit = model.dictionary();

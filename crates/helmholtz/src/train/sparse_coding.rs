@@ -395,6 +395,7 @@ pub fn gather(
         n_points: indices.len(),
         kind: model.kind,
         theta,
+        scale_floor: model.scale_floor,
     };
     let xb = faer::Mat::from_fn(d, indices.len(), |r, j| x[(r, indices[j])]);
     (batch, xb)
@@ -424,6 +425,7 @@ pub fn evaluate(
 ) -> Result<(EpochStats, SparseCoding)> {
     let n = x.ncols();
     let mut fitted = SparseCoding::new(model.dim, model.n_latents, n, model.kind, 0)?;
+    fitted.scale_floor = model.scale_floor;
     fitted.blocks_mut().0.copy_from_slice(model.blocks().0);
     let mut stats = EpochStats {
         beta: 1.0,
