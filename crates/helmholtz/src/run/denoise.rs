@@ -137,7 +137,7 @@ pub fn denoise_run(
         .dir
         .clone()
         .unwrap_or_else(|| crate::data::default_data_dir().join("natural"));
-    if run.data.images.iter().any(|i| *i == config.image) {
+    if run.data.images.contains(&config.image) {
         return Err(Error::Config(format!(
             "{} was used for training; pick a held-out image",
             config.image
