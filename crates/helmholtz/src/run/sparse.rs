@@ -18,7 +18,8 @@ use crate::models::sparse_coding::{PosteriorKind, SparseCoding};
 use crate::models::{ParamSet, Tensor};
 use crate::objectives::sparse_coding::EntropyTerms;
 use crate::train::sparse_coding::{
-    Annealing, EmConfig, EpochStats, LbfgsConfig, Target, em_epoch, evaluate, fit_lbfgs,
+    Annealing, EmConfig, EpochStats, LbfgsConfig, Target, defaults as lbfgs_defaults, em_epoch,
+    evaluate, fit_lbfgs,
 };
 
 /// A sparse-coding experiment.
@@ -58,16 +59,16 @@ pub struct SparseTrainConfig {
     #[serde(default)]
     pub method: SparseMethod,
     /// L-BFGS history (both methods).
-    #[serde(default = "default_history")]
+    #[serde(default = "lbfgs_defaults::history")]
     pub history: usize,
     /// L-BFGS iterations: the whole fit ("lbfgs") or each E-step ("em", the authors use 100).
-    #[serde(default = "default_max_iters")]
+    #[serde(default = "lbfgs_defaults::max_iters")]
     pub max_iters: u64,
     /// L-BFGS stops below this gradient norm.
-    #[serde(default = "default_tol_grad")]
+    #[serde(default = "lbfgs_defaults::tol_grad")]
     pub tol_grad: f64,
     /// L-BFGS stops when the objective changes by less than this.
-    #[serde(default = "default_tol_cost")]
+    #[serde(default = "lbfgs_defaults::tol_cost")]
     pub tol_cost: f64,
     /// EM: points per batch.
     #[serde(default = "default_batch")]
@@ -83,18 +84,6 @@ pub struct SparseTrainConfig {
     pub anneal: Annealing,
 }
 
-fn default_history() -> usize {
-    20
-}
-fn default_max_iters() -> u64 {
-    20_000
-}
-fn default_tol_grad() -> f64 {
-    1e-6
-}
-fn default_tol_cost() -> f64 {
-    1e-12
-}
 fn default_batch() -> usize {
     512
 }
@@ -109,10 +98,10 @@ impl Default for SparseTrainConfig {
     fn default() -> Self {
         SparseTrainConfig {
             method: SparseMethod::default(),
-            history: default_history(),
-            max_iters: default_max_iters(),
-            tol_grad: default_tol_grad(),
-            tol_cost: default_tol_cost(),
+            history: lbfgs_defaults::history(),
+            max_iters: lbfgs_defaults::max_iters(),
+            tol_grad: lbfgs_defaults::tol_grad(),
+            tol_cost: lbfgs_defaults::tol_cost(),
             batch_size: default_batch(),
             epochs: default_epochs(),
             lr: default_lr(),
@@ -342,16 +331,8 @@ pub fn run_bars(
     dir: &Path,
     mut progress: impl FnMut(u64, f64) + Send + Sync + 'static,
 ) -> Result<(SparseCoding, Bars, BarsOutcome)> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut resolved = config.clone();
-    resolved.seed = seed;
-    let text = toml::to_string(&resolved).map_err(|e| Error::Config(e.to_string()))?;
-    let config_path = dir.join(CONFIG_FILE);
-    std::fs::write(&config_path, text).map_err(io(&config_path))?;
+    let io = io_error;
+    create_run_dir(config, seed, dir)?;
 
     let data = bars(config.data.side, config.data.n, config.data.noise, seed);
     let (d, n) = (data.x.nrows(), data.x.ncols());
@@ -495,6 +476,22 @@ fn write_model(dir: &Path, model: &SparseCoding, terms: &EntropyTerms) -> Result
     super::checkpoint::write_tensors(&dir.join("model.safetensors"), &set)
 }
 
+/// Maps an I/O error on `path` to the library's error.
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io { path, source }
+}
+
+/// Creates the run directory and writes the resolved config (with the run's seed) into it.
+fn create_run_dir(config: &SparseConfig, seed: u64, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    let mut resolved = config.clone();
+    resolved.seed = seed;
+    let text = toml::to_string(&resolved).map_err(|e| Error::Config(e.to_string()))?;
+    let path = dir.join(CONFIG_FILE);
+    std::fs::write(&path, text).map_err(io_error(&path))
+}
+
 /// One epoch of a patches run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PatchesEpoch {
@@ -560,16 +557,8 @@ pub fn run_patches(
     dir: &Path,
     mut progress: impl FnMut(usize, usize, f64),
 ) -> Result<(SparseCoding, Vec<PatchesEpoch>, EntropyTerms)> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut resolved = config.clone();
-    resolved.seed = seed;
-    let text = toml::to_string(&resolved).map_err(|e| Error::Config(e.to_string()))?;
-    let config_path = dir.join(CONFIG_FILE);
-    std::fs::write(&config_path, text).map_err(io(&config_path))?;
+    let io = io_error;
+    create_run_dir(config, seed, dir)?;
 
     let patches = load_patches(&config.data, seed)?;
     let (d, n) = (patches.train.nrows(), patches.train.ncols());
