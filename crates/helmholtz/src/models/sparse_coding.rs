@@ -47,6 +47,19 @@ pub struct SparseCoding {
     /// annealed objective (β > 1) bounded: without it, switching a latent off (μ, s → 0) raises
     /// (β − 1) log s without limit.
     pub scale_floor: f64,
+    /// How a standard deviation (or Cholesky diagonal entry) is parameterised.
+    pub scale_param: ScaleParam,
+}
+
+/// The parameter ρ of a posterior standard deviation s (or Cholesky diagonal entry).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScaleParam {
+    /// s = floor + e^ρ (the default).
+    #[default]
+    Log,
+    /// s = floor + |ρ|, as in the authors' non-amortized posteriors.
+    Linear,
 }
 
 impl SparseCoding {
@@ -76,12 +89,55 @@ impl SparseCoding {
                     + Self::scale_len(kind, n_latents) * n_points
             ],
             scale_floor: 0.0,
+            scale_param: ScaleParam::Log,
         };
         let mut rng = Stream::new(seed, &[ids::INIT]);
         for w in &mut model.theta[..dim * n_latents] {
             *w = rng.normal();
         }
         Ok(model)
+    }
+
+    /// Switches the scale parameterisation and resets every posterior to the unit Gaussian.
+    pub fn with_scale_param(mut self, scale_param: ScaleParam) -> Self {
+        self.scale_param = scale_param;
+        let unit = match scale_param {
+            ScaleParam::Log => 0.0,
+            ScaleParam::Linear => 1.0,
+        };
+        let (h, kind) = (self.n_latents, self.kind);
+        let len = Self::scale_len(kind, h);
+        for block in self.blocks_mut().2.chunks_exact_mut(len) {
+            match kind {
+                PosteriorKind::Diagonal => block.fill(unit),
+                PosteriorKind::Full => {
+                    block.fill(0.0);
+                    for k in 0..h {
+                        block[k * h + k] = unit;
+                    }
+                }
+            }
+        }
+        self
+    }
+
+    /// A standard deviation (or Cholesky diagonal entry) from its parameter ρ.
+    #[inline]
+    pub fn scale_of(&self, rho: f64) -> f64 {
+        self.scale_floor
+            + match self.scale_param {
+                ScaleParam::Log => rho.exp(),
+                ScaleParam::Linear => rho.abs(),
+            }
+    }
+
+    /// ∂s/∂ρ.
+    #[inline]
+    pub fn scale_derivative(&self, rho: f64) -> f64 {
+        match self.scale_param {
+            ScaleParam::Log => rho.exp(),
+            ScaleParam::Linear => rho.signum(),
+        }
     }
 
     /// Scale parameters per point: H (diagonal) or H² (full).
@@ -142,15 +198,17 @@ impl SparseCoding {
         let len = Self::scale_len(self.kind, h);
         let block = &self.blocks().2[n * len..(n + 1) * len];
         match self.kind {
-            PosteriorKind::Diagonal => Mat::from_fn(h, h, |i, j| {
-                if i == j {
-                    self.scale_floor + block[i].exp()
-                } else {
-                    0.0
-                }
-            }),
+            PosteriorKind::Diagonal => {
+                Mat::from_fn(
+                    h,
+                    h,
+                    |i, j| {
+                        if i == j { self.scale_of(block[i]) } else { 0.0 }
+                    },
+                )
+            }
             PosteriorKind::Full => Mat::from_fn(h, h, |i, j| match i.cmp(&j) {
-                std::cmp::Ordering::Equal => self.scale_floor + block[j * h + i].exp(),
+                std::cmp::Ordering::Equal => self.scale_of(block[j * h + i]),
                 std::cmp::Ordering::Greater => block[j * h + i],
                 std::cmp::Ordering::Less => 0.0,
             }),

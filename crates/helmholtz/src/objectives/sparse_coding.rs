@@ -19,6 +19,8 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::math::rng::Stream;
+#[cfg(test)]
+use crate::models::sparse_coding::ScaleParam;
 use crate::models::sparse_coding::{PosteriorKind, SparseCoding};
 
 const LN_2PI_E: f64 = 2.837_877_066_409_345_5; // ln(2πe)
@@ -346,7 +348,7 @@ impl<'a> Shared<'a> {
             PosteriorKind::Diagonal => {
                 let mut trace = 0.0;
                 for (k, (s, rho)) in scratch.s.iter_mut().zip(block).enumerate() {
-                    *s = self.model.scale_floor + rho.exp();
+                    *s = self.model.scale_of(*rho);
                     trace += self.gram[k * h + k] * *s * *s;
                 }
                 trace
@@ -357,9 +359,7 @@ impl<'a> Shared<'a> {
                     for r in 0..h {
                         l[c * h + r] = match r.cmp(&c) {
                             std::cmp::Ordering::Less => 0.0,
-                            std::cmp::Ordering::Equal => {
-                                self.model.scale_floor + block[c * h + r].exp()
-                            }
+                            std::cmp::Ordering::Equal => self.model.scale_of(block[c * h + r]),
                             std::cmp::Ordering::Greater => block[c * h + r],
                         };
                     }
@@ -417,7 +417,6 @@ impl<'a> Shared<'a> {
         let (grad_w, rest) = grad.split_at_mut(d * h);
         let (grad_mu, grad_scales) = rest.split_at_mut(h * n);
         let a = coefficients.quadratic;
-        let floor = model.scale_floor;
         // Per chunk of points: the posterior gradients in place, and the chunk's Σ_n r_n μ_nᵀ
         // (D × H) and Σ_n Σ_n (H × H) for the dictionary.
         let partials: Vec<(Mat<f64>, Vec<f64>)> = grad_mu
@@ -469,6 +468,7 @@ impl<'a> Shared<'a> {
                     let mu = model.mean(i);
                     self.prepare(i, &mut scratch);
                     let Scratch { l, gram_l, s } = &scratch;
+                    let rho = &model.blocks().2[i * scale_len..(i + 1) * scale_len];
                     for k in 0..h {
                         let (_, d_mu, d_sd) = expected_abs(mu[k], s[k]);
                         let b = coefficients.expected_abs[k];
@@ -478,11 +478,11 @@ impl<'a> Shared<'a> {
                     }
                     match model.kind {
                         PosteriorKind::Diagonal => {
-                            // s = e^ρ: ∂/∂ρ = s ∂/∂s; ∂Q/∂s_h = 2(WᵀW)_hh s_h; ∂H/∂ρ_h = 1.
+                            // ∂Q/∂s_h = 2(WᵀW)_hh s_h; ∂H/∂s_h = 1/s_h; then ∂s/∂ρ.
                             for k in 0..h {
-                                g_scale[k] = (2.0 * a * self.gram[k * h + k] * s[k] + d_s[k])
-                                    * (s[k] - floor)
-                                    + coefficients.entropy * (s[k] - floor) / s[k];
+                                let ds = model.scale_derivative(rho[k]);
+                                g_scale[k] = (2.0 * a * self.gram[k * h + k] * s[k] + d_s[k]) * ds
+                                    + coefficients.entropy * ds / s[k];
                                 second[k * h + k] += s[k] * s[k];
                             }
                         }
@@ -492,13 +492,12 @@ impl<'a> Shared<'a> {
                                 for r in 0..h {
                                     let index = c * h + r;
                                     let g = 2.0 * a * gram_l[index] + d_s[r] * l[index] / s[r];
-                                    // L_hh = floor + e^ℓ_h: ∂L_hh/∂ℓ_h = L_hh − floor.
+                                    // L_hh = s(ℓ_h): ∂/∂ℓ_h = ∂L_hh/∂ℓ_h ∂/∂L_hh.
                                     g_scale[index] = match r.cmp(&c) {
                                         std::cmp::Ordering::Less => 0.0,
                                         std::cmp::Ordering::Equal => {
-                                            g * (l[index] - floor)
-                                                + coefficients.entropy / l[index]
-                                                    * (l[index] - floor)
+                                            let ds = model.scale_derivative(rho[index]);
+                                            (g + coefficients.entropy / l[index]) * ds
                                         }
                                         std::cmp::Ordering::Greater => g,
                                     };
@@ -601,9 +600,15 @@ mod tests {
     #[test]
     fn gradients_match_finite_differences() {
         for kind in [PosteriorKind::Diagonal, PosteriorKind::Full] {
-            for (beta, floor) in [(1.0, 0.0), (3.0, 0.0), (3.0, 0.05)] {
+            for (beta, floor, param) in [
+                (1.0, 0.0, ScaleParam::Log),
+                (3.0, 0.0, ScaleParam::Log),
+                (3.0, 0.05, ScaleParam::Log),
+                (2.0, 0.05, ScaleParam::Linear),
+            ] {
                 let (mut model, x) = random_problem(kind, 2);
                 model.scale_floor = floor;
+                model.scale_param = param;
                 let mut grad = vec![0.0; model.theta.len()];
                 entropy_objective(&model, x.as_ref(), beta, Some(&mut grad)).unwrap();
                 let h = 1e-6;

@@ -183,7 +183,8 @@ pub fn denoise_run(
     }
     let white = whitening.apply(centred.as_ref());
 
-    let mut model = SparseCoding::new(d, h, 1, run.model.posterior, 0)?;
+    let mut model =
+        SparseCoding::new(d, h, 1, run.model.posterior, 0)?.with_scale_param(run.model.scale_param);
     model.scale_floor = run.model.scale_floor;
     model.set_dictionary(&w)?;
     let (_, fitted) = evaluate(

@@ -14,7 +14,7 @@ use super::config::parse_strict;
 use super::{CONFIG_FILE, METRICS_FILE, SUMMARY_FILE};
 use crate::data::synthetic::{Bars, bars, match_fields};
 use crate::error::{Error, Result};
-use crate::models::sparse_coding::{PosteriorKind, SparseCoding};
+use crate::models::sparse_coding::{PosteriorKind, ScaleParam, SparseCoding};
 use crate::models::{ParamSet, Tensor};
 use crate::objectives::sparse_coding::EntropyTerms;
 use crate::train::sparse_coding::{
@@ -214,6 +214,10 @@ pub struct SparseModelConfig {
     /// annealing, see [`SparseCoding::scale_floor`]).
     #[serde(default)]
     pub scale_floor: f64,
+    /// Parameterisation of the posterior scales: "log" (s = floor + e^ρ, default) or "linear"
+    /// (s = floor + |ρ|, as the authors' non-amortized posteriors).
+    #[serde(default)]
+    pub scale_param: ScaleParam,
 }
 
 impl SparseConfig {
@@ -336,7 +340,8 @@ pub fn run_bars(
 
     let data = bars(config.data.side, config.data.n, config.data.noise, seed);
     let (d, n) = (data.x.nrows(), data.x.ncols());
-    let mut model = SparseCoding::new(d, config.model.n_latents, n, config.model.posterior, seed)?;
+    let mut model = SparseCoding::new(d, config.model.n_latents, n, config.model.posterior, seed)?
+        .with_scale_param(config.model.scale_param);
     model.scale_floor = config.model.scale_floor;
     let trace = Arc::new(Mutex::new(Vec::new()));
     let recorder = Arc::clone(&trace);
@@ -367,7 +372,8 @@ pub fn run_bars(
     truth.set_dictionary(&fields)?;
     // The posteriors restart from the unit Gaussians at zero, as in the authors' reference.
     let offset = d * config.model.n_latents;
-    let fresh = SparseCoding::new(d, config.model.n_latents, n, config.model.posterior, seed)?;
+    let fresh = SparseCoding::new(d, config.model.n_latents, n, config.model.posterior, seed)?
+        .with_scale_param(config.model.scale_param);
     truth.theta[offset..].copy_from_slice(&fresh.theta[offset..]);
     let reference = fit_lbfgs(
         &mut truth,
@@ -562,7 +568,8 @@ pub fn run_patches(
 
     let patches = load_patches(&config.data, seed)?;
     let (d, n) = (patches.train.nrows(), patches.train.ncols());
-    let mut model = SparseCoding::new(d, config.model.n_latents, n, config.model.posterior, seed)?;
+    let mut model = SparseCoding::new(d, config.model.n_latents, n, config.model.posterior, seed)?
+        .with_scale_param(config.model.scale_param);
     model.scale_floor = config.model.scale_floor;
     // The raw dictionary starts with unit-norm columns (the authors' `normalize_W()` before
     // training), so the M-step's step size acts on W at its own scale.

@@ -404,6 +404,7 @@ pub fn gather(
         kind: model.kind,
         theta,
         scale_floor: model.scale_floor,
+        scale_param: model.scale_param,
     };
     let xb = faer::Mat::from_fn(d, indices.len(), |r, j| x[(r, indices[j])]);
     (batch, xb)
@@ -432,7 +433,8 @@ pub fn evaluate(
     e_step: &LbfgsConfig,
 ) -> Result<(EpochStats, SparseCoding)> {
     let n = x.ncols();
-    let mut fitted = SparseCoding::new(model.dim, model.n_latents, n, model.kind, 0)?;
+    let mut fitted = SparseCoding::new(model.dim, model.n_latents, n, model.kind, 0)?
+        .with_scale_param(model.scale_param);
     fitted.scale_floor = model.scale_floor;
     fitted.blocks_mut().0.copy_from_slice(model.blocks().0);
     let mut stats = EpochStats {
