@@ -38,27 +38,39 @@ const ALGORITHMS: [(&str, &[&str]); 5] = [
     ),
 ];
 
-/// Settings of the comparison.
+/// Settings of the comparison (the arguments of `helmholtz experiment nrws-vs-rws`).
+#[derive(clap::Args)]
 pub struct Settings {
     /// digits, mnist or fashion-mnist.
+    #[arg(long, default_value = "mnist")]
     pub data: String,
     /// Epochs per run.
+    #[arg(long, default_value_t = 20)]
     pub epochs: usize,
-    /// Seeds 0..seeds.
+    /// Number of seeds (0, 1, …).
+    #[arg(long, default_value_t = 3)]
     pub seeds: u64,
-    /// Output directory.
+    /// Output directory (finished runs in it are reused).
+    #[arg(long, default_value = "runs/nrws-vs-rws")]
     pub out: PathBuf,
     /// Importance samples of the per-epoch test estimate.
+    #[arg(long, default_value_t = 100)]
     pub k_eval: usize,
-    /// Fisher refresh cadence.
+    /// Fisher refresh cadence (steps).
+    #[arg(long, default_value_t = 100)]
     pub refresh_every: u64,
-    /// Learning rate of plain SGD (the same for every algorithm).
+    /// Learning rate of plain SGD, the same for every algorithm.
+    #[arg(long, default_value_t = 0.02)]
     pub lr: f64,
-    /// Only these algorithms (all if empty).
+    /// Only these algorithms (comma-separated: rws, nrws, nrws-diagonal, bihm, nbihm).
+    #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
-    /// Hidden layer sizes (the data set's default if empty).
+    /// Hidden layer sizes, bottom to top (default 200,100,10; the NRWS paper's stack is
+    /// 300,200,100,75,50,35,25,20,15,10,10).
+    #[arg(long, value_delimiter = ',')]
     pub hidden: Vec<usize>,
-    /// Minibatch size (the data set's default if `None`).
+    /// Minibatch size (default 100; 32 in the NRWS journal configs).
+    #[arg(long)]
     pub batch: Option<usize>,
 }
 

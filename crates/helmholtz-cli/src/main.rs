@@ -152,39 +152,7 @@ enum Command {
 enum ExperimentKind {
     /// RWS, NRWS, diagonal NRWS, BiHM and NBiHM with identical data, initialisation, batches and
     /// seeds (plain SGD for all); test NLL against epochs and training time, PNGs and a table.
-    NrwsVsRws {
-        /// digits, mnist or fashion-mnist.
-        #[arg(long, default_value = "mnist")]
-        data: String,
-        /// Epochs per run.
-        #[arg(long, default_value_t = 20)]
-        epochs: usize,
-        /// Number of seeds (0, 1, …).
-        #[arg(long, default_value_t = 3)]
-        seeds: u64,
-        /// Output directory (finished runs in it are reused).
-        #[arg(long, default_value = "runs/nrws-vs-rws")]
-        out: PathBuf,
-        /// Importance samples of the per-epoch test estimate.
-        #[arg(long, default_value_t = 100)]
-        k_eval: usize,
-        /// Fisher refresh cadence (steps).
-        #[arg(long, default_value_t = 100)]
-        refresh_every: u64,
-        /// Learning rate of plain SGD, the same for every algorithm.
-        #[arg(long, default_value_t = 0.02)]
-        lr: f64,
-        /// Only these algorithms (comma-separated: rws, nrws, nrws-diagonal, bihm, nbihm).
-        #[arg(long, value_delimiter = ',')]
-        only: Vec<String>,
-        /// Hidden layer sizes, bottom to top (default 200,100,10; the NRWS paper's stack is
-        /// 300,200,100,75,50,35,25,20,15,10,10).
-        #[arg(long, value_delimiter = ',')]
-        hidden: Vec<usize>,
-        /// Minibatch size (default 100; 32 in the NRWS journal configs).
-        #[arg(long)]
-        batch: Option<usize>,
-    },
+    NrwsVsRws(experiment::Settings),
 }
 
 #[derive(Subcommand)]
@@ -256,31 +224,8 @@ fn run(cli: Cli) -> Result<()> {
         } => plot_runs(&runs, &metric, &output),
         Command::Data { action } => data(action),
         Command::Experiment {
-            which:
-                ExperimentKind::NrwsVsRws {
-                    data,
-                    epochs,
-                    seeds,
-                    out,
-                    k_eval,
-                    refresh_every,
-                    lr,
-                    only,
-                    hidden,
-                    batch,
-                },
-        } => experiment::run(experiment::Settings {
-            data,
-            epochs,
-            seeds,
-            out,
-            k_eval,
-            refresh_every,
-            lr,
-            only,
-            hidden,
-            batch,
-        }),
+            which: ExperimentKind::NrwsVsRws(settings),
+        } => experiment::run(settings),
         Command::Sparse {
             config,
             seeds,
