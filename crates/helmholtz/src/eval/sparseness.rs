@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::math::rng::{Stream, ids};
-use crate::models::sparse_coding::SparseCoding;
+use crate::models::sparse_coding::{SparseCoding, reparameterise};
 
 /// The Gini coefficient of |v|: 0 when all magnitudes are equal, (n − 1)/n when one entry
 /// carries everything. With the magnitudes sorted ascending and c their cumulative sums,
@@ -45,9 +45,7 @@ pub fn posterior_gini(
         let mu = model.mean(i);
         for _ in 0..samples {
             let eps: Vec<f64> = (0..h).map(|_| rng.normal()).collect();
-            let z: Vec<f64> = (0..h)
-                .map(|r| mu[r] + (0..=r).map(|c| l[(r, c)] * eps[c]).sum::<f64>())
-                .collect();
+            let z = reparameterise(mu, &l, &eps);
             ginis.push(gini(&z));
         }
     }

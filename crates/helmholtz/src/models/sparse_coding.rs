@@ -216,6 +216,14 @@ impl SparseCoding {
     }
 }
 
+/// A reparameterised posterior draw z = μ + L ε (L lower triangular, as from
+/// [`SparseCoding::cholesky`]).
+pub fn reparameterise(mu: &[f64], l: &Mat<f64>, eps: &[f64]) -> Vec<f64> {
+    (0..mu.len())
+        .map(|r| mu[r] + (0..=r).map(|c| l[(r, c)] * eps[c]).sum::<f64>())
+        .collect()
+}
+
 /// W with each column of `raw` (D × H, column-major) scaled to unit norm.
 pub fn normalized_columns(raw: &[f64], dim: usize, n_latents: usize) -> Mat<f64> {
     let mut w = Mat::zeros(dim, n_latents);

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::math::rng::Stream;
 #[cfg(test)]
 use crate::models::sparse_coding::ScaleParam;
-use crate::models::sparse_coding::{PosteriorKind, SparseCoding};
+use crate::models::sparse_coding::{PosteriorKind, SparseCoding, reparameterise};
 
 const LN_2PI_E: f64 = 2.837_877_066_409_345_5; // ln(2πe)
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
@@ -219,9 +219,7 @@ pub fn monte_carlo_elbo(
             let values: Vec<f64> = (0..samples)
                 .map(|_| {
                     let eps: Vec<f64> = (0..h).map(|_| rng.normal()).collect();
-                    let z: Vec<f64> = (0..h)
-                        .map(|r| mu[r] + (0..=r).map(|c| l[(r, c)] * eps[c]).sum::<f64>())
-                        .collect();
+                    let z = reparameterise(mu, &l, &eps);
                     let residual: f64 = (0..d)
                         .map(|r| {
                             let v = x[(r, i)] - (0..h).map(|c| w[(r, c)] * z[c]).sum::<f64>();

@@ -580,7 +580,7 @@ pub fn run_patches(
     let mut metrics =
         std::io::BufWriter::new(std::fs::File::create(&metrics_path).map_err(io(&metrics_path))?);
     let mut epochs = Vec::new();
-    let mut last_terms = None;
+    let mut last_fit = None;
     for epoch in 0..config.train.epochs {
         let beta = config.train.anneal.beta(epoch);
         let start = Instant::now();
@@ -606,15 +606,17 @@ pub fn run_patches(
         let line = serde_json::to_string(&record).map_err(|e| Error::Config(e.to_string()))?;
         writeln!(metrics, "{line}").map_err(io(&metrics_path))?;
         metrics.flush().map_err(io(&metrics_path))?;
-        last_terms = Some(crate::objectives::sparse_coding::entropy_objective(
-            &fitted,
-            patches.test.as_ref(),
-            1.0,
-            None,
-        )?);
+        last_fit = Some(fitted);
         epochs.push(record);
     }
-    let terms = last_terms.expect("at least one epoch");
+    // λ and σ² of the held-out posteriors after the last epoch (for the atoms' order).
+    let fitted = last_fit.expect("at least one epoch");
+    let terms = crate::objectives::sparse_coding::entropy_objective(
+        &fitted,
+        patches.test.as_ref(),
+        1.0,
+        None,
+    )?;
     write_model(dir, &model, &terms)?;
     let summary = serde_json::json!({
         "seed": seed,
