@@ -8,6 +8,12 @@
 //! whitening closest to the identity, so whitened patches stay localised images, and ε (a
 //! fraction of the mean eigenvalue) keeps it from amplifying the noise in the weakest directions,
 //! as the low-pass part of Olshausen–Field whitening does.
+//!
+//! [`olshausen_field`] is the other choice, the filter behind Olshausen's IMAGES.mat: each whole
+//! image is filtered in the Fourier domain by R(f) = |f|·exp(−(|f|/f₀)⁴), which flattens the 1/f
+//! amplitude spectrum of natural images and rolls off above f₀ (0.4 cycles per pixel in
+//! SparseNet), and the images are scaled jointly to pixel variance 0.1. Patches are then cut from
+//! the filtered images with no further whitening.
 
 use std::path::{Path, PathBuf};
 
@@ -98,6 +104,110 @@ pub fn random_patches(images: &[GrayImage], size: usize, n: usize, seed: u64) ->
         }
     }
     Ok(patches)
+}
+
+/// Olshausen–Field whitening of whole images: each image's mean is removed, its 2-D spectrum is
+/// multiplied by R(f) = |f|·exp(−(|f|/`cutoff`)⁴) with f in cycles per pixel, and a `border` of
+/// pixels (where the periodic filter wraps around) is cropped. All images are then scaled by
+/// one factor to a mean pixel variance of 0.1, as SparseNet's IMAGES.mat.
+pub fn olshausen_field(images: &[GrayImage], cutoff: f64, border: usize) -> Result<Vec<GrayImage>> {
+    use rustfft::{FftPlanner, num_complex::Complex};
+    if !(cutoff.is_finite() && cutoff > 0.0) {
+        return Err(Error::Config(format!(
+            "the Olshausen–Field cutoff must be positive (cycles per pixel), got {cutoff}"
+        )));
+    }
+    let mut planner = FftPlanner::<f64>::new();
+    let mut filtered = Vec::with_capacity(images.len());
+    for im in images {
+        let (h, w) = (im.height, im.width);
+        if h <= 2 * border || w <= 2 * border {
+            return Err(Error::Dimension(format!(
+                "{}: a {h}×{w} image has nothing left inside a border of {border}",
+                im.path.display()
+            )));
+        }
+        if im.values.iter().any(|v| !v.is_finite()) {
+            return Err(Error::InvalidData(format!(
+                "{}: NaN or infinite pixel values",
+                im.path.display()
+            )));
+        }
+        let mean = im.values.iter().sum::<f64>() / im.values.len() as f64;
+        let mut data: Vec<Complex<f64>> = im
+            .values
+            .iter()
+            .map(|&v| Complex::new(v - mean, 0.0))
+            .collect();
+        let (row_fft, col_fft) = (planner.plan_fft_forward(w), planner.plan_fft_forward(h));
+        let (row_ifft, col_ifft) = (planner.plan_fft_inverse(w), planner.plan_fft_inverse(h));
+        // Rows in place, then columns through a transposed copy.
+        row_fft.process(&mut data);
+        let mut columns = transpose(&data, h, w);
+        col_fft.process(&mut columns);
+        // columns[c·h + r] holds frequency (r, c).
+        let frequency = |k: usize, n: usize| {
+            let k = if k <= n / 2 {
+                k as f64
+            } else {
+                k as f64 - n as f64
+            };
+            k / n as f64
+        };
+        for c in 0..w {
+            let fx = frequency(c, w);
+            for r in 0..h {
+                let fy = frequency(r, h);
+                let f = (fx * fx + fy * fy).sqrt();
+                columns[c * h + r] *= f * (-(f / cutoff).powi(4)).exp();
+            }
+        }
+        col_ifft.process(&mut columns);
+        let mut data = transpose(&columns, w, h);
+        row_ifft.process(&mut data);
+        let scale = 1.0 / (h * w) as f64;
+        let (height, width) = (h - 2 * border, w - 2 * border);
+        let values = (0..height)
+            .flat_map(|r| {
+                let row = (r + border) * w + border;
+                data[row..row + width]
+                    .iter()
+                    .map(|z| z.re * scale)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        filtered.push(GrayImage {
+            path: im.path.clone(),
+            height,
+            width,
+            values,
+        });
+    }
+    let variance = filtered
+        .iter()
+        .map(|im| {
+            let m = im.values.iter().sum::<f64>() / im.values.len() as f64;
+            im.values.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / im.values.len() as f64
+        })
+        .sum::<f64>()
+        / filtered.len().max(1) as f64;
+    if variance.is_nan() || variance <= 0.0 {
+        return Err(Error::InvalidData(
+            "the filtered images are constant: nothing to learn from".into(),
+        ));
+    }
+    let gain = (0.1 / variance).sqrt();
+    for im in &mut filtered {
+        im.values.iter_mut().for_each(|v| *v *= gain);
+    }
+    Ok(filtered)
+}
+
+/// The transpose of a row-major `rows × cols` array.
+fn transpose<T: Copy>(data: &[T], rows: usize, cols: usize) -> Vec<T> {
+    (0..cols)
+        .flat_map(|c| (0..rows).map(move |r| data[r * cols + c]))
+        .collect()
 }
 
 /// The ZCA whitening filter of a set of patches.
@@ -204,6 +314,50 @@ mod tests {
             assert!(found, "patch {j} is no window of the image");
         }
         assert!(random_patches(&[ramp_image(3, 3, 0)], 4, 1, 0).is_err());
+    }
+
+    #[test]
+    fn olshausen_field_scales_each_frequency_by_its_filter_gain() {
+        // A sum of two cosines on the DFT grid: the filter must scale each by R(f) exactly.
+        let (h, w) = (32, 48);
+        let (k1, l1, k2, l2) = (3usize, 5usize, 11usize, 20usize);
+        let wave = |k: usize, l: usize, r: usize, c: usize| {
+            (2.0 * std::f64::consts::PI
+                * (k as f64 * r as f64 / h as f64 + l as f64 * c as f64 / w as f64))
+                .cos()
+        };
+        let image = GrayImage {
+            path: PathBuf::from("waves"),
+            height: h,
+            width: w,
+            values: (0..h * w)
+                .map(|i| 0.7 + wave(k1, l1, i / w, i % w) + 0.5 * wave(k2, l2, i / w, i % w))
+                .collect(),
+        };
+        let cutoff = 0.4;
+        let gain = |k: usize, l: usize| {
+            let f = ((k as f64 / h as f64).powi(2) + (l as f64 / w as f64).powi(2)).sqrt();
+            f * (-(f / cutoff).powi(4)).exp()
+        };
+        let out = olshausen_field(std::slice::from_ref(&image), cutoff, 0).unwrap();
+        let expected: Vec<f64> = (0..h * w)
+            .map(|i| {
+                gain(k1, l1) * wave(k1, l1, i / w, i % w)
+                    + 0.5 * gain(k2, l2) * wave(k2, l2, i / w, i % w)
+            })
+            .collect();
+        // Up to the joint rescaling to variance 0.1.
+        let ratio = out[0].values[0] / expected[0];
+        for (o, e) in out[0].values.iter().zip(&expected) {
+            assert!((o - ratio * e).abs() < 1e-9, "{o} vs {}", ratio * e);
+        }
+        let var = out[0].values.iter().map(|v| v * v).sum::<f64>() / (h * w) as f64;
+        assert!((var - 0.1).abs() < 1e-9, "variance {var}");
+        // The border is cropped from every side.
+        let cropped = olshausen_field(std::slice::from_ref(&image), cutoff, 4).unwrap();
+        assert_eq!((cropped[0].height, cropped[0].width), (h - 8, w - 8));
+        assert!(olshausen_field(std::slice::from_ref(&image), 0.0, 0).is_err());
+        assert!(olshausen_field(&[image], cutoff, 24).is_err());
     }
 
     #[test]

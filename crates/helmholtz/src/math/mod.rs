@@ -1,5 +1,6 @@
 //! Stable numerics, vectorisable Bernoulli kernels and seeded random streams.
 
+pub mod linalg;
 pub mod numerics;
 pub mod rng;
 

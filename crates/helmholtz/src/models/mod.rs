@@ -1,6 +1,9 @@
-//! Models: named parameters, the SBN layer and the Helmholtz machine.
+//! Models: named parameters, the SBN layer and the Helmholtz machine, sparse coding, and the
+//! small MLP with the amortized Gaussian encoder built on it.
 
+pub mod encoder;
 pub mod hm;
+pub mod mlp;
 pub mod params;
 pub mod sbn;
 pub mod sparse_coding;

@@ -23,7 +23,7 @@ use crate::math::rng::Stream;
 use crate::models::sparse_coding::ScaleParam;
 use crate::models::sparse_coding::{PosteriorKind, SparseCoding, reparameterise};
 
-const LN_2PI_E: f64 = 2.837_877_066_409_345_5; // ln(2πe)
+pub(crate) const LN_2PI_E: f64 = 2.837_877_066_409_345_5; // ln(2πe)
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 
 /// E|z| for z ~ N(μ, s²): s√(2/π) exp(−μ²/(2s²)) + μ erf(μ/(√2 s)), with its derivatives
@@ -540,15 +540,22 @@ impl<'a> Shared<'a> {
             2.0 * a,
             Par::Seq,
         );
-        let raw = model.blocks().0;
-        for (c, out) in grad_w.chunks_exact_mut(d).enumerate() {
-            let w_c = &self.w[c * d..(c + 1) * d];
-            let g: Vec<f64> = (0..d).map(|r| g_w[(r, c)]).collect();
-            let along = dot(w_c, &g);
-            let norm = dot(&raw[c * d..(c + 1) * d], &raw[c * d..(c + 1) * d]).sqrt();
-            for ((o, gv), wv) in out.iter_mut().zip(&g).zip(w_c) {
-                *o = (gv - wv * along) / norm;
-            }
+        through_normalization(model.blocks().0, &self.w, g_w.as_ref(), grad_w);
+    }
+}
+
+/// The gradient with respect to W̃ (`raw`, D × H column-major) of a function of the normalised
+/// W = W̃ / ‖W̃‖ (`w`, the same layout) whose gradient with respect to W is `g_w`:
+/// ∂/∂W̃_h = (g_h − W_h W_hᵀ g_h) / ‖W̃_h‖, written over `out`.
+pub(crate) fn through_normalization(raw: &[f64], w: &[f64], g_w: MatRef<'_, f64>, out: &mut [f64]) {
+    let d = g_w.nrows();
+    for (c, out) in out.chunks_exact_mut(d).enumerate() {
+        let w_c = &w[c * d..(c + 1) * d];
+        let g: Vec<f64> = (0..d).map(|r| g_w[(r, c)]).collect();
+        let along = dot(w_c, &g);
+        let norm = dot(&raw[c * d..(c + 1) * d], &raw[c * d..(c + 1) * d]).sqrt();
+        for ((o, gv), wv) in out.iter_mut().zip(&g).zip(w_c) {
+            *o = (gv - wv * along) / norm;
         }
     }
 }

@@ -131,7 +131,15 @@ pub fn denoise_run(
     }
     let w = Mat::from_fn(d, h, |r, c| dictionary.data[c * d + r] as f64);
     // The run's whitening filter, recomputed from its config (deterministic in the seed).
-    let whitening = load_patches(&run.data, run.seed)?.whitening;
+    let whitening = load_patches(&run.data, run.seed)?
+        .whitening
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "{}: denoising maps patches back through the inverse of a ZCA filter; this run \
+                 filtered whole images (Olshausen–Field), whose low-pass filter has no inverse",
+                run_dir.display()
+            ))
+        })?;
     let dir = run
         .data
         .dir

@@ -158,10 +158,32 @@ pub struct SparseDataConfig {
     /// Patches: held-out patches (other positions of the same images) for the per-epoch ELBO.
     #[serde(default = "default_test_n")]
     pub test_n: usize,
+    /// Patches: "zca" (whiten the patches, default) or "olshausen-field" (filter the images).
+    #[serde(default)]
+    pub whiten: WhitenKind,
     /// Patches: ZCA regulariser ε as a fraction of the mean eigenvalue.
     #[serde(default = "default_epsilon")]
     pub whiten_epsilon: f64,
+    /// Patches: cutoff f₀ of the Olshausen–Field filter in cycles per pixel (SparseNet: 0.4).
+    #[serde(default = "default_cutoff")]
+    pub whiten_cutoff: f64,
 }
+
+/// How natural-image patches are whitened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WhitenKind {
+    /// ZCA on the patches ([`crate::data::patches::Whitening`]).
+    #[default]
+    Zca,
+    /// The 1/f-whitening, low-pass filter of Olshausen's images on whole images
+    /// ([`crate::data::patches::olshausen_field`]).
+    OlshausenField,
+}
+
+/// Pixels cropped from each edge of an Olshausen–Field filtered image, where the periodic
+/// filter mixes opposite edges.
+pub const OLSHAUSEN_FIELD_BORDER: usize = 8;
 
 fn default_patch() -> usize {
     16
@@ -171,6 +193,9 @@ fn default_test_n() -> usize {
 }
 fn default_epsilon() -> f64 {
     1.0
+}
+fn default_cutoff() -> f64 {
+    0.4
 }
 /// The training images of `scripts/fetch-data.sh natural` (camera.png is kept out, for denoising).
 fn default_images() -> Vec<String> {
@@ -263,6 +288,13 @@ impl SparseConfig {
                     return Err(Error::Config(format!(
                         "data.whiten_epsilon must be positive, got {}",
                         d.whiten_epsilon
+                    )));
+                }
+                if !(d.whiten_cutoff.is_finite() && d.whiten_cutoff > 0.0 && d.whiten_cutoff <= 0.5)
+                {
+                    return Err(Error::Config(format!(
+                        "data.whiten_cutoff must be in (0, 0.5] cycles per pixel, got {}",
+                        d.whiten_cutoff
                     )));
                 }
             }
@@ -519,14 +551,14 @@ pub struct Patches {
     pub train: Mat<f64>,
     /// Held-out patches, D × test_n, whitened with the training filter.
     pub test: Mat<f64>,
-    /// The ZCA filter fitted on the training patches.
-    pub whitening: crate::data::patches::Whitening,
+    /// The ZCA filter fitted on the training patches (none when the images were filtered).
+    pub whitening: Option<crate::data::patches::Whitening>,
 }
 
 /// Cuts and whitens the patches of `config` (training positions from `seed`, held-out positions
 /// from a second stream).
 pub fn load_patches(config: &SparseDataConfig, seed: u64) -> Result<Patches> {
-    use crate::data::patches::{Whitening, random_patches, read_images};
+    use crate::data::patches::{Whitening, olshausen_field, random_patches, read_images};
     let dir = config
         .dir
         .clone()
@@ -538,7 +570,10 @@ pub fn load_patches(config: &SparseDataConfig, seed: u64) -> Result<Patches> {
         )));
     }
     let names: Vec<&str> = config.images.iter().map(String::as_str).collect();
-    let images = read_images(&dir, &names)?;
+    let mut images = read_images(&dir, &names)?;
+    if config.whiten == WhitenKind::OlshausenField {
+        images = olshausen_field(&images, config.whiten_cutoff, OLSHAUSEN_FIELD_BORDER)?;
+    }
     let train = random_patches(&images, config.size, config.n, seed)?;
     let test = random_patches(
         &images,
@@ -546,11 +581,18 @@ pub fn load_patches(config: &SparseDataConfig, seed: u64) -> Result<Patches> {
         config.test_n,
         seed.wrapping_add(1 << 32),
     )?;
+    if config.whiten == WhitenKind::OlshausenField {
+        return Ok(Patches {
+            train,
+            test,
+            whitening: None,
+        });
+    }
     let whitening = Whitening::fit(train.as_ref(), config.whiten_epsilon)?;
     Ok(Patches {
         train: whitening.apply(train.as_ref()),
         test: whitening.apply(test.as_ref()),
-        whitening,
+        whitening: Some(whitening),
     })
 }
 

@@ -1,0 +1,97 @@
+//! Dense products that run in parallel and still give the same bits for any number of threads.
+
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+/// Columns per parallel task.
+const CHUNK: usize = 32;
+
+/// out = beta·out + alpha·A B (`accumulate` false: out = alpha·A B), split over blocks of
+/// columns of B and out; every block is a sequential product, so the result does not depend on
+/// the number of threads.
+pub fn matmul_by_columns(
+    out: MatMut<'_, f64>,
+    a: MatRef<'_, f64>,
+    b: MatRef<'_, f64>,
+    alpha: f64,
+    accumulate: bool,
+) {
+    let n = out.ncols();
+    let accum = if accumulate {
+        Accum::Add
+    } else {
+        Accum::Replace
+    };
+    let blocks: Vec<(usize, MatMut<'_, f64>)> = {
+        let mut rest = out;
+        let mut blocks = Vec::with_capacity(n.div_ceil(CHUNK));
+        let mut start = 0;
+        while start < n {
+            let len = CHUNK.min(n - start);
+            let (head, tail) = rest.split_at_col_mut(len);
+            blocks.push((start, head));
+            rest = tail;
+            start += len;
+        }
+        blocks
+    };
+    blocks.into_par_iter().for_each(|(start, block)| {
+        let len = block.ncols();
+        matmul(block, accum, a, b.subcols(start, len), alpha, Par::Seq);
+    });
+}
+
+/// out = alpha·A Bᵀ where the inner dimension (the columns of A and B, typically a batch) is
+/// summed in fixed blocks whose partial products are added in order.
+pub fn matmul_transpose_by_columns(
+    mut out: MatMut<'_, f64>,
+    a: MatRef<'_, f64>,
+    b: MatRef<'_, f64>,
+    alpha: f64,
+) {
+    let n = a.ncols();
+    let partials: Vec<faer::Mat<f64>> = (0..n.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|k| {
+            let (start, len) = (k * CHUNK, CHUNK.min(n - k * CHUNK));
+            let mut p = faer::Mat::zeros(a.nrows(), b.nrows());
+            matmul(
+                p.as_mut(),
+                Accum::Replace,
+                a.subcols(start, len),
+                b.subcols(start, len).transpose(),
+                alpha,
+                Par::Seq,
+            );
+            p
+        })
+        .collect();
+    out.fill(0.0);
+    for p in &partials {
+        out += p;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::math::rng::Stream;
+    use faer::Mat;
+
+    #[test]
+    fn blocked_products_equal_the_plain_ones() {
+        let mut rng = Stream::new(4, &[]);
+        let a = Mat::from_fn(7, 5, |_, _| rng.normal());
+        let b = Mat::from_fn(5, 75, |_, _| rng.normal());
+        let mut out = Mat::from_fn(7, 75, |_, _| 1.0);
+        matmul_by_columns(out.as_mut(), a.as_ref(), b.as_ref(), 2.0, true);
+        let expected = Mat::from_fn(7, 75, |_, _| 1.0) + (&a * &b) * faer::Scale(2.0);
+        assert!((&out - &expected).norm_max() < 1e-12);
+        let c = Mat::from_fn(3, 75, |_, _| rng.normal());
+        let mut t = Mat::zeros(5, 3);
+        matmul_transpose_by_columns(t.as_mut(), b.as_ref(), c.as_ref(), 0.5);
+        let expected = (&b * c.transpose()) * faer::Scale(0.5);
+        assert!((&t - &expected).norm_max() < 1e-12);
+    }
+}
