@@ -97,7 +97,7 @@ fn patches(config: &SparseConfig, seeds: u64, out: &Path, quiet: bool) -> Result
     );
     for seed in config.seed..config.seed + seeds {
         let dir = out.join(format!("seed-{seed}"));
-        let (model, epochs, terms) = run_patches(config, seed, &dir, |epoch, batch, f| {
+        let (w, epochs, terms) = run_patches(config, seed, &dir, |epoch, batch, f| {
             if !quiet && batch % 20 == 0 {
                 eprintln!("seed {seed}, epoch {epoch}, batch {batch}: objective {f:.3}");
             }
@@ -127,7 +127,6 @@ fn patches(config: &SparseConfig, seeds: u64, out: &Path, quiet: bool) -> Result
             }
         }
         // Atoms ordered by λ (most used first), each scaled to its own range.
-        let w = model.dictionary();
         let mut order: Vec<usize> = (0..w.ncols()).collect();
         order.sort_by(|&a, &b| terms.lambda[b].total_cmp(&terms.lambda[a]));
         let atoms: Vec<Vec<f32>> = order
@@ -147,7 +146,14 @@ fn patches(config: &SparseConfig, seeds: u64, out: &Path, quiet: bool) -> Result
                 series("train objective (annealed)", &|e| e.train.objective),
                 series("train ELBO", &|e| e.train.elbo),
                 series("held-out ELBO", &|e| e.test.elbo),
-            ],
+            ]
+            .into_iter()
+            .chain(epochs.iter().any(|e| e.test_refined.is_some()).then(|| {
+                series("held-out ELBO, posteriors refined", &|e| {
+                    e.test_refined.as_ref().map_or(f64::NAN, |r| r.elbo)
+                })
+            }))
+            .collect::<Vec<_>>(),
             "entropy objective per patch",
             "epoch",
             "nats",

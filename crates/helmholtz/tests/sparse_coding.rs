@@ -175,3 +175,90 @@ fn patches_em_with_annealing_runs_end_to_end_and_denoises() {
     assert!(denoise_run(&run, &reuse).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn amortized_patches_run_trains_the_encoder_and_reports_the_amortization_gap() {
+    use helmholtz::run::denoise::{DenoiseConfig, denoise_run};
+    use helmholtz::run::sparse::{SparseConfig, run_patches};
+    let dir = std::env::temp_dir().join(format!("helmholtz-amortized-{}", std::process::id()));
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    texture(&images.join("a.png"), 40, 0.0);
+    texture(&images.join("b.png"), 40, 1.3);
+    texture(&images.join("held-out.png"), 24, 2.1);
+    let text = |extra: &str| {
+        format!(
+            r#"
+            name = "amortized-test"
+            [data]
+            source = "patches"
+            size = 4
+            n = 512
+            test_n = 128
+            images = ["a.png", "b.png"]
+            dir = "{}"
+            whiten = "olshausen-field"
+            [model]
+            n_latents = 6
+            posterior = "amortized"
+            scale_floor = 1e-3
+            {extra}
+            [train]
+            method = "adam"
+            max_iters = 15
+            batch_size = 64
+            epochs = 4
+            lr = 3e-3
+            "#,
+            images.display()
+        )
+    };
+    let origin = std::path::Path::new("test");
+    // Bad combinations are refused with a message.
+    assert!(SparseConfig::parse(&text(""), &[], origin).is_err());
+    assert!(
+        SparseConfig::parse(&text("encoder = { hidden = [8], rank = 9 }"), &[], origin).is_err()
+    );
+    let no_encoder = text("").replace("posterior = \"amortized\"", "posterior = \"diagonal\"");
+    assert!(SparseConfig::parse(&no_encoder, &[], origin).is_err());
+
+    let config =
+        SparseConfig::parse(&text("encoder = { hidden = [16], rank = 2 }"), &[], origin).unwrap();
+    let run = dir.join("run");
+    let (w, epochs, terms) = run_patches(&config, 0, &run, |_, _, _| {}).unwrap();
+    assert_eq!(
+        (w.nrows(), w.ncols(), epochs.len(), terms.lambda.len()),
+        (16, 6, 4, 6)
+    );
+    for e in &epochs {
+        let refined = e.test_refined.as_ref().expect("amortized runs refine");
+        // Refining the encoder's posteriors by the E-step can only raise the objective.
+        assert!(refined.elbo >= e.test.elbo - 1e-9, "{e:?}");
+    }
+    assert!(
+        epochs[3].train.elbo > epochs[0].train.elbo,
+        "training ELBO {} → {}",
+        epochs[0].train.elbo,
+        epochs[3].train.elbo
+    );
+    let stored =
+        helmholtz::run::checkpoint::read_all_tensors(&run.join("model.safetensors")).unwrap();
+    assert!(stored.get("dictionary").is_some());
+    assert!(
+        stored
+            .tensors
+            .iter()
+            .any(|t| t.name.starts_with("encoder."))
+    );
+    // Denoising needs a ZCA filter to invert; this run filtered whole images.
+    let err = denoise_run(
+        &run,
+        &DenoiseConfig {
+            image: "held-out.png".into(),
+            ..DenoiseConfig::default()
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("ZCA"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

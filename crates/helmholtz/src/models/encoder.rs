@@ -201,3 +201,73 @@ impl GaussianEncoder {
         self.mlp.backward(params, tape, d_out.as_ref(), grads);
     }
 }
+
+/// Sparse coding with an amortized posterior: the raw dictionary W̃ and the encoder's weights in
+/// one [`ParamSet`] (`dictionary`, D × H, first; then the encoder's tensors), so one optimizer
+/// trains them jointly.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AmortizedSparseCoding {
+    /// Observed dimension D.
+    pub dim: usize,
+    /// The encoder.
+    pub encoder: GaussianEncoder,
+    /// `dictionary` then the encoder's tensors.
+    pub params: ParamSet,
+}
+
+impl AmortizedSparseCoding {
+    /// A model with a standard-normal W̃ scaled to unit-norm columns and a fresh encoder, both
+    /// drawn from `seed`.
+    pub fn new(dim: usize, encoder: GaussianEncoder, seed: u64) -> Result<Self> {
+        if encoder.mlp.sizes[0] != dim {
+            return Err(Error::Dimension(format!(
+                "an encoder of {}-dimensional data for D = {dim}",
+                encoder.mlp.sizes[0]
+            )));
+        }
+        let h = encoder.n_latents;
+        let mut rng = crate::math::rng::Stream::new(seed, &[crate::math::rng::ids::INIT, 1]);
+        let raw: Vec<f64> = (0..dim * h).map(|_| rng.normal()).collect();
+        let w = super::sparse_coding::normalized_columns(&raw, dim, h);
+        let mut dictionary = Tensor::zeros("dictionary", &[dim, h]);
+        for c in 0..h {
+            for r in 0..dim {
+                dictionary.data[c * dim + r] = w[(r, c)] as f32;
+            }
+        }
+        let mut params = encoder.init(seed);
+        params.tensors.insert(0, dictionary);
+        Ok(AmortizedSparseCoding {
+            dim,
+            encoder,
+            params,
+        })
+    }
+
+    /// Number of latents H.
+    pub fn n_latents(&self) -> usize {
+        self.encoder.n_latents
+    }
+
+    /// W̃ (D × H) as stored.
+    pub fn raw_dictionary(&self) -> Mat<f64> {
+        let t = &self.params.tensors[0];
+        Mat::from_fn(self.dim, self.n_latents(), |r, c| {
+            f64::from(t.data[c * self.dim + r])
+        })
+    }
+
+    /// W (D × H) with unit-norm columns.
+    pub fn dictionary(&self) -> Mat<f64> {
+        let raw = self.raw_dictionary();
+        let flat: Vec<f64> = (0..self.n_latents())
+            .flat_map(|c| raw.col(c).iter().copied().collect::<Vec<_>>())
+            .collect();
+        super::sparse_coding::normalized_columns(&flat, self.dim, self.n_latents())
+    }
+
+    /// The encoder's tensors.
+    pub fn encoder_params(&self) -> &[Tensor] {
+        &self.params.tensors[1..]
+    }
+}

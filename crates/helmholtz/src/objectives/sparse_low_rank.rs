@@ -20,7 +20,8 @@ use rayon::prelude::*;
 use super::sparse_coding::{EntropyTerms, LN_2PI_E, expected_abs, through_normalization};
 use crate::error::{Error, Result};
 use crate::math::linalg::{matmul_by_columns, matmul_transpose_by_columns};
-use crate::models::encoder::{LowRankPosteriors, PosteriorGradient};
+use crate::models::encoder::{AmortizedSparseCoding, LowRankPosteriors, PosteriorGradient};
+use crate::models::params::ParamSet;
 use crate::models::sparse_coding::normalized_columns;
 
 /// The gradient of L^H with respect to W̃ and the posterior parameters.
@@ -191,6 +192,34 @@ pub fn entropy_objective_low_rank(
             },
         }),
     ))
+}
+
+/// L^H of an amortized model on the columns of `x` with the posteriors its encoder gives; with
+/// `grads` (laid out like `model.params`), ∂L^H/∂θ for the dictionary and the encoder is written
+/// there. Also returns the posteriors.
+pub fn amortized_objective(
+    model: &AmortizedSparseCoding,
+    x: MatRef<'_, f64>,
+    beta: f64,
+    grads: Option<&mut ParamSet>,
+) -> Result<(EntropyTerms, LowRankPosteriors)> {
+    let (q, tape) = model.encoder.encode(model.encoder_params(), x)?;
+    let raw = model.raw_dictionary();
+    let (terms, gradient) = entropy_objective_low_rank(raw.as_ref(), x, &q, beta, grads.is_some())?;
+    if let (Some(grads), Some(gradient)) = (grads, gradient) {
+        grads.fill_zero();
+        let (dictionary, encoder) = grads.tensors.split_at_mut(1);
+        let (d, h) = (raw.nrows(), raw.ncols());
+        for c in 0..h {
+            for r in 0..d {
+                dictionary[0].data[c * d + r] = gradient.dictionary[(r, c)] as f32;
+            }
+        }
+        model
+            .encoder
+            .backward(model.encoder_params(), &tape, &gradient.posteriors, encoder);
+    }
+    Ok((terms, q))
 }
 
 /// The per-point terms of posterior `i` with squared residual norm `residual2`.
@@ -386,6 +415,53 @@ mod tests {
                         block(&mut q)[(i, j)] = o;
                         check((up - down) / (2.0 * h), analytic[(i, j)], name);
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_amortized_gradient_matches_finite_differences() {
+        use crate::models::encoder::GaussianEncoder;
+        use crate::models::mlp::Activation;
+        let (d, h, n) = (6, 3, 8);
+        let mut rng = Stream::new(21, &[]);
+        let x = Mat::from_fn(d, n, |_, _| rng.normal());
+        for (rank, activation) in [(0, Activation::Tanh), (2, Activation::Relu)] {
+            let encoder = GaussianEncoder::new(d, &[5], h, rank, activation, 1e-3).unwrap();
+            let mut model = AmortizedSparseCoding::new(d, encoder, 4).unwrap();
+            // Larger output weights than the initialisation, so the posteriors differ per point.
+            for t in model.params.tensors.iter_mut().skip(1) {
+                t.data
+                    .iter_mut()
+                    .for_each(|v| *v = (0.5 * rng.normal()) as f32);
+            }
+            let mut grads = model.params.zeros_like();
+            amortized_objective(&model, x.as_ref(), 2.0, Some(&mut grads)).unwrap();
+            for t in 0..model.params.tensors.len() {
+                for i in 0..model.params.tensors[t].data.len() {
+                    let step = 1e-3f32;
+                    let original = model.params.tensors[t].data[i];
+                    let value = |m: &AmortizedSparseCoding| {
+                        amortized_objective(m, x.as_ref(), 2.0, None)
+                            .unwrap()
+                            .0
+                            .objective(2.0)
+                    };
+                    model.params.tensors[t].data[i] = original + step;
+                    let up_at = f64::from(model.params.tensors[t].data[i]);
+                    let up = value(&model);
+                    model.params.tensors[t].data[i] = original - step;
+                    let down_at = f64::from(model.params.tensors[t].data[i]);
+                    let down = value(&model);
+                    model.params.tensors[t].data[i] = original;
+                    let numeric = (up - down) / (up_at - down_at);
+                    let analytic = f64::from(grads.tensors[t].data[i]);
+                    assert!(
+                        (numeric - analytic).abs() < 1e-4 * (1.0 + numeric.abs()),
+                        "rank {rank}, {}[{i}]: analytic {analytic} vs numeric {numeric}",
+                        grads.tensors[t].name
+                    );
                 }
             }
         }

@@ -34,7 +34,10 @@ pub fn write_tensors(path: &Path, set: &ParamSet) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let buffer = safetensors::serialize(views, None::<HashMap<String, String>>)
         .map_err(|e| Error::Checkpoint(e.to_string()))?;
-    std::fs::write(path, buffer).map_err(|e| Error::io(path, e))
+    // Written beside the target and renamed over it, so a crash never leaves half a file.
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, buffer).map_err(|e| Error::io(&partial, e))?;
+    std::fs::rename(&partial, path).map_err(|e| Error::io(path, e))
 }
 
 /// Reads the tensors named like those of `layout` (same names and shapes) from a safetensors file.

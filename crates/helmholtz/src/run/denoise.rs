@@ -71,6 +71,7 @@ pub struct DenoiseOutcome {
 }
 
 /// The clean, noisy, posterior-mean and MAP images (row-major, like the input).
+#[derive(Clone, Debug)]
 pub struct DenoisedImages {
     /// Height and width.
     pub shape: (usize, usize),
@@ -191,8 +192,8 @@ pub fn denoise_run(
     }
     let white = whitening.apply(centred.as_ref());
 
-    let mut model =
-        SparseCoding::new(d, h, 1, run.model.posterior, 0)?.with_scale_param(run.model.scale_param);
+    let mut model = SparseCoding::new(d, h, 1, run.model.posterior.per_point(), 0)?
+        .with_scale_param(run.model.scale_param);
     model.scale_floor = run.model.scale_floor;
     model.set_dictionary(&w)?;
     let (_, fitted) = evaluate(

@@ -14,6 +14,8 @@ use super::config::parse_strict;
 use super::{CONFIG_FILE, METRICS_FILE, SUMMARY_FILE};
 use crate::data::synthetic::{Bars, bars, match_fields};
 use crate::error::{Error, Result};
+use crate::models::encoder::{AmortizedSparseCoding, GaussianEncoder};
+use crate::models::mlp::Activation;
 use crate::models::sparse_coding::{PosteriorKind, ScaleParam, SparseCoding};
 use crate::models::{ParamSet, Tensor};
 use crate::objectives::sparse_coding::EntropyTerms;
@@ -49,13 +51,15 @@ pub enum SparseMethod {
     Lbfgs,
     /// EM-style mini-batches: L-BFGS on a batch's posteriors, then a gradient step on W (patches).
     Em,
+    /// Adam on the dictionary and an amortized encoder jointly, in mini-batches (patches).
+    Adam,
 }
 
 /// The train section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SparseTrainConfig {
-    /// "lbfgs" or "em".
+    /// "lbfgs", "em" or "adam" (amortized posteriors).
     #[serde(default)]
     pub method: SparseMethod,
     /// L-BFGS history (both methods).
@@ -70,16 +74,17 @@ pub struct SparseTrainConfig {
     /// L-BFGS stops when the objective changes by less than this.
     #[serde(default = "lbfgs_defaults::tol_cost")]
     pub tol_cost: f64,
-    /// EM: points per batch.
+    /// EM and Adam: points per batch.
     #[serde(default = "default_batch")]
     pub batch_size: usize,
-    /// EM: epochs.
+    /// EM and Adam: epochs.
     #[serde(default = "default_epochs")]
     pub epochs: usize,
-    /// EM: step size of the M-step.
+    /// EM: step size of the M-step (the authors: 0.5); Adam: its learning rate (the authors:
+    /// 1e-3).
     #[serde(default = "default_lr")]
     pub lr: f64,
-    /// EM: entropy annealing of the prior term.
+    /// EM and Adam: entropy annealing of the prior term.
     #[serde(default)]
     pub anneal: Annealing,
 }
@@ -233,8 +238,11 @@ fn default_noise() -> f64 {
 pub struct SparseModelConfig {
     /// Number of latents H.
     pub n_latents: usize,
-    /// Posterior family: "diagonal" or "full".
-    pub posterior: PosteriorKind,
+    /// Posterior family: "diagonal" or "full" (one q per point), or "amortized" (an encoder).
+    pub posterior: PosteriorFamily,
+    /// The encoder of amortized posteriors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<EncoderConfig>,
     /// Floor added to the posterior standard deviations (the authors: 1e-3; needed with
     /// annealing, see [`SparseCoding::scale_floor`]).
     #[serde(default)]
@@ -243,6 +251,43 @@ pub struct SparseModelConfig {
     /// (s = floor + |ρ|, as the authors' non-amortized posteriors).
     #[serde(default)]
     pub scale_param: ScaleParam,
+}
+
+/// The posterior family of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PosteriorFamily {
+    /// One diagonal Gaussian per point.
+    Diagonal,
+    /// One full-covariance Gaussian per point.
+    Full,
+    /// Gaussians from an MLP encoder (`[model.encoder]`), low-rank plus diagonal covariance.
+    Amortized,
+}
+
+impl PosteriorFamily {
+    /// The per-point family: itself, or diagonal for amortized runs (what an E-step fits when
+    /// the encoder is not used, as in denoising).
+    pub fn per_point(self) -> PosteriorKind {
+        match self {
+            PosteriorFamily::Full => PosteriorKind::Full,
+            PosteriorFamily::Diagonal | PosteriorFamily::Amortized => PosteriorKind::Diagonal,
+        }
+    }
+}
+
+/// The encoder of amortized posteriors (entropy.md §2.4).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderConfig {
+    /// Hidden layer widths.
+    pub hidden: Vec<usize>,
+    /// Rank r of the covariance factor V (0: diagonal; the authors' correlated heads: 5).
+    #[serde(default)]
+    pub rank: usize,
+    /// Hidden activation, "tanh" or "relu".
+    #[serde(default)]
+    pub activation: Activation,
 }
 
 impl SparseConfig {
@@ -314,6 +359,46 @@ impl SparseConfig {
             )));
         }
         t.anneal.validate()?;
+        let amortized = self.model.posterior == PosteriorFamily::Amortized;
+        match (amortized, t.method, &self.model.encoder) {
+            (true, SparseMethod::Adam, Some(encoder)) => {
+                if d.source != "patches" {
+                    return Err(Error::Config(
+                        "amortized posteriors are trained on patches (data.source = \"patches\")"
+                            .into(),
+                    ));
+                }
+                if encoder.hidden.contains(&0) || encoder.rank > self.model.n_latents {
+                    return Err(Error::Config(format!(
+                        "model.encoder needs hidden widths ≥ 1 and a rank ≤ n_latents, got {:?} and {}",
+                        encoder.hidden, encoder.rank
+                    )));
+                }
+                if t.batch_size == 0 || t.epochs == 0 || !(t.lr.is_finite() && t.lr > 0.0) {
+                    return Err(Error::Config(format!(
+                        "Adam needs batch_size ≥ 1, epochs ≥ 1 and a positive lr, got {}, {} and {}",
+                        t.batch_size, t.epochs, t.lr
+                    )));
+                }
+            }
+            (true, SparseMethod::Adam, None) => {
+                return Err(Error::Config(
+                    "model.posterior = \"amortized\" needs a [model.encoder] section".into(),
+                ));
+            }
+            (true, _, _) | (false, SparseMethod::Adam, _) => {
+                return Err(Error::Config(
+                    "amortized posteriors go with train.method = \"adam\", and Adam trains only amortized posteriors"
+                        .into(),
+                ));
+            }
+            (false, _, Some(_)) => {
+                return Err(Error::Config(
+                    "[model.encoder] is only used with model.posterior = \"amortized\"".into(),
+                ));
+            }
+            (false, _, None) => {}
+        }
         if !(self.model.scale_floor.is_finite() && self.model.scale_floor >= 0.0) {
             return Err(Error::Config(format!(
                 "model.scale_floor must be finite and ≥ 0, got {}",
@@ -372,8 +457,14 @@ pub fn run_bars(
 
     let data = bars(config.data.side, config.data.n, config.data.noise, seed);
     let (d, n) = (data.x.nrows(), data.x.ncols());
-    let mut model = SparseCoding::new(d, config.model.n_latents, n, config.model.posterior, seed)?
-        .with_scale_param(config.model.scale_param);
+    let mut model = SparseCoding::new(
+        d,
+        config.model.n_latents,
+        n,
+        config.model.posterior.per_point(),
+        seed,
+    )?
+    .with_scale_param(config.model.scale_param);
     model.scale_floor = config.model.scale_floor;
     let trace = Arc::new(Mutex::new(Vec::new()));
     let recorder = Arc::clone(&trace);
@@ -404,8 +495,14 @@ pub fn run_bars(
     truth.set_dictionary(&fields)?;
     // The posteriors restart from the unit Gaussians at zero, as in the authors' reference.
     let offset = d * config.model.n_latents;
-    let fresh = SparseCoding::new(d, config.model.n_latents, n, config.model.posterior, seed)?
-        .with_scale_param(config.model.scale_param);
+    let fresh = SparseCoding::new(
+        d,
+        config.model.n_latents,
+        n,
+        config.model.posterior.per_point(),
+        seed,
+    )?
+    .with_scale_param(config.model.scale_param);
     truth.theta[offset..].copy_from_slice(&fresh.theta[offset..]);
     let reference = fit_lbfgs(
         &mut truth,
@@ -476,42 +573,53 @@ fn write_metrics(dir: &Path, trace: &[(u64, f64)]) -> Result<()> {
 /// Writes the dictionary (D × H, unit-norm columns), λ, σ² and the posterior parameters.
 fn write_model(dir: &Path, model: &SparseCoding, terms: &EntropyTerms) -> Result<()> {
     let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-    let w = model.dictionary();
     let (_, mu, scales) = model.blocks();
     let h = model.n_latents;
-    let set = ParamSet {
-        tensors: vec![
-            Tensor {
-                name: "dictionary".into(),
-                shape: vec![model.dim, h],
-                data: (0..h)
-                    .flat_map(|c| (0..model.dim).map(move |r| (r, c)))
-                    .map(|(r, c)| w[(r, c)] as f32)
-                    .collect(),
-            },
-            Tensor {
-                name: "lambda".into(),
-                shape: vec![h],
-                data: f32s(&terms.lambda),
-            },
-            Tensor {
-                name: "sigma2".into(),
-                shape: vec![1],
-                data: vec![terms.sigma2 as f32],
-            },
-            Tensor {
-                name: "posterior.mean".into(),
-                shape: vec![h, model.n_points],
-                data: f32s(mu),
-            },
-            Tensor {
-                name: "posterior.scale".into(),
-                shape: vec![SparseCoding::scale_len(model.kind, h), model.n_points],
-                data: f32s(scales),
-            },
-        ],
-    };
-    super::checkpoint::write_tensors(&dir.join("model.safetensors"), &set)
+    let posteriors = vec![
+        Tensor {
+            name: "posterior.mean".into(),
+            shape: vec![h, model.n_points],
+            data: f32s(mu),
+        },
+        Tensor {
+            name: "posterior.scale".into(),
+            shape: vec![SparseCoding::scale_len(model.kind, h), model.n_points],
+            data: f32s(scales),
+        },
+    ];
+    write_dictionary(dir, &model.dictionary(), terms, posteriors)
+}
+
+/// Writes `model.safetensors`: the dictionary `w` (D × H), λ, σ², then `extra` tensors.
+fn write_dictionary(
+    dir: &Path,
+    w: &Mat<f64>,
+    terms: &EntropyTerms,
+    extra: Vec<Tensor>,
+) -> Result<()> {
+    let (d, h) = (w.nrows(), w.ncols());
+    let mut tensors = vec![
+        Tensor {
+            name: "dictionary".into(),
+            shape: vec![d, h],
+            data: (0..h)
+                .flat_map(|c| (0..d).map(move |r| (r, c)))
+                .map(|(r, c)| w[(r, c)] as f32)
+                .collect(),
+        },
+        Tensor {
+            name: "lambda".into(),
+            shape: vec![h],
+            data: terms.lambda.iter().map(|&x| x as f32).collect(),
+        },
+        Tensor {
+            name: "sigma2".into(),
+            shape: vec![1],
+            data: vec![terms.sigma2 as f32],
+        },
+    ];
+    tensors.extend(extra);
+    super::checkpoint::write_tensors(&dir.join("model.safetensors"), &ParamSet { tensors })
 }
 
 /// Maps an I/O error on `path` to the library's error.
@@ -537,8 +645,13 @@ pub struct PatchesEpoch {
     pub epoch: usize,
     /// Training averages over the epoch's batches (after each E-step, before the M-step).
     pub train: EpochStats,
-    /// L^H per held-out patch with the dictionary after the epoch (posteriors fitted from scratch).
+    /// L^H per held-out patch with the dictionary after the epoch: EM, posteriors fitted from
+    /// scratch; Adam, the encoder's posteriors.
     pub test: EpochStats,
+    /// Adam: L^H per held-out patch after the encoder's posteriors are refined by the E-step
+    /// (the amortization gap is `test_refined − test`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_refined: Option<EpochStats>,
     /// Gini coefficient of |z| over posterior samples of the first 1000 held-out patches (mean, sd).
     pub gini: (f64, f64),
     /// Seconds of training (the held-out evaluation not included).
@@ -596,70 +709,134 @@ pub fn load_patches(config: &SparseDataConfig, seed: u64) -> Result<Patches> {
     })
 }
 
-/// Trains on natural-image patches by EM with the configured annealing, evaluating the
-/// held-out ELBO and the Gini sparseness after every epoch, and writes the run directory.
-/// `progress(epoch, batch, objective)` follows the batches.
+/// What a patches run trains: per-point posteriors by EM, or an amortized encoder by Adam.
+enum PatchesLearner {
+    Em(SparseCoding, EmConfig),
+    Adam(AmortizedSparseCoding, crate::optim::Optimizer),
+}
+
+/// Trains on natural-image patches by EM, or by Adam with an amortized encoder, with the
+/// configured annealing, evaluating the held-out ELBO and the Gini sparseness after every epoch,
+/// and writes the run directory. The model is written after every epoch, so a run that fails
+/// keeps its last good epoch. Returns the dictionary (unit-norm columns), the epochs and the
+/// held-out entropies after the last epoch. `progress(epoch, batch, objective)` follows the
+/// batches.
 pub fn run_patches(
     config: &SparseConfig,
     seed: u64,
     dir: &Path,
     mut progress: impl FnMut(usize, usize, f64),
-) -> Result<(SparseCoding, Vec<PatchesEpoch>, EntropyTerms)> {
+) -> Result<(Mat<f64>, Vec<PatchesEpoch>, EntropyTerms)> {
+    use crate::optim::{Optimizer, OptimizerConfig, Schedule};
+    use crate::train::amortized::{amortized_epoch, evaluate_amortized, per_point_model};
+    use crate::train::sparse_coding::fit_posteriors;
     let io = io_error;
     create_run_dir(config, seed, dir)?;
 
     let patches = load_patches(&config.data, seed)?;
     let (d, n) = (patches.train.nrows(), patches.train.ncols());
-    let mut model = SparseCoding::new(d, config.model.n_latents, n, config.model.posterior, seed)?
-        .with_scale_param(config.model.scale_param);
-    model.scale_floor = config.model.scale_floor;
-    // The raw dictionary starts with unit-norm columns (the authors' `normalize_W()` before
-    // training), so the M-step's step size acts on W at its own scale.
-    let unit = model.dictionary();
-    model.set_dictionary(&unit)?;
+    let h = config.model.n_latents;
     let em = config.train.em();
+    let mut learner = match &config.model.encoder {
+        Some(encoder) => {
+            let encoder = GaussianEncoder::new(
+                d,
+                &encoder.hidden,
+                h,
+                encoder.rank,
+                encoder.activation,
+                config.model.scale_floor,
+            )?;
+            let model = AmortizedSparseCoding::new(d, encoder, seed)?;
+            let adam = OptimizerConfig::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            };
+            let optimizer =
+                Optimizer::new(adam, config.train.lr, Schedule::Constant, &model.params)?;
+            PatchesLearner::Adam(model, optimizer)
+        }
+        None => {
+            let mut model = SparseCoding::new(d, h, n, config.model.posterior.per_point(), seed)?
+                .with_scale_param(config.model.scale_param);
+            model.scale_floor = config.model.scale_floor;
+            // The raw dictionary starts with unit-norm columns (the authors' `normalize_W()`
+            // before training), so the M-step's step size acts on W at its own scale.
+            let unit = model.dictionary();
+            model.set_dictionary(&unit)?;
+            PatchesLearner::Em(model, em.clone())
+        }
+    };
     let metrics_path = dir.join(METRICS_FILE);
     let mut metrics =
         std::io::BufWriter::new(std::fs::File::create(&metrics_path).map_err(io(&metrics_path))?);
     let mut epochs = Vec::new();
-    let mut last_fit = None;
+    let mut last = None;
     for epoch in 0..config.train.epochs {
         let beta = config.train.anneal.beta(epoch);
         let start = Instant::now();
-        let train = em_epoch(
-            &mut model,
-            patches.train.as_ref(),
-            &em,
-            beta,
-            seed,
-            epoch,
-            |b, f| progress(epoch + 1, b, f),
-        )?;
+        let mut batch_progress = |b, f| progress(epoch + 1, b, f);
+        let train = match &mut learner {
+            PatchesLearner::Em(model, em) => em_epoch(
+                model,
+                patches.train.as_ref(),
+                em,
+                beta,
+                seed,
+                epoch,
+                &mut batch_progress,
+            )?,
+            PatchesLearner::Adam(model, optimizer) => amortized_epoch(
+                model,
+                optimizer,
+                patches.train.as_ref(),
+                config.train.batch_size,
+                beta,
+                seed,
+                epoch,
+                &mut batch_progress,
+            )?,
+        };
         let epoch_s = start.elapsed().as_secs_f64();
-        let (test, fitted) = evaluate(&model, patches.test.as_ref(), em.batch_size, &em.e_step)?;
+        let test_x = patches.test.as_ref();
+        let (test, test_refined, fitted, dictionary, extra) = match &learner {
+            PatchesLearner::Em(model, em) => {
+                let (test, fitted) = evaluate(model, test_x, em.batch_size, &em.e_step)?;
+                (test, None, fitted, model.dictionary(), Vec::new())
+            }
+            PatchesLearner::Adam(model, _) => {
+                let test = evaluate_amortized(model, test_x, config.train.batch_size)?;
+                let mut fitted = per_point_model(model, test_x)?;
+                let refined =
+                    fit_posteriors(&mut fitted, test_x, config.train.batch_size, &em.e_step)?;
+                let extra = model.params.tensors[1..].to_vec();
+                (test, Some(refined), fitted, model.dictionary(), extra)
+            }
+        };
         let gini = crate::eval::sparseness::posterior_gini(&fitted, 1000, 10, seed)?;
+        // λ and σ² of the held-out posteriors (for the atoms' order), and the model as it is now.
+        let terms =
+            crate::objectives::sparse_coding::entropy_objective(&fitted, test_x, 1.0, None)?;
+        match &learner {
+            PatchesLearner::Em(model, _) => write_model(dir, model, &terms)?,
+            PatchesLearner::Adam(..) => write_dictionary(dir, &dictionary, &terms, extra)?,
+        }
         let record = PatchesEpoch {
             epoch: epoch + 1,
             train,
             test,
+            test_refined,
             gini,
             epoch_s,
         };
         let line = serde_json::to_string(&record).map_err(|e| Error::Config(e.to_string()))?;
         writeln!(metrics, "{line}").map_err(io(&metrics_path))?;
         metrics.flush().map_err(io(&metrics_path))?;
-        last_fit = Some(fitted);
+        last = Some((dictionary, terms));
         epochs.push(record);
     }
-    // λ and σ² of the held-out posteriors after the last epoch (for the atoms' order).
-    let fitted = last_fit.expect("at least one epoch");
-    let terms = crate::objectives::sparse_coding::entropy_objective(
-        &fitted,
-        patches.test.as_ref(),
-        1.0,
-        None,
-    )?;
-    write_model(dir, &model, &terms)?;
+    let (dictionary, terms) = last.expect("at least one epoch");
     let summary = serde_json::json!({
         "seed": seed,
         "anneal": config.train.anneal,
@@ -673,5 +850,5 @@ pub fn run_patches(
         serde_json::to_string_pretty(&summary).map_err(|e| Error::Config(e.to_string()))?,
     )
     .map_err(io(&summary_path))?;
-    Ok((model, epochs, terms))
+    Ok((dictionary, epochs, terms))
 }

@@ -1,5 +1,6 @@
 //! Learning algorithms and the training loop.
 
+pub mod amortized;
 pub mod learner;
 pub mod sparse_coding;
 pub mod wake_sleep;

@@ -437,13 +437,27 @@ pub fn evaluate(
         .with_scale_param(model.scale_param);
     fitted.scale_floor = model.scale_floor;
     fitted.blocks_mut().0.copy_from_slice(model.blocks().0);
+    let stats = fit_posteriors(&mut fitted, x, batch_size, e_step)?;
+    Ok((stats, fitted))
+}
+
+/// Optimises the posteriors of `model` (one per column of `x`, starting from their current
+/// values) by the E-step in batches of `batch_size`, with the dictionary fixed; returns the
+/// batch-mean L^H and entropies after the fit.
+pub fn fit_posteriors(
+    model: &mut SparseCoding,
+    x: MatRef<'_, f64>,
+    batch_size: usize,
+    e_step: &LbfgsConfig,
+) -> Result<EpochStats> {
+    let n = x.ncols();
     let mut stats = EpochStats {
         beta: 1.0,
         ..EpochStats::default()
     };
     let indices: Vec<usize> = (0..n).collect();
     for chunk in indices.chunks(batch_size.max(1)) {
-        let (mut batch, xb) = gather(&fitted, x, chunk);
+        let (mut batch, xb) = gather(model, x, chunk);
         let report = fit_lbfgs(
             &mut batch,
             xb.as_ref(),
@@ -452,7 +466,7 @@ pub fn evaluate(
             e_step,
             |_, _| {},
         )?;
-        scatter(&batch, &mut fitted, chunk);
+        scatter(&batch, model, chunk);
         stats.elbo += report.terms.objective(1.0);
         for (s, t) in stats.entropies.iter_mut().zip([
             report.terms.posterior,
@@ -467,5 +481,5 @@ pub fn evaluate(
     stats.elbo /= b;
     stats.objective = stats.elbo;
     stats.entropies.iter_mut().for_each(|s| *s /= b);
-    Ok((stats, fitted))
+    Ok(stats)
 }
