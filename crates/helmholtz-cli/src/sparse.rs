@@ -93,7 +93,7 @@ pub fn run(
 /// curves, and a per-epoch table.
 fn patches(config: &SparseConfig, seeds: u64, out: &Path, quiet: bool) -> Result<()> {
     let mut table = String::from(
-        "| seed | epoch | β | train objective | train ELBO | held-out ELBO | posterior H | prior H | noise H | Gini | epoch s |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| seed | epoch | β | train objective | train ELBO | held-out ELBO | refined | posterior H | prior H | noise H | Gini | atom spread (px) | epoch s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for seed in config.seed..config.seed + seeds {
         let dir = out.join(format!("seed-{seed}"));
@@ -106,23 +106,35 @@ fn patches(config: &SparseConfig, seeds: u64, out: &Path, quiet: bool) -> Result
         for e in &epochs {
             writeln!(
                 table,
-                "| {seed} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} ± {:.3} | {:.1} |",
+                "| {seed} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {:.2} | {:.3} ± {:.3} | {:.2} ({:.2}–{:.2}) | {:.1} |",
                 e.epoch,
                 e.train.beta,
                 e.train.objective,
                 e.train.elbo,
                 e.test.elbo,
+                e.test_refined
+                    .as_ref()
+                    .map_or("–".to_string(), |r| format!("{:.2}", r.elbo)),
                 e.test.entropies[0],
                 e.test.entropies[1],
                 e.test.entropies[2],
                 e.gini.0,
                 e.gini.1,
+                e.atom_spread[1],
+                e.atom_spread[0],
+                e.atom_spread[2],
                 e.epoch_s
             )?;
             if !quiet {
                 eprintln!(
-                    "seed {seed}, epoch {}: β {}, train ELBO {:.3}, held-out ELBO {:.3}, Gini {:.3}, {:.1} s",
-                    e.epoch, e.train.beta, e.train.elbo, e.test.elbo, e.gini.0, e.epoch_s
+                    "seed {seed}, epoch {}: β {}, train ELBO {:.3}, held-out ELBO {:.3}, Gini {:.3}, median atom spread {:.2} px, {:.1} s",
+                    e.epoch,
+                    e.train.beta,
+                    e.train.elbo,
+                    e.test.elbo,
+                    e.gini.0,
+                    e.atom_spread[1],
+                    e.epoch_s
                 );
             }
         }

@@ -1,4 +1,5 @@
-//! Sparseness of codes: the Gini coefficient of |z| over posterior samples (entropy.md §3.2).
+//! Sparseness of codes: the Gini coefficient of |z| over posterior samples (entropy.md §3.2); and
+//! how localized dictionary atoms are.
 
 use crate::error::{Error, Result};
 use crate::math::rng::{Stream, ids};
@@ -55,6 +56,43 @@ pub fn posterior_gini(
     Ok((mean, sd))
 }
 
+/// The spatial spread of each atom (a column of `w`, a `side` × `side` image in row-major
+/// order): the root-mean-square distance in pixels of its energy w² from the energy's centroid.
+/// 0 for a single pixel; ((side² − 1)/6)^{1/2} for an atom of equal energy everywhere
+/// (6.5 pixels at side 16), and about that for a grating. Localized fields have a small spread.
+pub fn spatial_spread(w: faer::MatRef<'_, f64>, side: usize) -> Result<Vec<f64>> {
+    if w.nrows() != side * side {
+        return Err(Error::Dimension(format!(
+            "atoms of {} pixels are not {side}×{side} images",
+            w.nrows()
+        )));
+    }
+    Ok((0..w.ncols())
+        .map(|c| {
+            let energy: Vec<f64> = w.col(c).iter().map(|v| v * v).collect();
+            let total: f64 = energy.iter().sum();
+            if total == 0.0 {
+                return 0.0;
+            }
+            let (mut cy, mut cx) = (0.0, 0.0);
+            for (p, e) in energy.iter().enumerate() {
+                cy += e * (p / side) as f64;
+                cx += e * (p % side) as f64;
+            }
+            (cy, cx) = (cy / total, cx / total);
+            let second: f64 = energy
+                .iter()
+                .enumerate()
+                .map(|(p, e)| {
+                    let (dy, dx) = ((p / side) as f64 - cy, (p % side) as f64 - cx);
+                    e * (dy * dy + dx * dx)
+                })
+                .sum();
+            (second / total).sqrt()
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +106,23 @@ mod tests {
         assert!((gini(&[1.0, 30.0, 2.0, 0.0, 10.0]) - mixed).abs() < 1e-12);
         assert!(mixed > 0.0 && mixed < 0.8);
         assert_eq!(gini(&[0.0, 0.0]), 0.0);
+    }
+
+    #[test]
+    fn the_spread_of_a_pixel_is_zero_and_of_a_flat_atom_is_closed_form() {
+        let side = 16;
+        let mut w = faer::Mat::<f64>::zeros(side * side, 3);
+        w[(5 * side + 7, 0)] = -2.0;
+        for p in 0..side * side {
+            w[(p, 1)] = 0.3;
+            // A horizontal grating: as spread out as the flat atom.
+            w[(p, 2)] = ((p % side) as f64 * std::f64::consts::PI).cos();
+        }
+        let spread = spatial_spread(w.as_ref(), side).unwrap();
+        let flat = (((side * side) as f64 - 1.0) / 6.0).sqrt();
+        assert!(spread[0].abs() < 1e-12);
+        assert!((spread[1] - flat).abs() < 1e-12, "{} vs {flat}", spread[1]);
+        assert!((spread[2] - flat).abs() < 1e-12, "{}", spread[2]);
+        assert!(spatial_spread(w.as_ref(), 15).is_err());
     }
 }

@@ -84,6 +84,10 @@ pub struct SparseTrainConfig {
     /// 1e-3).
     #[serde(default = "default_lr")]
     pub lr: f64,
+    /// Adam: refine the held-out posteriors by the E-step (the amortization gap) every this many
+    /// epochs and after the last.
+    #[serde(default = "default_refine_every")]
+    pub refine_every: usize,
     /// EM and Adam: entropy annealing of the prior term.
     #[serde(default)]
     pub anneal: Annealing,
@@ -98,6 +102,9 @@ fn default_epochs() -> usize {
 fn default_lr() -> f64 {
     0.5
 }
+fn default_refine_every() -> usize {
+    10
+}
 
 impl Default for SparseTrainConfig {
     fn default() -> Self {
@@ -110,6 +117,7 @@ impl Default for SparseTrainConfig {
             batch_size: default_batch(),
             epochs: default_epochs(),
             lr: default_lr(),
+            refine_every: default_refine_every(),
             anneal: Annealing::default(),
         }
     }
@@ -374,10 +382,14 @@ impl SparseConfig {
                         encoder.hidden, encoder.rank
                     )));
                 }
-                if t.batch_size == 0 || t.epochs == 0 || !(t.lr.is_finite() && t.lr > 0.0) {
+                if t.batch_size == 0
+                    || t.epochs == 0
+                    || t.refine_every == 0
+                    || !(t.lr.is_finite() && t.lr > 0.0)
+                {
                     return Err(Error::Config(format!(
-                        "Adam needs batch_size ≥ 1, epochs ≥ 1 and a positive lr, got {}, {} and {}",
-                        t.batch_size, t.epochs, t.lr
+                        "Adam needs batch_size, epochs and refine_every ≥ 1 and a positive lr, got {}, {}, {} and {}",
+                        t.batch_size, t.epochs, t.refine_every, t.lr
                     )));
                 }
             }
@@ -648,14 +660,25 @@ pub struct PatchesEpoch {
     /// L^H per held-out patch with the dictionary after the epoch: EM, posteriors fitted from
     /// scratch; Adam, the encoder's posteriors.
     pub test: EpochStats,
-    /// Adam: L^H per held-out patch after the encoder's posteriors are refined by the E-step
-    /// (the amortization gap is `test_refined − test`).
+    /// Adam, every `train.refine_every` epochs: L^H per held-out patch after the encoder's
+    /// posteriors are refined by the E-step (the amortization gap is `test_refined − test`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_refined: Option<EpochStats>,
-    /// Gini coefficient of |z| over posterior samples of the first 1000 held-out patches (mean, sd).
+    /// Gini coefficient of |z| over posterior samples of the first 1000 held-out patches (mean,
+    /// sd): EM, the fitted posteriors; Adam, the encoder's.
     pub gini: (f64, f64),
+    /// Quartiles (25 %, 50 %, 75 %) of the atoms' spatial spread in pixels
+    /// ([`crate::eval::sparseness::spatial_spread`]; 6.5 for a flat 16×16 atom).
+    pub atom_spread: [f64; 3],
     /// Seconds of training (the held-out evaluation not included).
     pub epoch_s: f64,
+}
+
+/// The 25 %, 50 % and 75 % quartiles (nearest rank) of `values`.
+fn quartiles(mut values: Vec<f64>) -> [f64; 3] {
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    [at(0.25), at(0.5), at(0.75)]
 }
 
 /// The data of a patches run: whitened training and held-out patches and the whitening filter.
@@ -807,11 +830,23 @@ pub fn run_patches(
             }
             PatchesLearner::Adam(model, _) => {
                 let test = evaluate_amortized(model, test_x, config.train.batch_size)?;
-                let mut fitted = per_point_model(model, test_x)?;
-                let refined =
-                    fit_posteriors(&mut fitted, test_x, config.train.batch_size, &em.e_step)?;
+                // Gini and λ of the encoder's own posteriors; refined ones only for the gap.
+                let posteriors = per_point_model(model, test_x)?;
+                let refine = (epoch + 1) % config.train.refine_every == 0
+                    || epoch + 1 == config.train.epochs;
+                let refined = if refine {
+                    let mut fitted = posteriors.clone();
+                    Some(fit_posteriors(
+                        &mut fitted,
+                        test_x,
+                        config.train.batch_size,
+                        &em.e_step,
+                    )?)
+                } else {
+                    None
+                };
                 let extra = model.params.tensors[1..].to_vec();
-                (test, Some(refined), fitted, model.dictionary(), extra)
+                (test, refined, posteriors, model.dictionary(), extra)
             }
         };
         let gini = crate::eval::sparseness::posterior_gini(&fitted, 1000, 10, seed)?;
@@ -822,12 +857,15 @@ pub fn run_patches(
             PatchesLearner::Em(model, _) => write_model(dir, model, &terms)?,
             PatchesLearner::Adam(..) => write_dictionary(dir, &dictionary, &terms, extra)?,
         }
+        let spread =
+            crate::eval::sparseness::spatial_spread(dictionary.as_ref(), config.data.size)?;
         let record = PatchesEpoch {
             epoch: epoch + 1,
             train,
             test,
             test_refined,
             gini,
+            atom_spread: quartiles(spread),
             epoch_s,
         };
         let line = serde_json::to_string(&record).map_err(|e| Error::Config(e.to_string()))?;
