@@ -98,10 +98,13 @@ enum Command {
         #[command(subcommand)]
         which: ExperimentKind,
     },
-    /// Learn sparse codes with the entropy objective (Laplace prior, Gaussian posteriors) on the
-    /// bars data, over several seeds, with the ground-truth reference and a recovery score.
+    /// Learn sparse codes with the entropy objective (Laplace prior, Gaussian posteriors) over
+    /// several seeds: on bars (L-BFGS, with the ground-truth reference and a recovery score) or
+    /// on natural-image patches (EM with per-point posteriors, or Adam with an amortized
+    /// encoder; held-out ELBO, Gini sparseness, atoms ordered by λ).
     Sparse {
-        /// The experiment config (e.g. configs/bars-full.toml).
+        /// The experiment config (e.g. configs/bars-full.toml, configs/patches-em.toml,
+        /// configs/patches-amortized.toml).
         config: PathBuf,
         /// Number of seeds, starting at the config's seed.
         #[arg(long, default_value_t = 1)]

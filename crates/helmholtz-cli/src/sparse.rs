@@ -1,5 +1,5 @@
-//! `helmholtz sparse`: the bars experiment of the entropy-based sparse-coding paper over seeds,
-//! with the learned atoms drawn and a markdown table of the outcomes.
+//! `helmholtz sparse`: the bars and patches experiments of the entropy-based sparse-coding paper
+//! over seeds, with the learned atoms drawn and a markdown table of the outcomes.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -89,8 +89,8 @@ pub fn run(
     Ok(())
 }
 
-/// Patches: EM with the configured annealing, per seed; atoms ordered by λ, ELBO and entropy
-/// curves, and a per-epoch table.
+/// Patches: EM or amortized Adam with the configured annealing, per seed; atoms ordered by λ,
+/// ELBO and entropy curves, and a per-epoch table.
 fn patches(config: &SparseConfig, seeds: u64, out: &Path, quiet: bool) -> Result<()> {
     let mut table = String::from(
         "| seed | epoch | β | train objective | train ELBO | held-out ELBO | refined | posterior H | prior H | noise H | Gini | atom spread (px) | epoch s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",

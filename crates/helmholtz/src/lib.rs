@@ -38,6 +38,7 @@
 //! ```
 
 pub mod data;
+pub mod dist;
 pub mod error;
 pub mod eval;
 pub mod math;

@@ -3,6 +3,7 @@
 
 pub mod encoder;
 pub mod hm;
+pub mod linear_gaussian;
 pub mod mlp;
 pub mod params;
 pub mod sbn;
