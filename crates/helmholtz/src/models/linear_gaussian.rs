@@ -415,7 +415,10 @@ mod tests {
         assert!(gaps[0] > 1e-2 && sum.relative_gap() < 1e-6, "{gaps:?}");
         // The fitted noise follows the added per-dimension noise.
         let psi: Vec<f64> = (0..8).map(|r| model.noise.variance(r)).collect();
-        assert!(psi[5..].iter().sum::<f64>() > 1.5 * psi[..3].iter().sum::<f64>(), "{psi:?}");
+        assert!(
+            psi[5..].iter().sum::<f64>() > 1.5 * psi[..3].iter().sum::<f64>(),
+            "{psi:?}"
+        );
         let ppca = LinearGaussian::ppca_ml(x.as_ref(), 3).unwrap();
         assert!(previous > ppca.log_likelihood(x.as_ref()).unwrap());
     }
