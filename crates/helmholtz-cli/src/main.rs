@@ -119,6 +119,15 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// How localized the atoms of a sparse-coding patches run are (their spatial spread), and a
+    /// picture of them ordered by λ.
+    Atoms {
+        /// A run directory of `helmholtz sparse` on patches (e.g. runs/patches-em/seed-0).
+        run: PathBuf,
+        /// Where to draw the atoms (default: RUN/atoms.png).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Denoise a held-out image with the dictionary of a sparse-coding patches run: posterior
     /// means against MAP (FISTA) codes; PSNRs and a picture (clean, noisy, posterior, MAP).
     Denoise {
@@ -236,6 +245,7 @@ fn run(cli: Cli) -> Result<()> {
             overrides,
             quiet,
         } => sparse::run(&config, seeds, out, &overrides, quiet),
+        Command::Atoms { run, output } => sparse::atoms(&run, output),
         Command::Denoise {
             run,
             image,

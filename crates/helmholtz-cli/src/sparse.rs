@@ -138,16 +138,7 @@ fn patches(config: &SparseConfig, seeds: u64, out: &Path, quiet: bool) -> Result
                 );
             }
         }
-        // Atoms ordered by λ (most used first), each scaled to its own range.
-        let mut order: Vec<usize> = (0..w.ncols()).collect();
-        order.sort_by(|&a, &b| terms.lambda[b].total_cmp(&terms.lambda[a]));
-        let atoms: Vec<Vec<f32>> = order
-            .iter()
-            .map(|&c| (0..w.nrows()).map(|r| w[(r, c)] as f32).collect())
-            .collect();
-        let size = config.data.size;
-        let columns = (atoms.len() as f64).sqrt().ceil() as usize;
-        plots::receptive_fields(&atoms, size, size, columns, 4, &dir.join("atoms.png"))?;
+        draw_atoms(&w, &terms.lambda, config.data.size, &dir.join("atoms.png"))?;
         let series =
             |name: &str, f: &dyn Fn(&helmholtz::run::sparse::PatchesEpoch) -> f64| plots::Series {
                 label: name.to_string(),
@@ -186,6 +177,68 @@ fn patches(config: &SparseConfig, seeds: u64, out: &Path, quiet: bool) -> Result
     let path = out.join("results.md");
     std::fs::write(&path, &table).with_context(|| format!("writing {}", path.display()))?;
     print!("{table}");
+    Ok(())
+}
+
+/// The atoms (columns of `w`, `size` × `size` images) ordered by λ (most used first), each
+/// scaled to its own range, in a square grid.
+fn draw_atoms(w: &faer::Mat<f64>, lambda: &[f64], size: usize, path: &Path) -> Result<()> {
+    let mut order: Vec<usize> = (0..w.ncols()).collect();
+    order.sort_by(|&a, &b| lambda[b].total_cmp(&lambda[a]));
+    let atoms: Vec<Vec<f32>> = order
+        .iter()
+        .map(|&c| (0..w.nrows()).map(|r| w[(r, c)] as f32).collect())
+        .collect();
+    let columns = (atoms.len() as f64).sqrt().ceil() as usize;
+    plots::receptive_fields(&atoms, size, size, columns, 4, path)
+}
+
+/// `helmholtz atoms`: the spatial spread of a patches run's atoms, and their picture.
+pub fn atoms(run: &Path, output: Option<PathBuf>) -> Result<()> {
+    use helmholtz::eval::sparseness::spatial_spread;
+    let config = SparseConfig::load(&run.join("config.toml"), &[])
+        .with_context(|| format!("reading the config of {}", run.display()))?;
+    if config.data.source != "patches" {
+        bail!(
+            "{}: atoms are drawn for patches runs, this one is {:?}",
+            run.display(),
+            config.data.source
+        );
+    }
+    let model = run.join("model.safetensors");
+    let tensors = helmholtz::run::checkpoint::read_all_tensors(&model)
+        .with_context(|| format!("reading {}", model.display()))?;
+    let (Some(dictionary), Some(lambda)) = (tensors.get("dictionary"), tensors.get("lambda"))
+    else {
+        bail!("{}: no dictionary and λ", model.display());
+    };
+    let (d, h) = (dictionary.shape[0], dictionary.shape[1]);
+    let size = config.data.size;
+    if d != size * size || lambda.data.len() != h {
+        bail!(
+            "{}: a {d}×{h} dictionary with {} λ for {size}×{size} patches",
+            model.display(),
+            lambda.data.len()
+        );
+    }
+    let w = faer::Mat::from_fn(d, h, |r, c| f64::from(dictionary.data[c * d + r]));
+    let lambda: Vec<f64> = lambda.data.iter().map(|&v| f64::from(v)).collect();
+    let mut spread = spatial_spread(w.as_ref(), size)?;
+    spread.sort_by(f64::total_cmp);
+    let at = |q: f64| spread[((h - 1) as f64 * q).round() as usize];
+    println!(
+        "{}: spatial spread of {h} atoms (pixels; a flat {size}×{size} atom: {:.2}): min {:.2}, quartiles {:.2} / {:.2} / {:.2}, max {:.2}",
+        run.display(),
+        (((size * size) as f64 - 1.0) / 6.0).sqrt(),
+        spread[0],
+        at(0.25),
+        at(0.5),
+        at(0.75),
+        spread[h - 1]
+    );
+    let path = output.unwrap_or_else(|| run.join("atoms.png"));
+    draw_atoms(&w, &lambda, size, &path)?;
+    println!("atoms ordered by λ: {}", path.display());
     Ok(())
 }
 
