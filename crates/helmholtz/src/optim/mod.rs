@@ -6,6 +6,7 @@
 pub mod fisher;
 pub mod fista;
 pub mod natural;
+pub mod quasi_newton;
 
 use serde::{Deserialize, Serialize};
 

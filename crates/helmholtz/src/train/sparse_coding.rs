@@ -2,15 +2,8 @@
 //! dictionary and every posterior jointly (the bars experiment), or on the posteriors alone with
 //! the dictionary fixed (the ground-truth reference of the bars experiment).
 //!
-//! L-BFGS is argmin's, with a Moré–Thuente line search (strong Wolfe conditions), on
-//! −L^H(θ) in f64.
-
-use argmin::core::observers::{Observe, ObserverMode};
-use argmin::core::{CostFunction, Error as ArgminError, Executor, Gradient, IterState, KV, State};
-use argmin::solver::linesearch::MoreThuenteLineSearch;
-use argmin::solver::quasinewton::LBFGS;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+//! L-BFGS is argmin's ([`crate::optim::quasi_newton`]), with a Moré–Thuente line search (strong
+//! Wolfe conditions), on −L^H(θ) in f64.
 
 use faer::MatRef;
 
@@ -19,74 +12,9 @@ use crate::models::sparse_coding::SparseCoding;
 use crate::objectives::sparse_coding::{
     EntropyTerms, entropy_objective, entropy_objective_posteriors,
 };
+use crate::optim::quasi_newton::minimize;
 
-/// Settings of a full-batch L-BFGS fit.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LbfgsConfig {
-    /// Number of past steps kept (20; the authors use 200).
-    #[serde(default = "defaults::history")]
-    pub history: usize,
-    /// Maximum number of L-BFGS iterations.
-    #[serde(default = "defaults::max_iters")]
-    pub max_iters: u64,
-    /// Stop when the gradient norm falls below this.
-    #[serde(default = "defaults::tol_grad")]
-    pub tol_grad: f64,
-    /// Stop when the objective changes by less than this between iterations.
-    #[serde(default = "defaults::tol_cost")]
-    pub tol_cost: f64,
-}
-
-/// The defaults of [`LbfgsConfig`], shared with the configs that embed its fields.
-pub mod defaults {
-    /// History 20 (the authors' bars script keeps 200; in f64, 20 reaches the same optimum on
-    /// the bars with a fifth of the work per iteration, docs/BENCHMARKS.md).
-    pub fn history() -> usize {
-        20
-    }
-    /// At most 20,000 iterations.
-    pub fn max_iters() -> u64 {
-        20_000
-    }
-    /// Gradient-norm tolerance.
-    pub fn tol_grad() -> f64 {
-        1e-6
-    }
-    /// Objective-change tolerance.
-    pub fn tol_cost() -> f64 {
-        1e-12
-    }
-}
-
-impl Default for LbfgsConfig {
-    fn default() -> Self {
-        LbfgsConfig {
-            history: defaults::history(),
-            max_iters: defaults::max_iters(),
-            tol_grad: defaults::tol_grad(),
-            tol_cost: defaults::tol_cost(),
-        }
-    }
-}
-
-impl LbfgsConfig {
-    /// Checks the values.
-    pub fn validate(&self) -> Result<()> {
-        if self.history == 0
-            || self.max_iters == 0
-            || self.tol_grad.is_nan()
-            || self.tol_grad < 0.0
-            || self.tol_cost.is_nan()
-            || self.tol_cost < 0.0
-        {
-            return Err(Error::Config(format!(
-                "L-BFGS needs history ≥ 1, max_iters ≥ 1 and non-negative tolerances, got {self:?}"
-            )));
-        }
-        Ok(())
-    }
-}
+pub use crate::optim::quasi_newton::{LbfgsConfig, defaults};
 
 /// What is optimised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,77 +38,6 @@ pub struct FitReport {
     pub stopped: String,
 }
 
-/// −L^H over the optimised part of θ. The line search asks for the cost and the gradient at the
-/// same points, so both come from one evaluation, cached for the last point.
-struct Problem<'a> {
-    template: &'a SparseCoding,
-    x: MatRef<'a, f64>,
-    beta: f64,
-    offset: usize,
-    last: Mutex<Option<Evaluation>>,
-    evaluations: AtomicU64,
-}
-
-/// A point with its cost and gradient.
-type Evaluation = (Vec<f64>, f64, Vec<f64>);
-
-impl Problem<'_> {
-    /// (−L^H, −∇L^H) at p.
-    fn evaluate(&self, p: &[f64]) -> Result<(f64, Vec<f64>)> {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((point, cost, grad)) = last.as_ref()
-            && point.as_slice() == p
-        {
-            return Ok((*cost, grad.clone()));
-        }
-        self.evaluations.fetch_add(1, Ordering::Relaxed);
-        let mut model = self.template.clone();
-        model.theta[self.offset..].copy_from_slice(p);
-        let mut grad = vec![0.0; model.theta.len()];
-        let terms = if self.offset == 0 {
-            entropy_objective(&model, self.x, self.beta, Some(&mut grad))?
-        } else {
-            entropy_objective_posteriors(&model, self.x, self.beta, &mut grad)?
-        };
-        let cost = -terms.objective(self.beta);
-        let grad: Vec<f64> = grad[self.offset..].iter().map(|g| -g).collect();
-        *last = Some((p.to_vec(), cost, grad.clone()));
-        Ok((cost, grad))
-    }
-}
-
-impl CostFunction for Problem<'_> {
-    type Param = Vec<f64>;
-    type Output = f64;
-
-    fn cost(&self, p: &Self::Param) -> std::result::Result<f64, ArgminError> {
-        Ok(self.evaluate(p)?.0)
-    }
-}
-
-impl Gradient for Problem<'_> {
-    type Param = Vec<f64>;
-    type Gradient = Vec<f64>;
-
-    fn gradient(&self, p: &Self::Param) -> std::result::Result<Vec<f64>, ArgminError> {
-        Ok(self.evaluate(p)?.1)
-    }
-}
-
-/// Forwards each iteration's objective to a callback.
-struct Progress<F>(F);
-
-impl<F: FnMut(u64, f64)> Observe<IterState<Vec<f64>, Vec<f64>, (), (), (), f64>> for Progress<F> {
-    fn observe_iter(
-        &mut self,
-        state: &IterState<Vec<f64>, Vec<f64>, (), (), (), f64>,
-        _kv: &KV,
-    ) -> std::result::Result<(), ArgminError> {
-        (self.0)(state.get_iter(), -state.get_cost());
-        Ok(())
-    }
-}
-
 /// Maximises L^H (prior entropy weighted by `beta`) over `target` with full-batch L-BFGS,
 /// writing the result into `model`. `progress(iteration, objective)` is called after every
 /// iteration.
@@ -190,7 +47,7 @@ pub fn fit_lbfgs(
     beta: f64,
     target: Target,
     config: &LbfgsConfig,
-    progress: impl FnMut(u64, f64) + Send + Sync + 'static,
+    mut progress: impl FnMut(u64, f64) + Send + Sync + 'static,
 ) -> Result<FitReport> {
     config.validate()?;
     if !(beta.is_finite() && beta > 0.0) {
@@ -205,44 +62,35 @@ pub fn fit_lbfgs(
     // Fails early, with the library's error, on bad data or a degenerate start.
     entropy_objective(model, x, beta, None)?;
     let start = model.theta[offset..].to_vec();
-    let problem = Problem {
-        template: model,
-        x,
-        beta,
-        offset,
-        last: Mutex::new(None),
-        evaluations: AtomicU64::new(0),
+    let template: &SparseCoding = model;
+    // −L^H and its gradient over the optimised part of θ.
+    let negative = |p: &[f64]| -> Result<(f64, Vec<f64>)> {
+        let mut trial = template.clone();
+        trial.theta[offset..].copy_from_slice(p);
+        let mut grad = vec![0.0; trial.theta.len()];
+        let terms = if offset == 0 {
+            entropy_objective(&trial, x, beta, Some(&mut grad))?
+        } else {
+            entropy_objective_posteriors(&trial, x, beta, &mut grad)?
+        };
+        Ok((
+            -terms.objective(beta),
+            grad[offset..].iter().map(|g| -g).collect(),
+        ))
     };
-    let solver = LBFGS::new(MoreThuenteLineSearch::new(), config.history)
-        .with_tolerance_grad(config.tol_grad)
-        .and_then(|s| s.with_tolerance_cost(config.tol_cost))
-        .map_err(|e| Error::Config(format!("L-BFGS settings: {e}")))?;
-    let result = Executor::new(problem, solver)
-        .configure(|state| state.param(start).max_iters(config.max_iters))
-        .add_observer(Progress(progress), ObserverMode::Always)
-        .run()
-        .map_err(|e| Error::Diverged(format!("L-BFGS on the entropy objective: {e}")))?;
-    let state = result.state();
-    let best = state
-        .get_best_param()
-        .ok_or_else(|| Error::Diverged("L-BFGS returned no parameters".into()))?
-        .clone();
-    let iterations = state.get_iter();
-    let evaluations = result
-        .problem
-        .problem
-        .as_ref()
-        .map_or(0, |p| p.evaluations.load(Ordering::Relaxed));
-    let stopped = state
-        .get_termination_reason()
-        .map_or_else(|| "not terminated".to_string(), |r| r.text().to_string());
-    model.theta[offset..].copy_from_slice(&best);
+    let minimum = minimize(negative, start, config, move |i, cost| progress(i, -cost)).map_err(
+        |e| match e {
+            Error::Diverged(m) => Error::Diverged(format!("{m} (entropy objective)")),
+            other => other,
+        },
+    )?;
+    model.theta[offset..].copy_from_slice(&minimum.param);
     let terms = entropy_objective(model, x, beta, None)?;
     Ok(FitReport {
         terms,
-        iterations,
-        evaluations,
-        stopped,
+        iterations: minimum.iterations,
+        evaluations: minimum.evaluations,
+        stopped: minimum.stopped,
     })
 }
 
