@@ -320,6 +320,31 @@ mod tests {
         x
     }
 
+    /// `steps` EM steps, checking that none lowers the likelihood; returns the final
+    /// log-likelihood and the relative gap every `every` steps (before the step).
+    fn run_em(
+        model: &mut LinearGaussian,
+        x: &Mat<f64>,
+        steps: usize,
+        every: usize,
+    ) -> (f64, Vec<f64>) {
+        let mut previous = f64::NEG_INFINITY;
+        let mut gaps = Vec::new();
+        for step in 0..steps {
+            if step % every == 0 {
+                gaps.push(elbo_and_sum(model, x).1.relative_gap());
+            }
+            model.em_step(x.as_ref()).unwrap();
+            let ll = model.log_likelihood(x.as_ref()).unwrap();
+            assert!(
+                ll >= previous - 1e-10,
+                "EM step {step} lowered the likelihood"
+            );
+            previous = ll;
+        }
+        (previous, gaps)
+    }
+
     fn elbo_and_sum(model: &LinearGaussian, x: &Mat<f64>) -> (f64, EntropySum) {
         let (means, covariance) = model.posteriors(x.as_ref()).unwrap();
         let elbo = model
@@ -352,18 +377,7 @@ mod tests {
         let ml = LinearGaussian::ppca_ml(x.as_ref(), 3).unwrap();
         let target = ml.log_likelihood(x.as_ref()).unwrap();
         let mut model = LinearGaussian::random(x.as_ref(), 3, false, 5).unwrap();
-        let mut previous = f64::NEG_INFINITY;
-        let mut gaps = Vec::new();
-        for step in 0..1000 {
-            model.em_step(x.as_ref()).unwrap();
-            let ll = model.log_likelihood(x.as_ref()).unwrap();
-            assert!(
-                ll >= previous - 1e-10,
-                "EM step {step} lowered the likelihood"
-            );
-            previous = ll;
-            gaps.push(elbo_and_sum(&model, &x).1.relative_gap());
-        }
+        let (previous, gaps) = run_em(&mut model, &x, 1000, 1);
         assert!(
             (previous - target).abs() < 1e-9 * target.abs(),
             "{previous} vs {target}"
@@ -390,20 +404,7 @@ mod tests {
             }
         }
         let mut model = LinearGaussian::random(x.as_ref(), 3, true, 6).unwrap();
-        let mut previous = f64::NEG_INFINITY;
-        let mut gaps = Vec::new();
-        for step in 0..2000 {
-            if step % 500 == 0 {
-                gaps.push(elbo_and_sum(&model, &x).1.relative_gap());
-            }
-            model.em_step(x.as_ref()).unwrap();
-            let ll = model.log_likelihood(x.as_ref()).unwrap();
-            assert!(
-                ll >= previous - 1e-10,
-                "EM step {step} lowered the likelihood"
-            );
-            previous = ll;
-        }
+        let (previous, mut gaps) = run_em(&mut model, &x, 2000, 500);
         let (elbo, sum) = elbo_and_sum(&model, &x);
         assert!(
             ((elbo - previous) / previous).abs() < 1e-12,

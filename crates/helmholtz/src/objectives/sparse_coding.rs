@@ -50,6 +50,34 @@ pub struct EntropyTerms {
 }
 
 impl EntropyTerms {
+    /// The terms from sums over N points of dimension D: Σ_n H[q_n], Σ_n E_{q_n}|z_h| (per latent)
+    /// and Σ_n Q_n. A λ_h or σ² that is not positive is a degenerate solution.
+    pub fn from_sums(
+        entropy: f64,
+        expected_abs: Vec<f64>,
+        quadratic: f64,
+        n: usize,
+        d: usize,
+    ) -> Result<Self> {
+        let lambda: Vec<f64> = expected_abs.into_iter().map(|l| l / n as f64).collect();
+        let sigma2 = quadratic / (n * d) as f64;
+        if !(sigma2 > 0.0 && lambda.iter().all(|&l| l > 0.0)) {
+            return Err(Error::Diverged(format!(
+                "degenerate sparse-coding solution: σ² = {sigma2}, λ = {lambda:?}"
+            )));
+        }
+        Ok(EntropyTerms {
+            posterior: entropy / n as f64,
+            prior: lambda
+                .iter()
+                .map(|l| (2.0 * std::f64::consts::E * l).ln())
+                .sum(),
+            noise: 0.5 * d as f64 * (LN_2PI_E + sigma2.ln()),
+            lambda,
+            sigma2,
+        })
+    }
+
     /// L^H with the prior entropy weighted by β (β = 1: the ELBO at the optimal λ and σ²).
     pub fn objective(&self, beta: f64) -> f64 {
         self.posterior - beta * self.prior - self.noise
@@ -131,27 +159,11 @@ fn objective_and_gradient(
             *l += e;
         }
     }
-    lambda.iter_mut().for_each(|l| *l /= n as f64);
-    let sigma2 = quadratic / (n * d) as f64;
-    if !(sigma2 > 0.0 && lambda.iter().all(|&l| l > 0.0)) {
-        return Err(Error::Diverged(format!(
-            "degenerate sparse-coding solution: σ² = {sigma2}, λ = {lambda:?}"
-        )));
-    }
-    let terms = EntropyTerms {
-        posterior: entropy / n as f64,
-        prior: lambda
-            .iter()
-            .map(|l| (2.0 * std::f64::consts::E * l).ln())
-            .sum(),
-        noise: 0.5 * d as f64 * (LN_2PI_E + sigma2.ln()),
-        lambda,
-        sigma2,
-    };
+    let terms = EntropyTerms::from_sums(entropy, lambda, quadratic, n, d)?;
     if let Some(grad) = grad {
         // ∂L/∂Q_n = −1/(2Nσ²), ∂L/∂E_nh = −β/(Nλ_h), ∂L/∂H[q_n] = 1/N.
         let coefficients = Coefficients {
-            quadratic: -1.0 / (2.0 * n as f64 * sigma2),
+            quadratic: -1.0 / (2.0 * n as f64 * terms.sigma2),
             expected_abs: terms
                 .lambda
                 .iter()

@@ -102,23 +102,7 @@ pub fn entropy_objective_low_rank(
             *l += e[0];
         }
     }
-    lambda.iter_mut().for_each(|l| *l /= n as f64);
-    let sigma2 = quadratic / (n * d) as f64;
-    if !(sigma2 > 0.0 && lambda.iter().all(|&l| l > 0.0)) {
-        return Err(Error::Diverged(format!(
-            "degenerate sparse-coding solution: σ² = {sigma2}, λ = {lambda:?}"
-        )));
-    }
-    let terms = EntropyTerms {
-        posterior: entropy / n as f64,
-        prior: lambda
-            .iter()
-            .map(|l| (2.0 * std::f64::consts::E * l).ln())
-            .sum(),
-        noise: 0.5 * d as f64 * (LN_2PI_E + sigma2.ln()),
-        lambda,
-        sigma2,
-    };
+    let terms = EntropyTerms::from_sums(entropy, lambda, quadratic, n, d)?;
     if !gradient {
         return Ok((terms, None));
     }

@@ -9,7 +9,6 @@ use crate::error::{Error, Result};
 use crate::math::rng::{Stream, ids};
 use crate::models::encoder::AmortizedSparseCoding;
 use crate::models::sparse_coding::{PosteriorKind, ScaleParam, SparseCoding};
-use crate::objectives::sparse_coding::EntropyTerms;
 use crate::objectives::sparse_low_rank::amortized_objective;
 use crate::optim::Optimizer;
 
@@ -62,10 +61,10 @@ pub fn amortized_epoch(
             t.data.iter_mut().for_each(|g| *g = -*g);
         }
         optimizer.update(&mut model.params, &grads);
-        accumulate(&mut stats, &terms, beta);
+        stats.add(&terms, beta);
         progress(b, objective);
     }
-    finish(&mut stats);
+    stats.finish();
     Ok(stats)
 }
 
@@ -85,10 +84,10 @@ pub fn evaluate_amortized(
     while start < n {
         let len = batch_size.max(1).min(n - start);
         let (terms, _) = amortized_objective(model, x.subcols(start, len), 1.0, None)?;
-        accumulate(&mut stats, &terms, 1.0);
+        stats.add(&terms, 1.0);
         start += len;
     }
-    finish(&mut stats);
+    stats.finish();
     Ok(stats)
 }
 
@@ -132,26 +131,6 @@ pub fn per_point_model(model: &AmortizedSparseCoding, x: MatRef<'_, f64>) -> Res
         }
     }
     Ok(out)
-}
-
-fn accumulate(stats: &mut EpochStats, terms: &EntropyTerms, beta: f64) {
-    stats.objective += terms.objective(beta);
-    stats.elbo += terms.objective(1.0);
-    for (s, t) in stats
-        .entropies
-        .iter_mut()
-        .zip([terms.posterior, terms.prior, terms.noise])
-    {
-        *s += t;
-    }
-    stats.batches += 1;
-}
-
-fn finish(stats: &mut EpochStats) {
-    let n = stats.batches.max(1) as f64;
-    stats.objective /= n;
-    stats.elbo /= n;
-    stats.entropies.iter_mut().for_each(|s| *s /= n);
 }
 
 #[cfg(test)]

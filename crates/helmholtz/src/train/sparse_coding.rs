@@ -165,6 +165,30 @@ pub struct EpochStats {
     pub batches: usize,
 }
 
+impl EpochStats {
+    /// Adds one batch's terms (the objective weighted by `beta`).
+    pub fn add(&mut self, terms: &EntropyTerms, beta: f64) {
+        self.objective += terms.objective(beta);
+        self.elbo += terms.objective(1.0);
+        for (s, t) in self
+            .entropies
+            .iter_mut()
+            .zip([terms.posterior, terms.prior, terms.noise])
+        {
+            *s += t;
+        }
+        self.batches += 1;
+    }
+
+    /// Turns the sums into means over the batches.
+    pub fn finish(&mut self) {
+        let n = self.batches.max(1) as f64;
+        self.objective /= n;
+        self.elbo /= n;
+        self.entropies.iter_mut().for_each(|s| *s /= n);
+    }
+}
+
 /// One EM epoch over all points of `model` (which holds every point's posterior) in an order
 /// drawn from (`seed`, `epoch`). `progress(batch, objective)` follows the batches.
 pub fn em_epoch(
@@ -209,23 +233,10 @@ pub fn em_epoch(
             *w += config.lr * g;
         }
         scatter(&batch, model, indices);
-        let objective = terms.objective(beta);
-        stats.objective += objective;
-        stats.elbo += terms.objective(1.0);
-        for (s, t) in stats
-            .entropies
-            .iter_mut()
-            .zip([terms.posterior, terms.prior, terms.noise])
-        {
-            *s += t;
-        }
-        stats.batches += 1;
-        progress(b, objective);
+        stats.add(&terms, beta);
+        progress(b, terms.objective(beta));
     }
-    let n = stats.batches as f64;
-    stats.objective /= n;
-    stats.elbo /= n;
-    stats.entropies.iter_mut().for_each(|s| *s /= n);
+    stats.finish();
     Ok(stats)
 }
 
@@ -315,19 +326,8 @@ pub fn fit_posteriors(
             |_, _| {},
         )?;
         scatter(&batch, model, chunk);
-        stats.elbo += report.terms.objective(1.0);
-        for (s, t) in stats.entropies.iter_mut().zip([
-            report.terms.posterior,
-            report.terms.prior,
-            report.terms.noise,
-        ]) {
-            *s += t;
-        }
-        stats.batches += 1;
+        stats.add(&report.terms, 1.0);
     }
-    let b = stats.batches as f64;
-    stats.elbo /= b;
-    stats.objective = stats.elbo;
-    stats.entropies.iter_mut().for_each(|s| *s /= b);
+    stats.finish();
     Ok(stats)
 }
