@@ -8,6 +8,7 @@ pub mod mixture;
 pub mod mlp;
 pub mod params;
 pub mod sbn;
+pub mod sbn_exact;
 pub mod sparse_coding;
 
 pub use hm::{HelmholtzMachine, Pass, WeightInit};

@@ -6,8 +6,8 @@ use argmin::core::observers::{Observe, ObserverMode};
 use argmin::core::{CostFunction, Error as ArgminError, Executor, Gradient, IterState, KV, State};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 
@@ -101,7 +101,8 @@ type Evaluation = (Vec<f64>, f64, Vec<f64>);
 struct Problem<F> {
     function: F,
     last: Mutex<Option<Evaluation>>,
-    evaluations: AtomicU64,
+    /// Shared with the caller: argmin does not hand the problem back after the run.
+    evaluations: Arc<AtomicU64>,
 }
 
 impl<F: Fn(&[f64]) -> Result<(f64, Vec<f64>)>> Problem<F> {
@@ -160,10 +161,11 @@ pub fn minimize(
     progress: impl FnMut(u64, f64) + Send + Sync + 'static,
 ) -> Result<Minimum> {
     config.validate()?;
+    let evaluations = Arc::new(AtomicU64::new(0));
     let problem = Problem {
         function,
         last: Mutex::new(None),
-        evaluations: AtomicU64::new(0),
+        evaluations: Arc::clone(&evaluations),
     };
     let solver = LBFGS::new(MoreThuenteLineSearch::new(), config.history)
         .with_tolerance_grad(config.tol_grad)
@@ -179,16 +181,11 @@ pub fn minimize(
         .get_best_param()
         .ok_or_else(|| Error::Diverged("L-BFGS returned no parameters".into()))?
         .clone();
-    let evaluations = result
-        .problem
-        .problem
-        .as_ref()
-        .map_or(0, |p| p.evaluations.load(Ordering::Relaxed));
     Ok(Minimum {
         param,
         value: state.get_best_cost(),
         iterations: state.get_iter(),
-        evaluations,
+        evaluations: evaluations.load(Ordering::Relaxed),
         stopped: state
             .get_termination_reason()
             .map_or_else(|| "not terminated".to_string(), |r| r.text().to_string()),

@@ -1,0 +1,313 @@
+//! A sigmoid belief net with one small latent layer, handled exactly by enumerating the 2^H latent
+//! configurations: p(z_h = 1) = σ(a_h), p(x_d = 1 | z) = σ(W_d·z + b_d).
+//!
+//! The exact posteriors make the ELBO the log-likelihood, whose gradient is the posterior
+//! expectation of the complete-data gradient. At a stationary point the ELBO equals the entropy
+//! sum (entropy.md §1.4) (1/N) Σ_n H[p(z | x_n)] − Σ_h H_B(σ(a_h)) − (1/N) Σ_n E Σ_d H_B(σ(W_d·z + b_d)).
+//! The parameters are one flat vector θ = [a (H) | W (D × H, column-major) | b (D)] so that a
+//! quasi-Newton solver can find the stationary points ([`crate::optim::quasi_newton`]).
+
+use faer::MatRef;
+
+use crate::dist::{EntropySum, bernoulli_entropy, categorical_entropy};
+use crate::error::{Error, Result};
+use crate::math::{log_sigmoid, logsumexp, sigmoid};
+
+/// Largest latent layer handled by enumeration.
+pub const MAX_LATENTS: usize = 12;
+
+/// A one-layer SBN with enumerable latents.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExactSbn {
+    /// Observed units D.
+    pub dim: usize,
+    /// Latent units H.
+    pub n_latents: usize,
+    /// θ = [a | W | b].
+    pub theta: Vec<f64>,
+}
+
+/// What does not depend on the data: every latent configuration z, its logits W·z + b, log p(z)
+/// and Σ_d H_B(σ(W_d·z + b_d)).
+struct Configurations {
+    zs: Vec<Vec<f64>>,
+    logits: Vec<Vec<f64>>,
+    log_prior: Vec<f64>,
+    observable_entropy: Vec<f64>,
+}
+
+/// What one data point contributes.
+struct PointTerms {
+    log_px: f64,
+    posterior_entropy: f64,
+    observable_entropy: f64,
+}
+
+impl ExactSbn {
+    /// A model with parameters θ.
+    pub fn new(dim: usize, n_latents: usize, theta: Vec<f64>) -> Result<Self> {
+        if dim == 0 || n_latents == 0 || n_latents > MAX_LATENTS {
+            return Err(Error::Config(format!(
+                "an exact SBN needs D ≥ 1 and 1 ≤ H ≤ {MAX_LATENTS}, got D = {dim}, H = {n_latents}"
+            )));
+        }
+        if theta.len() != n_latents + dim * n_latents + dim {
+            return Err(Error::Dimension(format!(
+                "θ of {} values for an SBN with D = {dim}, H = {n_latents}",
+                theta.len()
+            )));
+        }
+        Ok(ExactSbn {
+            dim,
+            n_latents,
+            theta,
+        })
+    }
+
+    fn prior_logit(&self, h: usize) -> f64 {
+        self.theta[h]
+    }
+
+    fn weight(&self, d: usize, h: usize) -> f64 {
+        self.theta[self.n_latents + h * self.dim + d]
+    }
+
+    fn bias(&self, d: usize) -> f64 {
+        self.theta[self.n_latents * (1 + self.dim) + d]
+    }
+
+    /// The latent configuration number `k` as bits.
+    fn bits(&self, k: usize) -> Vec<f64> {
+        (0..self.n_latents).map(|h| ((k >> h) & 1) as f64).collect()
+    }
+
+    /// W_d·z + b_d for every d.
+    fn logits(&self, z: &[f64]) -> Vec<f64> {
+        (0..self.dim)
+            .map(|d| {
+                self.bias(d)
+                    + (0..self.n_latents)
+                        .map(|h| self.weight(d, h) * z[h])
+                        .sum::<f64>()
+            })
+            .collect()
+    }
+
+    fn configurations(&self) -> Configurations {
+        let zs: Vec<Vec<f64>> = (0..1 << self.n_latents).map(|k| self.bits(k)).collect();
+        let logits: Vec<Vec<f64>> = zs.iter().map(|z| self.logits(z)).collect();
+        let log_prior = zs
+            .iter()
+            .map(|z| {
+                (0..self.n_latents)
+                    .map(|h| {
+                        let a = self.prior_logit(h);
+                        z[h] * log_sigmoid(a) + (1.0 - z[h]) * log_sigmoid(-a)
+                    })
+                    .sum()
+            })
+            .collect();
+        let observable_entropy = logits
+            .iter()
+            .map(|l| l.iter().map(|&v| bernoulli_entropy(sigmoid(v))).sum())
+            .collect();
+        Configurations {
+            zs,
+            logits,
+            log_prior,
+            observable_entropy,
+        }
+    }
+
+    /// log p(x_n), the entropies of the exact posterior and of p(x | z) under it, and (when
+    /// `grad` is given) the gradient of log p(x_n) added to it.
+    fn point(&self, x: &[f64], all: &Configurations, grad: Option<&mut [f64]>) -> PointTerms {
+        let (zs, logits) = (&all.zs, &all.logits);
+        let joint: Vec<f64> = (0..zs.len())
+            .map(|k| {
+                all.log_prior[k]
+                    + (0..self.dim)
+                        .map(|d| {
+                            let l = logits[k][d];
+                            x[d] * log_sigmoid(l) + (1.0 - x[d]) * log_sigmoid(-l)
+                        })
+                        .sum::<f64>()
+            })
+            .collect();
+        let log_px = logsumexp(&joint);
+        let posterior: Vec<f64> = joint.iter().map(|j| (j - log_px).exp()).collect();
+        let observable_entropy = (0..zs.len())
+            .map(|k| posterior[k] * all.observable_entropy[k])
+            .sum();
+        if let Some(grad) = grad {
+            let (h, dim) = (self.n_latents, self.dim);
+            for k in 0..zs.len() {
+                let r = posterior[k];
+                for j in 0..h {
+                    grad[j] += r * (zs[k][j] - sigmoid(self.prior_logit(j)));
+                }
+                for d in 0..dim {
+                    let error = r * (x[d] - sigmoid(logits[k][d]));
+                    for j in 0..h {
+                        grad[h + j * dim + d] += error * zs[k][j];
+                    }
+                    grad[h * (1 + dim) + d] += error;
+                }
+            }
+        }
+        PointTerms {
+            log_px,
+            posterior_entropy: categorical_entropy(&posterior),
+            observable_entropy,
+        }
+    }
+
+    /// The mean log-likelihood of the columns of `x` (binary, D × N) and, with `grad`, its
+    /// gradient with respect to θ (written over it).
+    pub fn log_likelihood(&self, x: MatRef<'_, f64>, mut grad: Option<&mut [f64]>) -> Result<f64> {
+        self.check(x)?;
+        if let Some(g) = grad.as_deref_mut() {
+            g.fill(0.0);
+        }
+        let n = x.ncols();
+        let all = self.configurations();
+        let mut total = 0.0;
+        for c in 0..n {
+            let column: Vec<f64> = x.col(c).iter().copied().collect();
+            total += self.point(&column, &all, grad.as_deref_mut()).log_px;
+        }
+        if let Some(g) = grad {
+            g.iter_mut().for_each(|v| *v /= n as f64);
+        }
+        Ok(total / n as f64)
+    }
+
+    /// The ELBO with the exact posteriors (the log-likelihood) and its entropy decomposition.
+    pub fn entropy_sum(&self, x: MatRef<'_, f64>) -> Result<EntropySum> {
+        self.check(x)?;
+        let n = x.ncols();
+        let all = self.configurations();
+        let (mut elbo, mut posterior, mut observable) = (0.0, 0.0, 0.0);
+        for c in 0..n {
+            let column: Vec<f64> = x.col(c).iter().copied().collect();
+            let terms = self.point(&column, &all, None);
+            elbo += terms.log_px;
+            posterior += terms.posterior_entropy;
+            observable += terms.observable_entropy;
+        }
+        let prior = (0..self.n_latents)
+            .map(|h| bernoulli_entropy(sigmoid(self.prior_logit(h))))
+            .sum();
+        Ok(EntropySum::new(
+            elbo / n as f64,
+            posterior / n as f64,
+            prior,
+            observable / n as f64,
+        ))
+    }
+
+    fn check(&self, x: MatRef<'_, f64>) -> Result<()> {
+        if x.nrows() != self.dim || x.ncols() == 0 {
+            return Err(Error::Dimension(format!(
+                "{}×{} data for an SBN with D = {}",
+                x.nrows(),
+                x.ncols(),
+                self.dim
+            )));
+        }
+        if x.col_iter()
+            .any(|c| c.iter().any(|&v| v != 0.0 && v != 1.0))
+        {
+            return Err(Error::InvalidData("an SBN needs binary (0/1) data".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::math::rng::Stream;
+    use crate::optim::quasi_newton::{LbfgsConfig, minimize};
+    use faer::Mat;
+
+    /// N samples from a random SBN with H = 3, D = 6.
+    fn data(n: usize, seed: u64) -> (ExactSbn, Mat<f64>) {
+        let (d, h) = (6, 3);
+        let mut rng = Stream::new(seed, &[]);
+        let theta: Vec<f64> = (0..h + d * h + d).map(|_| 1.5 * rng.normal()).collect();
+        let truth = ExactSbn::new(d, h, theta).unwrap();
+        let mut x = Mat::zeros(d, n);
+        for c in 0..n {
+            let z: Vec<f64> = (0..h)
+                .map(|j| (rng.uniform_f64() < sigmoid(truth.prior_logit(j))) as u8 as f64)
+                .collect();
+            let logits = truth.logits(&z);
+            for r in 0..d {
+                x[(r, c)] = (rng.uniform_f64() < sigmoid(logits[r])) as u8 as f64;
+            }
+        }
+        (truth, x)
+    }
+
+    #[test]
+    fn the_gradient_matches_finite_differences() {
+        let (mut model, x) = data(50, 1);
+        let mut grad = vec![0.0; model.theta.len()];
+        model.log_likelihood(x.as_ref(), Some(&mut grad)).unwrap();
+        for i in 0..model.theta.len() {
+            let o = model.theta[i];
+            model.theta[i] = o + 1e-6;
+            let up = model.log_likelihood(x.as_ref(), None).unwrap();
+            model.theta[i] = o - 1e-6;
+            let down = model.log_likelihood(x.as_ref(), None).unwrap();
+            model.theta[i] = o;
+            let numeric = (up - down) / 2e-6;
+            assert!(
+                (numeric - grad[i]).abs() < 1e-7,
+                "θ[{i}]: {} vs {numeric}",
+                grad[i]
+            );
+        }
+    }
+
+    #[test]
+    fn at_a_stationary_point_found_by_l_bfgs_the_elbo_is_the_entropy_sum() {
+        let (truth, x) = data(400, 2);
+        let mut rng = Stream::new(3, &[]);
+        let start: Vec<f64> = (0..truth.theta.len()).map(|_| 0.1 * rng.normal()).collect();
+        let start_model = ExactSbn::new(6, 3, start.clone()).unwrap();
+        assert!(start_model.entropy_sum(x.as_ref()).unwrap().relative_gap() > 1e-3);
+        let negative = |theta: &[f64]| -> Result<(f64, Vec<f64>)> {
+            let model = ExactSbn::new(6, 3, theta.to_vec())?;
+            let mut grad = vec![0.0; theta.len()];
+            let ll = model.log_likelihood(x.as_ref(), Some(&mut grad))?;
+            Ok((-ll, grad.iter().map(|g| -g).collect()))
+        };
+        let config = LbfgsConfig {
+            history: 20,
+            max_iters: 5000,
+            tol_grad: 1e-8,
+            tol_cost: 0.0,
+        };
+        let minimum = minimize(negative, start, &config, |_, _| {}).unwrap();
+        assert!(minimum.evaluations >= minimum.iterations);
+        let model = ExactSbn::new(6, 3, minimum.param).unwrap();
+        let mut grad = vec![0.0; model.theta.len()];
+        model.log_likelihood(x.as_ref(), Some(&mut grad)).unwrap();
+        let norm = grad.iter().map(|g| g * g).sum::<f64>().sqrt();
+        let sum = model.entropy_sum(x.as_ref()).unwrap();
+        assert!(norm < 1e-6, "gradient norm {norm} ({})", minimum.stopped);
+        assert!(sum.relative_gap() < 1e-6, "{sum:?}");
+    }
+
+    #[test]
+    fn bad_inputs_are_rejected() {
+        assert!(ExactSbn::new(4, 13, vec![0.0; 13 + 52 + 4]).is_err());
+        assert!(ExactSbn::new(4, 2, vec![0.0; 3]).is_err());
+        let model = ExactSbn::new(2, 1, vec![0.0; 1 + 2 + 2]).unwrap();
+        let x = Mat::from_fn(2, 3, |r, c| ((r + c) % 2) as f64 * 0.5);
+        assert!(model.log_likelihood(x.as_ref(), None).is_err());
+        assert!(model.entropy_sum(Mat::<f64>::zeros(3, 2).as_ref()).is_err());
+    }
+}
