@@ -255,7 +255,7 @@ mod tests {
         let (mut model, x) = data(50, 1);
         let mut grad = vec![0.0; model.theta.len()];
         model.log_likelihood(x.as_ref(), Some(&mut grad)).unwrap();
-        for i in 0..model.theta.len() {
+        for (i, &analytic) in grad.iter().enumerate() {
             let o = model.theta[i];
             model.theta[i] = o + 1e-6;
             let up = model.log_likelihood(x.as_ref(), None).unwrap();
@@ -264,9 +264,8 @@ mod tests {
             model.theta[i] = o;
             let numeric = (up - down) / 2e-6;
             assert!(
-                (numeric - grad[i]).abs() < 1e-7,
-                "θ[{i}]: {} vs {numeric}",
-                grad[i]
+                (numeric - analytic).abs() < 1e-7,
+                "θ[{i}]: {analytic} vs {numeric}"
             );
         }
     }
