@@ -256,7 +256,8 @@ pub struct SparseModelConfig {
     #[serde(default)]
     pub scale_floor: f64,
     /// Parameterisation of the posterior scales: "log" (s = floor + e^ρ, default) or "linear"
-    /// (s = floor + |ρ|, as the authors' non-amortized posteriors).
+    /// (s = floor + |ρ|, as the authors' non-amortized posteriors). Per-point posteriors only: an
+    /// encoder gives s = floor + softplus(a).
     #[serde(default)]
     pub scale_param: ScaleParam,
 }
