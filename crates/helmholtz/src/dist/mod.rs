@@ -47,6 +47,96 @@ impl EntropySum {
     }
 }
 
+/// What the ELBO = entropy-sum identity needs of a training setup (entropy.md §1.2, §4): the
+/// observation variance (or scale) and the prior parameters must be learned, and the objective
+/// must be the plain ELBO (β = 1, no KL annealing, no scaled entropies).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Conditions {
+    /// The observation variance or scale is learned (not fixed, e.g. σ² = 1).
+    pub learned_observation_variance: bool,
+    /// The prior's parameters that have stationary values are learned.
+    pub learned_prior: bool,
+    /// The weight on the KL or prior term (1 for the ELBO).
+    pub beta: f64,
+    /// A KL-annealing schedule is active.
+    pub kl_annealing: bool,
+}
+
+impl Conditions {
+    /// The plain ELBO of a model whose variances and prior are learned.
+    pub fn plain() -> Self {
+        Conditions {
+            learned_observation_variance: true,
+            learned_prior: true,
+            beta: 1.0,
+            kl_annealing: false,
+        }
+    }
+
+    /// `None` if the identity applies at stationary points, otherwise why it does not.
+    pub fn violation(&self) -> Option<String> {
+        let mut reasons = Vec::new();
+        if !self.learned_observation_variance {
+            reasons.push("the observation variance is fixed".to_string());
+        }
+        if !self.learned_prior {
+            reasons.push("the prior's parameters are fixed".to_string());
+        }
+        if self.beta != 1.0 {
+            reasons.push(format!(
+                "the objective weights the prior term by β = {}",
+                self.beta
+            ));
+        }
+        if self.kl_annealing {
+            reasons.push("KL annealing is active".to_string());
+        }
+        (!reasons.is_empty()).then(|| {
+            format!(
+                "ELBO = entropy sum does not apply: {} (the theorem needs the plain ELBO with learned variances)",
+                reasons.join(", ")
+            )
+        })
+    }
+}
+
+/// A convergence criterion from the identity: stop once |ELBO − entropy sum| / |ELBO| has stayed
+/// below `tolerance` for `window` consecutive observations. It refuses to decide (never stops)
+/// when the identity does not apply.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GapCriterion {
+    /// Relative-gap tolerance.
+    pub tolerance: f64,
+    /// Consecutive observations below the tolerance.
+    pub window: usize,
+    below: usize,
+}
+
+impl GapCriterion {
+    /// A criterion with the given tolerance and window (≥ 1).
+    pub fn new(tolerance: f64, window: usize) -> Self {
+        GapCriterion {
+            tolerance,
+            window: window.max(1),
+            below: 0,
+        }
+    }
+
+    /// Records one observation; true when training may stop.
+    pub fn observe(&mut self, sum: &EntropySum, conditions: &Conditions) -> bool {
+        if conditions.violation().is_some() || !sum.relative_gap().is_finite() {
+            self.below = 0;
+            return false;
+        }
+        if sum.relative_gap() < self.tolerance {
+            self.below += 1;
+        } else {
+            self.below = 0;
+        }
+        self.below >= self.window
+    }
+}
+
 /// ln(2πe).
 pub const LN_2PI_E: f64 = 2.837_877_066_409_345_5;
 
@@ -78,6 +168,40 @@ mod tests {
     use crate::math::rng::Stream;
 
     /// −E log p by Monte Carlo against the closed form.
+    #[test]
+    fn the_conditions_name_what_breaks_the_identity() {
+        assert!(Conditions::plain().violation().is_none());
+        let fixed = Conditions {
+            learned_observation_variance: false,
+            beta: 2.0,
+            ..Conditions::plain()
+        };
+        let message = fixed.violation().unwrap();
+        assert!(message.contains("observation variance is fixed") && message.contains("β = 2"));
+    }
+
+    #[test]
+    fn the_gap_criterion_needs_a_whole_window_below_the_tolerance() {
+        let sum = |gap: f64| EntropySum::new(-10.0 + gap, 1.0, 2.0, 9.0);
+        let mut criterion = GapCriterion::new(1e-6, 3);
+        let plain = Conditions::plain();
+        assert!(!criterion.observe(&sum(1e-3), &plain));
+        assert!(!criterion.observe(&sum(1e-8), &plain));
+        assert!(!criterion.observe(&sum(1e-8), &plain));
+        assert!(!criterion.observe(&sum(1e-4), &plain)); // the window restarts
+        for _ in 0..2 {
+            assert!(!criterion.observe(&sum(0.0), &plain));
+        }
+        assert!(criterion.observe(&sum(0.0), &plain));
+        // It never stops when the identity does not apply.
+        let mut refusing = GapCriterion::new(1e-6, 1);
+        let annealed = Conditions {
+            kl_annealing: true,
+            ..Conditions::plain()
+        };
+        assert!(!refusing.observe(&sum(0.0), &annealed));
+    }
+
     #[test]
     fn closed_forms_match_monte_carlo() {
         let mut rng = Stream::new(3, &[]);

@@ -10,7 +10,7 @@
 use faer::linalg::solvers::{DenseSolveCore, Solve};
 use faer::{Mat, MatRef, Side};
 
-use crate::dist::{EntropySum, gaussian_entropy};
+use crate::dist::{Conditions, EntropySum, gaussian_entropy};
 use crate::error::{Error, Result};
 use crate::math::rng::{Stream, ids};
 
@@ -42,6 +42,9 @@ pub struct LinearGaussian {
     pub mean: Vec<f64>,
     /// Noise covariance Ψ.
     pub noise: Noise,
+    /// Whether EM learns Ψ (true by default); with a fixed Ψ the entropy-sum identity does not
+    /// apply ([`LinearGaussian::conditions`]).
+    pub learn_noise: bool,
 }
 
 /// The data's mean and scatter: what PPCA depends on.
@@ -108,6 +111,7 @@ impl LinearGaussian {
             w,
             mean: m.mean,
             noise: Noise::Isotropic(sigma2),
+            learn_noise: true,
         })
     }
 
@@ -131,6 +135,7 @@ impl LinearGaussian {
             w,
             mean: m.mean,
             noise,
+            learn_noise: true,
         })
     }
 
@@ -221,6 +226,14 @@ impl LinearGaussian {
         Ok(-0.5 * (d as f64 * (2.0 * std::f64::consts::PI).ln() + log_det + trace))
     }
 
+    /// What the entropy-sum identity needs, as this model is trained.
+    pub fn conditions(&self) -> Conditions {
+        Conditions {
+            learned_observation_variance: self.learn_noise,
+            ..Conditions::plain()
+        }
+    }
+
     /// The entropy sum for posteriors with the shared `covariance`: the mean posterior entropy
     /// minus the prior entropy (H/2) ln(2πe) minus the noise entropy ½ Σ_d ln(2πeψ_d).
     pub fn entropy_sum(&self, covariance: MatRef<'_, f64>, elbo: f64) -> Result<EntropySum> {
@@ -238,7 +251,7 @@ impl LinearGaussian {
     /// One EM step on the data `x` (the mean stays the data mean): with the posteriors' moments,
     /// W = [Σ (x_n − μ) m_nᵀ] [Σ E zzᵀ]⁻¹, then the noise from the expected residuals
     /// (1/N) Σ_n E(x_n − μ − Wz)², averaged over dimensions for PPCA (Tipping & Bishop 1999,
-    /// §3.2), per dimension for factor analysis.
+    /// §3.2), per dimension for factor analysis (unless `learn_noise` is off).
     pub fn em_step(&mut self, x: MatRef<'_, f64>) -> Result<()> {
         let (means, covariance) = self.posteriors(x)?;
         let (d, n) = (x.nrows(), x.ncols());
@@ -261,6 +274,7 @@ impl LinearGaussian {
             })
             .collect();
         let noise = match self.noise {
+            _ if !self.learn_noise => self.noise.clone(),
             Noise::Isotropic(_) => Noise::Isotropic(residual.iter().sum::<f64>() / d as f64),
             Noise::Diagonal(_) => Noise::Diagonal(residual),
         };
@@ -422,6 +436,32 @@ mod tests {
         );
         let ppca = LinearGaussian::ppca_ml(x.as_ref(), 3).unwrap();
         assert!(previous > ppca.log_likelihood(x.as_ref()).unwrap());
+    }
+
+    #[test]
+    fn with_a_fixed_noise_variance_the_identity_does_not_apply_and_says_so() {
+        let x = data(1000, 9);
+        let mut model = LinearGaussian::random(x.as_ref(), 3, false, 2).unwrap();
+        model.noise = Noise::Isotropic(1.0);
+        model.learn_noise = false;
+        let (_, gaps) = run_em(&mut model, &x, 500, 100);
+        let (_, sum) = elbo_and_sum(&model, &x);
+        // EM has converged in W (the gap no longer moves), but the gap stays far from zero.
+        assert!(
+            (sum.relative_gap() - gaps[4]).abs() < 1e-6 * gaps[4],
+            "{gaps:?}"
+        );
+        assert!(sum.relative_gap() > 1e-2, "{sum:?}");
+        let notice = model
+            .conditions()
+            .violation()
+            .expect("a fixed σ² breaks the identity");
+        assert!(notice.contains("observation variance is fixed"), "{notice}");
+        let mut criterion = crate::dist::GapCriterion::new(1.0, 1);
+        assert!(!criterion.observe(&sum, &model.conditions()));
+        // Learned again, the same model satisfies it.
+        model.learn_noise = true;
+        assert!(model.conditions().violation().is_none());
     }
 
     #[test]
