@@ -10,6 +10,7 @@ pub mod params;
 pub mod sbn;
 pub mod sbn_exact;
 pub mod sparse_coding;
+pub mod vae;
 
 pub use hm::{HelmholtzMachine, Pass, WeightInit};
 pub use params::{ParamSet, Tensor};
