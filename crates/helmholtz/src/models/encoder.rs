@@ -198,7 +198,8 @@ impl GaussianEncoder {
                 d_posteriors.factor[(i - 2 * h, j)]
             }
         });
-        self.mlp.backward(params, tape, d_out.as_ref(), grads);
+        self.mlp
+            .backward_params(params, tape, d_out.as_ref(), grads);
     }
 }
 

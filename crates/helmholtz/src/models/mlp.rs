@@ -173,6 +173,29 @@ impl Mlp {
         d_output: MatRef<'_, f64>,
         grads: &mut [Tensor],
     ) -> Mat<f64> {
+        self.backward_to(params, tape, d_output, grads, true)
+    }
+
+    /// As [`Mlp::backward`] without ∂f/∂x (an encoder's input is data: the product through the
+    /// first layer's weights is skipped).
+    pub fn backward_params(
+        &self,
+        params: &[Tensor],
+        tape: &Tape,
+        d_output: MatRef<'_, f64>,
+        grads: &mut [Tensor],
+    ) {
+        self.backward_to(params, tape, d_output, grads, false);
+    }
+
+    fn backward_to(
+        &self,
+        params: &[Tensor],
+        tape: &Tape,
+        d_output: MatRef<'_, f64>,
+        grads: &mut [Tensor],
+        input_gradient: bool,
+    ) -> Mat<f64> {
         let batch = d_output.ncols();
         let mut delta = d_output.to_owned();
         for l in (0..self.n_layers()).rev() {
@@ -188,6 +211,9 @@ impl Mlp {
             }
             for (r, v) in rest[0].data.iter_mut().enumerate() {
                 *v += (0..batch).map(|c| delta[(r, c)]).sum::<f64>() as f32;
+            }
+            if l == 0 && !input_gradient {
+                return Mat::zeros(0, 0);
             }
             let w = weights(&params[2 * l]);
             let mut below = Mat::<f64>::zeros(self.sizes[l], batch);
@@ -241,6 +267,9 @@ mod tests {
             let tape = mlp.forward(&params, x.as_ref()).unwrap();
             let mut grads: Vec<Tensor> = params.iter().map(Tensor::zeros_like).collect();
             let d_x = mlp.backward(&params, &tape, c.as_ref(), &mut grads);
+            let mut only_params: Vec<Tensor> = params.iter().map(Tensor::zeros_like).collect();
+            mlp.backward_params(&params, &tape, c.as_ref(), &mut only_params);
+            assert_eq!(only_params, grads);
             for (t, g) in (0..params.len()).zip(&grads) {
                 for i in 0..params[t].data.len() {
                     let h = 1e-3f32;

@@ -153,7 +153,7 @@ impl GaussianVae {
                 }
             });
             self.encoder
-                .backward(enc_params, &enc_tape, d_out.as_ref(), enc_grads);
+                .backward_params(enc_params, &enc_tape, d_out.as_ref(), enc_grads);
             sigma_grad[0].data[0] = (-0.5 * d as f64 + squared / (2.0 * sigma2 * n)) as f32;
         }
         Ok(VaeBatch { elbo, entropies })
