@@ -88,6 +88,16 @@ fn diagonal_posteriors_learn_and_annealing_makes_codes_sparser() {
 }
 
 /// Writes a smooth synthetic grayscale texture as a PNG.
+/// Two 40×40 training textures and a 24×24 held-out one in `dir/images`, which is returned.
+fn texture_images(dir: &std::path::Path) -> std::path::PathBuf {
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    texture(&images.join("a.png"), 40, 0.0);
+    texture(&images.join("b.png"), 40, 1.3);
+    texture(&images.join("held-out.png"), 24, 2.1);
+    images
+}
+
 fn texture(path: &std::path::Path, size: u32, phase: f64) {
     let image = image::GrayImage::from_fn(size, size, |x, y| {
         let (x, y) = (x as f64, y as f64);
@@ -102,11 +112,7 @@ fn patches_em_with_annealing_runs_end_to_end_and_denoises() {
     use helmholtz::run::denoise::{DenoiseConfig, denoise_run};
     use helmholtz::run::sparse::{SparseConfig, run_patches};
     let dir = std::env::temp_dir().join(format!("helmholtz-patches-{}", std::process::id()));
-    let images = dir.join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    texture(&images.join("a.png"), 40, 0.0);
-    texture(&images.join("b.png"), 40, 1.3);
-    texture(&images.join("held-out.png"), 24, 2.1);
+    let images = texture_images(&dir);
     let text = format!(
         r#"
         name = "patches-test"
@@ -181,11 +187,7 @@ fn amortized_patches_run_trains_the_encoder_and_reports_the_amortization_gap() {
     use helmholtz::run::denoise::{DenoiseConfig, denoise_run};
     use helmholtz::run::sparse::{SparseConfig, run_patches};
     let dir = std::env::temp_dir().join(format!("helmholtz-amortized-{}", std::process::id()));
-    let images = dir.join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    texture(&images.join("a.png"), 40, 0.0);
-    texture(&images.join("b.png"), 40, 1.3);
-    texture(&images.join("held-out.png"), 24, 2.1);
+    let images = texture_images(&dir);
     let text = |extra: &str| {
         format!(
             r#"
