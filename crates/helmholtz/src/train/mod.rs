@@ -3,6 +3,7 @@
 pub mod amortized;
 pub mod learner;
 pub mod sparse_coding;
+pub mod vae;
 pub mod wake_sleep;
 
 pub use learner::Learner;
