@@ -4,6 +4,7 @@
 
 mod bench;
 mod experiment;
+mod fit;
 mod plots;
 mod sparse;
 
@@ -61,6 +62,29 @@ enum Command {
         /// Evaluate only the first N points.
         #[arg(long)]
         points: Option<usize>,
+        /// Print the ELBO and its entropy decomposition instead (fit runs: on their training
+        /// points; Helmholtz machines: Monte Carlo over q with --samples draws per point).
+        #[arg(long)]
+        entropy: bool,
+        /// q samples per point for --entropy on Helmholtz machines.
+        #[arg(long, default_value_t = 100)]
+        samples: usize,
+    },
+    /// Fit a model of the ELBO = entropy-sum identity from a TOML config (ppca, factor-analysis,
+    /// gmm-diagonal, gmm-full, bernoulli-mixture, sbn-exact, vae-1, vae-2, vae-3), logging the
+    /// ELBO, the entropy sum and their gap.
+    Fit {
+        /// The config (e.g. configs/entropy-ppca.toml, configs/entropy-vae1-mnist.toml).
+        config: PathBuf,
+        /// Override a config value, e.g. --set train.epochs=5 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Run directory (default: runs/NAME).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print nothing while fitting.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Draw samples from a trained model and save them as an image grid.
     Sample {
@@ -217,7 +241,21 @@ fn run(cli: Cli) -> Result<()> {
             k,
             split,
             points,
-        } => eval(&run, k, split.into(), points),
+            entropy,
+            samples,
+        } => {
+            if entropy {
+                fit::entropy(&run, split.into(), samples, points)
+            } else {
+                eval(&run, k, split.into(), points)
+            }
+        }
+        Command::Fit {
+            config,
+            overrides,
+            out,
+            quiet,
+        } => fit::run(&config, &overrides, out, quiet),
         Command::Sample {
             run,
             n,

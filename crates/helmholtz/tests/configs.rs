@@ -1,9 +1,11 @@
 //! Every experiment config shipped in configs/ parses and passes validation: Helmholtz-machine
-//! configs as `Config`, sparse-coding configs (those with `model.n_latents`) as `SparseConfig`.
+//! configs as `Config`, sparse-coding configs (those with `model.n_latents`) as `SparseConfig`,
+//! entropy-sum fits (those with `model.kind`) as `FitConfig`.
 
 use std::path::Path;
 
 use helmholtz::run::Config;
+use helmholtz::run::fit::FitConfig;
 use helmholtz::run::sparse::SparseConfig;
 
 #[test]
@@ -19,7 +21,10 @@ fn every_shipped_config_is_valid() {
                 .get("model")
                 .and_then(|m| m.get("n_latents"))
                 .is_some();
-            let name = if sparse {
+            let fit = table.get("model").and_then(|m| m.get("kind")).is_some();
+            let name = if fit {
+                FitConfig::load(&path, &[]).map(|c| c.name)
+            } else if sparse {
                 SparseConfig::load(&path, &[]).map(|c| c.name)
             } else {
                 Config::load(&path, &[]).map(|c| c.name)

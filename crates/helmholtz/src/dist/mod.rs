@@ -18,6 +18,10 @@ pub struct EntropySum {
     pub prior: f64,
     /// (1/N) Σ_n E_{q_n} H[p(x|z)].
     pub observable: f64,
+    /// Deeper models' longer sum: (1/N) Σ_n E_{q_n} H[p(h_l | h_{l+1})] for each latent level
+    /// between the data and the top (empty for one latent level).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub intermediate: Vec<f64>,
 }
 
 impl EntropySum {
@@ -28,12 +32,19 @@ impl EntropySum {
             posterior,
             prior,
             observable,
+            intermediate: Vec::new(),
         }
     }
 
-    /// posterior − prior − observable.
+    /// The same decomposition with the conditional entropies of intermediate latent levels.
+    pub fn with_intermediate(mut self, intermediate: Vec<f64>) -> Self {
+        self.intermediate = intermediate;
+        self
+    }
+
+    /// posterior − prior − observable (− each intermediate level).
     pub fn entropy_sum(&self) -> f64 {
-        self.posterior - self.prior - self.observable
+        self.posterior - self.prior - self.observable - self.intermediate.iter().sum::<f64>()
     }
 
     /// ELBO − entropy sum.
@@ -60,6 +71,9 @@ pub struct Conditions {
     pub beta: f64,
     /// A KL-annealing schedule is active.
     pub kl_annealing: bool,
+    /// The generative parameters ascend the ELBO (not, e.g., a K-sample importance-weighted
+    /// bound, whose stationary points are not the ELBO's).
+    pub generative_on_elbo: bool,
 }
 
 impl Conditions {
@@ -70,6 +84,7 @@ impl Conditions {
             learned_prior: true,
             beta: 1.0,
             kl_annealing: false,
+            generative_on_elbo: true,
         }
     }
 
@@ -90,6 +105,12 @@ impl Conditions {
         }
         if self.kl_annealing {
             reasons.push("KL annealing is active".to_string());
+        }
+        if !self.generative_on_elbo {
+            reasons.push(
+                "the generative parameters are trained on an importance-weighted bound, not the ELBO"
+                    .to_string(),
+            );
         }
         (!reasons.is_empty()).then(|| {
             format!(
@@ -167,7 +188,6 @@ mod tests {
     use super::*;
     use crate::math::rng::Stream;
 
-    /// −E log p by Monte Carlo against the closed form.
     #[test]
     fn the_conditions_name_what_breaks_the_identity() {
         assert!(Conditions::plain().violation().is_none());
@@ -202,6 +222,7 @@ mod tests {
         assert!(!refusing.observe(&sum(0.0), &annealed));
     }
 
+    /// −E log p by Monte Carlo against the closed form.
     #[test]
     fn closed_forms_match_monte_carlo() {
         let mut rng = Stream::new(3, &[]);

@@ -1,5 +1,6 @@
 //! Evaluation: log-likelihood estimates and exact computations for small models.
 
+pub mod entropy;
 pub mod likelihood;
 pub mod sparseness;
 

@@ -8,6 +8,7 @@
 //! quasi-Newton solver can find the stationary points ([`crate::optim::quasi_newton`]).
 
 use faer::MatRef;
+use rayon::prelude::*;
 
 use crate::dist::{EntropySum, bernoulli_entropy, categorical_entropy};
 use crate::error::{Error, Result};
@@ -15,6 +16,9 @@ use crate::math::{log_sigmoid, logsumexp, sigmoid};
 
 /// Largest latent layer handled by enumeration.
 pub const MAX_LATENTS: usize = 12;
+
+/// Points per parallel work item of the log-likelihood.
+const POINTS_PER_CHUNK: usize = 64;
 
 /// A one-layer SBN with enumerable latents.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,7 +35,11 @@ pub struct ExactSbn {
 /// and Σ_d H_B(σ(W_d·z + b_d)).
 struct Configurations {
     zs: Vec<Vec<f64>>,
-    logits: Vec<Vec<f64>>,
+    /// log σ(W_d·z + b_d) and log σ(−W_d·z − b_d), the log-probabilities of x_d = 1 and 0.
+    log_on: Vec<Vec<f64>>,
+    log_off: Vec<Vec<f64>>,
+    /// σ(W_d·z + b_d).
+    probs: Vec<Vec<f64>>,
     log_prior: Vec<f64>,
     observable_entropy: Vec<f64>,
 }
@@ -111,9 +119,17 @@ impl ExactSbn {
             .iter()
             .map(|l| l.iter().map(|&v| bernoulli_entropy(sigmoid(v))).sum())
             .collect();
+        let per_unit = |f: fn(f64) -> f64| -> Vec<Vec<f64>> {
+            logits
+                .iter()
+                .map(|l| l.iter().map(|&v| f(v)).collect())
+                .collect()
+        };
         Configurations {
+            log_on: per_unit(log_sigmoid),
+            log_off: per_unit(|v| log_sigmoid(-v)),
+            probs: per_unit(sigmoid),
             zs,
-            logits,
             log_prior,
             observable_entropy,
         }
@@ -122,15 +138,13 @@ impl ExactSbn {
     /// log p(x_n), the entropies of the exact posterior and of p(x | z) under it, and (when
     /// `grad` is given) the gradient of log p(x_n) added to it.
     fn point(&self, x: &[f64], all: &Configurations, grad: Option<&mut [f64]>) -> PointTerms {
-        let (zs, logits) = (&all.zs, &all.logits);
+        let zs = &all.zs;
         let joint: Vec<f64> = (0..zs.len())
             .map(|k| {
+                let (on, off) = (&all.log_on[k], &all.log_off[k]);
                 all.log_prior[k]
                     + (0..self.dim)
-                        .map(|d| {
-                            let l = logits[k][d];
-                            x[d] * log_sigmoid(l) + (1.0 - x[d]) * log_sigmoid(-l)
-                        })
+                        .map(|d| if x[d] == 1.0 { on[d] } else { off[d] })
                         .sum::<f64>()
             })
             .collect();
@@ -141,13 +155,15 @@ impl ExactSbn {
             .sum();
         if let Some(grad) = grad {
             let (h, dim) = (self.n_latents, self.dim);
+            let prior: Vec<f64> = (0..h).map(|j| sigmoid(self.prior_logit(j))).collect();
             for k in 0..zs.len() {
                 let r = posterior[k];
                 for j in 0..h {
-                    grad[j] += r * (zs[k][j] - sigmoid(self.prior_logit(j)));
+                    grad[j] += r * (zs[k][j] - prior[j]);
                 }
+                let probs = &all.probs[k];
                 for d in 0..dim {
-                    let error = r * (x[d] - sigmoid(logits[k][d]));
+                    let error = r * (x[d] - probs[d]);
                     for j in 0..h {
                         grad[h + j * dim + d] += error * zs[k][j];
                     }
@@ -171,13 +187,32 @@ impl ExactSbn {
         }
         let n = x.ncols();
         let all = self.configurations();
-        let mut total = 0.0;
-        for c in 0..n {
-            let column: Vec<f64> = x.col(c).iter().copied().collect();
-            total += self.point(&column, &all, grad.as_deref_mut()).log_px;
-        }
+        let with_grad = grad.is_some();
+        let size = self.theta.len();
+        // Fixed chunks of points, reduced in order: the result does not depend on the threads.
+        let (total, summed) = (0..n.div_ceil(POINTS_PER_CHUNK))
+            .into_par_iter()
+            .map(|chunk| {
+                let mut g = vec![0.0; if with_grad { size } else { 0 }];
+                let mut total = 0.0;
+                let end = ((chunk + 1) * POINTS_PER_CHUNK).min(n);
+                for c in chunk * POINTS_PER_CHUNK..end {
+                    let column: Vec<f64> = x.col(c).iter().copied().collect();
+                    let g = with_grad.then_some(g.as_mut_slice());
+                    total += self.point(&column, &all, g).log_px;
+                }
+                (total, g)
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .fold((0.0, vec![0.0; size]), |(t, mut acc), (ct, cg)| {
+                acc.iter_mut().zip(&cg).for_each(|(a, b)| *a += b);
+                (t + ct, acc)
+            });
         if let Some(g) = grad {
-            g.iter_mut().for_each(|v| *v /= n as f64);
+            g.iter_mut()
+                .zip(&summed)
+                .for_each(|(v, s)| *v = s / n as f64);
         }
         Ok(total / n as f64)
     }

@@ -253,6 +253,14 @@ pub struct EvalConfig {
     /// Exact KL(true ‖ model) each epoch (only for the 3×3 lines toy).
     #[serde(default)]
     pub exact_kl: bool,
+    /// With each validation estimate, the ELBO and its entropy sum (`elbo`, `entropy_sum`,
+    /// `gap` and each entropy) by Monte Carlo with this many q samples per point (0: off).
+    #[serde(default = "default_entropy_samples")]
+    pub entropy_samples: usize,
+}
+
+fn default_entropy_samples() -> usize {
+    10
 }
 
 fn default_every() -> usize {
@@ -273,6 +281,7 @@ impl Default for EvalConfig {
             final_k: None,
             patience: None,
             exact_kl: false,
+            entropy_samples: default_entropy_samples(),
         }
     }
 }

@@ -23,41 +23,17 @@ pub struct RunData {
 /// `binarize_seed` and the test file with `binarize_seed + 1` (one stream per image, see
 /// [`data::binarize_fixed`]); MNIST-sized sets are cached under `DATA_DIR/cache/`.
 pub fn load(config: &DataConfig) -> Result<RunData> {
-    let data_dir = config.dir.clone().unwrap_or_else(data::default_data_dir);
-    let (splits, cache_name) = match config.source {
-        DataSource::Digits => (data::embedded_digits_splits(), None),
-        DataSource::Mnist => (
-            data::load_mnist_splits(&data_dir.join(data::mnist::MNIST_SUBDIR))?,
-            Some("mnist"),
-        ),
-        DataSource::FashionMnist => (
-            data::load_mnist_splits(&data_dir.join(data::mnist::FASHION_MNIST_SUBDIR))?,
-            Some("fashion-mnist"),
-        ),
-        DataSource::Lines3x3 => {
-            let (train, valid, test) = data::lines3x3_splits(config.binarize_seed);
-            return Ok(RunData {
-                train,
-                valid,
-                test,
-                dynamic: false,
-            });
-        }
-        DataSource::Idx | DataSource::Csv | DataSource::PngDir => (custom(config)?, None),
-    };
-    for (name, set) in [
-        ("train", &splits.train),
-        ("valid", &splits.valid),
-        ("test", &splits.test),
-    ] {
-        set.check_finite()
-            .map_err(|e| Error::InvalidData(format!("{name} set: {e}")))?;
-        if set.to_columns().iter().any(|v| !(0.0..=1.0).contains(v)) {
-            return Err(Error::InvalidData(format!(
-                "{name} set has values outside [0, 1]; scale the data (data.scale) before binarising"
-            )));
-        }
+    let (splits, cache_name) = grey_splits(config)?;
+    if config.source == DataSource::Lines3x3 {
+        // Binary by construction, drawn from binarize_seed.
+        return Ok(RunData {
+            train: splits.train,
+            valid: splits.valid,
+            test: splits.test,
+            dynamic: false,
+        });
     }
+    let data_dir = config.dir.clone().unwrap_or_else(data::default_data_dir);
     let seed = config.binarize_seed;
     let fixed = |set: &Dataset, split: &str, seed: u64| -> Result<Dataset> {
         match cache_name {
@@ -107,6 +83,48 @@ pub fn load(config: &DataConfig) -> Result<RunData> {
         }
     };
     Ok(data)
+}
+
+/// The splits named by `config` as grey levels in [0, 1] (finite, in range), before any
+/// binarisation, with the name of their binarisation cache (MNIST-sized sets).
+fn grey_splits(config: &DataConfig) -> Result<(Splits, Option<&'static str>)> {
+    let data_dir = config.dir.clone().unwrap_or_else(data::default_data_dir);
+    let (splits, cache_name) = match config.source {
+        DataSource::Digits => (data::embedded_digits_splits(), None),
+        DataSource::Mnist => (
+            data::load_mnist_splits(&data_dir.join(data::mnist::MNIST_SUBDIR))?,
+            Some("mnist"),
+        ),
+        DataSource::FashionMnist => (
+            data::load_mnist_splits(&data_dir.join(data::mnist::FASHION_MNIST_SUBDIR))?,
+            Some("fashion-mnist"),
+        ),
+        DataSource::Lines3x3 => {
+            let (train, valid, test) = data::lines3x3_splits(config.binarize_seed);
+            return Ok((Splits { train, valid, test }, None));
+        }
+        DataSource::Idx | DataSource::Csv | DataSource::PngDir => (custom(config)?, None),
+    };
+    for (name, set) in [
+        ("train", &splits.train),
+        ("valid", &splits.valid),
+        ("test", &splits.test),
+    ] {
+        set.check_finite()
+            .map_err(|e| Error::InvalidData(format!("{name} set: {e}")))?;
+        if set.to_columns().iter().any(|v| !(0.0..=1.0).contains(v)) {
+            return Err(Error::InvalidData(format!(
+                "{name} set has values outside [0, 1]; scale the data (data.scale) before binarising"
+            )));
+        }
+    }
+    Ok((splits, cache_name))
+}
+
+/// The splits named by `config` as grey levels in [0, 1], not binarised (the lines toy is
+/// binary already).
+pub fn load_splits(config: &DataConfig) -> Result<Splits> {
+    grey_splits(config).map(|(splits, _)| splits)
 }
 
 fn join(a: &Dataset, b: &Dataset) -> Dataset {

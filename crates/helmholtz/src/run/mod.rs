@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod denoise;
+pub mod fit;
 pub mod sparse;
 
 use std::io::Write;
@@ -25,14 +26,17 @@ use serde_json::json;
 pub use config::{Config, Split};
 pub use data::RunData;
 
+use crate::dist::{Conditions, EntropySum};
 use crate::error::{Error, Result};
+use crate::eval::entropy::hm_entropy_sum;
 use crate::eval::{Estimator, IsConfig, exact_kl_from, importance_log_likelihood};
 use crate::math::rng::{Stream, ids};
 use crate::models::{HelmholtzMachine, ParamSet, Tensor};
 use crate::optim::Optimizer;
 use crate::optim::fisher::LayerSamples;
 use crate::optim::natural::FisherSamples;
-use crate::train::Learner;
+use crate::train::{Learner, Variant};
+use fit::entropy_fields;
 
 /// Counters of a run: everything besides tensors that a resumed run needs.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -439,6 +443,12 @@ impl Run {
             let ll = self.log_likelihood(Split::Valid, eval.k, Some(n))?;
             record["valid_ll"] = json!(ll);
             record["valid_k"] = json!(eval.k);
+            if eval.entropy_samples > 0 {
+                let sum = self.entropy_sum(Split::Valid, eval.entropy_samples, Some(n))?;
+                if let Some(map) = record.as_object_mut() {
+                    entropy_fields(&sum, &self.conditions(), map);
+                }
+            }
             if self.state.best_valid.is_none_or(|best| ll > best) {
                 self.state.best_valid = Some(ll);
                 self.state.evals_since_best = 0;
@@ -513,6 +523,46 @@ impl Run {
         };
         let per_point = importance_log_likelihood(&self.model, &x, n, 0, config)?;
         Ok(per_point.iter().sum::<f64>() / n as f64)
+    }
+
+    /// What the ELBO = entropy-sum identity needs, as this run trains: p follows the ELBO's
+    /// gradient only with one sample per point (WS, or RWS with K = 1).
+    pub fn conditions(&self) -> Conditions {
+        let train = &self.config.train;
+        Conditions {
+            generative_on_elbo: train.algorithm == Variant::Ws
+                || (train.algorithm == Variant::Rws && train.k == 1),
+            ..Conditions::plain()
+        }
+    }
+
+    /// The ELBO of a split (first `max_points` points if given) and its longer entropy sum, by
+    /// Monte Carlo with `samples` draws from q per point.
+    pub fn entropy_sum(
+        &self,
+        split: Split,
+        samples: usize,
+        max_points: Option<usize>,
+    ) -> Result<EntropySum> {
+        let set = match split {
+            Split::Train if self.data.dynamic => {
+                return Err(Error::Config(
+                    "the training set is binarised anew every epoch; evaluate valid or test".into(),
+                ));
+            }
+            Split::Train => &self.data.train,
+            Split::Valid => &self.data.valid,
+            Split::Test => &self.data.test,
+        };
+        let n = max_points.unwrap_or(usize::MAX).min(set.n_samples());
+        if n == 0 {
+            return Err(Error::InvalidData(format!(
+                "the {} split is empty",
+                split.name()
+            )));
+        }
+        let x = set.range(0, n).to_columns();
+        hm_entropy_sum(&self.model, &x, n, samples, self.config.seed ^ 0xE17B_0501)
     }
 
     /// Writes summary.json with the final metrics and timings.

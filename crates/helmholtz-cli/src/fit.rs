@@ -1,0 +1,85 @@
+//! `helmholtz fit` and `helmholtz eval --entropy`: the models of the ELBO = entropy-sum identity
+//! and the decomposition of any run's ELBO.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use helmholtz::run::fit::{FitConfig, is_fit_run, open_fit, run_fit};
+use helmholtz::run::{Run, Split};
+
+pub fn run(config: &Path, overrides: &[String], out: Option<PathBuf>, quiet: bool) -> Result<()> {
+    let config = FitConfig::load(config, overrides)?;
+    let dir = out.unwrap_or_else(|| Path::new("runs").join(&config.name));
+    let (_, summary) = run_fit(&config, &dir, |line| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    })
+    .with_context(|| format!("fit {}", config.name))?;
+    println!(
+        "{} on {} points of dimension {}: {} steps ({}), {:.1} s",
+        summary.kind, summary.points, summary.dim, summary.steps, summary.stopped, summary.fit_s
+    );
+    print!("{}", summary.decomposition.table());
+    println!("wrote {}", dir.display());
+    Ok(())
+}
+
+/// Prints the ELBO of a run and its entropy decomposition: fit runs on their training points,
+/// Helmholtz machines on `split` by Monte Carlo with `samples` q draws per point.
+pub fn entropy(dir: &Path, split: Split, samples: usize, points: Option<usize>) -> Result<()> {
+    if is_fit_run(dir) {
+        let (config, model, x) = open_fit(dir)?;
+        let decomposition = model.decompose(x.as_ref(), &config)?;
+        println!(
+            "{} ({}), {} training points:",
+            config.name,
+            helmholtz::run::fit::kind_name(config.model.kind),
+            x.ncols()
+        );
+        print!("{}", decomposition.table());
+        return Ok(());
+    }
+    if dir.join("checkpoints").exists() {
+        let run = Run::open(dir)?;
+        let sum = run.entropy_sum(split, samples, points)?;
+        println!(
+            "{} ({} split, {} q samples per point): ELBO {:.4}",
+            run.config.name,
+            split.name(),
+            samples,
+            sum.elbo
+        );
+        println!(
+            "  mean entropy of q                 {:>12.4}",
+            sum.posterior
+        );
+        println!("  − prior entropy H[p(h_L)]         {:>12.4}", -sum.prior);
+        for (l, h) in sum.intermediate.iter().enumerate() {
+            println!(
+                "  − E_q H[p(h_{} | h_{})]             {:>12.4}",
+                l + 1,
+                l + 2,
+                -h
+            );
+        }
+        println!(
+            "  − E_q H[p(x | h_1)]               {:>12.4}",
+            -sum.observable
+        );
+        match run.conditions().violation() {
+            Some(notice) => println!("  {notice}"),
+            None => println!(
+                "  entropy sum {:.4}, gap {:.4} ({:.3e} of |ELBO|)",
+                sum.entropy_sum(),
+                sum.gap(),
+                sum.relative_gap()
+            ),
+        }
+        return Ok(());
+    }
+    bail!(
+        "{} is neither a `helmholtz fit` nor a `helmholtz train` run (sparse-coding runs log their entropy terms in metrics.jsonl)",
+        dir.display()
+    )
+}

@@ -1,0 +1,156 @@
+//! `helmholtz fit` runs end to end on the embedded digits: every shipped entropy-sum config
+//! (shortened), the stored model reloaded to the same decomposition, the notice where the identity
+//! does not apply, and clear errors for bad configs.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use helmholtz::run::fit::{FitConfig, open_fit, run_fit};
+
+/// A fresh directory per call (the tests run in parallel and fit the same configs).
+fn temp_dir(name: &str) -> PathBuf {
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!(
+        "helmholtz-fit-{name}-{}-{call}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn config(name: &str, overrides: &[&str]) -> FitConfig {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../configs")
+        .join(format!("{name}.toml"));
+    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    FitConfig::load(&path, &overrides).unwrap()
+}
+
+/// Fits, reopens the run and recomputes the decomposition from the stored model and data.
+fn fit_and_reopen(name: &str, overrides: &[&str]) -> (serde_json::Value, f64) {
+    let dir = temp_dir(name);
+    let (_, summary) = run_fit(&config(name, overrides), &dir, |_| {}).unwrap();
+    let (config, model, x) = open_fit(&dir).unwrap();
+    let again = model.decompose(x.as_ref(), &config).unwrap();
+    assert_eq!(
+        again.sum, summary.decomposition.sum,
+        "{name}: reloaded model differs"
+    );
+    let last = std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .last()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (last, summary.decomposition.sum.relative_gap())
+}
+
+#[test]
+fn classic_models_reach_the_identity_and_round_trip() {
+    let (_, gap) = fit_and_reopen("entropy-ppca", &[]);
+    assert!(gap < 1e-10, "PPCA closed form: {gap}");
+    let (record, _) = fit_and_reopen("entropy-ppca", &["train.method=default"]);
+    assert!(record.get("gap").is_some(), "{record}");
+    for (name, tol) in [
+        ("entropy-gmm-diagonal", 1e-8),
+        ("entropy-gmm-full", 1e-8),
+        ("entropy-factor-analysis", 1e-5),
+    ] {
+        let (_, gap) = fit_and_reopen(name, &[]);
+        assert!(gap < tol, "{name}: relative gap {gap}");
+    }
+    // Binary models on the binarised digits, shortened.
+    let (_, gap) = fit_and_reopen(
+        "entropy-sbn-exact",
+        &["model.latents=3", "data.points=300", "train.max_steps=300"],
+    );
+    assert!(gap < 1e-4, "SBN: {gap}");
+    let (_, gap) = fit_and_reopen(
+        "entropy-bernoulli-mixture",
+        &["data.source=digits", "data.points=500"],
+    );
+    assert!(gap < 1e-8, "Bernoulli mixture: {gap}");
+}
+
+#[test]
+fn vaes_run_and_log_the_decomposition() {
+    for v in 1..=3 {
+        let name = format!("entropy-vae{v}-mnist");
+        let (record, _) = fit_and_reopen(
+            &name,
+            &[
+                "data.source=digits",
+                "data.points=200",
+                "train.epochs=2",
+                "train.eval_every=1",
+                "model.hidden=[16]",
+                "model.latents=3",
+            ],
+        );
+        for key in [
+            "elbo",
+            "entropy_sum",
+            "gap",
+            "collapsed",
+            "posterior_entropy",
+        ] {
+            assert!(
+                record.get(key).is_some(),
+                "{name}: {key} missing in {record}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_fixed_noise_variance_gets_a_notice_instead_of_a_gap() {
+    let (record, _) = fit_and_reopen(
+        "entropy-ppca",
+        &["train.method=default", "model.fixed_noise=0.05"],
+    );
+    assert!(record.get("gap").is_none() && record.get("entropy_sum").is_none());
+    let notice = record["notice"].as_str().unwrap();
+    assert!(notice.contains("observation variance is fixed"), "{notice}");
+}
+
+#[test]
+fn bad_configs_are_refused_with_a_message() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/entropy-ppca.toml");
+    for (overrides, expected) in [
+        (vec!["model.colour=1"], "colour"),
+        (vec!["model.kind=bernoulli-mixture"], "data.binarize"),
+        (
+            vec![
+                "model.kind=vae-3",
+                "train.optimal_variances=true",
+                "train.method=default",
+            ],
+            "VAE-3",
+        ),
+        (vec!["model.kind=gmm-full"], "closed-form"),
+        (vec!["data.points=0"], "points"),
+        (
+            vec![
+                "model.kind=sbn-exact",
+                "data.binarize=true",
+                "data.dequantize=2",
+                "train.method=default",
+            ],
+            "exclude",
+        ),
+    ] {
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        let err = FitConfig::load(&path, &overrides).unwrap_err().to_string();
+        assert!(err.contains(expected), "{overrides:?}: {err}");
+    }
+    let err = run_fit(
+        &config("entropy-ppca", &["data.points=100000"]),
+        &temp_dir("too-many"),
+        |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("data.points"), "{err}");
+}
