@@ -9,6 +9,7 @@ use faer::{Mat, MatRef, Side};
 
 use crate::dist::{EntropySum, bernoulli_entropy, categorical_entropy, gaussian_entropy};
 use crate::error::{Error, Result};
+use crate::math::linalg::matmul_by_columns;
 use crate::math::logsumexp;
 use crate::math::rng::{Stream, ids};
 
@@ -170,11 +171,22 @@ impl Mixture {
                 }
             }
             Components::Bernoulli { probs } => {
-                for k in 0..c {
-                    for j in 0..n {
-                        out[(k, j)] = (0..d)
-                            .map(|r| bernoulli_log(x[(r, j)], probs[(r, k)]))
-                            .sum();
+                // Σ_d x_d ln p_d + (1 − x_d) ln(1 − p_d) = Σ_d ln(1 − p_d) + Σ_d x_d ln(p_d/(1 − p_d))
+                // for binary x, as one product. A probability of exactly 0 or 1 (a pixel that
+                // is constant within a component) gets logs clamped at ln(1e-300) ≈ −690.8
+                // instead of −∞, so a point that contradicts it has a responsibility of
+                // e^{−690} (zero in double precision) rather than NaN.
+                let clamped = |p: f64| p.max(1e-300).ln();
+                let log_odds = Mat::from_fn(c, d, |k, r| {
+                    clamped(probs[(r, k)]) - clamped(1.0 - probs[(r, k)])
+                });
+                let base: Vec<f64> = (0..c)
+                    .map(|k| (0..d).map(|r| clamped(1.0 - probs[(r, k)])).sum())
+                    .collect();
+                matmul_by_columns(out.as_mut(), log_odds.as_ref(), x, 1.0, false);
+                for j in 0..n {
+                    for k in 0..c {
+                        out[(k, j)] += base[k];
                     }
                 }
             }
@@ -347,18 +359,6 @@ impl Mixture {
         }
         Ok(())
     }
-}
-
-/// x ln p + (1 − x) ln(1 − p) with 0 · ln 0 = 0.
-fn bernoulli_log(x: f64, p: f64) -> f64 {
-    let term = |weight: f64, prob: f64| {
-        if weight > 0.0 {
-            weight * prob.ln()
-        } else {
-            0.0
-        }
-    };
-    term(x, p) + term(1.0 - x, 1.0 - p)
 }
 
 fn check_data(x: MatRef<'_, f64>, family: Family) -> Result<()> {
