@@ -385,3 +385,73 @@ fn sparse_coding_on_small_bars_writes_runs_atoms_and_a_table() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn fit_and_eval_entropy_print_the_decomposition() {
+    let dir = scratch("fit");
+    let run = dir.join("ppca");
+    let config = repo_root().join("configs/entropy-ppca.toml");
+    let out = helmholtz(
+        &[
+            "fit",
+            config.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let fitted = text(&out);
+    assert!(
+        fitted.contains("entropy sum") && fitted.contains("gap"),
+        "{fitted}"
+    );
+    let elbo_line = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("ELBO"))
+            .map(str::to_string)
+    };
+    let out = helmholtz(&["eval", run.to_str().unwrap(), "--entropy"], &dir);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(elbo_line(&text(&out)), elbo_line(&fitted));
+    // A Helmholtz machine trained by RWS (K = 10): the terms, and why the identity does not apply.
+    let hm = dir.join("hm");
+    let quickstart = repo_root().join("configs/quickstart.toml");
+    let out = helmholtz(
+        &[
+            "train",
+            quickstart.to_str().unwrap(),
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "model.hidden=[8, 4]",
+            "--out",
+            hm.to_str().unwrap(),
+            "--quiet",
+        ],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = helmholtz(
+        &[
+            "eval",
+            hm.to_str().unwrap(),
+            "--entropy",
+            "--split",
+            "valid",
+            "--samples",
+            "20",
+        ],
+        &dir,
+    );
+    let printed = text(&out);
+    assert!(out.status.success(), "{printed}");
+    assert!(
+        printed.contains("E_q H[p(h_1 | h_2)]") && printed.contains("importance-weighted"),
+        "{printed}"
+    );
+    let out = helmholtz(&["eval", dir.to_str().unwrap(), "--entropy"], &dir);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("neither"), "{}", text(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
