@@ -202,6 +202,27 @@ impl Optimizer {
         self.schedule.rate(self.lr, self.step)
     }
 
+    /// One ascent step on an objective whose gradient is `grads` (negated in place, then
+    /// [`Optimizer::update`]); a non-finite gradient is refused with [`Error::Diverged`] naming
+    /// the tensor and `context` before the parameters are touched.
+    pub fn ascend(
+        &mut self,
+        params: &mut ParamSet,
+        grads: &mut ParamSet,
+        context: &str,
+    ) -> Result<()> {
+        if let Some(name) = grads.first_non_finite() {
+            return Err(Error::Diverged(format!(
+                "{context}: non-finite gradient in {name}"
+            )));
+        }
+        for t in &mut grads.tensors {
+            t.data.iter_mut().for_each(|g| *g = -*g);
+        }
+        self.update(params, grads);
+        Ok(())
+    }
+
     /// Applies one update θ ← θ − lr·direction(g).
     pub fn update(&mut self, params: &mut ParamSet, grads: &ParamSet) {
         let lr = self.current_lr();

@@ -498,24 +498,7 @@ impl Run {
         max_points: Option<usize>,
         estimator: Estimator,
     ) -> Result<f64> {
-        let set = match split {
-            Split::Train => &self.data.train,
-            Split::Valid => &self.data.valid,
-            Split::Test => &self.data.test,
-        };
-        if split == Split::Train && self.data.dynamic {
-            return Err(Error::Config(
-                "the training set is binarised anew every epoch; evaluate valid or test".into(),
-            ));
-        }
-        let n = max_points.unwrap_or(usize::MAX).min(set.n_samples());
-        if n == 0 {
-            return Err(Error::InvalidData(format!(
-                "the {} split is empty",
-                split.name()
-            )));
-        }
-        let x = set.range(0, n).to_columns();
+        let (x, n) = self.split_columns(split, max_points)?;
         let seed = self.config.seed ^ 0x5EED_E7A1;
         let config = IsConfig {
             estimator,
@@ -544,6 +527,13 @@ impl Run {
         samples: usize,
         max_points: Option<usize>,
     ) -> Result<EntropySum> {
+        let (x, n) = self.split_columns(split, max_points)?;
+        hm_entropy_sum(&self.model, &x, n, samples, self.config.seed ^ 0xE17B_0501)
+    }
+
+    /// The first `max_points` points of a split (all if absent) as contiguous columns, and
+    /// their number; the training set only when it is not binarised anew every epoch.
+    fn split_columns(&self, split: Split, max_points: Option<usize>) -> Result<(Vec<f32>, usize)> {
         let set = match split {
             Split::Train if self.data.dynamic => {
                 return Err(Error::Config(
@@ -561,8 +551,7 @@ impl Run {
                 split.name()
             )));
         }
-        let x = set.range(0, n).to_columns();
-        hm_entropy_sum(&self.model, &x, n, samples, self.config.seed ^ 0xE17B_0501)
+        Ok((set.range(0, n).to_columns(), n))
     }
 
     /// Writes summary.json with the final metrics and timings.

@@ -50,17 +50,11 @@ pub fn amortized_epoch(
                 epoch + 1
             )));
         }
-        if let Some(name) = grads.first_non_finite() {
-            return Err(Error::Diverged(format!(
-                "epoch {}, batch {b}: non-finite gradient in {name}",
-                epoch + 1
-            )));
-        }
-        // The optimizer descends: step along −∇L^H.
-        for t in &mut grads.tensors {
-            t.data.iter_mut().for_each(|g| *g = -*g);
-        }
-        optimizer.update(&mut model.params, &grads);
+        optimizer.ascend(
+            &mut model.params,
+            &mut grads,
+            &format!("epoch {}, batch {b}", epoch + 1),
+        )?;
         stats.add(&terms, beta);
         progress(b, objective);
     }

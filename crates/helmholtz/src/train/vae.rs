@@ -53,17 +53,11 @@ pub fn vae_epoch(
                 batch.elbo
             )));
         }
-        if let Some(name) = grads.first_non_finite() {
-            return Err(Error::Diverged(format!(
-                "epoch {}, batch {b}: non-finite gradient in {name}",
-                epoch + 1
-            )));
-        }
-        // The optimizer descends: step along −∇ELBO.
-        for t in &mut grads.tensors {
-            t.data.iter_mut().for_each(|g| *g = -*g);
-        }
-        optimizer.update(&mut model.params, &grads);
+        optimizer.ascend(
+            &mut model.params,
+            &mut grads,
+            &format!("epoch {}, batch {b}", epoch + 1),
+        )?;
         total += batch.elbo;
         batches += 1;
         progress(b, batch.elbo);
