@@ -4,6 +4,7 @@
 
 mod bench;
 mod experiment;
+mod fisher_rao;
 mod fit;
 mod plots;
 mod sparse;
@@ -189,6 +190,10 @@ enum ExperimentKind {
     /// RWS, NRWS, diagonal NRWS, BiHM and NBiHM with identical data, initialisation, batches and
     /// seeds (plain SGD for all); test NLL against epochs and training time, PNGs and a table.
     NrwsVsRws(experiment::Settings),
+    /// The Fisher–Rao gradient of the ELBO on small models: cylindrical flows (the three
+    /// natural-gradient flows coincide), latent-class flows, cosine histograms over the Jeffreys
+    /// prior.
+    FisherRaoElbo(fisher_rao::Settings),
 }
 
 #[derive(Subcommand)]
@@ -276,6 +281,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Experiment {
             which: ExperimentKind::NrwsVsRws(settings),
         } => experiment::run(settings),
+        Command::Experiment {
+            which: ExperimentKind::FisherRaoElbo(settings),
+        } => fisher_rao::run(settings),
         Command::Sparse {
             config,
             seeds,

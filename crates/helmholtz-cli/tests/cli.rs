@@ -455,3 +455,34 @@ fn fit_and_eval_entropy_print_the_decomposition() {
     assert!(text(&out).contains("neither"), "{}", text(&out));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_fisher_rao_experiment_writes_flows_histograms_and_a_summary() {
+    let dir = scratch("fisher-rao");
+    let out = helmholtz(
+        &[
+            "experiment",
+            "fisher-rao-elbo",
+            "--points",
+            "300",
+            "--starts",
+            "2",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    for file in [
+        "summary.md",
+        "cylindrical-flows.png",
+        "latent-class-flows.png",
+        "cosines-target-0.png",
+        "cosines-target-1.png",
+    ] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(summary.contains("| 0.105585 | 0.894218 |"), "{summary}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -14,8 +14,12 @@
 
 use faer::{Mat, MatRef};
 
+use rayon::prelude::*;
+
 use crate::error::{Error, Result};
+use crate::math::rng::{Stream, ids};
 use crate::math::sigmoid;
+use crate::models::HelmholtzMachine;
 
 /// A model of joint distributions over `n_visible × n_hidden` states.
 pub trait JointModel {
@@ -449,6 +453,23 @@ pub struct SbnStack {
 }
 
 impl SbnStack {
+    /// The generative network of `machine`: its layer sizes and θ from its `p.*` tensors (in f64).
+    pub fn of_machine(machine: &HelmholtzMachine) -> (Self, Vec<f64>) {
+        let theta = machine
+            .params
+            .tensors
+            .iter()
+            .filter(|t| t.name.starts_with("p."))
+            .flat_map(|t| t.data.iter().map(|&v| f64::from(v)))
+            .collect();
+        (
+            SbnStack {
+                sizes: machine.sizes.clone(),
+            },
+            theta,
+        )
+    }
+
     /// Level values of the configuration (v, h) as 0/1 vectors, level 0 = data.
     fn levels(&self, v: usize, h: usize) -> Vec<Vec<f64>> {
         let mut out = vec![(0..self.sizes[0]).map(|i| ((v >> i) & 1) as f64).collect()];
@@ -546,7 +567,8 @@ pub enum Flow {
 }
 
 /// Explicit Euler steps θ ← θ − dt · (natural gradient) from `theta`, `steps` times, towards the
-/// visible target `target`; returns every parameter point (steps + 1 of them).
+/// visible target `target`; returns every parameter point (steps + 1 of them, or fewer when a
+/// step leaves the model's domain: the path then ends at the last valid point).
 pub fn euler_flow(
     model: &dyn JointModel,
     theta: &[f64],
@@ -557,8 +579,12 @@ pub fn euler_flow(
 ) -> Result<Vec<Vec<f64>>> {
     let mut path = vec![theta.to_vec()];
     let mut current = theta.to_vec();
+    Geometry::at(model, theta)?;
     for _ in 0..steps {
-        let geometry = Geometry::at(model, &current)?;
+        let Ok(geometry) = Geometry::at(model, &current) else {
+            path.pop();
+            break;
+        };
         let direction = match flow {
             Flow::JointElbo(q) => pinv_solve(
                 geometry.joint_fisher().as_ref(),
@@ -585,10 +611,128 @@ pub fn euler_flow(
     Ok(path)
 }
 
+/// A draw from the Jeffreys prior of the joint Fisher of the latent-class model. In its mean
+/// coordinates that Fisher is diagonal, G = diag(1/(x(1−x)), P(h)/(y_{h,i}(1−y_{h,i}))), so the
+/// prior factorises: x ~ Beta((n+1)/2, (n+1)/2) for n visible units, every y ~ Beta(½, ½).
+/// Points with a coordinate within `cutoff` of 0 or 1 are redrawn.
+pub fn jeffreys_latent_class(model: &LatentClass, cutoff: f64, rng: &mut Stream) -> Vec<f64> {
+    let n = model.n_visible_units as f64;
+    loop {
+        let mut theta = vec![symmetric_beta((n + 1.0) / 2.0, rng)];
+        theta.extend((0..2 * model.n_visible_units).map(|_| symmetric_beta(0.5, rng)));
+        if theta.iter().all(|&t| t > cutoff && t < 1.0 - cutoff) {
+            return theta;
+        }
+    }
+}
+
+/// Beta(a, a) as G₁/(G₁ + G₂) with Gamma(a) draws (a = ½: a squared normal / 2; a = k + ½: sums).
+fn symmetric_beta(a: f64, rng: &mut Stream) -> f64 {
+    let g1 = gamma_half_integer(a, rng);
+    let g2 = gamma_half_integer(a, rng);
+    g1 / (g1 + g2)
+}
+
+/// Gamma(a, 1) for a a multiple of ½: a sum of 2a halves of squared standard normals.
+fn gamma_half_integer(a: f64, rng: &mut Stream) -> f64 {
+    let halves = (2.0 * a).round() as usize;
+    (0..halves).map(|_| 0.5 * rng.normal().powi(2)).sum()
+}
+
+/// A draw from the Jeffreys prior of the simplex with `n` states, Dirichlet(½, …, ½).
+pub fn jeffreys_simplex(n: usize, rng: &mut Stream) -> Vec<f64> {
+    let g: Vec<f64> = (0..n).map(|_| gamma_half_integer(0.5, rng)).collect();
+    let total: f64 = g.iter().sum();
+    g.iter().map(|x| x / total).collect()
+}
+
+/// Cosines, in the visible Fisher–Rao metric, between the visible directions of the
+/// joint-Fisher natural gradients and that of the visible-Fisher natural gradient of L_V.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cosines {
+    /// ELBO with q fixed to the target's conditional p*(h | v).
+    pub elbo: Vec<f64>,
+    /// L_V with the joint Fisher (perfect recognition, q = p_θ(h | v)).
+    pub perfect: Vec<f64>,
+}
+
+/// The non-cylindrical study of natgrad.md a.3: `points` model points from the Jeffreys prior of
+/// the latent-class model (seeded chunks, in parallel), one joint target `target` (its visible
+/// marginal is p*, its conditional the fixed recognition kernel).
+pub fn latent_class_cosines(
+    model: &LatentClass,
+    target: &[f64],
+    points: usize,
+    seed: u64,
+) -> Result<Cosines> {
+    let (nv, nh) = (model.n_visible(), model.n_hidden());
+    if target.len() != nv * nh {
+        return Err(Error::Dimension(format!(
+            "a joint target of {} states for {} × {}",
+            target.len(),
+            nv,
+            nh
+        )));
+    }
+    let p_star: Vec<f64> = (0..nv)
+        .map(|v| target[v * nh..(v + 1) * nh].iter().sum())
+        .collect();
+    let q: Kernel = (0..nv)
+        .map(|v| (0..nh).map(|h| target[v * nh + h] / p_star[v]).collect())
+        .collect();
+    const CHUNK: usize = 1000;
+    let chunks: Vec<Result<Cosines>> = (0..points.div_ceil(CHUNK))
+        .into_par_iter()
+        .map(|c| {
+            let mut rng = Stream::new(seed, &[ids::SAMPLE, c as u64]);
+            let mut out = Cosines::default();
+            for _ in 0..CHUNK.min(points - c * CHUNK) {
+                let theta = jeffreys_latent_class(model, 1e-3, &mut rng);
+                let geometry = Geometry::at(model, &theta)?;
+                let [elbo, joint_kl, visible_kl] = geometry.directions(&p_star, &q)?;
+                let reference = geometry.push_visible(&visible_kl);
+                out.elbo.push(visible_cosine(
+                    &geometry.push_visible(&elbo),
+                    &reference,
+                    &geometry.p_v,
+                ));
+                out.perfect.push(visible_cosine(
+                    &geometry.push_visible(&joint_kl),
+                    &reference,
+                    &geometry.p_v,
+                ));
+            }
+            Ok(out)
+        })
+        .collect();
+    let mut all = Cosines::default();
+    for chunk in chunks {
+        let chunk = chunk?;
+        all.elbo.extend(chunk.elbo);
+        all.perfect.extend(chunk.perfect);
+    }
+    Ok(all)
+}
+
+/// Fractions of `values` in `bins` equal bins over [−1, 1] (the last bin closed).
+pub fn histogram(values: &[f64], bins: usize) -> Vec<f64> {
+    let mut counts = vec![0.0; bins];
+    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    for v in &finite {
+        let k = (((v + 1.0) / 2.0) * bins as f64)
+            .floor()
+            .clamp(0.0, (bins - 1) as f64) as usize;
+        counts[k] += 1.0;
+    }
+    counts
+        .iter()
+        .map(|c| c / finite.len().max(1) as f64)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::math::rng::Stream;
     use crate::optim::fisher::{FisherKind, LayerFisher, LayerSamples, precondition_prior};
 
     fn random_distribution(n: usize, rng: &mut Stream) -> Vec<f64> {
@@ -797,6 +941,34 @@ mod tests {
         assert!((closed(0.95, 0.1) - 0.1056).abs() < 1e-4);
     }
 
+    /// The joint of `SbnStack::of_machine` is the machine's own p(x, h) (its `log_joint`).
+    #[test]
+    fn the_sbn_stack_is_the_machines_generative_net() {
+        let machine =
+            HelmholtzMachine::new(&[3, 2, 2], crate::models::WeightInit::GlorotNormal, 0.3, 5)
+                .unwrap();
+        let (stack, theta) = SbnStack::of_machine(&machine);
+        assert_eq!(theta.len(), stack.n_params());
+        let joint = stack.joint(&theta);
+        let nh = stack.n_hidden();
+        let levels: Vec<Vec<f32>> = (0..3)
+            .map(|level| {
+                (0..joint.len())
+                    .flat_map(|x| {
+                        stack.levels(x / nh, x % nh)[level]
+                            .iter()
+                            .map(|&v| v as f32)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            })
+            .collect();
+        let log_p = machine.log_joint(&levels, joint.len());
+        for (a, b) in joint.iter().zip(&log_p) {
+            assert!((a.ln() - b).abs() < 1e-5, "{} vs {b}", a.ln());
+        }
+    }
+
     /// The NRWS update of a Helmholtz machine's generative net: the per-unit Fisher blocks of
     /// `optim::fisher` (here with exact expectations over all configurations) give the same step
     /// as the pseudo-inverse of the exact joint Fisher, G⁺∇.
@@ -873,5 +1045,46 @@ mod tests {
             max_difference(&blocks, &exact) < 1e-5 * scale,
             "blocks {blocks:?}\nexact {exact:?}"
         );
+    }
+
+    #[test]
+    fn jeffreys_draws_have_the_beta_and_dirichlet_moments() {
+        let mut rng = Stream::new(6, &[]);
+        let model = LatentClass { n_visible_units: 2 };
+        let n = 40_000;
+        let draws: Vec<Vec<f64>> = (0..n)
+            .map(|_| jeffreys_latent_class(&model, 0.0, &mut rng))
+            .collect();
+        let moments = |k: usize| {
+            let mean = draws.iter().map(|d| d[k]).sum::<f64>() / n as f64;
+            let var = draws.iter().map(|d| (d[k] - mean).powi(2)).sum::<f64>() / n as f64;
+            (mean, var)
+        };
+        // Beta(3/2, 3/2): variance 1/16; Beta(1/2, 1/2): variance 1/8.
+        let (m0, v0) = moments(0);
+        let (m1, v1) = moments(3);
+        assert!(
+            (m0 - 0.5).abs() < 0.01 && (v0 - 1.0 / 16.0).abs() < 0.003,
+            "{m0} {v0}"
+        );
+        assert!(
+            (m1 - 0.5).abs() < 0.01 && (v1 - 1.0 / 8.0).abs() < 0.003,
+            "{m1} {v1}"
+        );
+        // Dirichlet(½ × 8): mean 1/8, variance (1/8)(7/8)/5.
+        let d: Vec<f64> = (0..n).map(|_| jeffreys_simplex(8, &mut rng)[2]).collect();
+        let mean = d.iter().sum::<f64>() / n as f64;
+        let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!((mean - 0.125).abs() < 0.003 && (var - 0.125 * 0.875 / 5.0).abs() < 0.002);
+        let cosines = latent_class_cosines(&model, &jeffreys_simplex(8, &mut rng), 300, 1).unwrap();
+        assert_eq!(cosines.elbo.len(), 300);
+        assert!(
+            cosines
+                .perfect
+                .iter()
+                .all(|c| (-1.0 - 1e-12..=1.0 + 1e-12).contains(c))
+        );
+        let h = histogram(&cosines.elbo, 20);
+        assert!((h.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     }
 }
