@@ -58,7 +58,9 @@ fn flows(
             .iter()
             .enumerate()
             .map(|(k, theta)| {
-                Geometry::at(model, theta).map(|g| (k as f64 * DT, g.kl_visible(&p_star)))
+                Geometry::at(model, theta)
+                    .and_then(|g| g.kl_visible(&p_star))
+                    .map(|kl| (k as f64 * DT, kl))
             })
             .collect::<helmholtz::Result<Vec<_>>>()?;
         curves.push(curve);

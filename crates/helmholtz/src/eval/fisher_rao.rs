@@ -155,7 +155,8 @@ impl Geometry {
     }
 
     /// ELBO = Σ_v p*(v) Σ_h q(h|v) log[p(v,h)/q(h|v)].
-    pub fn elbo(&self, target: &[f64], q: &Kernel) -> f64 {
+    pub fn elbo(&self, target: &[f64], q: &Kernel) -> Result<f64> {
+        self.check(target, Some(q))?;
         let mut total = 0.0;
         for (v, (&t, row)) in target.iter().zip(q).enumerate() {
             for (&qh, &p) in row.iter().zip(&self.p[v * self.n_hidden..]) {
@@ -164,34 +165,63 @@ impl Geometry {
                 }
             }
         }
-        total
+        Ok(total)
     }
 
     /// ∇_θ(−ELBO) = −Σ_{v,h} p*(v) q(h|v) J_{(v,h)} / p(v,h).
-    pub fn neg_elbo_gradient(&self, target: &[f64], q: &Kernel) -> Vec<f64> {
+    pub fn neg_elbo_gradient(&self, target: &[f64], q: &Kernel) -> Result<Vec<f64>> {
+        self.check(target, Some(q))?;
         let weights: Vec<f64> = (0..self.n_visible * self.n_hidden)
             .map(|x| {
                 let (v, h) = (x / self.n_hidden, x % self.n_hidden);
                 -target[v] * q[v][h] / self.p[x]
             })
             .collect();
-        weighted_columns(self.j.as_ref(), &weights)
+        Ok(weighted_columns(self.j.as_ref(), &weights))
     }
 
     /// L_V = D(p* ‖ p_V).
-    pub fn kl_visible(&self, target: &[f64]) -> f64 {
-        target
+    pub fn kl_visible(&self, target: &[f64]) -> Result<f64> {
+        self.check(target, None)?;
+        Ok(target
             .iter()
             .zip(&self.p_v)
             .filter(|(t, _)| **t > 0.0)
             .map(|(t, p)| t * (t / p).ln())
-            .sum()
+            .sum())
     }
 
     /// ∇_θ L_V = −Σ_v p*(v) J_V[v] / p_V(v).
-    pub fn kl_gradient(&self, target: &[f64]) -> Vec<f64> {
+    pub fn kl_gradient(&self, target: &[f64]) -> Result<Vec<f64>> {
+        self.check(target, None)?;
         let weights: Vec<f64> = target.iter().zip(&self.p_v).map(|(t, p)| -t / p).collect();
-        weighted_columns(self.j_v.as_ref(), &weights)
+        Ok(weighted_columns(self.j_v.as_ref(), &weights))
+    }
+
+    /// A target must be a distribution over the visible states, a kernel one distribution over
+    /// the hidden states per visible state.
+    fn check(&self, target: &[f64], q: Option<&Kernel>) -> Result<()> {
+        let is_distribution = |d: &[f64], n: usize| {
+            d.len() == n
+                && d.iter().all(|&x| x >= 0.0 && x.is_finite())
+                && (d.iter().sum::<f64>() - 1.0).abs() < 1e-9
+        };
+        if !is_distribution(target, self.n_visible) {
+            return Err(Error::InvalidData(format!(
+                "the target must be a distribution over {} visible states",
+                self.n_visible
+            )));
+        }
+        if let Some(q) = q
+            && (q.len() != self.n_visible
+                || !q.iter().all(|row| is_distribution(row, self.n_hidden)))
+        {
+            return Err(Error::InvalidData(format!(
+                "the recognition kernel must be {} distributions over {} hidden states",
+                self.n_visible, self.n_hidden
+            )));
+        }
+        Ok(())
     }
 
     /// J_V δθ: how a parameter step moves the visible marginal.
@@ -209,9 +239,9 @@ impl Geometry {
     pub fn directions(&self, target: &[f64], q: &Kernel) -> Result<[Vec<f64>; 3]> {
         let g = self.joint_fisher();
         let g_v = self.visible_fisher();
-        let kl = self.kl_gradient(target);
+        let kl = self.kl_gradient(target)?;
         Ok([
-            pinv_solve(g.as_ref(), &self.neg_elbo_gradient(target, q), RCOND)?,
+            pinv_solve(g.as_ref(), &self.neg_elbo_gradient(target, q)?, RCOND)?,
             pinv_solve(g.as_ref(), &kl, RCOND)?,
             pinv_solve(g_v.as_ref(), &kl, RCOND)?,
         ])
@@ -588,17 +618,17 @@ pub fn euler_flow(
         let direction = match flow {
             Flow::JointElbo(q) => pinv_solve(
                 geometry.joint_fisher().as_ref(),
-                &geometry.neg_elbo_gradient(target, q),
+                &geometry.neg_elbo_gradient(target, q)?,
                 RCOND,
             )?,
             Flow::JointKl => pinv_solve(
                 geometry.joint_fisher().as_ref(),
-                &geometry.kl_gradient(target),
+                &geometry.kl_gradient(target)?,
                 RCOND,
             )?,
             Flow::VisibleKl => pinv_solve(
                 geometry.visible_fisher().as_ref(),
-                &geometry.kl_gradient(target),
+                &geometry.kl_gradient(target)?,
                 RCOND,
             )?,
         };
@@ -822,20 +852,29 @@ mod tests {
                 })
                 .sum();
             let entropy: f64 = -target.iter().map(|t| t * t.ln()).sum::<f64>();
-            let elbo_value = geometry.elbo(&target, &q);
-            assert!((-elbo_value - entropy - geometry.kl_visible(&target) - gap).abs() < 1e-12);
+            let elbo_value = geometry.elbo(&target, &q).unwrap();
+            assert!(
+                (-elbo_value - entropy - geometry.kl_visible(&target).unwrap() - gap).abs() < 1e-12
+            );
             // Both gradients against finite differences.
             let numeric_elbo = finite_difference_jacobian(
-                |t| vec![-Geometry::at(&model, t).unwrap().elbo(&target, &q)],
+                |t| vec![-Geometry::at(&model, t).unwrap().elbo(&target, &q).unwrap()],
                 &theta,
             );
             let numeric_kl = finite_difference_jacobian(
-                |t| vec![Geometry::at(&model, t).unwrap().kl_visible(&target)],
+                |t| {
+                    vec![
+                        Geometry::at(&model, t)
+                            .unwrap()
+                            .kl_visible(&target)
+                            .unwrap(),
+                    ]
+                },
                 &theta,
             );
             let (ge, gk) = (
-                geometry.neg_elbo_gradient(&target, &q),
-                geometry.kl_gradient(&target),
+                geometry.neg_elbo_gradient(&target, &q).unwrap(),
+                geometry.kl_gradient(&target).unwrap(),
             );
             for k in 0..8 {
                 assert!((ge[k] - numeric_elbo[(0, k)]).abs() < 1e-7);
@@ -983,7 +1022,7 @@ mod tests {
         let geometry = Geometry::at(&model, &theta).unwrap();
         let target = random_distribution(8, &mut rng);
         let q = random_kernel(8, 16, &mut rng);
-        let gradient = geometry.neg_elbo_gradient(&target, &q);
+        let gradient = geometry.neg_elbo_gradient(&target, &q).unwrap();
         let exact = pinv_solve(geometry.joint_fisher().as_ref(), &gradient, RCOND).unwrap();
         // Enumerated configurations with their probabilities as Fisher-sample weights.
         let nh = model.n_hidden();
@@ -1086,5 +1125,27 @@ mod tests {
         );
         let h = histogram(&cosines.elbo, 20);
         assert!((h.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bad_targets_kernels_and_parameters_are_refused() {
+        let model = LatentClass { n_visible_units: 2 };
+        assert!(Geometry::at(&model, &[0.5; 4]).is_err());
+        assert!(Geometry::at(&model, &[0.5, 0.2, 1.0, 0.3, 0.4]).is_err());
+        let geometry = Geometry::at(&model, &[0.5, 0.2, 0.7, 0.3, 0.4]).unwrap();
+        assert!(geometry.kl_visible(&[0.5, 0.5]).is_err());
+        assert!(geometry.kl_gradient(&[0.5, 0.5, 0.5, -0.5]).is_err());
+        let target = [0.25; 4];
+        assert!(geometry.elbo(&target, &vec![vec![0.5, 0.5]; 3]).is_err());
+        assert!(
+            geometry
+                .neg_elbo_gradient(&target, &vec![vec![0.7, 0.7]; 4])
+                .is_err()
+        );
+        assert!(
+            geometry
+                .directions(&target, &vec![vec![0.5, 0.5]; 4])
+                .is_ok()
+        );
     }
 }
