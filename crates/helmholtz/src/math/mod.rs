@@ -3,5 +3,6 @@
 pub mod linalg;
 pub mod numerics;
 pub mod rng;
+pub mod special;
 
 pub use numerics::{log_sigmoid, logsumexp, sigmoid, softplus};
