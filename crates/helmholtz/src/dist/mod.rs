@@ -5,6 +5,9 @@
 //! constant base measure, the ELBO equals the mean entropy of q minus the prior entropy minus
 //! the expected entropy of the observable distribution.
 
+pub mod exponential_family;
+pub mod negative_binomial;
+
 /// The ELBO beside its entropy decomposition: mean posterior entropy − prior entropy − expected
 /// entropy of the observable distribution. At stationary points of the models the identity covers,
 /// `gap()` is zero.
