@@ -108,6 +108,9 @@ mod tests {
     use crate::math::rng::Stream;
     use crate::math::special::negative_binomial_draw;
 
+    /// A value with its gradient in two coordinates.
+    type Objective<'a> = &'a dyn Fn(&[f64]) -> (f64, [f64; 2]);
+
     fn counts() -> Counts {
         let mut rng = Stream::new(2, &[]);
         let data: Vec<u64> = (0..300)
@@ -124,7 +127,7 @@ mod tests {
             .sum();
         assert!((total - 1.0).abs() < 1e-10, "{total}");
         let c = counts();
-        let check = |f: &dyn Fn(&[f64]) -> (f64, [f64; 2]), at: [f64; 2]| {
+        let check = |f: Objective<'_>, at: [f64; 2]| {
             let (_, g) = f(&at);
             for k in 0..2 {
                 let h = 1e-6 * at[k].abs().max(1e-2);
