@@ -7,6 +7,7 @@ mod experiment;
 mod fisher_rao;
 mod fit;
 mod plots;
+mod sngd;
 mod sparse;
 
 use std::io::IsTerminal;
@@ -194,6 +195,8 @@ enum ExperimentKind {
     /// natural-gradient flows coincide), latent-class flows, cosine histograms over the Jeffreys
     /// prior.
     FisherRaoElbo(fisher_rao::Settings),
+    /// Surrogate natural gradient descent on the negative-binomial MLE task against BFGS and GD.
+    SngdNb(sngd::NbSettings),
 }
 
 #[derive(Subcommand)]
@@ -284,6 +287,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Experiment {
             which: ExperimentKind::FisherRaoElbo(settings),
         } => fisher_rao::run(settings),
+        Command::Experiment {
+            which: ExperimentKind::SngdNb(settings),
+        } => sngd::run_nb_experiment(settings),
         Command::Sparse {
             config,
             seeds,

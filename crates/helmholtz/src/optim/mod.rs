@@ -7,6 +7,7 @@ pub mod fisher;
 pub mod fista;
 pub mod natural;
 pub mod quasi_newton;
+pub mod sngd;
 
 use serde::{Deserialize, Serialize};
 
