@@ -13,6 +13,9 @@
 use crate::dist::exponential_family::ExponentialFamily;
 use crate::error::{Error, Result};
 
+/// An objective with its gradient at a point (an error outside its domain).
+pub type Objective<'a> = &'a dyn Fn(&[f64]) -> Result<(f64, Vec<f64>)>;
+
 /// How the step size along a direction is chosen.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LineSearch {
@@ -65,7 +68,7 @@ pub fn search_along(
 pub fn mle_step(
     family: &dyn ExponentialFamily,
     mu: &[f64],
-    objective: &dyn Fn(&[f64]) -> Result<(f64, Vec<f64>)>,
+    objective: Objective<'_>,
     search: LineSearch,
 ) -> Result<(Vec<f64>, f64)> {
     let eta = family.natural_from_mean(mu)?;
@@ -78,11 +81,7 @@ pub fn mle_step(
 }
 
 /// One step of gradient descent in unconstrained coordinates.
-pub fn gd_step(
-    x: &[f64],
-    objective: &dyn Fn(&[f64]) -> Result<(f64, Vec<f64>)>,
-    search: LineSearch,
-) -> Result<(Vec<f64>, f64)> {
+pub fn gd_step(x: &[f64], objective: Objective<'_>, search: LineSearch) -> Result<(Vec<f64>, f64)> {
     let (_, gradient) = objective(x)?;
     search_along(x, &gradient, search, |c| objective(c).ok().map(|(v, _)| v))
         .ok_or_else(|| Error::Diverged("GD: no valid step".into()))
@@ -109,7 +108,7 @@ impl Bfgs {
     pub fn step(
         &mut self,
         x: &[f64],
-        objective: &dyn Fn(&[f64]) -> Result<(f64, Vec<f64>)>,
+        objective: Objective<'_>,
         search: LineSearch,
     ) -> Result<(Vec<f64>, f64)> {
         let (_, g) = objective(x)?;
