@@ -486,3 +486,30 @@ fn the_fisher_rao_experiment_writes_flows_histograms_and_a_summary() {
     assert!(summary.contains("| 0.105585 | 0.894218 |"), "{summary}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_sngd_negative_binomial_experiment_writes_a_table_and_plots() {
+    let dir = scratch("sngd-nb");
+    let out = helmholtz(
+        &[
+            "experiment",
+            "sngd-nb",
+            "--inits",
+            "2",
+            "--iterations",
+            "10",
+            "--n",
+            "300",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    for file in ["summary.md", "nll-by-iteration.png", "nll-by-time.png"] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(summary.contains("| SNGD (Gamma surrogate) |"), "{summary}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
