@@ -195,7 +195,8 @@ enum ExperimentKind {
     /// natural-gradient flows coincide), latent-class flows, cosine histograms over the Jeffreys
     /// prior.
     FisherRaoElbo(fisher_rao::Settings),
-    /// Surrogate natural gradient descent on the negative-binomial MLE task against BFGS and GD.
+    /// Surrogate natural gradient descent on the negative-binomial MLE task against BFGS, natural
+    /// gradient with a Monte Carlo Fisher and GD.
     SngdNb(sngd::NbSettings),
 }
 

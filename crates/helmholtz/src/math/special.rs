@@ -64,8 +64,12 @@ pub fn gamma_draw(shape: f64, rng: &mut Stream) -> f64 {
     }
 }
 
-/// A Poisson(λ) draw: the number of unit-rate exponential arrivals before λ (O(λ) work).
+/// A Poisson(λ) draw: for λ < 10 the number of unit-rate exponential arrivals before λ; above,
+/// Hörmann's transformed rejection (PTRS, 1993), O(1) per draw.
 pub fn poisson_draw(lambda: f64, rng: &mut Stream) -> u64 {
+    if lambda >= 10.0 {
+        return poisson_ptrs(lambda, rng);
+    }
     let mut t = 0.0;
     let mut k = 0;
     loop {
@@ -74,6 +78,31 @@ pub fn poisson_draw(lambda: f64, rng: &mut Stream) -> u64 {
             return k;
         }
         k += 1;
+    }
+}
+
+fn poisson_ptrs(lambda: f64, rng: &mut Stream) -> u64 {
+    let (slam, loglam) = (lambda.sqrt(), lambda.ln());
+    let b = 0.931 + 2.53 * slam;
+    let a = -0.059 + 0.02483 * b;
+    let inv_alpha = 1.1239 + 1.1328 / (b - 3.4);
+    let vr = 0.9277 - 3.6224 / (b - 2.0);
+    loop {
+        let u = rng.uniform_f64() - 0.5;
+        let v = rng.uniform_f64();
+        let us = 0.5 - u.abs();
+        let k = ((2.0 * a / us + b) * u + lambda + 0.43).floor();
+        if us >= 0.07 && v <= vr {
+            return k as u64;
+        }
+        if k < 0.0 || (us < 0.013 && v > us) {
+            continue;
+        }
+        if v.max(f64::MIN_POSITIVE).ln() + inv_alpha.ln() - (a / (us * us) + b).ln()
+            <= -lambda + k * loglam - ln_gamma(k + 1.0)
+        {
+            return k as u64;
+        }
     }
 }
 
@@ -119,6 +148,17 @@ mod tests {
             assert!(
                 (m - shape).abs() < 0.02 * shape.max(1.0) && (v - shape).abs() < 0.05,
                 "{shape}: {m} {v}"
+            );
+        }
+        for lambda in [3.0, 12.0, 400.0] {
+            let (m, v) = moments(
+                (0..n)
+                    .map(|_| poisson_draw(lambda, &mut rng) as f64)
+                    .collect(),
+            );
+            assert!(
+                (m - lambda).abs() < 0.02 * lambda && (v - lambda).abs() < 0.04 * lambda,
+                "Poisson({lambda}): {m} {v}"
             );
         }
         // NB(5, 1/11): mean 50, variance 550.
