@@ -3,6 +3,9 @@
 //! F(η) = ∂μ/∂η: the natural gradient with respect to η is the ordinary gradient with respect
 //! to μ, and vice versa.
 
+use faer::linalg::solvers::{DenseSolveCore, Solve};
+use faer::{Mat, Side};
+
 use crate::error::{Error, Result};
 use crate::math::special::{digamma, ln_gamma, trigamma};
 
@@ -100,6 +103,105 @@ impl ExponentialFamily for Gamma {
     }
 }
 
+/// The multivariate Gaussian N(m, Σ) of dimension d as an exponential family: T(x) = (x, x xᵀ),
+/// η = (S m, −½ S) with S = Σ⁻¹, μ = (m, Σ + m mᵀ),
+/// A(η) = −¼ η₁ᵀ η₂⁻¹ η₁ − ½ ln det(−2η₂) + (d/2) ln 2π. Parameter vectors hold the first block,
+/// then the d × d second block column-major. Domains are checked by Cholesky factorisations.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MultivariateGaussian {
+    /// d.
+    pub dim: usize,
+}
+
+impl MultivariateGaussian {
+    fn split(&self, params: &[f64]) -> Result<(Vec<f64>, Mat<f64>)> {
+        let d = self.dim;
+        if params.len() != d + d * d {
+            return Err(Error::Dimension(format!(
+                "{} parameters for a Gaussian of dimension {d}",
+                params.len()
+            )));
+        }
+        Ok((
+            params[..d].to_vec(),
+            Mat::from_fn(d, d, |r, c| {
+                0.5 * (params[d + c * d + r] + params[d + r * d + c])
+            }),
+        ))
+    }
+
+    fn join(first: &[f64], second: &Mat<f64>) -> Vec<f64> {
+        let mut out = first.to_vec();
+        for c in 0..second.ncols() {
+            out.extend((0..second.nrows()).map(|r| second[(r, c)]));
+        }
+        out
+    }
+
+    /// The Cholesky factor of a matrix that must be positive definite (`what` names it).
+    fn cholesky(m: &Mat<f64>, what: &str) -> Result<faer::linalg::solvers::Llt<f64>> {
+        m.llt(Side::Lower)
+            .map_err(|e| Error::InvalidData(format!("{what} is not positive definite ({e:?})")))
+    }
+
+    fn log_det(llt: &faer::linalg::solvers::Llt<f64>) -> f64 {
+        let l = llt.L();
+        2.0 * (0..l.nrows()).map(|i| l[(i, i)].ln()).sum::<f64>()
+    }
+}
+
+impl ExponentialFamily for MultivariateGaussian {
+    fn n_params(&self) -> usize {
+        self.dim + self.dim * self.dim
+    }
+
+    fn sufficient_statistics(&self, x: &[f64]) -> Vec<f64> {
+        let d = self.dim;
+        let outer = Mat::from_fn(d, d, |r, c| x[r] * x[c]);
+        Self::join(x, &outer)
+    }
+
+    fn log_partition(&self, eta: &[f64]) -> Result<f64> {
+        let (eta1, eta2) = self.split(eta)?;
+        let precision = &eta2 * faer::Scale(-2.0);
+        let llt = Self::cholesky(&precision, "−2η₂")?;
+        // −¼ η₁ᵀ η₂⁻¹ η₁ = ½ η₁ᵀ S⁻¹ η₁.
+        let solved = llt.solve(Mat::from_fn(self.dim, 1, |r, _| eta1[r]));
+        let quadratic: f64 = (0..self.dim).map(|r| eta1[r] * solved[(r, 0)]).sum();
+        let d = self.dim as f64;
+        Ok(0.5 * quadratic - 0.5 * Self::log_det(&llt)
+            + 0.5 * d * (2.0 * std::f64::consts::PI).ln())
+    }
+
+    fn mean_from_natural(&self, eta: &[f64]) -> Result<Vec<f64>> {
+        let (eta1, eta2) = self.split(eta)?;
+        let precision = &eta2 * faer::Scale(-2.0);
+        let llt = Self::cholesky(&precision, "−2η₂")?;
+        let sigma = llt.inverse();
+        let m = llt.solve(Mat::from_fn(self.dim, 1, |r, _| eta1[r]));
+        let m: Vec<f64> = (0..self.dim).map(|r| m[(r, 0)]).collect();
+        let second = Mat::from_fn(self.dim, self.dim, |r, c| sigma[(r, c)] + m[r] * m[c]);
+        Ok(Self::join(&m, &second))
+    }
+
+    fn natural_from_mean(&self, mu: &[f64]) -> Result<Vec<f64>> {
+        let (m, second) = self.split(mu)?;
+        let sigma = Mat::from_fn(self.dim, self.dim, |r, c| second[(r, c)] - m[r] * m[c]);
+        let llt = Self::cholesky(&sigma, "μ₂ − μ₁μ₁ᵀ (the covariance)")?;
+        let precision = llt.inverse();
+        let eta1 = llt.solve(Mat::from_fn(self.dim, 1, |r, _| m[r]));
+        let eta1: Vec<f64> = (0..self.dim).map(|r| eta1[(r, 0)]).collect();
+        Ok(Self::join(&eta1, &(&precision * faer::Scale(-0.5))))
+    }
+
+    fn entropy(&self, eta: &[f64]) -> Result<f64> {
+        let (_, eta2) = self.split(eta)?;
+        let llt = Self::cholesky(&(&eta2 * faer::Scale(-2.0)), "−2η₂")?;
+        let d = self.dim as f64;
+        Ok(0.5 * (d * crate::dist::LN_2PI_E - Self::log_det(&llt)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +264,62 @@ mod tests {
             .sum::<f64>()
             / n as f64;
         assert!((mc - Gamma.entropy(&eta).unwrap()).abs() < 0.01);
+    }
+
+    #[test]
+    fn gaussian_coordinates_round_trip_and_mu_is_the_gradient_of_a() {
+        let mut rng = Stream::new(7, &[]);
+        for d in [1, 3, 40] {
+            let family = MultivariateGaussian { dim: d };
+            let a = Mat::from_fn(d, d, |_, _| rng.normal());
+            let sigma = &a * a.transpose() + Mat::<f64>::identity(d, d) * faer::Scale(0.5);
+            let m: Vec<f64> = (0..d).map(|_| rng.normal()).collect();
+            let mu = MultivariateGaussian::join(
+                &m,
+                &Mat::from_fn(d, d, |r, c| sigma[(r, c)] + m[r] * m[c]),
+            );
+            let eta = family.natural_from_mean(&mu).unwrap();
+            let back = family.mean_from_natural(&eta).unwrap();
+            let worst = mu
+                .iter()
+                .zip(&back)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f64::max);
+            assert!(worst < 1e-8, "d = {d}: {worst}");
+            if d == 3 {
+                // ∂A/∂η = μ by central differences (a perturbed off-diagonal entry moves both
+                // symmetric entries by half as much, so the derivative is μ there too).
+                for k in 0..eta.len() {
+                    let h = 1e-6;
+                    let (mut up, mut down) = (eta.clone(), eta.clone());
+                    up[k] += h;
+                    down[k] -= h;
+                    let numeric = (family.log_partition(&up).unwrap()
+                        - family.log_partition(&down).unwrap())
+                        / (2.0 * h);
+                    assert!(
+                        (numeric - mu[k]).abs() < 1e-5,
+                        "{k}: {numeric} vs {}",
+                        mu[k]
+                    );
+                }
+                // Entropy ½ ln det(2πe Σ).
+                let det = sigma.determinant();
+                let h = family.entropy(&eta).unwrap();
+                assert!((h - 0.5 * (3.0 * crate::dist::LN_2PI_E + det.ln())).abs() < 1e-10);
+            }
+        }
+        let family = MultivariateGaussian { dim: 2 };
+        assert!(
+            family
+                .natural_from_mean(&[0.0, 0.0, -1.0, 0.0, 0.0, 1.0])
+                .is_err()
+        );
+        assert!(
+            family
+                .mean_from_natural(&[0.0, 0.0, 1.0, 0.0, 0.0, 1.0])
+                .is_err()
+        );
+        assert!(family.log_partition(&[0.0; 5]).is_err());
     }
 }
