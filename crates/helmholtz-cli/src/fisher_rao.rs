@@ -43,16 +43,14 @@ const FLOW_NAMES: [&str; 3] = [
     "visible-Fisher NG of L_V",
 ];
 
-/// L_V along each of the three flows from `start`.
-fn flows(
-    model: &dyn JointModel,
-    start: &[f64],
-    target_joint: &[f64],
-) -> Result<Vec<Vec<(f64, f64)>>> {
-    let truth = joint_geometry(model, target_joint);
-    let (p_star, q) = truth;
+/// L_V along each of the three flows from `start`, and the point where each flow ends.
+type Flows = (Vec<Vec<(f64, f64)>>, Vec<Vec<f64>>);
+
+fn flows(model: &dyn JointModel, start: &[f64], target_joint: &[f64]) -> Result<Flows> {
+    let (p_star, q) = joint_geometry(model, target_joint);
     let mut curves = Vec::new();
-    for flow in [Flow::JointElbo(q), Flow::JointKl, Flow::VisibleKl] {
+    let mut ends = Vec::new();
+    for flow in [Flow::JointElbo(&q), Flow::JointKl, Flow::VisibleKl] {
         let path = euler_flow(model, start, &p_star, &flow, DT, STEPS)?;
         let curve = path
             .iter()
@@ -64,8 +62,9 @@ fn flows(
             })
             .collect::<helmholtz::Result<Vec<_>>>()?;
         curves.push(curve);
+        ends.push(path.last().cloned().unwrap_or_default());
     }
-    Ok(curves)
+    Ok((curves, ends))
 }
 
 /// The visible marginal and the conditional of a joint target.
@@ -103,22 +102,12 @@ pub fn run(settings: Settings) -> Result<()> {
     };
     let star = [0.95, 0.1, 0.9];
     let start = [0.02, 0.95, 0.02];
-    let curves = flows(&cylinder, &start, &cylinder.joint(&star))?;
+    let (curves, ends) = flows(&cylinder, &start, &cylinder.joint(&star))?;
     chart(
         &curves,
         "cylindrical model: the three flows coincide",
         &settings.out.join("cylindrical-flows.png"),
     )?;
-    let target = joint_geometry(&cylinder, &cylinder.joint(&star)).0;
-    let mut ends = Vec::new();
-    for flow in [
-        Flow::JointElbo(joint_geometry(&cylinder, &cylinder.joint(&star)).1),
-        Flow::JointKl,
-        Flow::VisibleKl,
-    ] {
-        let path = euler_flow(&cylinder, &start, &target, &flow, DT, STEPS)?;
-        ends.push(path.last().cloned().unwrap_or_default());
-    }
     writeln!(
         summary,
         "## Cylindrical model (product of Bernoullis), θ* = (0.95, 0.1, 0.9), θ0 = (0.02, 0.95, 0.02), Euler dt = {DT}, T = {}\n\n| flow | y(T) | z(T) | L_V(T) |\n|---|---|---|---|",
@@ -149,7 +138,7 @@ pub fn run(settings: Settings) -> Result<()> {
     )?;
     for s in 0..settings.starts {
         let start = jeffreys_latent_class(&model, 0.02, &mut rng);
-        let curves = flows(&model, &start, &flow_target)?;
+        let (curves, _) = flows(&model, &start, &flow_target)?;
         if s == 0 {
             chart(
                 &curves,

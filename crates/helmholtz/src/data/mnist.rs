@@ -75,6 +75,12 @@ fn find_file(dir: &Path, name: &str) -> Result<PathBuf> {
     ))
 }
 
+/// Whether `dir` holds the training images of MNIST or Fashion-MNIST (raw or gzip), so that
+/// tests and tools can skip data that has not been fetched.
+pub fn has_training_images(dir: &Path) -> bool {
+    find_file(dir, "train-images-idx3-ubyte").is_ok()
+}
+
 /// Loads MNIST (or Fashion-MNIST) from `dir`: the 60,000 training and the 10,000 test images.
 ///
 /// Reads `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte` and
@@ -197,9 +203,7 @@ mod tests {
     #[test]
     fn mnist_fingerprints() {
         let dir = default_data_dir().join(MNIST_SUBDIR);
-        if !dir.join("train-images-idx3-ubyte").exists()
-            && !dir.join("train-images-idx3-ubyte.gz").exists()
-        {
+        if !has_training_images(&dir) {
             eprintln!(
                 "skipping mnist_fingerprints: no MNIST in {} (run scripts/fetch-data.sh)",
                 dir.display()
@@ -233,9 +237,7 @@ mod tests {
     #[test]
     fn fashion_mnist_fingerprints() {
         let dir = default_data_dir().join(FASHION_MNIST_SUBDIR);
-        if !dir.join("train-images-idx3-ubyte").exists()
-            && !dir.join("train-images-idx3-ubyte.gz").exists()
-        {
+        if !has_training_images(&dir) {
             eprintln!(
                 "skipping fashion_mnist_fingerprints: no Fashion-MNIST in {} (run scripts/fetch-data.sh)",
                 dir.display()

@@ -237,14 +237,32 @@ impl Geometry {
     /// The three directions of the paper, as parameter steps (descent directions of the
     /// objective, not yet negated): G⁺∇(−ELBO) with kernel `q`, G⁺∇L_V and G_V⁺∇L_V.
     pub fn directions(&self, target: &[f64], q: &Kernel) -> Result<[Vec<f64>; 3]> {
-        let g = self.joint_fisher();
-        let g_v = self.visible_fisher();
-        let kl = self.kl_gradient(target)?;
         Ok([
-            pinv_solve(g.as_ref(), &self.neg_elbo_gradient(target, q)?, RCOND)?,
-            pinv_solve(g.as_ref(), &kl, RCOND)?,
-            pinv_solve(g_v.as_ref(), &kl, RCOND)?,
+            self.direction(target, &Flow::JointElbo(q))?,
+            self.direction(target, &Flow::JointKl)?,
+            self.direction(target, &Flow::VisibleKl)?,
         ])
+    }
+
+    /// The parameter step of one flow (a descent direction, not yet negated).
+    pub fn direction(&self, target: &[f64], flow: &Flow<'_>) -> Result<Vec<f64>> {
+        match flow {
+            Flow::JointElbo(q) => pinv_solve(
+                self.joint_fisher().as_ref(),
+                &self.neg_elbo_gradient(target, q)?,
+                RCOND,
+            ),
+            Flow::JointKl => pinv_solve(
+                self.joint_fisher().as_ref(),
+                &self.kl_gradient(target)?,
+                RCOND,
+            ),
+            Flow::VisibleKl => pinv_solve(
+                self.visible_fisher().as_ref(),
+                &self.kl_gradient(target)?,
+                RCOND,
+            ),
+        }
     }
 
     /// The horizontal part a_H(v, h) = (Σ_h' a(v, h')) p(h | v) and the vertical rest of a
@@ -586,10 +604,10 @@ impl JointModel for SbnStack {
 }
 
 /// Which natural-gradient flow (natgrad.md a.3).
-#[derive(Clone, Debug)]
-pub enum Flow {
+#[derive(Clone, Copy, Debug)]
+pub enum Flow<'a> {
     /// Joint-Fisher natural gradient of −ELBO with a fixed recognition kernel.
-    JointElbo(Kernel),
+    JointElbo(&'a Kernel),
     /// Joint-Fisher natural gradient of L_V (perfect recognition).
     JointKl,
     /// Visible-Fisher natural gradient of L_V.
@@ -603,7 +621,7 @@ pub fn euler_flow(
     model: &dyn JointModel,
     theta: &[f64],
     target: &[f64],
-    flow: &Flow,
+    flow: &Flow<'_>,
     dt: f64,
     steps: usize,
 ) -> Result<Vec<Vec<f64>>> {
@@ -615,23 +633,7 @@ pub fn euler_flow(
             path.pop();
             break;
         };
-        let direction = match flow {
-            Flow::JointElbo(q) => pinv_solve(
-                geometry.joint_fisher().as_ref(),
-                &geometry.neg_elbo_gradient(target, q)?,
-                RCOND,
-            )?,
-            Flow::JointKl => pinv_solve(
-                geometry.joint_fisher().as_ref(),
-                &geometry.kl_gradient(target)?,
-                RCOND,
-            )?,
-            Flow::VisibleKl => pinv_solve(
-                geometry.visible_fisher().as_ref(),
-                &geometry.kl_gradient(target)?,
-                RCOND,
-            )?,
-        };
+        let direction = geometry.direction(target, flow)?;
         current
             .iter_mut()
             .zip(&direction)
@@ -963,7 +965,7 @@ mod tests {
         let q = truth.conditional();
         let (dt, steps): (f64, usize) = (0.01, 500);
         let closed = |y0: f64, y: f64| y + (y0 - y) * (1.0 - dt).powi(steps as i32);
-        for flow in [Flow::JointElbo(q), Flow::JointKl, Flow::VisibleKl] {
+        for flow in [Flow::JointElbo(&q), Flow::JointKl, Flow::VisibleKl] {
             let path = euler_flow(&model, &start, &target, &flow, dt, steps).unwrap();
             let end = path.last().unwrap();
             assert!(

@@ -836,59 +836,32 @@ pub fn run_fit(
                 model.learn_noise = false;
             }
             let mut fitted = FittedModel::Linear(model);
-            let mut previous = f64::NEG_INFINITY;
-            let mut outcome = (0, "closed form".to_string());
-            for step in 0..=t.max_steps {
-                let dec = fitted.decompose(x.as_ref(), config)?;
-                log(dec.record("step", step))?;
-                let ll = dec.log_likelihood.expect("linear models know it");
-                progress(&step_line("step", step, &dec));
-                if t.method == FitMethod::ClosedForm {
-                    break;
-                }
-                if (ll - previous).abs() < t.tol {
-                    outcome = (step, format!("log-likelihood change below {:e}", t.tol));
-                    break;
-                }
-                if step == t.max_steps {
-                    outcome = (step, "max_steps".into());
-                    break;
-                }
-                previous = ll;
-                let FittedModel::Linear(model) = &mut fitted else {
-                    unreachable!()
-                };
-                model.em_step(x.as_ref())?;
-                fitted.save(dir)?;
-            }
-            (fitted, outcome.0, outcome.1)
+            let closed_form = t.method == FitMethod::ClosedForm;
+            let (steps, stopped) = em_loop(
+                &mut fitted,
+                x.as_ref(),
+                config,
+                dir,
+                closed_form,
+                &mut log,
+                &mut progress,
+            )?;
+            (fitted, steps, stopped)
         }
         ModelKind::GmmDiagonal | ModelKind::GmmFull | ModelKind::BernoulliMixture => {
             let family = m.kind.mixture().expect("a mixture");
             let mut fitted =
                 FittedModel::Mixture(Mixture::init(x.as_ref(), m.latents, family, config.seed)?);
-            let mut previous = f64::NEG_INFINITY;
-            let mut outcome = (t.max_steps, "max_steps".to_string());
-            for step in 0..=t.max_steps {
-                let dec = fitted.decompose(x.as_ref(), config)?;
-                log(dec.record("step", step))?;
-                progress(&step_line("step", step, &dec));
-                let ll = dec.log_likelihood.expect("mixtures know it");
-                if (ll - previous).abs() < t.tol {
-                    outcome = (step, format!("log-likelihood change below {:e}", t.tol));
-                    break;
-                }
-                if step == t.max_steps {
-                    break;
-                }
-                previous = ll;
-                let FittedModel::Mixture(model) = &mut fitted else {
-                    unreachable!()
-                };
-                model.em_step(x.as_ref())?;
-                fitted.save(dir)?;
-            }
-            (fitted, outcome.0, outcome.1)
+            let (steps, stopped) = em_loop(
+                &mut fitted,
+                x.as_ref(),
+                config,
+                dir,
+                false,
+                &mut log,
+                &mut progress,
+            )?;
+            (fitted, steps, stopped)
         }
         ModelKind::SbnExact => {
             let h = m.latents;
@@ -1011,6 +984,54 @@ pub fn run_fit(
     let path = dir.join(SUMMARY_FILE);
     std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
     Ok((model, summary))
+}
+
+/// EM on a linear-Gaussian model or a mixture: the decomposition is logged at every step, and
+/// the model written after each update, until the log-likelihood per point changes by less than
+/// `train.tol` or `train.max_steps` steps; with `closed_form` the model is only evaluated.
+/// Returns the steps taken and why they stopped.
+fn em_loop(
+    fitted: &mut FittedModel,
+    x: MatRef<'_, f64>,
+    config: &FitConfig,
+    dir: &Path,
+    closed_form: bool,
+    log: &mut dyn FnMut(serde_json::Value) -> Result<()>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(usize, String)> {
+    let t = &config.train;
+    let mut previous = f64::NEG_INFINITY;
+    for step in 0..=t.max_steps {
+        let dec = fitted.decompose(x, config)?;
+        log(dec.record("step", step))?;
+        progress(&step_line("step", step, &dec));
+        if closed_form {
+            return Ok((step, "closed form".into()));
+        }
+        let ll = dec
+            .log_likelihood
+            .ok_or_else(|| Error::Config("EM needs the exact log-likelihood".into()))?;
+        if (ll - previous).abs() < t.tol {
+            return Ok((step, format!("log-likelihood change below {:e}", t.tol)));
+        }
+        if step == t.max_steps {
+            break;
+        }
+        previous = ll;
+        match fitted {
+            FittedModel::Linear(model) => model.em_step(x)?,
+            FittedModel::Mixture(model) => {
+                model.em_step(x)?;
+            }
+            _ => {
+                return Err(Error::Config(
+                    "EM exists for linear models and mixtures".into(),
+                ));
+            }
+        }
+        fitted.save(dir)?;
+    }
+    Ok((t.max_steps, "max_steps".into()))
 }
 
 /// Opens a fit run: its config, the model and the training points.

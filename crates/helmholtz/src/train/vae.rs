@@ -101,7 +101,8 @@ pub fn evaluate_vae(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{default_data_dir, load_mnist_dir, mnist::MNIST_SUBDIR};
+    use crate::data::mnist::{MNIST_SUBDIR, has_training_images};
+    use crate::data::{default_data_dir, load_mnist_dir};
     use crate::models::mlp::Activation;
     use crate::models::vae::VaeKind;
     use crate::optim::{OptimizerConfig, Schedule};
@@ -113,9 +114,7 @@ mod tests {
     #[test]
     fn the_vae_gap_shrinks_on_mnist_and_ends_below_one_percent() {
         let dir = default_data_dir().join(MNIST_SUBDIR);
-        if !dir.join("train-images-idx3-ubyte").exists()
-            && !dir.join("train-images-idx3-ubyte.gz").exists()
-        {
+        if !has_training_images(&dir) {
             eprintln!(
                 "skipping: no MNIST in {} (run scripts/fetch-data.sh)",
                 dir.display()
