@@ -3,10 +3,11 @@
 //! F(η) = ∂μ/∂η: the natural gradient with respect to η is the ordinary gradient with respect
 //! to μ, and vice versa.
 
+use faer::Mat;
 use faer::linalg::solvers::{DenseSolveCore, Solve};
-use faer::{Mat, Side};
 
 use crate::error::{Error, Result};
+use crate::math::linalg::{cholesky, log_det};
 use crate::math::special::{digamma, ln_gamma, trigamma};
 
 /// An exponential family with its two coordinate systems.
@@ -137,16 +138,44 @@ impl MultivariateGaussian {
         }
         out
     }
+}
 
-    /// The Cholesky factor of a matrix that must be positive definite (`what` names it).
-    fn cholesky(m: &Mat<f64>, what: &str) -> Result<faer::linalg::solvers::Llt<f64>> {
-        m.llt(Side::Lower)
-            .map_err(|e| Error::InvalidData(format!("{what} is not positive definite ({e:?})")))
+/// Chain rules from the standard parameters (m, Σ) of a Gaussian surrogate to its two dual
+/// coordinate systems, for a function f(m, Σ) with gradients g_m and the symmetric g_Σ (so that
+/// df = g_mᵀdm + tr(g_Σ dΣ)). These are the two natural gradients SNGD needs; no Fisher is formed.
+impl MultivariateGaussian {
+    /// ∇_η f = (Σ g_m, Σ g_m mᵀ + m g_mᵀ Σ + 2 Σ g_Σ Σ): the natural gradient in mean coordinates
+    /// (the MLE-form direction). From m = Σ η₁ and Σ = −½ η₂⁻¹: dΣ = 2 Σ dη₂ Σ and
+    /// dm = Σ dη₁ + 2 Σ dη₂ m; the second block is symmetrised.
+    pub fn gradient_in_natural(
+        m: &[f64],
+        sigma: &Mat<f64>,
+        g_m: &[f64],
+        g_sigma: &Mat<f64>,
+    ) -> (Vec<f64>, Mat<f64>) {
+        let d = m.len();
+        let s_gm = sigma * Mat::from_fn(d, 1, |r, _| g_m[r]);
+        let s_g_s = sigma * g_sigma * sigma;
+        let first: Vec<f64> = (0..d).map(|r| s_gm[(r, 0)]).collect();
+        let second = Mat::from_fn(d, d, |r, c| {
+            first[r] * m[c] + m[r] * first[c] + s_g_s[(r, c)] + s_g_s[(c, r)]
+        });
+        (first, second)
     }
 
-    fn log_det(llt: &faer::linalg::solvers::Llt<f64>) -> f64 {
-        let l = llt.L();
-        2.0 * (0..l.nrows()).map(|i| l[(i, i)].ln()).sum::<f64>()
+    /// ∇_μ f = (g_m − 2 g_Σ m, g_Σ): the natural gradient in natural coordinates (the VI-form
+    /// direction), from m = μ₁ and Σ = μ₂ − μ₁μ₁ᵀ.
+    pub fn gradient_in_mean(m: &[f64], g_m: &[f64], g_sigma: &Mat<f64>) -> (Vec<f64>, Mat<f64>) {
+        let d = m.len();
+        let first = (0..d)
+            .map(|r| g_m[r] - 2.0 * (0..d).map(|c| g_sigma[(r, c)] * m[c]).sum::<f64>())
+            .collect();
+        (first, g_sigma.clone())
+    }
+
+    /// The parameter vector of blocks `first` and `second` (the layout of this family).
+    pub fn params(first: &[f64], second: &Mat<f64>) -> Vec<f64> {
+        Self::join(first, second)
     }
 }
 
@@ -164,19 +193,18 @@ impl ExponentialFamily for MultivariateGaussian {
     fn log_partition(&self, eta: &[f64]) -> Result<f64> {
         let (eta1, eta2) = self.split(eta)?;
         let precision = &eta2 * faer::Scale(-2.0);
-        let llt = Self::cholesky(&precision, "−2η₂")?;
+        let llt = cholesky(&precision, "−2η₂")?;
         // −¼ η₁ᵀ η₂⁻¹ η₁ = ½ η₁ᵀ S⁻¹ η₁.
         let solved = llt.solve(Mat::from_fn(self.dim, 1, |r, _| eta1[r]));
         let quadratic: f64 = (0..self.dim).map(|r| eta1[r] * solved[(r, 0)]).sum();
         let d = self.dim as f64;
-        Ok(0.5 * quadratic - 0.5 * Self::log_det(&llt)
-            + 0.5 * d * (2.0 * std::f64::consts::PI).ln())
+        Ok(0.5 * quadratic - 0.5 * log_det(&llt) + 0.5 * d * (2.0 * std::f64::consts::PI).ln())
     }
 
     fn mean_from_natural(&self, eta: &[f64]) -> Result<Vec<f64>> {
         let (eta1, eta2) = self.split(eta)?;
         let precision = &eta2 * faer::Scale(-2.0);
-        let llt = Self::cholesky(&precision, "−2η₂")?;
+        let llt = cholesky(&precision, "−2η₂")?;
         let sigma = llt.inverse();
         let m = llt.solve(Mat::from_fn(self.dim, 1, |r, _| eta1[r]));
         let m: Vec<f64> = (0..self.dim).map(|r| m[(r, 0)]).collect();
@@ -187,7 +215,7 @@ impl ExponentialFamily for MultivariateGaussian {
     fn natural_from_mean(&self, mu: &[f64]) -> Result<Vec<f64>> {
         let (m, second) = self.split(mu)?;
         let sigma = Mat::from_fn(self.dim, self.dim, |r, c| second[(r, c)] - m[r] * m[c]);
-        let llt = Self::cholesky(&sigma, "μ₂ − μ₁μ₁ᵀ (the covariance)")?;
+        let llt = cholesky(&sigma, "μ₂ − μ₁μ₁ᵀ (the covariance)")?;
         let precision = llt.inverse();
         let eta1 = llt.solve(Mat::from_fn(self.dim, 1, |r, _| m[r]));
         let eta1: Vec<f64> = (0..self.dim).map(|r| eta1[(r, 0)]).collect();
@@ -196,9 +224,9 @@ impl ExponentialFamily for MultivariateGaussian {
 
     fn entropy(&self, eta: &[f64]) -> Result<f64> {
         let (_, eta2) = self.split(eta)?;
-        let llt = Self::cholesky(&(&eta2 * faer::Scale(-2.0)), "−2η₂")?;
+        let llt = cholesky(&(&eta2 * faer::Scale(-2.0)), "−2η₂")?;
         let d = self.dim as f64;
-        Ok(0.5 * (d * crate::dist::LN_2PI_E - Self::log_det(&llt)))
+        Ok(0.5 * (d * crate::dist::LN_2PI_E - log_det(&llt)))
     }
 }
 
@@ -264,6 +292,104 @@ mod tests {
             .sum::<f64>()
             / n as f64;
         assert!((mc - Gamma.entropy(&eta).unwrap()).abs() < 0.01);
+    }
+
+    /// f(m, Σ) = aᵀm + (bᵀm)² + tr(BΣ) + ½ ln det Σ + (mᵀΣm)/4 with its gradients.
+    fn test_function(
+        m: &[f64],
+        sigma: &Mat<f64>,
+        a: &[f64],
+        b: &[f64],
+        bm: &Mat<f64>,
+    ) -> (f64, Vec<f64>, Mat<f64>) {
+        let d = m.len();
+        let bdot: f64 = b.iter().zip(m).map(|(x, y)| x * y).sum();
+        let sm: Vec<f64> = (0..d)
+            .map(|r| (0..d).map(|c| sigma[(r, c)] * m[c]).sum())
+            .collect();
+        let msm: f64 = m.iter().zip(&sm).map(|(x, y)| x * y).sum();
+        let llt = sigma.llt(faer::Side::Lower).unwrap();
+        let value = a.iter().zip(m).map(|(x, y)| x * y).sum::<f64>()
+            + bdot * bdot
+            + (0..d).map(|r| (bm * sigma)[(r, r)]).sum::<f64>()
+            + 0.5 * log_det(&llt)
+            + 0.25 * msm;
+        let g_m = (0..d)
+            .map(|r| a[r] + 2.0 * bdot * b[r] + 0.5 * sm[r])
+            .collect();
+        let inverse = llt.inverse();
+        let g_sigma = Mat::from_fn(d, d, |r, c| {
+            0.5 * (bm[(r, c)] + bm[(c, r)]) + 0.5 * inverse[(r, c)] + 0.25 * m[r] * m[c]
+        });
+        (value, g_m, g_sigma)
+    }
+
+    /// Both chain rules against central differences of f through η ↦ (m, Σ) and μ ↦ (m, Σ).
+    #[test]
+    fn the_gaussian_chain_rules_match_finite_differences() {
+        let d = 4;
+        let family = MultivariateGaussian { dim: d };
+        let mut rng = Stream::new(3, &[]);
+        let w = Mat::from_fn(d, d, |_, _| rng.normal());
+        let sigma = &w * w.transpose() + Mat::<f64>::identity(d, d);
+        let m: Vec<f64> = (0..d).map(|_| rng.normal()).collect();
+        let a: Vec<f64> = (0..d).map(|_| rng.normal()).collect();
+        let b: Vec<f64> = (0..d).map(|_| rng.normal()).collect();
+        let bm = Mat::from_fn(d, d, |_, _| rng.normal());
+        let standard = |p: &[f64]| -> (Vec<f64>, Mat<f64>) {
+            let (m, sigma) = family.split(p).unwrap();
+            (m, sigma)
+        };
+        let f_of_mean = |mu: &[f64]| {
+            let (m, second) = standard(mu);
+            let sigma = Mat::from_fn(d, d, |r, c| second[(r, c)] - m[r] * m[c]);
+            test_function(&m, &sigma, &a, &b, &bm).0
+        };
+        let f_of_natural = |eta: &[f64]| f_of_mean(&family.mean_from_natural(eta).unwrap());
+        let (_, g_m, g_sigma) = test_function(&m, &sigma, &a, &b, &bm);
+        let mu = MultivariateGaussian::params(
+            &m,
+            &Mat::from_fn(d, d, |r, c| sigma[(r, c)] + m[r] * m[c]),
+        );
+        let eta = family.natural_from_mean(&mu).unwrap();
+        let (n1, n2) = MultivariateGaussian::gradient_in_natural(&m, &sigma, &g_m, &g_sigma);
+        let (m1, m2) = MultivariateGaussian::gradient_in_mean(&m, &g_m, &g_sigma);
+        for (point, f, analytic) in [
+            (
+                &eta,
+                &f_of_natural as &dyn Fn(&[f64]) -> f64,
+                MultivariateGaussian::params(&n1, &n2),
+            ),
+            (&mu, &f_of_mean, MultivariateGaussian::params(&m1, &m2)),
+        ] {
+            for k in 0..point.len() {
+                // Perturb a symmetric pair together: the derivative is the sum of both entries.
+                let (r, c) = if k < d {
+                    (k, k)
+                } else {
+                    ((k - d) % d, (k - d) / d)
+                };
+                let mirror = if k < d || r == c {
+                    None
+                } else {
+                    Some(d + r * d + c)
+                };
+                let h = 1e-6;
+                let (mut up, mut down) = (point.clone(), point.clone());
+                up[k] += h;
+                down[k] -= h;
+                if let Some(j) = mirror {
+                    up[j] += h;
+                    down[j] -= h;
+                }
+                let numeric = (f(&up) - f(&down)) / (2.0 * h);
+                let expected = analytic[k] + mirror.map_or(0.0, |j| analytic[j]);
+                assert!(
+                    (numeric - expected).abs() < 1e-5 * (1.0 + expected.abs()),
+                    "{k}: {numeric} vs {expected}"
+                );
+            }
+        }
     }
 
     #[test]

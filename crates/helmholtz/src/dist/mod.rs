@@ -7,6 +7,7 @@
 
 pub mod exponential_family;
 pub mod negative_binomial;
+pub mod skew;
 
 /// The ELBO beside its entropy decomposition: mean posterior entropy − prior entropy − expected
 /// entropy of the observable distribution. At stationary points of the models the identity covers,

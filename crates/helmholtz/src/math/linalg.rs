@@ -73,6 +73,30 @@ pub fn matmul_transpose_by_columns(
     }
 }
 
+/// The lower Cholesky factorisation of a matrix that must be symmetric positive definite, with a
+/// clear error naming it (`what`) otherwise.
+pub fn cholesky(
+    m: &faer::Mat<f64>,
+    what: &str,
+) -> crate::error::Result<faer::linalg::solvers::Llt<f64>> {
+    use crate::error::Error;
+    if m.nrows() != m.ncols() {
+        return Err(Error::Dimension(format!(
+            "{what} is {} × {}, not square",
+            m.nrows(),
+            m.ncols()
+        )));
+    }
+    m.llt(faer::Side::Lower)
+        .map_err(|e| Error::InvalidData(format!("{what} is not positive definite ({e:?})")))
+}
+
+/// ln det of the matrix factored by `llt`.
+pub fn log_det(llt: &faer::linalg::solvers::Llt<f64>) -> f64 {
+    let l = llt.L();
+    2.0 * (0..l.nrows()).map(|i| l[(i, i)].ln()).sum::<f64>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

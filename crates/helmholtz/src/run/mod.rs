@@ -13,6 +13,7 @@ pub mod config;
 pub mod data;
 pub mod denoise;
 pub mod fit;
+pub mod skew_normal;
 pub mod sngd;
 pub mod sparse;
 
