@@ -230,6 +230,127 @@ impl ExponentialFamily for MultivariateGaussian {
     }
 }
 
+/// A mixture of K members of `F` as a joint exponential family over (z, x) (natgrad.md b.4):
+/// T(z, x) = (1[z = k] for k < K, 1[z = k] T_F(x) for all k). Natural parameters
+/// (θ_1..θ_{K−1}, η_1..η_K) with θ_k = ln p_k − A_F(η_k) − ln p_K + A_F(η_K); mean parameters
+/// (p_1..p_{K−1}, p_1 μ_1..p_K μ_K); A = ln Σ_k exp(θ_k + A_F(η_k)) with θ_K = 0. A point is
+/// (z, x...) with the component index z as its first coordinate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Mixture<F> {
+    /// The component family.
+    pub family: F,
+    /// Number of components K ≥ 1.
+    pub components: usize,
+}
+
+impl<F: ExponentialFamily> Mixture<F> {
+    fn check(&self, params: &[f64]) -> Result<()> {
+        if self.components == 0 || params.len() != self.n_params() {
+            return Err(Error::Dimension(format!(
+                "{} parameters for a mixture of {} components with {} each",
+                params.len(),
+                self.components,
+                self.family.n_params()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The component block k of a parameter vector.
+    pub fn component<'a>(&self, params: &'a [f64], k: usize) -> &'a [f64] {
+        let m = self.family.n_params();
+        let start = self.components - 1 + k * m;
+        &params[start..start + m]
+    }
+
+    /// The weights p and the per-component A_F(η_k) from natural parameters.
+    pub fn weights(&self, eta: &[f64]) -> Result<(Vec<f64>, Vec<f64>)> {
+        self.check(eta)?;
+        let big_k = self.components;
+        let a: Vec<f64> = (0..big_k)
+            .map(|k| self.family.log_partition(self.component(eta, k)))
+            .collect::<Result<_>>()?;
+        let w: Vec<f64> = (0..big_k)
+            .map(|k| if k + 1 < big_k { eta[k] } else { 0.0 } + a[k])
+            .collect();
+        let top = w.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let total: f64 = w.iter().map(|v| (v - top).exp()).sum();
+        Ok((w.iter().map(|v| (v - top).exp() / total).collect(), a))
+    }
+}
+
+impl<F: ExponentialFamily> ExponentialFamily for Mixture<F> {
+    fn n_params(&self) -> usize {
+        self.components - 1 + self.components * self.family.n_params()
+    }
+
+    fn sufficient_statistics(&self, x: &[f64]) -> Vec<f64> {
+        let (z, rest) = (x[0] as usize, &x[1..]);
+        let m = self.family.n_params();
+        let mut t = vec![0.0; self.n_params()];
+        if z + 1 < self.components {
+            t[z] = 1.0;
+        }
+        let start = self.components - 1 + z * m;
+        t[start..start + m].copy_from_slice(&self.family.sufficient_statistics(rest));
+        t
+    }
+
+    fn log_partition(&self, eta: &[f64]) -> Result<f64> {
+        let (p, a) = self.weights(eta)?;
+        // ln Σ exp(w_k) = w_K − ln p_K with w_K = A_F(η_K).
+        let last = self.components - 1;
+        Ok(a[last] - p[last].ln())
+    }
+
+    fn mean_from_natural(&self, eta: &[f64]) -> Result<Vec<f64>> {
+        let (p, _) = self.weights(eta)?;
+        let mut mu = p[..self.components - 1].to_vec();
+        for (k, pk) in p.iter().enumerate() {
+            let component = self.family.mean_from_natural(self.component(eta, k))?;
+            mu.extend(component.iter().map(|v| pk * v));
+        }
+        Ok(mu)
+    }
+
+    fn natural_from_mean(&self, mu: &[f64]) -> Result<Vec<f64>> {
+        self.check(mu)?;
+        let big_k = self.components;
+        let mut p = mu[..big_k - 1].to_vec();
+        p.push(1.0 - p.iter().sum::<f64>());
+        if p.iter().any(|&v| !(v > 0.0 && v.is_finite())) {
+            return Err(Error::InvalidData(format!(
+                "mixture weights {p:?} outside the open simplex"
+            )));
+        }
+        let mut etas = Vec::with_capacity(big_k);
+        let mut a = Vec::with_capacity(big_k);
+        for (k, pk) in p.iter().enumerate() {
+            let component: Vec<f64> = self.component(mu, k).iter().map(|v| v / pk).collect();
+            let eta = self.family.natural_from_mean(&component)?;
+            a.push(self.family.log_partition(&eta)?);
+            etas.push(eta);
+        }
+        let last = big_k - 1;
+        let mut eta: Vec<f64> = (0..last)
+            .map(|k| p[k].ln() - a[k] - p[last].ln() + a[last])
+            .collect();
+        for e in etas {
+            eta.extend(e);
+        }
+        Ok(eta)
+    }
+
+    fn entropy(&self, eta: &[f64]) -> Result<f64> {
+        let (p, _) = self.weights(eta)?;
+        let mut h = 0.0;
+        for (k, pk) in p.iter().enumerate() {
+            h += pk * (self.family.entropy(self.component(eta, k))? - pk.ln());
+        }
+        Ok(h)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,5 +568,67 @@ mod tests {
                 .is_err()
         );
         assert!(family.log_partition(&[0.0; 5]).is_err());
+    }
+
+    #[test]
+    fn gamma_mixture_coordinates_round_trip_and_mu_is_the_gradient_of_a() {
+        let family = Mixture {
+            family: Gamma,
+            components: 3,
+        };
+        let mut eta = vec![0.4, -1.1];
+        for (alpha, beta) in [(2.0, 0.5), (0.7, 3.0), (40.0, 0.02)] {
+            eta.extend(Gamma::natural(alpha, beta));
+        }
+        let mu = family.mean_from_natural(&eta).unwrap();
+        let back = family.natural_from_mean(&mu).unwrap();
+        for (a, b) in eta.iter().zip(&back) {
+            assert!(
+                (a - b).abs() < 1e-8 * a.abs().max(1.0),
+                "{eta:?} → {back:?}"
+            );
+        }
+        for k in 0..eta.len() {
+            let h = 1e-6;
+            let (mut up, mut down) = (eta.clone(), eta.clone());
+            up[k] += h;
+            down[k] -= h;
+            let numeric = (family.log_partition(&up).unwrap()
+                - family.log_partition(&down).unwrap())
+                / (2.0 * h);
+            assert!(
+                (numeric - mu[k]).abs() < 1e-5 * (1.0 + mu[k].abs()),
+                "{k}: {numeric} vs {}",
+                mu[k]
+            );
+        }
+        // The entropy against Monte Carlo over (z, x).
+        let a = family.log_partition(&eta).unwrap();
+        let (p, _) = family.weights(&eta).unwrap();
+        let mut rng = Stream::new(9, &[]);
+        let n = 200_000;
+        let mut total = 0.0;
+        for _ in 0..n {
+            let u = rng.uniform_f64();
+            let z = p
+                .iter()
+                .scan(0.0, |c, v| {
+                    *c += v;
+                    Some(*c)
+                })
+                .position(|c| u < c)
+                .unwrap_or(2);
+            let (alpha, beta) = Gamma::shape_rate(family.component(&eta, z)).unwrap();
+            let x = gamma_draw(alpha, &mut rng) / beta;
+            let t = family.sufficient_statistics(&[z as f64, x]);
+            total -= t.iter().zip(&eta).map(|(a, b)| a * b).sum::<f64>() - a;
+        }
+        assert!((total / n as f64 - family.entropy(&eta).unwrap()).abs() < 0.02);
+        assert!(
+            family
+                .natural_from_mean(&[0.7, 0.6, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0])
+                .is_err()
+        );
+        assert!(family.log_partition(&[0.0; 3]).is_err());
     }
 }

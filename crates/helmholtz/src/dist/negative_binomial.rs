@@ -3,6 +3,7 @@
 //! gradient, and the map from its Gamma surrogate (natgrad.md b.4): α = r(1 − s), β = s, so
 //! r = α/(1 − β), s = β (the Gamma's mean α/β is the NB's mean).
 
+use crate::dist::exponential_family::{ExponentialFamily, Gamma, Mixture};
 use crate::error::{Error, Result};
 use crate::math::special::{digamma, ln_gamma};
 
@@ -102,6 +103,124 @@ impl Counts {
     }
 }
 
+/// A mixture of negative binomials Σ_k p_k NB(r_k, s_k) with the gradient of its mean NLL.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NbMixtureGradient {
+    /// ∂f/∂p_k, the weights taken as free coordinates.
+    pub weights: Vec<f64>,
+    /// ∂f/∂r_k.
+    pub r: Vec<f64>,
+    /// ∂f/∂s_k.
+    pub s: Vec<f64>,
+}
+
+impl Counts {
+    /// The mean NLL of the mixture Σ_k p_k NB(r_k, s_k) and its gradient: with responsibilities
+    /// γ_k(x), ∂f/∂p_k = −mean γ_k/p_k, ∂f/∂r_k = −mean γ_k (ψ(x + r_k) − ψ(r_k) + ln s_k),
+    /// ∂f/∂s_k = −mean γ_k (r_k/s_k − x/(1 − s_k)).
+    pub fn mixture_nll(
+        &self,
+        weights: &[f64],
+        r: &[f64],
+        s: &[f64],
+    ) -> Result<(f64, NbMixtureGradient)> {
+        let k = weights.len();
+        if k == 0 || r.len() != k || s.len() != k {
+            return Err(Error::Dimension(format!(
+                "NB mixture with {k} weights, {} r and {} s",
+                r.len(),
+                s.len()
+            )));
+        }
+        if weights.iter().any(|&p| !(p > 0.0 && p.is_finite()))
+            || (weights.iter().sum::<f64>() - 1.0).abs() > 1e-9
+        {
+            return Err(Error::InvalidData(format!(
+                "NB mixture weights {weights:?} are not a point of the open simplex"
+            )));
+        }
+        for j in 0..k {
+            if !(r[j] > 0.0 && r[j].is_finite() && s[j] > 0.0 && s[j] < 1.0) {
+                return Err(Error::InvalidData(format!(
+                    "NB component {j}: r = {}, s = {} outside r > 0, 0 < s < 1",
+                    r[j], s[j]
+                )));
+            }
+        }
+        let base: Vec<f64> = (0..k)
+            .map(|j| -ln_gamma(r[j]) + r[j] * s[j].ln() + weights[j].ln())
+            .collect();
+        let mut total = 0.0;
+        let mut g = NbMixtureGradient {
+            weights: vec![0.0; k],
+            r: vec![0.0; k],
+            s: vec![0.0; k],
+        };
+        let mut log_terms = vec![0.0; k];
+        for &(x, m) in &self.values {
+            let xf = x as f64;
+            for j in 0..k {
+                log_terms[j] =
+                    base[j] + ln_gamma(xf + r[j]) - ln_gamma(xf + 1.0) + xf * (1.0 - s[j]).ln();
+            }
+            let top = log_terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = log_terms.iter().map(|v| (v - top).exp()).sum();
+            total += m * (top + sum.ln());
+            for j in 0..k {
+                let gamma = (log_terms[j] - top).exp() / sum * m;
+                g.weights[j] -= gamma / weights[j];
+                g.r[j] -= gamma * (digamma(xf + r[j]) - digamma(r[j]) + s[j].ln());
+                g.s[j] -= gamma * (r[j] / s[j] - xf / (1.0 - s[j]));
+            }
+        }
+        for v in g.weights.iter_mut().chain(&mut g.r).chain(&mut g.s) {
+            *v /= self.n;
+        }
+        Ok((-total / self.n, g))
+    }
+
+    /// The mixture NLL through the natural parameters of its surrogate, a mixture of Gammas as a
+    /// joint exponential family ([`Mixture`]): p from the surrogate's weights and each component
+    /// by the Gamma map r = α/(1 − β), s = β. Returns the value and ∇_η, with the weights'
+    /// dependence on every A_Gamma(η_k) included.
+    pub fn mixture_nll_gamma_natural(
+        &self,
+        family: &Mixture<Gamma>,
+        eta: &[f64],
+    ) -> Result<(f64, Vec<f64>)> {
+        let (p, _) = family.weights(eta)?;
+        let big_k = family.components;
+        let mut r = Vec::with_capacity(big_k);
+        let mut s = Vec::with_capacity(big_k);
+        for j in 0..big_k {
+            let (alpha, beta) = Gamma::shape_rate(family.component(eta, j))?;
+            if beta >= 1.0 {
+                return Err(Error::InvalidData(format!(
+                    "surrogate component {j} has rate {beta} ≥ 1, outside the NB map"
+                )));
+            }
+            r.push(alpha / (1.0 - beta));
+            s.push(beta);
+        }
+        let (value, g) = self.mixture_nll(&p, &r, &s)?;
+        // p = softmax(w), w_k = θ_k + A(η_k): ∂f/∂w_k = p_k (g_k − Σ_j p_j g_j).
+        let mean_g: f64 = p.iter().zip(&g.weights).map(|(a, b)| a * b).sum();
+        let g_w: Vec<f64> = (0..big_k).map(|j| p[j] * (g.weights[j] - mean_g)).collect();
+        let mut gradient = g_w[..big_k - 1].to_vec();
+        for j in 0..big_k {
+            let component = family.component(eta, j);
+            let mu = Gamma.mean_from_natural(component)?;
+            let beta = s[j];
+            let alpha = r[j] * (1.0 - beta);
+            let d_alpha = g.r[j] / (1.0 - beta);
+            let d_beta = g.r[j] * alpha / (1.0 - beta).powi(2) + g.s[j];
+            gradient.push(d_alpha + g_w[j] * mu[0]);
+            gradient.push(-d_beta + g_w[j] * mu[1]);
+        }
+        Ok((value, gradient))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +266,104 @@ mod tests {
         check(&|p| c.nll_unconstrained(p).unwrap(), [1.2, -0.5]);
         assert!(c.nll(5.0, 1.0).is_err() && c.nll_gamma_natural(&[1.0, -1.5]).is_err());
         assert!(Counts::new(&[]).is_err());
+    }
+
+    #[test]
+    fn nb_mixture_gradients_match_finite_differences_and_sngd_descends() {
+        let c = counts();
+        let (p, r, s) = (
+            vec![0.2, 0.5, 0.3],
+            vec![2.0, 5.0, 9.0],
+            vec![0.3, 0.1, 0.05],
+        );
+        let (_, g) = c.mixture_nll(&p, &r, &s).unwrap();
+        let h = 1e-6;
+        let value = |p: &[f64], r: &[f64], s: &[f64]| c.mixture_nll(p, r, s).unwrap().0;
+        for j in 0..3 {
+            // Weights move along p_j − p_3 to stay on the simplex (j < 2).
+            if j < 2 {
+                let (mut up, mut down) = (p.clone(), p.clone());
+                up[j] += h;
+                up[2] -= h;
+                down[j] -= h;
+                down[2] += h;
+                let numeric = (value(&up, &r, &s) - value(&down, &r, &s)) / (2.0 * h);
+                let analytic = g.weights[j] - g.weights[2];
+                assert!(
+                    (numeric - analytic).abs() < 1e-6,
+                    "p{j}: {numeric} vs {analytic}"
+                );
+            }
+            let (mut up, mut down) = (r.clone(), r.clone());
+            up[j] += h;
+            down[j] -= h;
+            let numeric = (value(&p, &up, &s) - value(&p, &down, &s)) / (2.0 * h);
+            assert!(
+                (numeric - g.r[j]).abs() < 1e-6,
+                "r{j}: {numeric} vs {}",
+                g.r[j]
+            );
+            let (mut up, mut down) = (s.clone(), s.clone());
+            up[j] += h;
+            down[j] -= h;
+            let numeric = (value(&p, &r, &up) - value(&p, &r, &down)) / (2.0 * h);
+            assert!(
+                (numeric - g.s[j]).abs() < 1e-5,
+                "s{j}: {numeric} vs {}",
+                g.s[j]
+            );
+        }
+        // Through the Gamma-mixture surrogate's natural parameters.
+        let family = Mixture {
+            family: Gamma,
+            components: 3,
+        };
+        let mut mu = vec![p[0], p[1]];
+        for j in 0..3 {
+            let eta = Gamma::natural(r[j] * (1.0 - s[j]), s[j]);
+            mu.extend(
+                Gamma
+                    .mean_from_natural(&eta)
+                    .unwrap()
+                    .iter()
+                    .map(|v| p[j] * v),
+            );
+        }
+        let eta = family.natural_from_mean(&mu).unwrap();
+        let (start, g) = c.mixture_nll_gamma_natural(&family, &eta).unwrap();
+        assert!((start - value(&p, &r, &s)).abs() < 1e-10);
+        for k in 0..eta.len() {
+            let (mut up, mut down) = (eta.clone(), eta.clone());
+            up[k] += h;
+            down[k] -= h;
+            let numeric = (c.mixture_nll_gamma_natural(&family, &up).unwrap().0
+                - c.mixture_nll_gamma_natural(&family, &down).unwrap().0)
+                / (2.0 * h);
+            assert!(
+                (numeric - g[k]).abs() < 1e-5 * (1.0 + g[k].abs()),
+                "η{k}: {numeric} vs {}",
+                g[k]
+            );
+        }
+        // SNGD in the surrogate's mean parameters lowers the NLL step after step.
+        let objective = |eta: &[f64]| c.mixture_nll_gamma_natural(&family, eta);
+        let mut state = mu;
+        let mut last = start;
+        for _ in 0..5 {
+            let (next, v) = crate::optim::sngd::mle_step(
+                &family,
+                &state,
+                &objective,
+                crate::optim::sngd::LineSearch::Grid { points: 100 },
+            )
+            .unwrap();
+            assert!(v < last, "{v} after {last}");
+            (state, last) = (next, v);
+        }
+        assert!(
+            c.mixture_nll(&[0.5, 0.6], &[1.0, 1.0], &[0.5, 0.5])
+                .is_err()
+        );
+        assert!(c.mixture_nll(&[1.0], &[1.0, 1.0], &[0.5]).is_err());
     }
 }
