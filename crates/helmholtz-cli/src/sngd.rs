@@ -156,9 +156,9 @@ pub struct SkewSettingsArgs {
     /// Steps between held-out evaluations.
     #[arg(long, default_value_t = 10)]
     pub eval_every: usize,
-    /// SNGD's step size in the surrogate's mean parameters.
-    #[arg(long, default_value_t = 0.1)]
-    pub lr_theta: f64,
+    /// SNGD's step sizes in the surrogate's mean parameters (one run each).
+    #[arg(long, value_delimiter = ',', default_values_t = [0.1, 0.03, 0.01])]
+    pub lr_theta: Vec<f64>,
     /// SNGD's Adam learning rate for the auxiliary η.
     #[arg(long, default_value_t = 0.01)]
     pub lr_lambda: f64,
@@ -173,7 +173,7 @@ pub struct SkewSettingsArgs {
 
 pub fn run_skew_experiment(args: SkewSettingsArgs) -> Result<()> {
     use helmholtz::run::skew_normal::{
-        SkewMethod, SkewSettings, run_skew_normal, skew_normal_task,
+        SkewMethod, SkewSettings, SkewTrace, run_skew_normal, skew_normal_task,
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
@@ -183,12 +183,16 @@ pub fn run_skew_experiment(args: SkewSettingsArgs) -> Result<()> {
         iterations: args.iterations,
         batch: args.batch,
         eval_every: args.eval_every,
-        lr_theta: args.lr_theta,
+        lr_theta: 0.0,
         lr_lambda: args.lr_lambda,
         lr_adam: 0.0,
         seed: args.seed,
     };
-    let mut runs = vec![(SkewMethod::Sngd, base)];
+    let mut runs: Vec<_> = args
+        .lr_theta
+        .iter()
+        .map(|&lr_theta| (SkewMethod::Sngd, SkewSettings { lr_theta, ..base }))
+        .collect();
     for method in [SkewMethod::AdamCovariance, SkewMethod::AdamPrecision] {
         for &lr in &args.lr_adam {
             runs.push((
@@ -244,36 +248,58 @@ pub fn run_skew_experiment(args: SkewSettingsArgs) -> Result<()> {
             trace.stopped.as_deref().unwrap_or("no")
         )?;
     }
-    table.push_str("\n| SNGD against the best held-out NLL of | its steps | SNGD's steps | ratio | its training seconds | SNGD's |\n|---|---|---|---|---|---|\n");
-    let sngd = &traces[0].1;
-    let best_adam = traces[1..]
-        .iter()
-        .min_by(|a, b| a.1.best().1.total_cmp(&b.1.best().1))
-        .map(|(name, _)| name.clone());
-    for (name, baseline) in &traces[1..] {
-        let (steps, best) = baseline.best();
-        let k = baseline
+    let (sngd_runs, adam_runs) = traces.split_at(args.lr_theta.len());
+    let lowest = |runs: &[(String, SkewTrace)]| -> Option<(String, SkewTrace)> {
+        runs.iter()
+            .min_by(|a, b| a.1.best().1.total_cmp(&b.1.best().1))
+            .cloned()
+    };
+    let at = |trace: &SkewTrace, steps: usize| {
+        let k = trace
             .iterations
             .iter()
             .position(|&i| i == steps)
             .unwrap_or(0);
-        let marker = if Some(name) == best_adam.as_ref() {
-            " (best Adam run)"
-        } else {
-            ""
-        };
-        match sngd.reaches(best) {
-            Some((sngd_steps, sngd_seconds)) => writeln!(
-                table,
-                "| {name}{marker} | {steps} | {sngd_steps} | {:.3} | {:.2} | {sngd_seconds:.2} |",
-                sngd_steps as f64 / steps.max(1) as f64,
-                baseline.seconds[k]
-            )?,
-            None => writeln!(
-                table,
-                "| {name}{marker} | {steps} | not reached | — | {:.2} | — |",
-                baseline.seconds[k]
-            )?,
+        trace.seconds[k]
+    };
+    if let Some((adam_name, adam)) = lowest(adam_runs) {
+        let (steps, best) = adam.best();
+        writeln!(
+            table,
+            "\nThe best Adam run, {adam_name}, reaches {best:.4} at step {steps} ({:.2} training seconds).\n\n| SNGD run | steps to reach it | fraction of Adam's steps | training seconds |\n|---|---|---|---|",
+            at(&adam, steps)
+        )?;
+        for (name, sngd) in sngd_runs {
+            match sngd.reaches(best) {
+                Some((n, seconds)) => writeln!(
+                    table,
+                    "| {name} | {n} | {:.3} | {seconds:.2} |",
+                    n as f64 / steps.max(1) as f64
+                )?,
+                None => writeln!(table, "| {name} | not reached | — | — |")?,
+            }
+        }
+    }
+    if let Some((sngd_name, sngd)) = lowest(sngd_runs) {
+        writeln!(
+            table,
+            "\nThe best SNGD run, {sngd_name}, against each Adam run's best:\n\n| Adam run | its steps to its best | SNGD's steps | fraction | its training seconds | SNGD's |\n|---|---|---|---|---|---|"
+        )?;
+        for (name, adam) in adam_runs {
+            let (steps, best) = adam.best();
+            match sngd.reaches(best) {
+                Some((n, seconds)) => writeln!(
+                    table,
+                    "| {name} | {steps} | {n} | {:.3} | {:.2} | {seconds:.2} |",
+                    n as f64 / steps.max(1) as f64,
+                    at(adam, steps)
+                )?,
+                None => writeln!(
+                    table,
+                    "| {name} | {steps} | not reached | — | {:.2} | — |",
+                    at(adam, steps)
+                )?,
+            }
         }
     }
     for (x_label, file, by_time) in [
