@@ -97,6 +97,25 @@ pub fn log_det(llt: &faer::linalg::solvers::Llt<f64>) -> f64 {
     2.0 * (0..l.nrows()).map(|i| l[(i, i)].ln()).sum::<f64>()
 }
 
+/// The symmetric gradient ḡ with d f = tr(ḡ dΣ) of a function of Σ through its lower Cholesky
+/// factor L, given ∂f/∂L (`l_bar`, only the lower triangle is read): with B = Lᵀ L̄ and Φ(B) its
+/// lower triangle with the diagonal halved, C = L⁻ᵀ Φ(B)ᵀ L⁻¹ and ḡ = ½(C + Cᵀ) (from
+/// L⁻¹dL = Φ(L⁻¹ dΣ L⁻ᵀ)).
+pub fn cholesky_backward(l: MatRef<'_, f64>, l_bar: &faer::Mat<f64>) -> faer::Mat<f64> {
+    let d = l.nrows();
+    let lower = faer::Mat::from_fn(d, d, |r, c| if r >= c { l_bar[(r, c)] } else { 0.0 });
+    let b = l.transpose() * &lower;
+    let phi_t = faer::Mat::from_fn(d, d, |r, c| match r.cmp(&c) {
+        std::cmp::Ordering::Less => b[(c, r)],
+        std::cmp::Ordering::Equal => 0.5 * b[(r, r)],
+        std::cmp::Ordering::Greater => 0.0,
+    });
+    let mut l_inv = faer::Mat::<f64>::identity(d, d);
+    faer::linalg::triangular_solve::solve_lower_triangular_in_place(l, l_inv.as_mut(), Par::Seq);
+    let c = l_inv.transpose() * &phi_t * &l_inv;
+    faer::Mat::from_fn(d, d, |r, k| 0.5 * (c[(r, k)] + c[(k, r)]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +136,43 @@ mod tests {
         matmul_transpose_by_columns(t.as_mut(), b.as_ref(), c.as_ref(), 0.5);
         let expected = (&b * c.transpose()) * faer::Scale(0.5);
         assert!((&t - &expected).norm_max() < 1e-12);
+    }
+
+    #[test]
+    fn the_cholesky_backward_pass_matches_finite_differences() {
+        // f(Σ) = Σ_ij w_ij L_ij with L = chol(Σ).
+        let d = 4;
+        let mut rng = crate::math::rng::Stream::new(4, &[]);
+        let a = faer::Mat::from_fn(d, d, |_, _| rng.normal());
+        let sigma = &a * a.transpose() + faer::Mat::<f64>::identity(d, d);
+        let w = faer::Mat::from_fn(d, d, |_, _| rng.normal());
+        let f = |s: &faer::Mat<f64>| {
+            let llt = cholesky(s, "Σ").unwrap();
+            let l = llt.L();
+            (0..d)
+                .flat_map(|r| (0..=r).map(move |c| (r, c)))
+                .map(|(r, c)| w[(r, c)] * l[(r, c)])
+                .sum::<f64>()
+        };
+        let llt = cholesky(&sigma, "Σ").unwrap();
+        let g = cholesky_backward(llt.L(), &w);
+        let h = 1e-6;
+        for r in 0..d {
+            for c in 0..=r {
+                let (mut up, mut down) = (sigma.clone(), sigma.clone());
+                for (m, delta) in [(&mut up, h), (&mut down, -h)] {
+                    m[(r, c)] += delta;
+                    if r != c {
+                        m[(c, r)] += delta;
+                    }
+                }
+                let numeric = (f(&up) - f(&down)) / (2.0 * h);
+                let analytic = if r == c { g[(r, r)] } else { 2.0 * g[(r, c)] };
+                assert!(
+                    (numeric - analytic).abs() < 1e-7,
+                    "{r}{c}: {numeric} vs {analytic}"
+                );
+            }
+        }
     }
 }

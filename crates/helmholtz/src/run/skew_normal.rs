@@ -11,7 +11,7 @@ use faer::linalg::solvers::DenseSolveCore;
 use serde::Serialize;
 
 use crate::dist::exponential_family::MultivariateGaussian;
-use crate::dist::skew::SkewNormal;
+use crate::dist::skew::{SkewGradient, SkewNormal};
 use crate::error::{Error, Result};
 use crate::math::linalg::cholesky;
 use crate::math::rng::{Stream, ids};
@@ -61,6 +61,9 @@ pub enum SkewMethod {
     AdamCovariance,
     /// Adam on (ξ, W, η) with Ω⁻¹ = WᵀW.
     AdamPrecision,
+    /// The natural gradient of the minimal conditional exponential-family form (Lin, Khan &
+    /// Schmidt 2019), the authors' natural-gradient baseline for skew-normal VI.
+    Mcef,
 }
 
 impl SkewMethod {
@@ -70,6 +73,7 @@ impl SkewMethod {
             SkewMethod::Sngd => "SNGD (MVN surrogate, η by Adam)",
             SkewMethod::AdamCovariance => "Adam (Ω = WᵀW)",
             SkewMethod::AdamPrecision => "Adam (Ω⁻¹ = WᵀW)",
+            SkewMethod::Mcef => "MCEF natural gradient",
         }
     }
 }
@@ -127,11 +131,21 @@ impl SkewTrace {
     }
 }
 
-/// The state of one optimiser.
-enum State {
+/// Which coordinates SNGD steps: the MLE form steps the Gaussian surrogate's mean parameters
+/// with ∇_η f, the VI form its natural parameters with ∇_μ f.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SngdForm {
+    Mle,
+    Vi,
+}
+
+/// The state of one optimiser of a skew-normal's (ξ, Ω, η), shared by the MLE and VI tasks.
+pub(crate) enum SkewOptimiser {
+    /// SNGD holds the surrogate MVN(ξ, Ω) in standard form and converts for each step.
     Sngd {
-        mu1: Vec<f64>,
-        mu2: Mat<f64>,
+        form: SngdForm,
+        xi: Vec<f64>,
+        omega: Mat<f64>,
         eta: Vec<f64>,
         adam: Adam,
     },
@@ -141,46 +155,82 @@ enum State {
         params: Vec<f64>,
         adam: Adam,
     },
+    /// MCEF holds the natural parameters (h, J, a) = (V⁻¹μ, −½V⁻¹, V⁻¹β) of the joint
+    /// exponential family over (x, w), kept here as (μ, V, β).
+    Mcef {
+        mu: Vec<f64>,
+        v: Mat<f64>,
+        beta: Vec<f64>,
+    },
 }
 
-impl State {
-    /// The authors' start: ξ, η ~ N(0, 0.01²), Ω = I.
-    fn new(method: SkewMethod, dim: usize, settings: &SkewSettings) -> Result<Self> {
+/// Halves `lr` (at most 20 times) until `candidate(step)` is valid; the authors' validity
+/// backtracking.
+fn backtrack<T>(lr: f64, mut candidate: impl FnMut(f64) -> Option<T>, who: &str) -> Result<T> {
+    (0..=20)
+        .find_map(|k| candidate(lr / 2f64.powi(k)))
+        .ok_or_else(|| {
+            Error::Diverged(format!(
+                "{who}: no step size keeps the covariance positive definite"
+            ))
+        })
+}
+
+impl SkewOptimiser {
+    /// The authors' start: ξ, η ~ N(0, 0.01²), Ω = `omega_scale`·I.
+    pub(crate) fn new(
+        method: SkewMethod,
+        form: SngdForm,
+        dim: usize,
+        omega_scale: f64,
+        settings: &SkewSettings,
+    ) -> Result<Self> {
         let mut rng = Stream::new(settings.seed, &[ids::INIT]);
         let xi: Vec<f64> = (0..dim).map(|_| 0.01 * rng.normal()).collect();
         let eta: Vec<f64> = (0..dim).map(|_| 0.01 * rng.normal()).collect();
+        let omega = Mat::<f64>::identity(dim, dim) * faer::Scale(omega_scale);
         Ok(match method {
-            SkewMethod::Sngd => State::Sngd {
-                mu2: Mat::from_fn(dim, dim, |r, c| {
-                    xi[r] * xi[c] + if r == c { 1.0 } else { 0.0 }
-                }),
-                mu1: xi,
+            SkewMethod::Sngd => SkewOptimiser::Sngd {
+                form,
+                xi,
+                omega,
                 adam: Adam::new(dim, settings.lr_lambda)?,
                 eta,
             },
             SkewMethod::AdamCovariance | SkewMethod::AdamPrecision => {
+                let precision = method == SkewMethod::AdamPrecision;
+                // W = √(scale) I for Ω = WᵀW, or 1/√(scale) I for Ω⁻¹ = WᵀW.
+                let diagonal = if precision {
+                    1.0 / omega_scale.sqrt()
+                } else {
+                    omega_scale.sqrt()
+                };
                 let mut params = xi;
-                params.extend((0..dim * dim).map(|k| if k % (dim + 1) == 0 { 1.0 } else { 0.0 }));
+                params.extend(
+                    (0..dim * dim).map(|k| if k % (dim + 1) == 0 { diagonal } else { 0.0 }),
+                );
                 params.extend(eta);
-                State::Adam {
+                SkewOptimiser::Adam {
                     dim,
-                    precision: method == SkewMethod::AdamPrecision,
+                    precision,
                     adam: Adam::new(params.len(), settings.lr_adam)?,
                     params,
                 }
             }
+            SkewMethod::Mcef => {
+                let (mu, v, beta) = SkewNormal::new(xi, omega, eta)?.lin_coordinates();
+                SkewOptimiser::Mcef { mu, v, beta }
+            }
         })
     }
 
-    /// The current target distribution.
-    fn distribution(&self) -> Result<SkewNormal> {
+    /// The current skew-normal.
+    pub(crate) fn distribution(&self) -> Result<SkewNormal> {
         match self {
-            State::Sngd { mu1, mu2, eta, .. } => {
-                let d = mu1.len();
-                let omega = Mat::from_fn(d, d, |r, c| mu2[(r, c)] - mu1[r] * mu1[c]);
-                SkewNormal::new(mu1.clone(), omega, eta.clone())
+            SkewOptimiser::Sngd { xi, omega, eta, .. } => {
+                SkewNormal::new(xi.clone(), omega.clone(), eta.clone())
             }
-            State::Adam {
+            SkewOptimiser::Adam {
                 dim,
                 precision,
                 params,
@@ -195,46 +245,71 @@ impl State {
                 };
                 SkewNormal::new(params[..d].to_vec(), omega, params[d + d * d..].to_vec())
             }
+            SkewOptimiser::Mcef { mu, v, beta } => {
+                SkewNormal::from_lin_coordinates(mu.clone(), v, beta)
+            }
         }
     }
 
-    /// One step on a minibatch.
-    fn step(&mut self, batch: &Mat<f64>, lr_theta: f64) -> Result<()> {
-        let current = self.distribution()?;
-        let (value, g) = current.nll_gradient(batch.as_ref())?;
-        if !value.is_finite() {
-            return Err(Error::Diverged(format!("minibatch NLL is {value}")));
-        }
+    /// One step from `current` (= `self.distribution()`) along the gradient `g` of the objective.
+    pub(crate) fn step(
+        &mut self,
+        current: &SkewNormal,
+        g: &SkewGradient,
+        lr_theta: f64,
+    ) -> Result<()> {
         match self {
-            State::Sngd {
-                mu1,
-                mu2,
+            SkewOptimiser::Sngd {
+                form,
+                xi,
+                omega,
                 eta,
                 adam,
             } => {
-                let d = mu1.len();
-                let (n1, n2) = MultivariateGaussian::gradient_in_natural(
-                    &current.xi,
-                    &current.omega,
-                    &g.xi,
-                    &g.omega,
-                );
-                // Validity backtracking: halve β until the new Ω is positive definite.
-                let accepted = (0..=20).find_map(|k| {
-                    let beta = lr_theta / 2f64.powi(k);
-                    let m1: Vec<f64> = (0..d).map(|r| mu1[r] - beta * n1[r]).collect();
-                    let m2 = Mat::from_fn(d, d, |r, c| mu2[(r, c)] - beta * n2[(r, c)]);
-                    let omega = Mat::from_fn(d, d, |r, c| m2[(r, c)] - m1[r] * m1[c]);
-                    cholesky(&omega, "Ω").ok().map(|_| (m1, m2))
-                });
-                let (m1, m2) = accepted.ok_or_else(|| {
-                    Error::Diverged("SNGD: no step size keeps Ω positive definite".into())
-                })?;
-                *mu1 = m1;
-                *mu2 = m2;
+                let d = xi.len();
+                let (next_xi, next_omega) = match form {
+                    SngdForm::Mle => {
+                        // μ̃ ← μ̃ − β ∇_η f.
+                        let (n1, n2) = MultivariateGaussian::gradient_in_natural(
+                            &current.xi,
+                            &current.omega,
+                            &g.xi,
+                            &g.omega,
+                        );
+                        backtrack(
+                            lr_theta,
+                            |beta| {
+                                let m1: Vec<f64> = (0..d).map(|r| xi[r] - beta * n1[r]).collect();
+                                let omega = Mat::from_fn(d, d, |r, c| {
+                                    omega[(r, c)] + xi[r] * xi[c]
+                                        - beta * n2[(r, c)]
+                                        - m1[r] * m1[c]
+                                });
+                                cholesky(&omega, "Ω").ok().map(|_| (m1, omega))
+                            },
+                            "SNGD",
+                        )?
+                    }
+                    SngdForm::Vi => {
+                        // η̃ ← η̃ − β ∇_μ f with η̃ = (Sξ, −½S).
+                        let (m1, m2) =
+                            MultivariateGaussian::gradient_in_mean(&current.xi, &g.xi, &g.omega);
+                        let precision = cholesky(omega, "Ω")?.inverse();
+                        let s_xi: Vec<f64> = (0..d)
+                            .map(|r| (0..d).map(|c| precision[(r, c)] * xi[c]).sum())
+                            .collect();
+                        backtrack(
+                            lr_theta,
+                            |beta| natural_to_standard(&precision, &s_xi, &m1, &m2, beta),
+                            "SNGD",
+                        )?
+                    }
+                };
+                *xi = next_xi;
+                *omega = next_omega;
                 adam.descend(eta, &g.eta)
             }
-            State::Adam {
+            SkewOptimiser::Adam {
                 precision,
                 params,
                 adam,
@@ -256,8 +331,75 @@ impl State {
                 gradient.extend(&g.eta);
                 adam.descend(params, &gradient)
             }
+            SkewOptimiser::Mcef { mu, v, beta } => {
+                let d = mu.len();
+                let (g_mu, g_v, g_beta) = current.gradient_in_lin_coordinates(g)?;
+                // Mean parameters m₁ = μ + cβ, m₂ = E xxᵀ, m₃ = cμ + β (c = √(2/π)); with
+                // Ĝ_μ = G_μ − 2G_V(μ + cβ), Ĝ_β = G_β − 2G_V(β + cμ):
+                // ∇m₁ = (Ĝ_μ − cĜ_β)/(1 − c²), ∇m₂ = G_V, ∇m₃ = Ĝ_β − c∇m₁.
+                let c = (2.0 / std::f64::consts::PI).sqrt();
+                let gv_times = |x: &[f64]| -> Vec<f64> {
+                    (0..d)
+                        .map(|r| (0..d).map(|k| g_v[(r, k)] * x[k]).sum())
+                        .collect()
+                };
+                let a: Vec<f64> = (0..d).map(|r| mu[r] + c * beta[r]).collect();
+                let b: Vec<f64> = (0..d).map(|r| beta[r] + c * mu[r]).collect();
+                let (ga, gb) = (gv_times(&a), gv_times(&b));
+                let hat_mu: Vec<f64> = (0..d).map(|r| g_mu[r] - 2.0 * ga[r]).collect();
+                let hat_beta: Vec<f64> = (0..d).map(|r| g_beta[r] - 2.0 * gb[r]).collect();
+                let g1: Vec<f64> = (0..d)
+                    .map(|r| (hat_mu[r] - c * hat_beta[r]) / (1.0 - c * c))
+                    .collect();
+                let g3: Vec<f64> = (0..d).map(|r| hat_beta[r] - c * g1[r]).collect();
+                // Natural parameters (h, J, a) = (V⁻¹μ, −½V⁻¹, V⁻¹β) step by −lr (∇m₁, ∇m₂, ∇m₃).
+                let precision = cholesky(v, "V")?.inverse();
+                let times = |x: &[f64]| -> Vec<f64> {
+                    (0..d)
+                        .map(|r| (0..d).map(|k| precision[(r, k)] * x[k]).sum())
+                        .collect()
+                };
+                let (h, a_nat) = (times(mu), times(beta));
+                let (next_mu, next_v, next_beta) = backtrack(
+                    lr_theta,
+                    |step| {
+                        let (m, v) = natural_to_standard(&precision, &h, &g1, &g_v, step)?;
+                        let shifted: Vec<f64> = (0..d).map(|r| a_nat[r] - step * g3[r]).collect();
+                        let beta = (0..d)
+                            .map(|r| (0..d).map(|k| v[(r, k)] * shifted[k]).sum())
+                            .collect();
+                        Some((m, v, beta))
+                    },
+                    "MCEF",
+                )?;
+                *mu = next_mu;
+                *v = next_v;
+                *beta = next_beta;
+                Ok(())
+            }
         }
     }
+}
+
+/// The Gaussian (m, Σ) with natural parameters (Sm − step·g₁, −½S − step·g₂), given S and Sm;
+/// None outside the natural domain.
+fn natural_to_standard(
+    precision: &Mat<f64>,
+    s_m: &[f64],
+    g1: &[f64],
+    g2: &Mat<f64>,
+    step: f64,
+) -> Option<(Vec<f64>, Mat<f64>)> {
+    let d = s_m.len();
+    // −2η₂ = S + 2 step g₂.
+    let next_precision = Mat::from_fn(d, d, |r, c| precision[(r, c)] + 2.0 * step * g2[(r, c)]);
+    let llt = cholesky(&next_precision, "S").ok()?;
+    let sigma = llt.inverse();
+    let eta1: Vec<f64> = (0..d).map(|r| s_m[r] - step * g1[r]).collect();
+    let m = (0..d)
+        .map(|r| (0..d).map(|c| sigma[(r, c)] * eta1[c]).sum())
+        .collect();
+    Some((m, sigma))
 }
 
 /// W (column-major after the first d entries of `params`) and WᵀW.
@@ -281,7 +423,7 @@ pub fn run_skew_normal(
         ));
     }
     let (n, d) = (task.train.nrows(), task.train.ncols());
-    let mut state = State::new(method, d, settings)?;
+    let mut state = SkewOptimiser::new(method, SngdForm::Mle, d, 1.0, settings)?;
     let mut rng = Stream::new(settings.seed, &[ids::SHUFFLE]);
     let mut trace = SkewTrace {
         method,
@@ -305,7 +447,13 @@ pub fn run_skew_normal(
         let rows: Vec<usize> = (0..settings.batch).map(|_| rng.below(n)).collect();
         let batch = Mat::from_fn(settings.batch, d, |i, j| task.train[(rows[i], j)]);
         let started = Instant::now();
-        let outcome = state.step(&batch, settings.lr_theta);
+        let outcome = state.distribution().and_then(|current| {
+            let (value, g) = current.nll_gradient(batch.as_ref())?;
+            if !value.is_finite() {
+                return Err(Error::Diverged(format!("minibatch NLL is {value}")));
+            }
+            state.step(&current, &g, settings.lr_theta)
+        });
         seconds += started.elapsed().as_secs_f64();
         if let Err(e) = outcome {
             trace.stopped = Some(format!("step {step}: {e}"));
