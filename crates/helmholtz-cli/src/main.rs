@@ -201,6 +201,9 @@ enum ExperimentKind {
     /// Surrogate natural gradient descent on the multivariate skew-normal MLE task (minibatches,
     /// held-out NLL) against Adam with a covariance or a precision square root.
     SngdSkewNormal(sngd::SkewSettingsArgs),
+    /// Surrogate natural gradient descent for skew-normal VI on Bayesian logistic regression
+    /// against Adam with a covariance or a precision square root and the MCEF natural gradient.
+    SngdVi(sngd::ViSettingsArgs),
 }
 
 #[derive(Subcommand)]
@@ -297,6 +300,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Experiment {
             which: ExperimentKind::SngdSkewNormal(settings),
         } => sngd::run_skew_experiment(settings),
+        Command::Experiment {
+            which: ExperimentKind::SngdVi(settings),
+        } => sngd::run_vi_experiment(settings),
         Command::Sparse {
             config,
             seeds,

@@ -2,12 +2,16 @@
 //! with the Gamma surrogate against BFGS, natural gradient with a Monte Carlo Fisher and GD over
 //! 20 random starts) and `sngd-skew-normal` (the multivariate skew-normal MLE task; SNGD with the
 //! Gaussian surrogate against Adam in two square-root parametrisations and several learning
-//! rates). Each writes a markdown table and plots of the objective against steps and time.
+//! rates) and `sngd-vi` (skew-normal VI on Bayesian logistic regression; the same against Adam
+//! and the MCEF natural gradient). Each writes a markdown table and plots of the objective against steps and time.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use helmholtz::run::skew_normal::{
+    SkewMethod, SkewSettings, SkewTrace, run_skew_normal, skew_normal_task,
+};
 use helmholtz::run::sngd::{NbMethod, iterations_to, nb_data, nb_inits, nb_optimum, run_nb};
 
 use crate::plots::{Series, line_chart};
@@ -171,103 +175,114 @@ pub struct SkewSettingsArgs {
     pub seed: u64,
 }
 
-pub fn run_skew_experiment(args: SkewSettingsArgs) -> Result<()> {
-    use helmholtz::run::skew_normal::{
-        SkewMethod, SkewSettings, SkewTrace, run_skew_normal, skew_normal_task,
-    };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let task = skew_normal_task(args.dim, args.train, args.test, args.seed)?;
-    let truth_nll = task.truth.nll(task.test.as_ref())?;
-    let base = SkewSettings {
-        iterations: args.iterations,
-        batch: args.batch,
-        eval_every: args.eval_every,
-        lr_theta: 0.0,
-        lr_lambda: args.lr_lambda,
-        lr_adam: 0.0,
-        seed: args.seed,
-    };
-    let mut runs: Vec<_> = args
-        .lr_theta
+/// The runs of one sweep: SNGD with each step size, then each Adam parametrisation with each
+/// learning rate, then (VI only) MCEF with each step size.
+fn skew_runs(
+    base: SkewSettings,
+    lr_theta: &[f64],
+    lr_adam: &[f64],
+    lr_mcef: &[f64],
+) -> Vec<(String, SkewMethod, SkewSettings)> {
+    let mut runs: Vec<_> = lr_theta
         .iter()
-        .map(|&lr_theta| (SkewMethod::Sngd, SkewSettings { lr_theta, ..base }))
+        .map(|&lr_theta| {
+            (
+                format!(
+                    "{}, β = {lr_theta}, η lr {}",
+                    SkewMethod::Sngd.name(),
+                    base.lr_lambda
+                ),
+                SkewMethod::Sngd,
+                SkewSettings { lr_theta, ..base },
+            )
+        })
         .collect();
     for method in [SkewMethod::AdamCovariance, SkewMethod::AdamPrecision] {
-        for &lr in &args.lr_adam {
-            runs.push((
-                method,
-                SkewSettings {
-                    lr_adam: lr,
-                    ..base
-                },
-            ));
+        for &lr_adam in lr_adam {
+            let name = format!("{}, lr {lr_adam}", method.name());
+            runs.push((name, method, SkewSettings { lr_adam, ..base }));
         }
     }
-    let label = |method: SkewMethod, settings: &SkewSettings| match method {
-        SkewMethod::Sngd => format!(
-            "{}, β = {}, η lr {}",
-            method.name(),
-            settings.lr_theta,
-            settings.lr_lambda
-        ),
-        _ => format!("{}, lr {}", method.name(), settings.lr_adam),
-    };
+    for &lr_theta in lr_mcef {
+        let name = format!("{}, β = {lr_theta}", SkewMethod::Mcef.name());
+        runs.push((name, SkewMethod::Mcef, SkewSettings { lr_theta, ..base }));
+    }
+    runs
+}
+
+/// Runs every configuration with progress on stderr (every 20th evaluation).
+fn run_all(
+    runs: &[(String, SkewMethod, SkewSettings)],
+    what: &str,
+    mut run: impl FnMut(
+        SkewMethod,
+        &SkewSettings,
+        &mut dyn FnMut(usize, f64),
+    ) -> helmholtz::error::Result<SkewTrace>,
+) -> Result<Vec<(String, SkewTrace)>> {
     let mut traces = Vec::new();
-    for (method, settings) in &runs {
-        let name = label(*method, settings);
+    for (name, method, settings) in runs {
         eprintln!("{name}:");
-        let trace = run_skew_normal(&task, *method, settings, |step, value| {
-            if step % (settings.eval_every * 20) == 0 {
-                eprintln!("  step {step:>6}  held-out NLL {value:.4}");
+        let every = settings.eval_every * 20;
+        let trace = run(*method, settings, &mut |step, value| {
+            if step % every == 0 {
+                eprintln!("  step {step:>6}  {what} {value:.4}");
             }
         })?;
         if let Some(why) = &trace.stopped {
             eprintln!("  stopped: {why}");
         }
-        traces.push((name, trace));
+        traces.push((name.clone(), trace));
     }
-    let mut table = format!(
-        "# SNGD on the multivariate skew-normal MLE task\n\nd = {}, {} training and {} held-out points from SN(ξ, Ω, η) with Ω = WᵀW/d + 1e-4 I (seed {}), minibatches of {} drawn with replacement, {} steps, held-out NLL every {} steps; start ξ, η ~ N(0, 0.01²), Ω = I. SNGD steps the MVN(ξ, Ω) surrogate's mean parameters with validity backtracking and η by Adam. Held-out NLL of the generating distribution: {truth_nll:.4}.\n\n",
-        args.dim, args.train, args.test, args.seed, args.batch, args.iterations, args.eval_every
-    );
-    table.push_str("| method | best held-out NLL | steps to it | training seconds to it | seconds per step | stopped |\n|---|---|---|---|---|---|\n");
-    for (name, trace) in &traces {
+    Ok(traces)
+}
+
+/// Training seconds at the evaluation after `steps` steps.
+fn seconds_at(trace: &SkewTrace, steps: usize) -> f64 {
+    let k = trace
+        .iterations
+        .iter()
+        .position(|&i| i == steps)
+        .unwrap_or(0);
+    trace.seconds[k]
+}
+
+fn lowest(runs: &[(String, SkewTrace)]) -> Option<&(String, SkewTrace)> {
+    runs.iter()
+        .min_by(|a, b| a.1.best().1.total_cmp(&b.1.best().1))
+}
+
+/// The tables every skew-normal experiment writes: each run's best objective, then every SNGD
+/// run against the best baseline run, then the best SNGD run against every baseline run. The
+/// SNGD runs come first in `traces`.
+fn skew_tables(
+    table: &mut String,
+    traces: &[(String, SkewTrace)],
+    sngd_count: usize,
+    what: &str,
+) -> Result<()> {
+    writeln!(
+        table,
+        "| method | best {what} | steps to it | training seconds to it | seconds per step | stopped |\n|---|---|---|---|---|---|"
+    )?;
+    for (name, trace) in traces {
         let (steps, best) = trace.best();
-        let k = trace
-            .iterations
-            .iter()
-            .position(|&i| i == steps)
-            .unwrap_or(0);
         let total_steps = *trace.iterations.last().unwrap_or(&0);
         writeln!(
             table,
             "| {name} | {best:.4} | {steps} | {:.2} | {:.4} | {} |",
-            trace.seconds[k],
+            seconds_at(trace, steps),
             trace.seconds.last().copied().unwrap_or(0.0) / total_steps.max(1) as f64,
             trace.stopped.as_deref().unwrap_or("no")
         )?;
     }
-    let (sngd_runs, adam_runs) = traces.split_at(args.lr_theta.len());
-    let lowest = |runs: &[(String, SkewTrace)]| -> Option<(String, SkewTrace)> {
-        runs.iter()
-            .min_by(|a, b| a.1.best().1.total_cmp(&b.1.best().1))
-            .cloned()
-    };
-    let at = |trace: &SkewTrace, steps: usize| {
-        let k = trace
-            .iterations
-            .iter()
-            .position(|&i| i == steps)
-            .unwrap_or(0);
-        trace.seconds[k]
-    };
-    if let Some((adam_name, adam)) = lowest(adam_runs) {
-        let (steps, best) = adam.best();
+    let (sngd_runs, baselines) = traces.split_at(sngd_count);
+    if let Some((base_name, base)) = lowest(baselines) {
+        let (steps, best) = base.best();
         writeln!(
             table,
-            "\nThe best Adam run, {adam_name}, reaches {best:.4} at step {steps} ({:.2} training seconds).\n\n| SNGD run | steps to reach it | fraction of Adam's steps | training seconds |\n|---|---|---|---|",
-            at(&adam, steps)
+            "\nThe best baseline run, {base_name}, reaches {best:.4} at step {steps} ({:.2} training seconds).\n\n| SNGD run | steps to reach it | fraction of the baseline's steps | training seconds |\n|---|---|---|---|",
+            seconds_at(base, steps)
         )?;
         for (name, sngd) in sngd_runs {
             match sngd.reaches(best) {
@@ -283,28 +298,41 @@ pub fn run_skew_experiment(args: SkewSettingsArgs) -> Result<()> {
     if let Some((sngd_name, sngd)) = lowest(sngd_runs) {
         writeln!(
             table,
-            "\nThe best SNGD run, {sngd_name}, against each Adam run's best:\n\n| Adam run | its steps to its best | SNGD's steps | fraction | its training seconds | SNGD's |\n|---|---|---|---|---|---|"
+            "\nThe best SNGD run, {sngd_name}, against each baseline run's best:\n\n| baseline run | its steps to its best | SNGD's steps | fraction | its training seconds | SNGD's |\n|---|---|---|---|---|---|"
         )?;
-        for (name, adam) in adam_runs {
-            let (steps, best) = adam.best();
+        for (name, other) in baselines {
+            let (steps, best) = other.best();
             match sngd.reaches(best) {
                 Some((n, seconds)) => writeln!(
                     table,
                     "| {name} | {steps} | {n} | {:.3} | {:.2} | {seconds:.2} |",
                     n as f64 / steps.max(1) as f64,
-                    at(adam, steps)
+                    seconds_at(other, steps)
                 )?,
                 None => writeln!(
                     table,
                     "| {name} | {steps} | not reached | — | {:.2} | — |",
-                    at(adam, steps)
+                    seconds_at(other, steps)
                 )?,
             }
         }
     }
+    Ok(())
+}
+
+/// Plots of `transform(objective)` against steps and against training seconds, the traces as
+/// JSON and the table as summary.md.
+fn write_skew_outputs(
+    out: &std::path::Path,
+    traces: &[(String, SkewTrace)],
+    table: &str,
+    title: &str,
+    y_label: &str,
+    transform: impl Fn(f64) -> f64,
+) -> Result<()> {
     for (x_label, file, by_time) in [
-        ("step", "nll-by-iteration.png", false),
-        ("training seconds", "nll-by-time.png", true),
+        ("step", "objective-by-iteration.png", false),
+        ("training seconds", "objective-by-time.png", true),
     ] {
         let series: Vec<Series> = traces
             .iter()
@@ -316,18 +344,12 @@ pub fn run_skew_experiment(args: SkewSettingsArgs) -> Result<()> {
                     .enumerate()
                     .map(|(k, &i)| {
                         let x = if by_time { trace.seconds[k] } else { i as f64 };
-                        (x, (trace.test_nll[k] - truth_nll).max(1e-3).log10())
+                        (x, transform(trace.objective[k]))
                     })
                     .collect(),
             })
             .collect();
-        line_chart(
-            &series,
-            &format!("skew-normal MLE, d = {}", args.dim),
-            x_label,
-            "log10(held-out NLL − NLL of the generating SN)",
-            &args.out.join(file),
-        )?;
+        line_chart(&series, title, x_label, y_label, &out.join(file))?;
     }
     let json = serde_json::to_string(
         &traces
@@ -335,10 +357,111 @@ pub fn run_skew_experiment(args: SkewSettingsArgs) -> Result<()> {
             .map(|(name, trace)| serde_json::json!({ "label": name, "trace": trace }))
             .collect::<Vec<_>>(),
     )?;
-    std::fs::write(args.out.join("traces.json"), json)?;
-    let path = args.out.join("summary.md");
-    std::fs::write(&path, &table).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(out.join("traces.json"), json)?;
+    let path = out.join("summary.md");
+    std::fs::write(&path, table).with_context(|| format!("writing {}", path.display()))?;
     print!("{table}");
-    println!("wrote {}", args.out.display());
+    println!("wrote {}", out.display());
     Ok(())
+}
+
+pub fn run_skew_experiment(args: SkewSettingsArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let task = skew_normal_task(args.dim, args.train, args.test, args.seed)?;
+    let truth_nll = task.truth.nll(task.test.as_ref())?;
+    let base = SkewSettings {
+        iterations: args.iterations,
+        batch: args.batch,
+        eval_every: args.eval_every,
+        lr_theta: 0.0,
+        lr_lambda: args.lr_lambda,
+        lr_adam: 0.0,
+        seed: args.seed,
+    };
+    let runs = skew_runs(base, &args.lr_theta, &args.lr_adam, &[]);
+    let traces = run_all(&runs, "held-out NLL", |method, settings, progress| {
+        run_skew_normal(&task, method, settings, progress)
+    })?;
+    let mut table = format!(
+        "# SNGD on the multivariate skew-normal MLE task\n\nd = {}, {} training and {} held-out points from SN(ξ, Ω, η) with Ω = WᵀW/d + 1e-4 I (seed {}), minibatches of {} drawn with replacement, {} steps, held-out NLL every {} steps; start ξ, η ~ N(0, 0.01²), Ω = I. SNGD steps the MVN(ξ, Ω) surrogate's mean parameters with validity backtracking and η by Adam; the baselines are Adam on (ξ, W, η) with Ω = WᵀW or Ω⁻¹ = WᵀW. Held-out NLL of the generating distribution: {truth_nll:.4}.\n\n",
+        args.dim, args.train, args.test, args.seed, args.batch, args.iterations, args.eval_every
+    );
+    skew_tables(&mut table, &traces, args.lr_theta.len(), "held-out NLL")?;
+    write_skew_outputs(
+        &args.out,
+        &traces,
+        &table,
+        &format!("skew-normal MLE, d = {}", args.dim),
+        "log10(held-out NLL − NLL of the generating SN)",
+        |v| (v - truth_nll).max(1e-3).log10(),
+    )
+}
+
+/// Settings of `helmholtz experiment sngd-vi`.
+#[derive(clap::Args)]
+pub struct ViSettingsArgs {
+    /// Output directory.
+    #[arg(long, default_value = "runs/sngd-vi")]
+    pub out: PathBuf,
+    /// Dimension d of the regression weights (the authors: 100).
+    #[arg(long, default_value_t = 100)]
+    pub dim: usize,
+    /// Data points (the authors: 100).
+    #[arg(long, default_value_t = 100)]
+    pub n: usize,
+    /// Optimisation steps per method (the authors: 1000).
+    #[arg(long, default_value_t = 1000)]
+    pub iterations: usize,
+    /// Steps between evaluations of the negative ELBO (100 draws).
+    #[arg(long, default_value_t = 10)]
+    pub eval_every: usize,
+    /// SNGD's step sizes in the surrogate's natural parameters (one run each).
+    #[arg(long, value_delimiter = ',', default_values_t = [0.1, 0.03, 0.01])]
+    pub lr_theta: Vec<f64>,
+    /// SNGD's Adam learning rate for the auxiliary η.
+    #[arg(long, default_value_t = 0.01)]
+    pub lr_lambda: f64,
+    /// Learning rates of the Adam baselines (each parametrisation runs with each).
+    #[arg(long, value_delimiter = ',', default_values_t = [0.001, 0.003, 0.01, 0.03])]
+    pub lr_adam: Vec<f64>,
+    /// Step sizes of the MCEF natural-gradient baseline (one run each).
+    #[arg(long, value_delimiter = ',', default_values_t = [0.1, 0.03, 0.01])]
+    pub lr_mcef: Vec<f64>,
+    /// Seed of the data, the start and the draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+pub fn run_vi_experiment(args: ViSettingsArgs) -> Result<()> {
+    use helmholtz::run::skew_vi::{EVAL_DRAWS, TRAIN_DRAWS, logistic_task, run_skew_vi};
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let task = logistic_task(args.dim, args.n, args.seed)?;
+    let base = SkewSettings {
+        iterations: args.iterations,
+        batch: TRAIN_DRAWS,
+        eval_every: args.eval_every,
+        lr_theta: 0.0,
+        lr_lambda: args.lr_lambda,
+        lr_adam: 0.0,
+        seed: args.seed,
+    };
+    let runs = skew_runs(base, &args.lr_theta, &args.lr_adam, &args.lr_mcef);
+    let traces = run_all(&runs, "negative ELBO", |method, settings, progress| {
+        run_skew_vi(&task, method, settings, progress)
+    })?;
+    let mut table = format!(
+        "# SNGD for skew-normal VI on Bayesian logistic regression\n\nd = {}, n = {} (x ~ N(0, I), y ~ Bernoulli(σ((2x − 1)ᵀz)), z ~ N(0, I), seed {}), prior N(0, I), {} steps with {TRAIN_DRAWS} reparameterised draws each, the negative ELBO with {EVAL_DRAWS} draws (the same for every method) every {} steps; prior term and entropy in closed form. Start ξ, η ~ N(0, 0.01²), Ω = 0.01 I. SNGD steps the MVN(ξ, Ω) surrogate's natural parameters with ∇ in its mean parameters (validity backtracking) and η by Adam; the baselines are Adam on (ξ, W, η) with Ω = WᵀW or Ω⁻¹ = WᵀW, and the MCEF natural gradient (Lin, Khan and Schmidt's joint exponential family of (z, |w|)).\n\n",
+        args.dim, args.n, args.seed, args.iterations, args.eval_every
+    );
+    skew_tables(&mut table, &traces, args.lr_theta.len(), "negative ELBO")?;
+    write_skew_outputs(
+        &args.out,
+        &traces,
+        &table,
+        &format!("skew-normal VI, logistic regression, d = {}", args.dim),
+        "negative ELBO",
+        |v| v,
+    )
 }

@@ -513,3 +513,56 @@ fn the_sngd_negative_binomial_experiment_writes_a_table_and_plots() {
     assert!(summary.contains("| SNGD (Gamma surrogate) |"), "{summary}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_sngd_skew_normal_experiments_write_tables_and_plots() {
+    for (kind, args) in [
+        (
+            "sngd-skew-normal",
+            &["--dim", "4", "--train", "200", "--test", "50"][..],
+        ),
+        ("sngd-vi", &["--dim", "3", "--n", "20"][..]),
+    ] {
+        let dir = scratch(kind);
+        let mut all = vec![
+            "experiment",
+            kind,
+            "--iterations",
+            "20",
+            "--lr-theta",
+            "0.1",
+            "--lr-adam",
+            "0.01",
+            "--out",
+            dir.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        let out = helmholtz(&all, &dir);
+        assert!(out.status.success(), "{}", text(&out));
+        for file in [
+            "summary.md",
+            "objective-by-iteration.png",
+            "objective-by-time.png",
+            "traces.json",
+        ] {
+            assert!(dir.join(file).is_file(), "{kind}: {file} missing");
+        }
+        let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+        assert!(
+            summary.contains("| SNGD (MVN surrogate, η by Adam), β = 0.1, η lr 0.01 |")
+                && summary.contains("| Adam (Ω⁻¹ = WᵀW), lr 0.01 |"),
+            "{summary}"
+        );
+        assert_eq!(
+            summary.contains("| MCEF natural gradient, β = "),
+            kind == "sngd-vi",
+            "{summary}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let dir = scratch("sngd-vi-bad");
+    let out = helmholtz(&["experiment", "sngd-vi", "--dim", "0"], &dir);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("positive dimension"), "{}", text(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
