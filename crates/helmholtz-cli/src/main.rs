@@ -198,6 +198,9 @@ enum ExperimentKind {
     /// Surrogate natural gradient descent on the negative-binomial MLE task against BFGS, natural
     /// gradient with a Monte Carlo Fisher and GD.
     SngdNb(sngd::NbSettings),
+    /// Surrogate natural gradient descent on the negative-binomial mixture MLE task (a
+    /// Gamma-mixture surrogate) against BFGS and GD.
+    SngdNbMixture(sngd::NbMixtureSettings),
     /// Surrogate natural gradient descent on the multivariate skew-normal MLE task (minibatches,
     /// held-out NLL) against Adam with a covariance or a precision square root.
     SngdSkewNormal(sngd::SkewSettingsArgs),
@@ -297,6 +300,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Experiment {
             which: ExperimentKind::SngdNb(settings),
         } => sngd::run_nb_experiment(settings),
+        Command::Experiment {
+            which: ExperimentKind::SngdNbMixture(settings),
+        } => sngd::run_nb_mixture_experiment(settings),
         Command::Experiment {
             which: ExperimentKind::SngdSkewNormal(settings),
         } => sngd::run_skew_experiment(settings),

@@ -5,6 +5,7 @@
 //! constant base measure, the ELBO equals the mean entropy of q minus the prior entropy minus
 //! the expected entropy of the observable distribution.
 
+pub mod copula;
 pub mod exponential_family;
 pub mod negative_binomial;
 pub mod skew;

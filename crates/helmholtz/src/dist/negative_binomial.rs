@@ -46,6 +46,11 @@ impl Counts {
         })
     }
 
+    /// The largest count.
+    pub fn max(&self) -> u64 {
+        self.values.last().map_or(0, |&(x, _)| x)
+    }
+
     /// Mean and (population) variance.
     pub fn moments(&self) -> (f64, f64) {
         let mean = self.sum / self.n;
@@ -160,8 +165,8 @@ impl Counts {
         for &(x, m) in &self.values {
             let xf = x as f64;
             for j in 0..k {
-                log_terms[j] =
-                    base[j] + ln_gamma(xf + r[j]) - ln_gamma(xf + 1.0) + xf * (1.0 - s[j]).ln();
+                // ln x! is common to every component: it is added once, at the end.
+                log_terms[j] = base[j] + ln_gamma(xf + r[j]) + xf * (1.0 - s[j]).ln();
             }
             let top = log_terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let sum: f64 = log_terms.iter().map(|v| (v - top).exp()).sum();
@@ -176,7 +181,7 @@ impl Counts {
         for v in g.weights.iter_mut().chain(&mut g.r).chain(&mut g.s) {
             *v /= self.n;
         }
-        Ok((-total / self.n, g))
+        Ok(((self.ln_factorials - total) / self.n, g))
     }
 
     /// The mixture NLL through the natural parameters of its surrogate, a mixture of Gammas as a
@@ -276,6 +281,13 @@ mod tests {
             vec![2.0, 5.0, 9.0],
             vec![0.3, 0.1, 0.05],
         );
+        // A mixture of two copies of one NB is that NB.
+        let single = c.nll(5.0, 0.1).unwrap().0;
+        let twice = c
+            .mixture_nll(&[0.4, 0.6], &[5.0, 5.0], &[0.1, 0.1])
+            .unwrap()
+            .0;
+        assert!((single - twice).abs() < 1e-12, "{single} vs {twice}");
         let (_, g) = c.mixture_nll(&p, &r, &s).unwrap();
         let h = 1e-6;
         let value = |p: &[f64], r: &[f64], s: &[f64]| c.mixture_nll(p, r, s).unwrap().0;

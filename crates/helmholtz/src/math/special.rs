@@ -233,11 +233,15 @@ pub fn d_ln_student_t_cdf_dk(t: f64, k: f64) -> f64 {
     (ln_student_t_cdf(t, k + h) - ln_student_t_cdf(t, k - h)) / (2.0 * h)
 }
 
-/// The quantile T_k⁻¹(p) for 0 < p < 1: Newton's method on ln T from a normal guess, with a
-/// bracketing bisection step whenever Newton leaves the bracket.
+/// The quantile T_k⁻¹(p) for 0 < p < 1: Newton's method on ln T in the lower half (the upper
+/// by symmetry), with a bracketing bisection step whenever Newton leaves the bracket.
 pub fn student_t_quantile(p: f64, k: f64) -> f64 {
     if p == 0.5 {
         return 0.0;
+    }
+    if p > 0.5 {
+        // The upper half by symmetry: 1 − p is exact here and ln T keeps its precision.
+        return -student_t_quantile(1.0 - p, k);
     }
     let target = p.ln();
     let (mut lo, mut hi) = (-1.0, 1.0);

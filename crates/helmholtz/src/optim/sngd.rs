@@ -14,7 +14,7 @@ use crate::dist::exponential_family::ExponentialFamily;
 use crate::error::{Error, Result};
 
 /// An objective with its gradient at a point (an error outside its domain).
-pub type Objective<'a> = &'a dyn Fn(&[f64]) -> Result<(f64, Vec<f64>)>;
+pub type Objective<'a> = &'a (dyn Fn(&[f64]) -> Result<(f64, Vec<f64>)> + Sync);
 
 /// How the step size along a direction is chosen.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -42,7 +42,7 @@ pub fn search_along(
     x: &[f64],
     direction: &[f64],
     search: LineSearch,
-    evaluate: impl Fn(&[f64]) -> Option<f64>,
+    evaluate: impl Fn(&[f64]) -> Option<f64> + Sync,
 ) -> Option<(Vec<f64>, f64)> {
     let at =
         |beta: f64| -> Vec<f64> { x.iter().zip(direction).map(|(a, d)| a - beta * d).collect() };
@@ -57,16 +57,22 @@ pub fn search_along(
         LineSearch::Backtracking { start, halvings } => {
             (0..=halvings).find_map(|k| valid(start / 2f64.powi(k as i32)))
         }
-        LineSearch::Grid { points } => (1..=points)
-            .filter_map(|k| valid(k as f64 / points as f64))
-            .min_by(|a, b| a.1.total_cmp(&b.1)),
+        LineSearch::Grid { points } => {
+            use rayon::prelude::*;
+            // Ties go to the smaller step, as a sequential scan would choose.
+            (1..=points)
+                .into_par_iter()
+                .filter_map(|k| valid(k as f64 / points as f64).map(|found| (k, found)))
+                .min_by(|a, b| a.1.1.total_cmp(&b.1.1).then(a.0.cmp(&b.0)))
+                .map(|(_, found)| found)
+        }
     }
 }
 
 /// One SNGD step in the MLE form from the surrogate mean parameters `mu`; `objective(η)` gives
 /// f(g(η)) and ∇_η (an error outside the target's domain). Returns the new μ̃ and its value.
 pub fn mle_step(
-    family: &dyn ExponentialFamily,
+    family: &(dyn ExponentialFamily + Sync),
     mu: &[f64],
     objective: Objective<'_>,
     search: LineSearch,
