@@ -566,3 +566,38 @@ fn the_sngd_skew_normal_experiments_write_tables_and_plots() {
     assert!(text(&out).contains("positive dimension"), "{}", text(&out));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_sngd_nb_mixture_experiment_writes_a_table_and_plots() {
+    let dir = scratch("sngd-nb-mixture");
+    let out = helmholtz(
+        &[
+            "experiment",
+            "sngd-nb-mixture",
+            "--k",
+            "2",
+            "--n",
+            "200",
+            "--inits",
+            "2",
+            "--iterations",
+            "3",
+            "--out",
+            dir.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    for file in ["summary.md", "nll-by-iteration.png", "nll-by-time.png"] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    for method in [
+        "SNGD (Gamma surrogate)",
+        "BFGS (ln r, logit s)",
+        "GD (ln r, logit s)",
+    ] {
+        assert!(summary.contains(&format!("| {method} |")), "{summary}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
