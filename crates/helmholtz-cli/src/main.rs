@@ -207,6 +207,9 @@ enum ExperimentKind {
     /// Surrogate natural gradient descent for skew-normal VI on Bayesian logistic regression
     /// against Adam with a covariance or a precision square root and the MCEF natural gradient.
     SngdVi(sngd::ViSettingsArgs),
+    /// Surrogate natural gradient descent on the Student-t copula MLE task (a zero-mean MVN
+    /// surrogate, ν by Adam) against Adam with a covariance or a precision square root.
+    SngdCopula(sngd::CopulaSettingsArgs),
 }
 
 #[derive(Subcommand)]
@@ -309,6 +312,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Experiment {
             which: ExperimentKind::SngdVi(settings),
         } => sngd::run_vi_experiment(settings),
+        Command::Experiment {
+            which: ExperimentKind::SngdCopula(settings),
+        } => sngd::run_copula_experiment(settings),
         Command::Sparse {
             config,
             seeds,

@@ -522,6 +522,12 @@ fn the_sngd_skew_normal_experiments_write_tables_and_plots() {
             &["--dim", "4", "--train", "200", "--test", "50"][..],
         ),
         ("sngd-vi", &["--dim", "3", "--n", "20"][..]),
+        (
+            "sngd-copula",
+            &[
+                "--dim", "3", "--train", "60", "--test", "20", "--batch", "20",
+            ][..],
+        ),
     ] {
         let dir = scratch(kind);
         let mut all = vec![
@@ -532,6 +538,8 @@ fn the_sngd_skew_normal_experiments_write_tables_and_plots() {
             "--lr-theta",
             "0.1",
             "--lr-adam",
+            "0.01",
+            "--lr-lambda",
             "0.01",
             "--out",
             dir.to_str().unwrap(),
@@ -549,8 +557,8 @@ fn the_sngd_skew_normal_experiments_write_tables_and_plots() {
         }
         let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
         assert!(
-            summary.contains("| SNGD (MVN surrogate, η by Adam), β = 0.1, η lr 0.01 |")
-                && summary.contains("| Adam (Ω⁻¹ = WᵀW), lr 0.01 |"),
+            summary.contains("| SNGD (MVN surrogate, λ by Adam), β = 0.1, λ lr 0.01 |")
+                && summary.contains("| Adam (precision = WᵀW), lr 0.01 |"),
             "{summary}"
         );
         assert_eq!(

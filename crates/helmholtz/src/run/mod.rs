@@ -10,6 +10,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod copula;
 pub mod data;
 pub mod denoise;
 pub mod fit;

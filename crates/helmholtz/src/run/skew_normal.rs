@@ -70,9 +70,9 @@ impl SkewMethod {
     /// Display name.
     pub fn name(self) -> &'static str {
         match self {
-            SkewMethod::Sngd => "SNGD (MVN surrogate, η by Adam)",
-            SkewMethod::AdamCovariance => "Adam (Ω = WᵀW)",
-            SkewMethod::AdamPrecision => "Adam (Ω⁻¹ = WᵀW)",
+            SkewMethod::Sngd => "SNGD (MVN surrogate, λ by Adam)",
+            SkewMethod::AdamCovariance => "Adam (covariance = WᵀW)",
+            SkewMethod::AdamPrecision => "Adam (precision = WᵀW)",
             SkewMethod::Mcef => "MCEF natural gradient",
         }
     }
@@ -167,7 +167,11 @@ pub(crate) enum SkewOptimiser {
 
 /// Halves `lr` (at most 20 times) until `candidate(step)` is valid; the authors' validity
 /// backtracking.
-fn backtrack<T>(lr: f64, mut candidate: impl FnMut(f64) -> Option<T>, who: &str) -> Result<T> {
+pub(crate) fn backtrack<T>(
+    lr: f64,
+    mut candidate: impl FnMut(f64) -> Option<T>,
+    who: &str,
+) -> Result<T> {
     (0..=20)
         .find_map(|k| candidate(lr / 2f64.powi(k)))
         .ok_or_else(|| {
@@ -175,6 +179,29 @@ fn backtrack<T>(lr: f64, mut candidate: impl FnMut(f64) -> Option<T>, who: &str)
                 "{who}: no step size keeps the covariance positive definite"
             ))
         })
+}
+
+/// An optimiser of some distribution's parameters, as [`drive`] runs it.
+pub(crate) trait Stepper {
+    /// The distribution it holds.
+    type Point;
+    /// The gradient of the objective in the distribution's parameters.
+    type Gradient;
+    /// The current distribution.
+    fn distribution(&self) -> Result<Self::Point>;
+    /// One step from `current` (= `self.distribution()`) along the gradient `g`.
+    fn step(&mut self, current: &Self::Point, g: &Self::Gradient, lr_theta: f64) -> Result<()>;
+}
+
+impl Stepper for SkewOptimiser {
+    type Point = SkewNormal;
+    type Gradient = SkewGradient;
+    fn distribution(&self) -> Result<SkewNormal> {
+        SkewOptimiser::distribution(self)
+    }
+    fn step(&mut self, current: &SkewNormal, g: &SkewGradient, lr_theta: f64) -> Result<()> {
+        SkewOptimiser::step(self, current, g, lr_theta)
+    }
 }
 
 impl SkewOptimiser {
@@ -404,7 +431,7 @@ fn natural_to_standard(
 }
 
 /// W (column-major after the first d entries of `params`) and WᵀW.
-fn square_root_product(params: &[f64], d: usize) -> (Mat<f64>, Mat<f64>) {
+pub(crate) fn square_root_product(params: &[f64], d: usize) -> (Mat<f64>, Mat<f64>) {
     let w = Mat::from_fn(d, d, |r, c| params[d + c * d + r]);
     let wtw = w.transpose() * &w;
     (w, wtw)
@@ -444,12 +471,12 @@ pub fn run_skew_normal(
 /// each), otherwise take one step on `objective_gradient(q, step)`. Only the gradient and the
 /// step are timed. A failing or non-finite step ends the run with its reason in `stopped`; the
 /// trace so far is kept.
-pub(crate) fn drive(
-    mut state: SkewOptimiser,
+pub(crate) fn drive<S: Stepper>(
+    mut state: S,
     method: SkewMethod,
     settings: &SkewSettings,
-    mut evaluate: impl FnMut(&SkewNormal, usize) -> Result<f64>,
-    mut objective_gradient: impl FnMut(&SkewNormal, usize) -> Result<(f64, SkewGradient)>,
+    mut evaluate: impl FnMut(&S::Point, usize) -> Result<f64>,
+    mut objective_gradient: impl FnMut(&S::Point, usize) -> Result<(f64, S::Gradient)>,
     progress: &mut impl FnMut(usize, f64),
 ) -> Result<SkewTrace> {
     let mut trace = SkewTrace {
