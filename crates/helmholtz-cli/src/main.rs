@@ -204,6 +204,8 @@ enum ExperimentKind {
     /// Surrogate natural gradient descent on the multivariate skew-normal MLE task (minibatches,
     /// held-out NLL) against Adam with a covariance or a precision square root.
     SngdSkewNormal(sngd::SkewSettingsArgs),
+    /// The same on the multivariate skew-t task (ν fitted by Adam beside η).
+    SngdSkewT(sngd::SkewSettingsArgs),
     /// Surrogate natural gradient descent for skew-normal VI on Bayesian logistic regression
     /// against Adam with a covariance or a precision square root and the MCEF natural gradient.
     SngdVi(sngd::ViSettingsArgs),
@@ -308,7 +310,10 @@ fn run(cli: Cli) -> Result<()> {
         } => sngd::run_nb_mixture_experiment(settings),
         Command::Experiment {
             which: ExperimentKind::SngdSkewNormal(settings),
-        } => sngd::run_skew_experiment(settings),
+        } => sngd::run_skew_experiment(settings, false),
+        Command::Experiment {
+            which: ExperimentKind::SngdSkewT(settings),
+        } => sngd::run_skew_experiment(settings, true),
         Command::Experiment {
             which: ExperimentKind::SngdVi(settings),
         } => sngd::run_vi_experiment(settings),

@@ -521,6 +521,10 @@ fn the_sngd_skew_normal_experiments_write_tables_and_plots() {
             "sngd-skew-normal",
             &["--dim", "4", "--train", "200", "--test", "50"][..],
         ),
+        (
+            "sngd-skew-t",
+            &["--dim", "4", "--train", "200", "--test", "50"][..],
+        ),
         ("sngd-vi", &["--dim", "3", "--n", "20"][..]),
         (
             "sngd-copula",

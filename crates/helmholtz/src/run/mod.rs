@@ -15,6 +15,7 @@ pub mod data;
 pub mod denoise;
 pub mod fit;
 pub mod skew_normal;
+pub mod skew_t;
 pub mod skew_vi;
 pub mod sngd;
 pub mod sparse;
