@@ -104,12 +104,66 @@ impl SkewNormal {
         Ok((value, gradient.expect("requested")))
     }
 
-    /// f = −ln 2 + ½ d ln 2π + ½ ln det Ω + mean[½ rᵀSr − ln Φ(ηᵀr)], r = x − ξ, S = Ω⁻¹;
-    /// with Z = R S: ∂ξ = −mean Z + mean(w) η, ∂Ω = ½ S − ½ ZᵀZ/n, ∂η = −Rᵀw/n, w = (ln Φ)′(ηᵀr).
+    /// Σ_i c_i (−ln p(x_i)) and its gradients, for any weights c (one per row).
+    pub fn weighted_nll_gradient(
+        &self,
+        x: MatRef<'_, f64>,
+        weights: &[f64],
+    ) -> Result<(f64, SkewGradient)> {
+        if weights.len() != x.nrows() {
+            return Err(Error::Dimension(format!(
+                "{} weights for {} points",
+                weights.len(),
+                x.nrows()
+            )));
+        }
+        let (value, gradient) = self.evaluate_weighted(x, Some(weights), true)?;
+        Ok((value, gradient.expect("requested")))
+    }
+
+    /// ln p(x_i) for each row and ∇_x ln p(x_i) = −Ω⁻¹(x_i − ξ) + (ln Φ)′(ηᵀ(x_i − ξ)) η as rows.
+    pub fn log_density_rows(&self, x: MatRef<'_, f64>) -> Result<(Vec<f64>, Mat<f64>)> {
+        let d = self.dim();
+        check_batch(x, d)?;
+        let llt = cholesky(&self.omega, "Ω")?;
+        let r = Mat::from_fn(x.nrows(), d, |i, j| x[(i, j)] - self.xi[j]);
+        let z = llt.solve(r.transpose());
+        let constant = std::f64::consts::LN_2 - 0.5 * (d as f64 * LN_2PI + log_det(&llt));
+        let mut values = Vec::with_capacity(x.nrows());
+        let mut gradient = Mat::zeros(x.nrows(), d);
+        for i in 0..x.nrows() {
+            let t: f64 = (0..d).map(|j| r[(i, j)] * self.eta[j]).sum();
+            let quadratic: f64 = (0..d).map(|j| z[(j, i)] * r[(i, j)]).sum();
+            values.push(constant - 0.5 * quadratic + ln_normal_cdf(t));
+            let w = d_ln_normal_cdf(t);
+            for j in 0..d {
+                gradient[(i, j)] = -z[(j, i)] + w * self.eta[j];
+            }
+        }
+        Ok((values, gradient))
+    }
+
     fn evaluate(&self, x: MatRef<'_, f64>, gradient: bool) -> Result<(f64, Option<SkewGradient>)> {
+        self.evaluate_weighted(x, None, gradient)
+    }
+
+    /// f = Σ c_i[−ln 2 + ½ d ln 2π + ½ ln det Ω + ½ rᵀSr − ln Φ(ηᵀr)], r = x − ξ, S = Ω⁻¹,
+    /// c_i = 1/n unless weights are given; with Z = R S: ∂ξ = −Σ c_i z_i + (Σ c_i w_i) η,
+    /// ∂Ω = ½ (Σ c_i) S − ½ Σ c_i z_i z_iᵀ, ∂η = −Σ c_i w_i r_i, w = (ln Φ)′(ηᵀr).
+    fn evaluate_weighted(
+        &self,
+        x: MatRef<'_, f64>,
+        weights: Option<&[f64]>,
+        gradient: bool,
+    ) -> Result<(f64, Option<SkewGradient>)> {
         let d = self.dim();
         check_batch(x, d)?;
         let n = x.nrows();
+        let c: Vec<f64> = match weights {
+            Some(w) => w.to_vec(),
+            None => vec![1.0 / n as f64; n],
+        };
+        let c_total: f64 = c.iter().sum();
         let llt = cholesky(&self.omega, "Ω")?;
         let precision = llt.inverse();
         let r = Mat::from_fn(n, d, |i, j| x[(i, j)] - self.xi[j]);
@@ -120,26 +174,27 @@ impl SkewNormal {
         let mut total = 0.0;
         for (i, &ti) in t.iter().enumerate() {
             let quadratic: f64 = (0..d).map(|j| z[(i, j)] * r[(i, j)]).sum();
-            total += 0.5 * quadratic - ln_normal_cdf(ti);
+            total += c[i] * (0.5 * quadratic - ln_normal_cdf(ti));
         }
         let value =
-            -std::f64::consts::LN_2 + 0.5 * (d as f64 * LN_2PI + log_det(&llt)) + total / n as f64;
+            c_total * (-std::f64::consts::LN_2 + 0.5 * (d as f64 * LN_2PI + log_det(&llt))) + total;
         if !gradient {
             return Ok((value, None));
         }
-        let inv_n = 1.0 / n as f64;
         let w: Vec<f64> = t.iter().map(|&ti| d_ln_normal_cdf(ti)).collect();
-        let mean_w = w.iter().sum::<f64>() * inv_n;
+        let weighted_w: f64 = w.iter().zip(&c).map(|(a, b)| a * b).sum();
         let g_xi = (0..d)
-            .map(|j| -(0..n).map(|i| z[(i, j)]).sum::<f64>() * inv_n + mean_w * self.eta[j])
+            .map(|j| -(0..n).map(|i| c[i] * z[(i, j)]).sum::<f64>() + weighted_w * self.eta[j])
             .collect();
-        let ztz = z.transpose() * &z;
+        let cz = Mat::from_fn(n, d, |i, j| c[i] * z[(i, j)]);
+        let ztz = z.transpose() * &cz;
         let g_omega = Mat::from_fn(d, d, |a, b| {
-            // ½ S, symmetrised against rounding.
-            0.25 * (precision[(a, b)] + precision[(b, a)]) - 0.5 * ztz[(a, b)] * inv_n
+            // ½ (Σ c) S and ½ ZᵀCZ, symmetrised against rounding.
+            0.25 * c_total * (precision[(a, b)] + precision[(b, a)])
+                - 0.25 * (ztz[(a, b)] + ztz[(b, a)])
         });
         let g_eta = (0..d)
-            .map(|j| -(0..n).map(|i| r[(i, j)] * w[i]).sum::<f64>() * inv_n)
+            .map(|j| -(0..n).map(|i| c[i] * r[(i, j)] * w[i]).sum::<f64>())
             .collect();
         Ok((
             value,
@@ -459,6 +514,43 @@ mod tests {
             (0..d).map(|_| 2.0 * rng.normal()).collect(),
         )
         .unwrap()
+    }
+
+    /// Per-row log densities are the single-row NLLs, their x-gradients match central
+    /// differences, and weights 1/n reproduce the mean NLL and its gradient while doubling the
+    /// weights doubles both.
+    #[test]
+    fn per_row_densities_and_weighted_gradients_agree_with_the_mean_forms() {
+        let mut rng = Stream::new(12, &[]);
+        let d = 3;
+        let target = random_skew_normal(d, &mut rng);
+        let x = Mat::from_fn(5, d, |_, _| rng.normal());
+        let (values, grad_x) = target.log_density_rows(x.as_ref()).unwrap();
+        let h = 1e-6;
+        for i in 0..5 {
+            let single = -target.nll(x.as_ref().subrows(i, 1)).unwrap();
+            assert!((values[i] - single).abs() < 1e-12);
+            for j in 0..d {
+                let (mut up, mut down) = (x.clone(), x.clone());
+                up[(i, j)] += h;
+                down[(i, j)] -= h;
+                let numeric = (target.nll(down.as_ref().subrows(i, 1)).unwrap()
+                    - target.nll(up.as_ref().subrows(i, 1)).unwrap())
+                    / (2.0 * h);
+                assert!((numeric - grad_x[(i, j)]).abs() < 1e-6, "x{i}{j}");
+            }
+        }
+        let (mean, g) = target.nll_gradient(x.as_ref()).unwrap();
+        let (twice, g2) = target.weighted_nll_gradient(x.as_ref(), &[0.4; 5]).unwrap();
+        assert!((twice - 2.0 * mean).abs() < 1e-12);
+        for j in 0..d {
+            assert!((g2.xi[j] - 2.0 * g.xi[j]).abs() < 1e-12);
+            assert!((g2.eta[j] - 2.0 * g.eta[j]).abs() < 1e-12);
+            for k in 0..d {
+                assert!((g2.omega[(j, k)] - 2.0 * g.omega[(j, k)]).abs() < 1e-12);
+            }
+        }
+        assert!(target.weighted_nll_gradient(x.as_ref(), &[1.0; 4]).is_err());
     }
 
     #[test]
