@@ -411,7 +411,7 @@ impl SkewOptimiser {
 
 /// The Gaussian (m, Σ) with natural parameters (Sm − step·g₁, −½S − step·g₂), given S and Sm;
 /// None outside the natural domain.
-fn natural_to_standard(
+pub(crate) fn natural_to_standard(
     precision: &Mat<f64>,
     s_m: &[f64],
     g1: &[f64],
