@@ -114,6 +114,7 @@ pub fn run_skew_t(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::skew_normal::assert_sngd_leads;
 
     /// On a small skew-t SNGD reaches the best held-out NLL of both Adam baselines in at most
     /// half their steps.
@@ -129,18 +130,12 @@ mod tests {
             lr_adam: 0.01,
             seed: 0,
         };
-        let run = |method| run_skew_t(&task, method, &settings, |_, _| {}).unwrap();
-        let sngd = run(SkewMethod::Sngd);
-        assert!(sngd.stopped.is_none(), "{sngd:?}");
-        for method in [SkewMethod::AdamCovariance, SkewMethod::AdamPrecision] {
-            let adam = run(method);
-            let (steps, best) = adam.best();
-            assert!(best < adam.objective[0] - 1.0, "{adam:?}");
-            let (reached, _) = sngd
-                .reaches(best)
-                .unwrap_or_else(|| panic!("SNGD {sngd:?} never reaches {best}"));
-            assert!(2 * reached <= steps, "SNGD {reached} steps against {steps}");
-        }
+        assert_sngd_leads(
+            |method| run_skew_t(&task, method, &settings, |_, _| {}).unwrap(),
+            &[SkewMethod::AdamCovariance, SkewMethod::AdamPrecision],
+            2,
+            1.0,
+        );
         assert!(run_skew_t(&task, SkewMethod::Mcef, &settings, |_, _| {}).is_err());
     }
 }

@@ -721,6 +721,52 @@ pub fn run_mixture_vi(
 mod tests {
     use super::*;
 
+    /// −ln p(y) of a two-dimensional task by the midpoint rule on [−8, 8]², step 0.01.
+    fn negative_log_evidence(task: &LogisticTask) -> f64 {
+        let (step, half) = (0.01, 8.0);
+        let cells = (2.0 * half / step) as usize;
+        let mut evidence = 0.0;
+        for a in 0..cells {
+            for b in 0..cells {
+                let z = [
+                    -half + step * (a as f64 + 0.5),
+                    -half + step * (b as f64 + 0.5),
+                ];
+                let ln_prior =
+                    -0.5 * (z[0] * z[0] + z[1] * z[1]) - (2.0 * std::f64::consts::PI).ln();
+                evidence += (ln_prior + task.log_likelihood(&z).0).exp() * step * step;
+            }
+        }
+        -evidence.ln()
+    }
+
+    /// Runs `state` for `settings.iterations` steps and returns where it ends.
+    fn final_point<S: Stepper>(
+        state: S,
+        method: SkewMethod,
+        settings: &SkewSettings,
+        gradient: impl FnMut(&S::Point, usize) -> Result<(f64, S::Gradient)>,
+    ) -> S::Point
+    where
+        S::Point: Clone,
+    {
+        let mut last = None;
+        let trace = drive(
+            state,
+            method,
+            settings,
+            |q, _| {
+                last = Some(q.clone());
+                Ok(0.0)
+            },
+            gradient,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert!(trace.stopped.is_none(), "{trace:?}");
+        last.unwrap()
+    }
+
     /// With the draws fixed the estimate is a smooth function of (ξ, Ω, η): its gradient must
     /// match central differences.
     #[test]
@@ -846,21 +892,7 @@ mod tests {
     #[test]
     fn every_method_closes_the_gap_to_the_log_evidence() {
         let task = logistic_task(2, 30, 4).unwrap();
-        let (step, half) = (0.01, 8.0);
-        let cells = (2.0 * half / step) as usize;
-        let mut evidence = 0.0;
-        for a in 0..cells {
-            for b in 0..cells {
-                let z = [
-                    -half + step * (a as f64 + 0.5),
-                    -half + step * (b as f64 + 0.5),
-                ];
-                let ln_prior =
-                    -0.5 * (z[0] * z[0] + z[1] * z[1]) - (2.0 * std::f64::consts::PI).ln();
-                evidence += (ln_prior + task.log_likelihood(&z).0).exp() * step * step;
-            }
-        }
-        let bound = -evidence.ln();
+        let bound = negative_log_evidence(&task);
         for (method, lr_theta, lr_adam) in [
             (SkewMethod::Sngd, 0.1, 0.0),
             (SkewMethod::AdamCovariance, 0.0, 0.03),
@@ -876,24 +908,10 @@ mod tests {
                 seed: 5,
             };
             let state = SkewOptimiser::new(method, SngdForm::Vi, 2, 0.01, &settings).unwrap();
-            let mut last = None;
-            let trace = drive(
-                state,
-                method,
-                &settings,
-                |q, _| {
-                    last = Some(q.clone());
-                    Ok(0.0)
-                },
-                |q, step| {
-                    let mut rng = Stream::new(settings.seed, &[ids::TRAIN, step as u64]);
-                    task.negative_elbo(q, TRAIN_DRAWS, &mut rng)
-                },
-                &mut |_, _| {},
-            )
-            .unwrap();
-            assert!(trace.stopped.is_none(), "{trace:?}");
-            let q = last.unwrap();
+            let q = final_point(state, method, &settings, |q, step| {
+                let mut rng = Stream::new(settings.seed, &[ids::TRAIN, step as u64]);
+                task.negative_elbo(q, TRAIN_DRAWS, &mut rng)
+            });
             let (value, _) = task
                 .negative_elbo(&q, 20_000, &mut Stream::new(6, &[]))
                 .unwrap();
@@ -1079,21 +1097,7 @@ mod tests {
     #[test]
     fn mixture_vi_closes_the_gap_to_the_log_evidence() {
         let task = logistic_task(2, 30, 4).unwrap();
-        let (step, half) = (0.01, 8.0);
-        let cells = (2.0 * half / step) as usize;
-        let mut evidence = 0.0;
-        for a in 0..cells {
-            for b in 0..cells {
-                let z = [
-                    -half + step * (a as f64 + 0.5),
-                    -half + step * (b as f64 + 0.5),
-                ];
-                let ln_prior =
-                    -0.5 * (z[0] * z[0] + z[1] * z[1]) - (2.0 * std::f64::consts::PI).ln();
-                evidence += (ln_prior + task.log_likelihood(&z).0).exp() * step * step;
-            }
-        }
-        let bound = -evidence.ln();
+        let bound = negative_log_evidence(&task);
         for (method, lr_theta, lr_adam) in [
             (SkewMethod::Sngd, 0.1, 0.0),
             (SkewMethod::AdamCovariance, 0.0, 0.03),
@@ -1108,24 +1112,10 @@ mod tests {
                 seed: 5,
             };
             let state = MixtureOptimiser::new(method, 2, 2, &settings).unwrap();
-            let mut last = None;
-            let trace = drive(
-                state,
-                method,
-                &settings,
-                |q, _| {
-                    last = Some(q.clone());
-                    Ok(0.0)
-                },
-                |q, step| {
-                    let mut rng = Stream::new(settings.seed, &[ids::TRAIN, step as u64]);
-                    task.mixture_negative_elbo(q, TRAIN_DRAWS, &mut rng)
-                },
-                &mut |_, _| {},
-            )
-            .unwrap();
-            assert!(trace.stopped.is_none(), "{trace:?}");
-            let q = last.unwrap();
+            let q = final_point(state, method, &settings, |q, step| {
+                let mut rng = Stream::new(settings.seed, &[ids::TRAIN, step as u64]);
+                task.mixture_negative_elbo(q, TRAIN_DRAWS, &mut rng)
+            });
             let (value, _) = task
                 .mixture_negative_elbo(&q, 20_000, &mut Stream::new(6, &[]))
                 .unwrap();
