@@ -669,8 +669,8 @@ pub fn run_vi_experiment(args: ViSettingsArgs) -> Result<()> {
             if mixture { " mixture" } else { "" },
             args.dim
         ),
-        "negative ELBO",
-        |v| v,
+        "log10(negative ELBO)",
+        f64::log10,
     )
 }
 

@@ -28,7 +28,13 @@ pub struct SkewTTask {
 
 /// The authors' skew-t task: (ξ, Ω, η) as in [`skew_normal_task`], ν = 10.
 pub fn skew_t_task(dim: usize, train: usize, test: usize, seed: u64) -> Result<SkewTTask> {
-    // The skew-normal task checks the sizes and draws (ξ, Ω, η); its own points go unused.
+    if dim == 0 || train == 0 || test == 0 {
+        return Err(Error::Config(format!(
+            "the skew-t task needs a positive dimension and point counts, got d = {dim}, \
+             {train} training and {test} held-out points"
+        )));
+    }
+    // (ξ, Ω, η) as the skew-normal task draws them; its own points go unused.
     let base = skew_normal_task(dim, train, test, seed)?.truth;
     let truth = SkewT { base, nu: 10.0 };
     let mut rng = Stream::new(seed, &[ids::SYNTHETIC, 1]);
