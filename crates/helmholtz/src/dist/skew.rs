@@ -461,6 +461,25 @@ impl SkewT {
         ))
     }
 
+    /// ∇_x ln p(x_i) for each row: 2a_i z_i + L′_i s_i η in the notation of the gradient above.
+    pub fn log_density_gradient_rows(&self, x: MatRef<'_, f64>) -> Result<Mat<f64>> {
+        let SkewNormal { xi, omega, eta } = &self.base;
+        let (nu, d) = (self.nu, xi.len());
+        check_batch(x, d)?;
+        let k = nu + d as f64;
+        let llt = cholesky(omega, "Ω")?;
+        let r = Mat::from_fn(x.nrows(), d, |i, j| x[(i, j)] - xi[j]);
+        let z = llt.solve(r.transpose());
+        Ok(Mat::from_fn(x.nrows(), d, |i, j| {
+            let q: f64 = (0..d).map(|m| z[(m, i)] * r[(i, m)]).sum();
+            let t: f64 = (0..d).map(|m| r[(i, m)] * eta[m]).sum();
+            let s = (k / (nu + q)).sqrt();
+            let l_u = d_ln_student_t_cdf(t * s, k);
+            let a = -(k + l_u * t * s) / (2.0 * (nu + q));
+            2.0 * a * z[(j, i)] + l_u * s * eta[j]
+        }))
+    }
+
     /// n draws as rows: ξ + y/√w with y ~ SN(0, Ω, η) and w ~ χ²_ν/ν.
     pub fn sample(&self, n: usize, rng: &mut Stream) -> Result<Mat<f64>> {
         let d = self.base.dim();

@@ -47,10 +47,38 @@ pub fn skew_t_task(dim: usize, train: usize, test: usize, seed: u64) -> Result<S
 }
 
 /// A skew-normal optimiser with λ_ν = ln(ν − 2) stepped by its own Adam.
-struct SkewTOptimiser {
+pub(crate) struct SkewTOptimiser {
     base: SkewOptimiser,
     lambda: Vec<f64>,
     adam: Adam,
+}
+
+impl SkewTOptimiser {
+    /// The skew-normal optimiser's start (Ω = `omega_scale` I) with ν = 50; ν's Adam uses SNGD's
+    /// `lr_lambda` or the baseline's `lr_adam`.
+    pub(crate) fn new(
+        method: SkewMethod,
+        form: SngdForm,
+        dim: usize,
+        omega_scale: f64,
+        settings: &SkewSettings,
+    ) -> Result<Self> {
+        if method == SkewMethod::Mcef {
+            return Err(Error::Config(
+                "MCEF is a skew-normal baseline; the skew-t runs SNGD and Adam".into(),
+            ));
+        }
+        let lr = if method == SkewMethod::Sngd {
+            settings.lr_lambda
+        } else {
+            settings.lr_adam
+        };
+        Ok(SkewTOptimiser {
+            base: SkewOptimiser::new(method, form, dim, omega_scale, settings)?,
+            lambda: vec![(50.0 - MIN_NU).ln()],
+            adam: Adam::new(1, lr)?,
+        })
+    }
 }
 
 impl Stepper for SkewTOptimiser {
@@ -85,22 +113,8 @@ pub fn run_skew_t(
             "batch size and evaluation interval must be positive".into(),
         ));
     }
-    if method == SkewMethod::Mcef {
-        return Err(Error::Config(
-            "MCEF is a skew-normal baseline; the skew-t runs SNGD and Adam".into(),
-        ));
-    }
     let (n, d) = (task.train.nrows(), task.train.ncols());
-    let lr = if method == SkewMethod::Sngd {
-        settings.lr_lambda
-    } else {
-        settings.lr_adam
-    };
-    let state = SkewTOptimiser {
-        base: SkewOptimiser::new(method, SngdForm::Mle, d, 1.0, settings)?,
-        lambda: vec![(50.0 - MIN_NU).ln()],
-        adam: Adam::new(1, lr)?,
-    };
+    let state = SkewTOptimiser::new(method, SngdForm::Mle, d, 1.0, settings)?;
     let mut rng = Stream::new(settings.seed, &[ids::SHUFFLE]);
     drive(
         state,
