@@ -461,23 +461,35 @@ impl SkewT {
         ))
     }
 
-    /// ∇_x ln p(x_i) for each row: 2a_i z_i + L′_i s_i η in the notation of the gradient above.
-    pub fn log_density_gradient_rows(&self, x: MatRef<'_, f64>) -> Result<Mat<f64>> {
+    /// ln p(x_i) for each row and ∇_x ln p(x_i) = 2a_i z_i + L′_i s_i η as rows (the notation
+    /// of the gradient above), with one factorisation of Ω.
+    pub fn log_density_rows(&self, x: MatRef<'_, f64>) -> Result<(Vec<f64>, Mat<f64>)> {
         let SkewNormal { xi, omega, eta } = &self.base;
         let (nu, d) = (self.nu, xi.len());
         check_batch(x, d)?;
         let k = nu + d as f64;
         let llt = cholesky(omega, "Ω")?;
+        let constant = std::f64::consts::LN_2 + ln_gamma(0.5 * k)
+            - ln_gamma(0.5 * nu)
+            - 0.5 * d as f64 * (nu * std::f64::consts::PI).ln()
+            - 0.5 * log_det(&llt);
         let r = Mat::from_fn(x.nrows(), d, |i, j| x[(i, j)] - xi[j]);
         let z = llt.solve(r.transpose());
-        Ok(Mat::from_fn(x.nrows(), d, |i, j| {
+        let mut values = Vec::with_capacity(x.nrows());
+        let mut gradient = Mat::zeros(x.nrows(), d);
+        for i in 0..x.nrows() {
             let q: f64 = (0..d).map(|m| z[(m, i)] * r[(i, m)]).sum();
             let t: f64 = (0..d).map(|m| r[(i, m)] * eta[m]).sum();
             let s = (k / (nu + q)).sqrt();
-            let l_u = d_ln_student_t_cdf(t * s, k);
-            let a = -(k + l_u * t * s) / (2.0 * (nu + q));
-            2.0 * a * z[(j, i)] + l_u * s * eta[j]
-        }))
+            let u = t * s;
+            values.push(constant - 0.5 * k * (q / nu).ln_1p() + ln_student_t_cdf(u, k));
+            let l_u = d_ln_student_t_cdf(u, k);
+            let a = -(k + l_u * u) / (2.0 * (nu + q));
+            for j in 0..d {
+                gradient[(i, j)] = 2.0 * a * z[(j, i)] + l_u * s * eta[j];
+            }
+        }
+        Ok((values, gradient))
     }
 
     /// n draws as rows: ξ + y/√w with y ~ SN(0, Ω, η) and w ~ χ²_ν/ν.
@@ -516,6 +528,48 @@ impl SkewT {
             .zip(self.base.beta())
             .map(|(x, beta)| x + b * beta)
             .collect())
+    }
+}
+
+/// Test check: the gradient `g` of `value` at `q` in (ξ, Ω, η) against central differences of
+/// step `h`, each within `tol` · (1 + |analytic|); Ω moves symmetrically, so an off-diagonal
+/// difference is 2g.
+#[cfg(test)]
+pub(crate) fn assert_skew_gradient(
+    q: &SkewNormal,
+    g: &SkewGradient,
+    value: impl Fn(&SkewNormal) -> f64,
+    h: f64,
+    tol: f64,
+    label: &str,
+) {
+    let check = |moved: &dyn Fn(&mut SkewNormal, f64), analytic: f64, what: String| {
+        let (mut up, mut down) = (q.clone(), q.clone());
+        moved(&mut up, h);
+        moved(&mut down, -h);
+        let numeric = (value(&up) - value(&down)) / (2.0 * h);
+        assert!(
+            (numeric - analytic).abs() < tol * (1.0 + analytic.abs()),
+            "{label} {what}: {numeric} vs {analytic}"
+        );
+    };
+    for j in 0..q.dim() {
+        check(&|t, delta| t.xi[j] += delta, g.xi[j], format!("ξ{j}"));
+        check(&|t, delta| t.eta[j] += delta, g.eta[j], format!("η{j}"));
+        for k in 0..=j {
+            let analytic = if j == k {
+                g.omega[(j, j)]
+            } else {
+                2.0 * g.omega[(j, k)]
+            };
+            let moved = |t: &mut SkewNormal, delta: f64| {
+                t.omega[(j, k)] += delta;
+                if j != k {
+                    t.omega[(k, j)] += delta;
+                }
+            };
+            check(&moved, analytic, format!("Ω{j}{k}"));
+        }
     }
 }
 
@@ -579,43 +633,14 @@ mod tests {
         let target = random_skew_normal(d, &mut rng);
         let x = Mat::from_fn(30, d, |_, _| 2.0 * rng.normal());
         let (_, g) = target.nll_gradient(x.as_ref()).unwrap();
-        let h = 1e-6;
-        let check = |numeric: f64, analytic: f64, what: &str| {
-            assert!(
-                (numeric - analytic).abs() < 1e-6 * (1.0 + analytic.abs()),
-                "{what}: {numeric} vs {analytic}"
-            );
-        };
-        for j in 0..d {
-            for (which, analytic) in [(0, g.xi[j]), (1, g.eta[j])] {
-                let shifted = |delta: f64| {
-                    let mut t = target.clone();
-                    if which == 0 {
-                        t.xi[j] += delta;
-                    } else {
-                        t.eta[j] += delta;
-                    }
-                    t.nll(x.as_ref()).unwrap()
-                };
-                check((shifted(h) - shifted(-h)) / (2.0 * h), analytic, "ξ/η");
-            }
-            for k in 0..=j {
-                let shifted = |delta: f64| {
-                    let mut t = target.clone();
-                    t.omega[(j, k)] += delta;
-                    if j != k {
-                        t.omega[(k, j)] += delta;
-                    }
-                    t.nll(x.as_ref()).unwrap()
-                };
-                let analytic = if j == k {
-                    g.omega[(j, j)]
-                } else {
-                    2.0 * g.omega[(j, k)]
-                };
-                check((shifted(h) - shifted(-h)) / (2.0 * h), analytic, "Ω");
-            }
-        }
+        assert_skew_gradient(
+            &target,
+            &g,
+            |t| t.nll(x.as_ref()).unwrap(),
+            1e-6,
+            1e-6,
+            "skew-normal",
+        );
     }
 
     #[test]
@@ -673,37 +698,29 @@ mod tests {
             );
         };
         let value = |t: &SkewT| t.nll(x.as_ref()).unwrap();
-        for j in 0..d {
-            let mut up = target.clone();
-            let mut down = target.clone();
-            up.base.xi[j] += h;
-            down.base.xi[j] -= h;
-            check((value(&up) - value(&down)) / (2.0 * h), g.xi[j], "ξ");
-            let mut up = target.clone();
-            let mut down = target.clone();
-            up.base.eta[j] += h;
-            down.base.eta[j] -= h;
-            check((value(&up) - value(&down)) / (2.0 * h), g.eta[j], "η");
-            for k in 0..=j {
-                let (mut up, mut down) = (target.clone(), target.clone());
-                for (t, delta) in [(&mut up, h), (&mut down, -h)] {
-                    t.base.omega[(j, k)] += delta;
-                    if j != k {
-                        t.base.omega[(k, j)] += delta;
-                    }
-                }
-                let analytic = if j == k {
-                    g.omega[(j, j)]
-                } else {
-                    2.0 * g.omega[(j, k)]
-                };
-                check((value(&up) - value(&down)) / (2.0 * h), analytic, "Ω");
-            }
-        }
+        let with_base = |base: &SkewNormal| {
+            value(&SkewT {
+                base: base.clone(),
+                nu: target.nu,
+            })
+        };
+        assert_skew_gradient(&target.base, &g, with_base, h, 1e-6, "skew-t");
         let (mut up, mut down) = (target.clone(), target.clone());
         up.nu += h;
         down.nu -= h;
         check((value(&up) - value(&down)) / (2.0 * h), g_nu, "ν");
+        // Per-row log densities are the single-row NLLs; their x-gradients match differences.
+        let (values, grad_x) = target.log_density_rows(x.as_ref()).unwrap();
+        for i in 0..3 {
+            let row = |x: &Mat<f64>| target.nll(x.as_ref().subrows(i, 1)).unwrap();
+            assert!((values[i] + row(&x)).abs() < 1e-12);
+            for j in 0..d {
+                let (mut up, mut down) = (x.clone(), x.clone());
+                up[(i, j)] += h;
+                down[(i, j)] -= h;
+                check((row(&down) - row(&up)) / (2.0 * h), grad_x[(i, j)], "x");
+            }
+        }
     }
 
     #[test]

@@ -13,7 +13,9 @@ use crate::error::{Error, Result};
 use crate::math::linalg::cholesky;
 use crate::math::rng::{Stream, ids};
 use crate::optim::sngd::Adam;
-use crate::run::skew_normal::{SkewMethod, SkewSettings, SkewTrace, Stepper, backtrack, drive};
+use crate::run::skew_normal::{
+    SkewMethod, SkewSettings, SkewTrace, Stepper, backtrack, drive_minibatch,
+};
 
 /// The smallest ν the parametrisation ν = 2 + e^λ allows (finite variance).
 const MIN_NU: f64 = 2.0;
@@ -201,23 +203,14 @@ pub fn run_copula(
     settings: &SkewSettings,
     mut progress: impl FnMut(usize, f64),
 ) -> Result<SkewTrace> {
-    if settings.batch == 0 || settings.eval_every == 0 {
-        return Err(Error::Config(
-            "batch size and evaluation interval must be positive".into(),
-        ));
-    }
-    let (n, d) = (task.train.nrows(), task.train.ncols());
-    let state = CopulaOptimiser::new(method, d, settings)?;
-    let mut rng = Stream::new(settings.seed, &[ids::SHUFFLE]);
-    drive(
-        state,
+    drive_minibatch(
+        |d| CopulaOptimiser::new(method, d, settings),
         method,
         settings,
-        |c, _| c.nll(task.test.as_ref()),
-        |c, _| {
-            let rows: Vec<usize> = (0..settings.batch).map(|_| rng.below(n)).collect();
-            let batch = Mat::from_fn(settings.batch, d, |i, j| task.train[(rows[i], j)]);
-            let (value, r, nu) = c.nll_gradient(batch.as_ref())?;
+        (&task.train, &task.test),
+        |c, x| c.nll(x),
+        |c, x| {
+            let (value, r, nu) = c.nll_gradient(x)?;
             Ok((value, CopulaGradient { r, nu }))
         },
         &mut progress,

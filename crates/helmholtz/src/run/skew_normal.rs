@@ -6,8 +6,8 @@
 
 use std::time::Instant;
 
-use faer::Mat;
 use faer::linalg::solvers::DenseSolveCore;
+use faer::{Mat, MatRef};
 use serde::Serialize;
 
 use crate::dist::exponential_family::MultivariateGaussian;
@@ -27,6 +27,16 @@ pub struct SkewTask {
     pub truth: SkewNormal,
 }
 
+/// The authors' generating (ξ, Ω, η): W, ξ, η standard normal, Ω = WᵀW/d + 1e-4 I.
+pub(crate) fn generating_skew_normal(dim: usize, rng: &mut Stream) -> Result<SkewNormal> {
+    let w = Mat::from_fn(dim, dim, |_, _| rng.normal());
+    let xi = (0..dim).map(|_| rng.normal()).collect();
+    let omega = w.transpose() * &w * faer::Scale(1.0 / dim as f64)
+        + Mat::<f64>::identity(dim, dim) * faer::Scale(1e-4);
+    let eta = (0..dim).map(|_| rng.normal()).collect();
+    SkewNormal::new(xi, omega, eta)
+}
+
 /// The authors' synthetic task: W, ξ, η standard normal, Ω = WᵀW/d + 1e-4 I, `train + test`
 /// draws, all from `seed`.
 pub fn skew_normal_task(dim: usize, train: usize, test: usize, seed: u64) -> Result<SkewTask> {
@@ -37,12 +47,7 @@ pub fn skew_normal_task(dim: usize, train: usize, test: usize, seed: u64) -> Res
         )));
     }
     let mut rng = Stream::new(seed, &[ids::SYNTHETIC]);
-    let w = Mat::from_fn(dim, dim, |_, _| rng.normal());
-    let xi = (0..dim).map(|_| rng.normal()).collect();
-    let omega = w.transpose() * &w * faer::Scale(1.0 / dim as f64)
-        + Mat::<f64>::identity(dim, dim) * faer::Scale(1e-4);
-    let eta = (0..dim).map(|_| rng.normal()).collect();
-    let truth = SkewNormal::new(xi, omega, eta)?;
+    let truth = generating_skew_normal(dim, &mut rng)?;
     let all = truth.sample(train + test, &mut rng)?;
     Ok(SkewTask {
         train: all.subrows(0, train).to_owned(),
@@ -445,25 +450,48 @@ pub fn run_skew_normal(
     settings: &SkewSettings,
     mut progress: impl FnMut(usize, f64),
 ) -> Result<SkewTrace> {
+    drive_minibatch(
+        |d| SkewOptimiser::new(method, SngdForm::Mle, d, 1.0, settings),
+        method,
+        settings,
+        (&task.train, &task.test),
+        |q, x| q.nll(x),
+        |q, x| q.nll_gradient(x),
+        &mut progress,
+    )
+}
+
+/// The MLE tasks' loop: the optimiser from `start(d)`, minibatches of `settings.batch` rows of
+/// `train` drawn with replacement, and the held-out NLL on `test` at every evaluation.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn drive_minibatch<S: Stepper>(
+    start: impl FnOnce(usize) -> Result<S>,
+    method: SkewMethod,
+    settings: &SkewSettings,
+    (train, test): (&Mat<f64>, &Mat<f64>),
+    nll: impl Fn(&S::Point, MatRef<'_, f64>) -> Result<f64>,
+    nll_gradient: impl Fn(&S::Point, MatRef<'_, f64>) -> Result<(f64, S::Gradient)>,
+    progress: &mut impl FnMut(usize, f64),
+) -> Result<SkewTrace> {
     if settings.batch == 0 || settings.eval_every == 0 {
         return Err(Error::Config(
             "batch size and evaluation interval must be positive".into(),
         ));
     }
-    let (n, d) = (task.train.nrows(), task.train.ncols());
-    let state = SkewOptimiser::new(method, SngdForm::Mle, d, 1.0, settings)?;
+    let (n, d) = (train.nrows(), train.ncols());
+    let state = start(d)?;
     let mut rng = Stream::new(settings.seed, &[ids::SHUFFLE]);
     drive(
         state,
         method,
         settings,
-        |q, _| q.nll(task.test.as_ref()),
+        |q, _| nll(q, test.as_ref()),
         |q, _| {
             let rows: Vec<usize> = (0..settings.batch).map(|_| rng.below(n)).collect();
-            let batch = Mat::from_fn(settings.batch, d, |i, j| task.train[(rows[i], j)]);
-            q.nll_gradient(batch.as_ref())
+            let batch = Mat::from_fn(settings.batch, d, |i, j| train[(rows[i], j)]);
+            nll_gradient(q, batch.as_ref())
         },
-        &mut progress,
+        progress,
     )
 }
 

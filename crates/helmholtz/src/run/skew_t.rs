@@ -10,7 +10,8 @@ use crate::error::{Error, Result};
 use crate::math::rng::{Stream, ids};
 use crate::optim::sngd::Adam;
 use crate::run::skew_normal::{
-    SkewMethod, SkewOptimiser, SkewSettings, SkewTrace, SngdForm, Stepper, drive, skew_normal_task,
+    SkewMethod, SkewOptimiser, SkewSettings, SkewTrace, SngdForm, Stepper, drive_minibatch,
+    generating_skew_normal,
 };
 
 /// The smallest ν of the parametrisation ν = 2 + e^λ.
@@ -26,7 +27,8 @@ pub struct SkewTTask {
     pub truth: SkewT,
 }
 
-/// The authors' skew-t task: (ξ, Ω, η) as in [`skew_normal_task`], ν = 10.
+/// The authors' skew-t task: (ξ, Ω, η) as in
+/// [`skew_normal_task`](crate::run::skew_normal::skew_normal_task), ν = 10.
 pub fn skew_t_task(dim: usize, train: usize, test: usize, seed: u64) -> Result<SkewTTask> {
     if dim == 0 || train == 0 || test == 0 {
         return Err(Error::Config(format!(
@@ -34,8 +36,8 @@ pub fn skew_t_task(dim: usize, train: usize, test: usize, seed: u64) -> Result<S
              {train} training and {test} held-out points"
         )));
     }
-    // (ξ, Ω, η) as the skew-normal task draws them; its own points go unused.
-    let base = skew_normal_task(dim, train, test, seed)?.truth;
+    // (ξ, Ω, η) as the skew-normal task draws them.
+    let base = generating_skew_normal(dim, &mut Stream::new(seed, &[ids::SYNTHETIC]))?;
     let truth = SkewT { base, nu: 10.0 };
     let mut rng = Stream::new(seed, &[ids::SYNTHETIC, 1]);
     let all = truth.sample(train + test, &mut rng)?;
@@ -108,23 +110,14 @@ pub fn run_skew_t(
     settings: &SkewSettings,
     mut progress: impl FnMut(usize, f64),
 ) -> Result<SkewTrace> {
-    if settings.batch == 0 || settings.eval_every == 0 {
-        return Err(Error::Config(
-            "batch size and evaluation interval must be positive".into(),
-        ));
-    }
-    let (n, d) = (task.train.nrows(), task.train.ncols());
-    let state = SkewTOptimiser::new(method, SngdForm::Mle, d, 1.0, settings)?;
-    let mut rng = Stream::new(settings.seed, &[ids::SHUFFLE]);
-    drive(
-        state,
+    drive_minibatch(
+        |d| SkewTOptimiser::new(method, SngdForm::Mle, d, 1.0, settings),
         method,
         settings,
-        |q, _| q.nll(task.test.as_ref()),
-        |q, _| {
-            let rows: Vec<usize> = (0..settings.batch).map(|_| rng.below(n)).collect();
-            let batch = Mat::from_fn(settings.batch, d, |i, j| task.train[(rows[i], j)]);
-            let (value, g, g_nu) = q.nll_gradient(batch.as_ref())?;
+        (&task.train, &task.test),
+        |q, x| q.nll(x),
+        |q, x| {
+            let (value, g, g_nu) = q.nll_gradient(x)?;
             Ok((value, (g, g_nu)))
         },
         &mut progress,

@@ -303,7 +303,7 @@ impl LogisticTask {
             .map(|z| z.iter().zip(&q.base.xi).map(|(a, b)| a - b).collect())
             .collect();
         let points = Mat::from_fn(samples, d, |s, j| q.base.xi[j] + scale[s] * centred[s][j]);
-        let grad_x = q.log_density_gradient_rows(points.as_ref())?;
+        let (ln_q, grad_x) = q.log_density_rows(points.as_ref())?;
         let ln_2pi = (2.0 * std::f64::consts::PI).ln();
         let inv = 1.0 / samples as f64;
         let mut value = 0.0;
@@ -312,13 +312,12 @@ impl LogisticTask {
         let mut upstream = Vec::with_capacity(samples);
         for s in 0..samples {
             let z: Vec<f64> = (0..d).map(|j| points[(s, j)]).collect();
-            let ln_q = -q.nll(points.as_ref().subrows(s, 1))?;
             let (ll, g_ll) = self.log_likelihood(&z);
             value += inv
                 * (-ll
                     + 0.5 * z.iter().map(|v| v * v).sum::<f64>()
                     + 0.5 * d as f64 * ln_2pi
-                    + ln_q);
+                    + ln_q[s]);
             let gz: Vec<f64> = (0..d)
                 .map(|j| inv * (-g_ll[j] + z[j] + grad_x[(s, j)]))
                 .collect();
@@ -351,26 +350,46 @@ pub fn run_skew_t_vi(
     settings: &SkewSettings,
     mut progress: impl FnMut(usize, f64),
 ) -> Result<SkewTrace> {
+    let state = SkewTOptimiser::new(method, SngdForm::Vi, task.x.ncols(), 0.01, settings)?;
+    drive_vi(
+        state,
+        method,
+        settings,
+        |q, draws, rng| {
+            let (value, g, g_nu) = task.skew_t_negative_elbo(q, draws, rng)?;
+            Ok((value, (g, g_nu)))
+        },
+        &mut progress,
+    )
+}
+
+/// The VI tasks' loop: `objective(q, draws, rng)` with [`TRAIN_DRAWS`] per step and
+/// [`EVAL_DRAWS`] per evaluation, the evaluation draws the same for every method.
+fn drive_vi<S: Stepper>(
+    state: S,
+    method: SkewMethod,
+    settings: &SkewSettings,
+    objective: impl Fn(&S::Point, usize, &mut Stream) -> Result<(f64, S::Gradient)>,
+    progress: &mut impl FnMut(usize, f64),
+) -> Result<SkewTrace> {
     if settings.eval_every == 0 {
         return Err(Error::Config(
             "the evaluation interval must be positive".into(),
         ));
     }
-    let state = SkewTOptimiser::new(method, SngdForm::Vi, task.x.ncols(), 0.01, settings)?;
     drive(
         state,
         method,
         settings,
         |q, step| {
             let mut rng = Stream::new(settings.seed, &[ids::EVAL, step as u64]);
-            Ok(task.skew_t_negative_elbo(q, EVAL_DRAWS, &mut rng)?.0)
+            Ok(objective(q, EVAL_DRAWS, &mut rng)?.0)
         },
         |q, step| {
             let mut rng = Stream::new(settings.seed, &[ids::TRAIN, step as u64]);
-            let (value, g, g_nu) = task.skew_t_negative_elbo(q, TRAIN_DRAWS, &mut rng)?;
-            Ok((value, (g, g_nu)))
+            objective(q, TRAIN_DRAWS, &mut rng)
         },
-        &mut progress,
+        progress,
     )
 }
 
@@ -527,25 +546,12 @@ pub fn run_skew_vi(
     settings: &SkewSettings,
     mut progress: impl FnMut(usize, f64),
 ) -> Result<SkewTrace> {
-    if settings.eval_every == 0 {
-        return Err(Error::Config(
-            "the evaluation interval must be positive".into(),
-        ));
-    }
-    let d = task.x.ncols();
-    let state = SkewOptimiser::new(method, SngdForm::Vi, d, 0.01, settings)?;
-    drive(
+    let state = SkewOptimiser::new(method, SngdForm::Vi, task.x.ncols(), 0.01, settings)?;
+    drive_vi(
         state,
         method,
         settings,
-        |q, step| {
-            let mut rng = Stream::new(settings.seed, &[ids::EVAL, step as u64]);
-            Ok(task.negative_elbo(q, EVAL_DRAWS, &mut rng)?.0)
-        },
-        |q, step| {
-            let mut rng = Stream::new(settings.seed, &[ids::TRAIN, step as u64]);
-            task.negative_elbo(q, TRAIN_DRAWS, &mut rng)
-        },
+        |q, draws, rng| task.negative_elbo(q, draws, rng),
         &mut progress,
     )
 }
@@ -804,24 +810,12 @@ pub fn run_mixture_vi(
     settings: &SkewSettings,
     mut progress: impl FnMut(usize, f64),
 ) -> Result<SkewTrace> {
-    if settings.eval_every == 0 {
-        return Err(Error::Config(
-            "the evaluation interval must be positive".into(),
-        ));
-    }
     let state = MixtureOptimiser::new(method, components, task.x.ncols(), settings)?;
-    drive(
+    drive_vi(
         state,
         method,
         settings,
-        |q, step| {
-            let mut rng = Stream::new(settings.seed, &[ids::EVAL, step as u64]);
-            Ok(task.mixture_negative_elbo(q, EVAL_DRAWS, &mut rng)?.0)
-        },
-        |q, step| {
-            let mut rng = Stream::new(settings.seed, &[ids::TRAIN, step as u64]);
-            task.mixture_negative_elbo(q, TRAIN_DRAWS, &mut rng)
-        },
+        |q, draws, rng| task.mixture_negative_elbo(q, draws, rng),
         &mut progress,
     )
 }
@@ -829,6 +823,7 @@ pub fn run_mixture_vi(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dist::skew::assert_skew_gradient;
 
     /// −ln p(y) of a two-dimensional task by the midpoint rule on [−8, 8]², step 0.01.
     fn negative_log_evidence(task: &LogisticTask) -> f64 {
@@ -847,6 +842,32 @@ mod tests {
             }
         }
         -evidence.ln()
+    }
+
+    /// The settings of the evidence-gap tests: 400 steps, one evaluation, seed 5.
+    fn gap_settings(lr_theta: f64, lr_adam: f64) -> SkewSettings {
+        SkewSettings {
+            iterations: 400,
+            batch: TRAIN_DRAWS,
+            eval_every: 400,
+            lr_theta,
+            lr_lambda: 0.03,
+            lr_adam,
+            seed: 5,
+        }
+    }
+
+    /// −ELBO is at least −ln p(y) (less `below` of Monte Carlo noise) and within 0.1 nats of it.
+    fn assert_near_evidence(method: SkewMethod, value: f64, bound: f64, below: f64) {
+        let name = method.name();
+        assert!(
+            value > bound - below,
+            "{name}: −ELBO {value} below −ln p(y) {bound}"
+        );
+        assert!(
+            value < bound + 0.1,
+            "{name}: −ELBO {value}, −ln p(y) {bound}"
+        );
     }
 
     /// Runs `state` for `settings.iterations` steps and returns where it ends.
@@ -895,50 +916,7 @@ mod tests {
                 .0
         };
         let (_, g) = task.negative_elbo(&q, 4, &mut Stream::new(9, &[])).unwrap();
-        let h = 1e-6;
-        let check = |numeric: f64, analytic: f64, what: String| {
-            assert!(
-                (numeric - analytic).abs() < 1e-5 * (1.0 + analytic.abs()),
-                "{what}: {numeric} vs {analytic}"
-            );
-        };
-        for j in 0..3 {
-            let (mut up, mut down) = (q.clone(), q.clone());
-            up.xi[j] += h;
-            down.xi[j] -= h;
-            check(
-                (value(&up) - value(&down)) / (2.0 * h),
-                g.xi[j],
-                format!("ξ{j}"),
-            );
-            let (mut up, mut down) = (q.clone(), q.clone());
-            up.eta[j] += h;
-            down.eta[j] -= h;
-            check(
-                (value(&up) - value(&down)) / (2.0 * h),
-                g.eta[j],
-                format!("η{j}"),
-            );
-            for k in 0..=j {
-                let (mut up, mut down) = (q.clone(), q.clone());
-                for (t, delta) in [(&mut up, h), (&mut down, -h)] {
-                    t.omega[(j, k)] += delta;
-                    if j != k {
-                        t.omega[(k, j)] += delta;
-                    }
-                }
-                let analytic = if j == k {
-                    g.omega[(j, j)]
-                } else {
-                    2.0 * g.omega[(j, k)]
-                };
-                check(
-                    (value(&up) - value(&down)) / (2.0 * h),
-                    analytic,
-                    format!("Ω{j}{k}"),
-                );
-            }
-        }
+        assert_skew_gradient(&q, &g, value, 1e-6, 1e-5, "skew-normal");
     }
 
     /// The prior and entropy terms in closed form against the plain Monte Carlo ELBO
@@ -1007,15 +985,7 @@ mod tests {
             (SkewMethod::AdamCovariance, 0.0, 0.03),
             (SkewMethod::Mcef, 0.1, 0.0),
         ] {
-            let settings = SkewSettings {
-                iterations: 400,
-                batch: TRAIN_DRAWS,
-                eval_every: 400,
-                lr_theta,
-                lr_lambda: 0.03,
-                lr_adam,
-                seed: 5,
-            };
+            let settings = gap_settings(lr_theta, lr_adam);
             let state = SkewOptimiser::new(method, SngdForm::Vi, 2, 0.01, &settings).unwrap();
             let q = final_point(state, method, &settings, |q, step| {
                 let mut rng = Stream::new(settings.seed, &[ids::TRAIN, step as u64]);
@@ -1024,15 +994,7 @@ mod tests {
             let (value, _) = task
                 .negative_elbo(&q, 20_000, &mut Stream::new(6, &[]))
                 .unwrap();
-            let name = method.name();
-            assert!(
-                value > bound - 0.02,
-                "{name}: −ELBO {value} below −ln p(y) {bound}"
-            );
-            assert!(
-                value < bound + 0.1,
-                "{name}: −ELBO {value}, −ln p(y) {bound}"
-            );
+            assert_near_evidence(method, value, bound, 0.02);
         }
     }
 
@@ -1082,34 +1044,20 @@ mod tests {
             "p".into(),
         );
         for k in 0..2 {
-            for j in 0..2 {
-                let (mut up, mut down) = (q.clone(), q.clone());
-                up.components[k].xi[j] += h;
-                down.components[k].xi[j] -= h;
-                let numeric = (value(&up) - value(&down)) / (2.0 * h);
-                check(numeric, g.components[k].xi[j], format!("ξ{k}{j}"));
-                let (mut up, mut down) = (q.clone(), q.clone());
-                up.components[k].eta[j] += h;
-                down.components[k].eta[j] -= h;
-                let numeric = (value(&up) - value(&down)) / (2.0 * h);
-                check(numeric, g.components[k].eta[j], format!("η{k}{j}"));
-                for m in 0..=j {
-                    let (mut up, mut down) = (q.clone(), q.clone());
-                    for (t, delta) in [(&mut up, h), (&mut down, -h)] {
-                        t.components[k].omega[(j, m)] += delta;
-                        if j != m {
-                            t.components[k].omega[(m, j)] += delta;
-                        }
-                    }
-                    let numeric = (value(&up) - value(&down)) / (2.0 * h);
-                    let analytic = if j == m {
-                        g.components[k].omega[(j, j)]
-                    } else {
-                        2.0 * g.components[k].omega[(j, m)]
-                    };
-                    check(numeric, analytic, format!("Ω{k}{j}{m}"));
-                }
-            }
+            let with_component = |c: &SkewNormal| {
+                let mut moved = q.clone();
+                moved.components[k] = c.clone();
+                value(&moved)
+            };
+            let label = format!("component {k}");
+            assert_skew_gradient(
+                &q.components[k],
+                &g.components[k],
+                with_component,
+                h,
+                1e-5,
+                &label,
+            );
         }
         // One component: the mixture estimate agrees with the closed-form-entropy estimate in
         // expectation (many draws).
@@ -1211,15 +1159,7 @@ mod tests {
             (SkewMethod::Sngd, 0.1, 0.0),
             (SkewMethod::AdamCovariance, 0.0, 0.03),
         ] {
-            let settings = SkewSettings {
-                iterations: 400,
-                batch: TRAIN_DRAWS,
-                eval_every: 400,
-                lr_theta,
-                lr_lambda: 0.03,
-                lr_adam,
-                seed: 5,
-            };
+            let settings = gap_settings(lr_theta, lr_adam);
             let state = MixtureOptimiser::new(method, 2, 2, &settings).unwrap();
             let q = final_point(state, method, &settings, |q, step| {
                 let mut rng = Stream::new(settings.seed, &[ids::TRAIN, step as u64]);
@@ -1228,15 +1168,7 @@ mod tests {
             let (value, _) = task
                 .mixture_negative_elbo(&q, 20_000, &mut Stream::new(6, &[]))
                 .unwrap();
-            let name = method.name();
-            assert!(
-                value > bound - 0.02,
-                "{name}: −ELBO {value} below −ln p(y) {bound}"
-            );
-            assert!(
-                value < bound + 0.1,
-                "{name}: −ELBO {value}, −ln p(y) {bound}"
-            );
+            assert_near_evidence(method, value, bound, 0.02);
         }
     }
 
@@ -1262,49 +1194,13 @@ mod tests {
             .skew_t_negative_elbo(&q, 4, &mut Stream::new(5, &[]))
             .unwrap();
         let h = 1e-6;
-        let check = |numeric: f64, analytic: f64, what: String| {
-            assert!(
-                (numeric - analytic).abs() < 1e-5 * (1.0 + analytic.abs()),
-                "{what}: {numeric} vs {analytic}"
-            );
+        let with_base = |base: &SkewNormal| {
+            value(&SkewT {
+                base: base.clone(),
+                nu: q.nu,
+            })
         };
-        for j in 0..2 {
-            let (mut up, mut down) = (q.clone(), q.clone());
-            up.base.xi[j] += h;
-            down.base.xi[j] -= h;
-            check(
-                (value(&up) - value(&down)) / (2.0 * h),
-                g.xi[j],
-                format!("ξ{j}"),
-            );
-            let (mut up, mut down) = (q.clone(), q.clone());
-            up.base.eta[j] += h;
-            down.base.eta[j] -= h;
-            check(
-                (value(&up) - value(&down)) / (2.0 * h),
-                g.eta[j],
-                format!("η{j}"),
-            );
-            for m in 0..=j {
-                let (mut up, mut down) = (q.clone(), q.clone());
-                for (t, delta) in [(&mut up, h), (&mut down, -h)] {
-                    t.base.omega[(j, m)] += delta;
-                    if j != m {
-                        t.base.omega[(m, j)] += delta;
-                    }
-                }
-                let analytic = if j == m {
-                    g.omega[(j, j)]
-                } else {
-                    2.0 * g.omega[(j, m)]
-                };
-                check(
-                    (value(&up) - value(&down)) / (2.0 * h),
-                    analytic,
-                    format!("Ω{j}{m}"),
-                );
-            }
-        }
+        assert_skew_gradient(&q.base, &g, with_base, h, 1e-5, "skew-t");
         let h = 1e-4;
         let (mut up, mut down) = (q.clone(), q.clone());
         up.nu += h;
@@ -1326,15 +1222,7 @@ mod tests {
             (SkewMethod::Sngd, 0.1, 0.0),
             (SkewMethod::AdamCovariance, 0.0, 0.03),
         ] {
-            let settings = SkewSettings {
-                iterations: 400,
-                batch: TRAIN_DRAWS,
-                eval_every: 400,
-                lr_theta,
-                lr_lambda: 0.03,
-                lr_adam,
-                seed: 5,
-            };
+            let settings = gap_settings(lr_theta, lr_adam);
             let state = SkewTOptimiser::new(method, SngdForm::Vi, 2, 0.01, &settings).unwrap();
             let q = final_point(state, method, &settings, |q, step| {
                 let mut rng = Stream::new(settings.seed, &[ids::TRAIN, step as u64]);
@@ -1344,15 +1232,7 @@ mod tests {
             let (value, _, _) = task
                 .skew_t_negative_elbo(&q, 5000, &mut Stream::new(6, &[]))
                 .unwrap();
-            let name = method.name();
-            assert!(
-                value > bound - 0.03,
-                "{name}: −ELBO {value} below −ln p(y) {bound}"
-            );
-            assert!(
-                value < bound + 0.1,
-                "{name}: −ELBO {value}, −ln p(y) {bound}"
-            );
+            assert_near_evidence(method, value, bound, 0.03);
         }
     }
 }
