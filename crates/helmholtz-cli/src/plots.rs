@@ -11,8 +11,6 @@
 //! warning and draws the chart again without any text rather than failing. The image grids draw no
 //! text and need no font.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Once;
@@ -176,44 +174,7 @@ pub fn receptive_fields(
     save_grid(&grid, pixels, out)
 }
 
-/// Reads a `metrics.jsonl` file: one JSON object per line, blank lines skipped, in file order.
-///
-/// # Errors
-/// When the file cannot be read, or a line is not valid JSON or not a JSON object; the error names
-/// the file and the 1-based line number.
-pub fn read_metrics(path: &Path) -> anyhow::Result<Vec<Value>> {
-    let file =
-        File::open(path).with_context(|| format!("opening metrics file {}", path.display()))?;
-    let mut records = Vec::new();
-    for (index, line) in BufReader::new(file).lines().enumerate() {
-        let line_number = index + 1;
-        let line = line.with_context(|| {
-            format!(
-                "reading line {line_number} of metrics file {}",
-                path.display()
-            )
-        })?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let record: Value = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "parsing line {line_number} of metrics file {}",
-                path.display()
-            )
-        })?;
-        if !record.is_object() {
-            bail!(
-                "line {line_number} of metrics file {} is not a JSON object",
-                path.display()
-            );
-        }
-        records.push(record);
-    }
-    Ok(records)
-}
-
-/// Picks one curve out of [`read_metrics`] records: `(record[x_key], record[metric])` for every
+/// Picks one curve out of [`helmholtz::run::read_metrics`] records: `(record[x_key], record[metric])` for every
 /// record whose `"split"` field is the string `split` and whose `x_key` and `metric` fields are
 /// both numbers, in record order. Records without those fields are skipped, not errors, since one
 /// file mixes records of different kinds (e.g. `split = "train"` every step, `"test"` now and then).
@@ -442,7 +403,7 @@ fn format_tick(value: &f64) -> String {
 fn warn_no_text(error: &anyhow::Error) {
     static WARNED: Once = Once::new();
     WARNED.call_once(|| {
-        eprintln!(
+        crate::err!(
             "warning: cannot draw chart text ({error:#}); is a sans-serif font installed \
              (fontconfig)? Drawing charts without titles, labels and legends."
         );
@@ -820,7 +781,7 @@ mod tests {
              {\"split\":\"train\",\"step\":\"5\",\"loss\":2.0}\n",
         )
         .unwrap();
-        let records = read_metrics(&file.0).unwrap();
+        let records = helmholtz::run::read_metrics(&file.0).unwrap();
         assert_eq!(records.len(), 6);
         assert_eq!(
             metric_series(&records, "train", "loss", "step"),
@@ -833,12 +794,12 @@ mod tests {
         assert!(metric_series(&records, "valid", "nll", "step").is_empty());
 
         std::fs::write(&file.0, "{\"split\":\"train\"}\n\n{\"split\": oops}\n").unwrap();
-        let message = format!("{:#}", read_metrics(&file.0).unwrap_err());
+        let message = format!("{:#}", helmholtz::run::read_metrics(&file.0).unwrap_err());
         assert!(message.contains("line 3"), "{message}");
         assert!(message.contains("metrics.jsonl"), "{message}");
 
         std::fs::write(&file.0, "[1, 2]\n").unwrap();
-        let message = format!("{:#}", read_metrics(&file.0).unwrap_err());
+        let message = format!("{:#}", helmholtz::run::read_metrics(&file.0).unwrap_err());
         assert!(
             message.contains("line 1") && message.contains("not a JSON object"),
             "{message}"
@@ -848,7 +809,7 @@ mod tests {
     #[test]
     fn read_metrics_of_a_missing_file_names_it() {
         let missing = std::env::temp_dir().join("helmholtz-plots-missing-metrics.jsonl");
-        let message = format!("{:#}", read_metrics(&missing).unwrap_err());
+        let message = format!("{:#}", helmholtz::run::read_metrics(&missing).unwrap_err());
         assert!(
             message.contains("helmholtz-plots-missing-metrics.jsonl"),
             "{message}"

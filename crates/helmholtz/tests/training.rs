@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use helmholtz::run::{BatchInfo, Config, Observer, Outcome, Run, Silent};
+use helmholtz::models::HelmholtzMachine;
+use helmholtz::run::{
+    Config, Control, Observer, Outcome, Run, Silent, Slot, Split, StepRecord, TrainState,
+};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("helmholtz-test-{name}-{}", std::process::id()));
@@ -116,12 +119,13 @@ struct StopAfter<'a> {
     flag: &'a AtomicBool,
 }
 
-impl Observer for StopAfter<'_> {
-    fn on_batch(&mut self, _info: &BatchInfo) {
+impl Observer<HelmholtzMachine> for StopAfter<'_> {
+    fn on_step(&mut self, _info: &StepRecord, _state: &TrainState) -> Control {
         self.seen += 1;
         if self.seen == self.batches {
             self.flag.store(true, Ordering::SeqCst);
         }
+        Control::Continue
     }
 }
 
@@ -159,19 +163,28 @@ fn resumed_runs_equal_uninterrupted_runs_bit_for_bit() {
             "{:?}",
             first.state
         );
+        let first_state = first.state.clone();
+        drop(first); // releases the run's lock
         let mut resumed = Run::resume(&parts_dir, &[]).unwrap();
-        assert_eq!(resumed.state, first.state);
+        assert_eq!(resumed.state, first_state);
         resumed.train(&mut Silent, &AtomicBool::new(false)).unwrap();
         assert_eq!(
             resumed.model.params, whole.model.params,
             "{algorithm}: interrupted + resumed"
         );
-        assert_eq!(resumed.optimizer.first, whole.optimizer.first);
-        assert_eq!(resumed.optimizer.second, whole.optimizer.second);
+        assert_eq!(
+            resumed.algorithm.optimizer.first,
+            whole.algorithm.optimizer.first
+        );
+        assert_eq!(
+            resumed.algorithm.optimizer.second,
+            whole.algorithm.optimizer.second
+        );
 
         let short_dir = scratch(&format!("short-{algorithm}"));
         let mut short = Run::create(config(DIGITS, &[&set, "train.epochs=1"]), &short_dir).unwrap();
         short.train(&mut Silent, &AtomicBool::new(false)).unwrap();
+        drop(short);
         let mut extended = Run::resume(&short_dir, &["train.epochs=3".to_string()]).unwrap();
         extended
             .train(&mut Silent, &AtomicBool::new(false))
@@ -214,14 +227,12 @@ fn a_diverging_run_stops_with_a_clear_error_and_keeps_its_last_checkpoint() {
         &dir,
     )
     .unwrap();
-    let err = run
-        .train(&mut Silent, &AtomicBool::new(false))
-        .unwrap_err()
-        .to_string();
+    let outcome = run.train(&mut Silent, &AtomicBool::new(false)).unwrap();
     assert!(
-        err.contains("diverged") && err.contains("last good checkpoint"),
-        "{err}"
+        matches!(&outcome, Outcome::Diverged(m) if m.contains("last good checkpoint")),
+        "{outcome:?}"
     );
+    drop(run);
     // The checkpoint on disk is the last good one: it loads and holds finite parameters.
     let reopened = Run::open(&dir).unwrap();
     assert!(reopened.model.params.first_non_finite().is_none());
@@ -256,6 +267,7 @@ fn early_stopping_ends_a_run_whose_validation_estimate_stops_improving() {
     assert_eq!(outcome, Outcome::EarlyStopped);
     assert_eq!(run.state.epoch, 2);
     assert!(run.state.finished);
+    drop(run);
     // A finished run resumed without more epochs does nothing more.
     let mut resumed = Run::resume(&dir, &[]).unwrap();
     assert_eq!(
@@ -286,5 +298,86 @@ fn nrws_beats_rws_at_equal_epochs_on_the_toy_with_plain_sgd() {
     assert!(
         nrws[0] < 0.5 * rws[0] && nrws[1] < 0.5 * rws[1],
         "RWS {rws:?}, NRWS {nrws:?}"
+    );
+}
+
+#[test]
+fn a_resume_that_collapses_the_objective_stops_and_keeps_a_usable_best_checkpoint() {
+    let dir = scratch("collapse");
+    let mut run = Run::create(config(DIGITS, &[]), &dir).unwrap();
+    assert_eq!(
+        run.train(&mut Silent, &AtomicBool::new(false)).unwrap(),
+        Outcome::Completed
+    );
+    drop(run);
+    let best = Run::open_checkpoint(&dir, Slot::Best).unwrap();
+    let before = best.log_likelihood(Split::Test, 50, Some(50)).unwrap();
+    let best_step = best.state.step;
+    drop(best);
+
+    let overrides = ["optimizer.lr=1e6".to_string(), "train.epochs=6".to_string()];
+    let mut resumed = Run::resume(&dir, &overrides).unwrap();
+    assert!(
+        resumed
+            .changes
+            .iter()
+            .any(|c| c.starts_with("optimizer.lr:")),
+        "{:?}",
+        resumed.changes
+    );
+    let outcome = resumed.train(&mut Silent, &AtomicBool::new(false)).unwrap();
+    assert!(
+        matches!(&outcome, Outcome::Diverged(m) if m.contains("last good checkpoint")),
+        "{outcome:?}"
+    );
+    drop(resumed);
+    let best = Run::open_checkpoint(&dir, Slot::Best).unwrap();
+    assert_eq!(best.state.step, best_step);
+    assert_eq!(
+        best.log_likelihood(Split::Test, 50, Some(50)).unwrap(),
+        before
+    );
+    let last = Run::open(&dir).unwrap();
+    assert!(last.model.params.first_non_finite().is_none());
+    assert_eq!(
+        last.state.epoch, 3,
+        "the last good checkpoint is the one resumed from"
+    );
+    let history = std::fs::read_to_string(dir.join(helmholtz::run::HISTORY_FILE)).unwrap();
+    assert!(history.contains("optimizer.lr=1e6"), "{history}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_resume_may_not_change_the_model_and_a_held_run_refuses_a_second_process() {
+    let dir = scratch("refusals");
+    let run = Run::create(config(DIGITS, &["train.epochs=1"]), &dir).unwrap();
+    let err = Run::resume(&dir, &[]).err().unwrap().to_string();
+    assert!(
+        err.contains("in use by process") && err.contains(&std::process::id().to_string()),
+        "{err}"
+    );
+    drop(run);
+    let err = Run::resume(&dir, &["model.hidden=[7, 5]".to_string()])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("model.hidden"), "{err}");
+    assert!(!dir.join(helmholtz::run::HISTORY_FILE).exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_new_run_is_not_created_when_its_config_or_data_fail() {
+    let dir = scratch("no-stub");
+    let missing = "data.train=\"no-such-file.csv\"";
+    let err = Run::create(config(DIGITS, &["data.source=\"csv\"", missing]), &dir)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("no-such-file.csv"), "{err}");
+    assert!(
+        !dir.exists(),
+        "nothing is created before config and data validate"
     );
 }

@@ -1,5 +1,6 @@
 //! Data sets: samples as columns, loaders for real file formats, binarisation, synthetic sets.
 
+pub mod batches;
 pub mod binarize;
 pub mod csv;
 pub mod embedded;

@@ -1,10 +1,10 @@
 //! Checkpoints: tensors in safetensors, counters and optimizer scalars in JSON.
 //!
-//! A checkpoint is written to a temporary folder and renamed into place, so a crash while
-//! writing never destroys the previous one.
+//! A checkpoint folder is written and swapped in by [`super::RunDir::write_checkpoint`], so a
+//! crash while writing never destroys the previous one.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
@@ -97,34 +97,6 @@ pub fn read_all_tensors(path: &Path) -> Result<ParamSet> {
             .collect(),
     };
     read_tensors(path, &layout)
-}
-
-/// The checkpoint folder of a run directory.
-pub fn checkpoint_dir(run_dir: &Path) -> PathBuf {
-    run_dir.join("checkpoints").join("last")
-}
-
-/// Atomically replaces the run's checkpoint with the files written by `write` into a fresh folder.
-pub fn replace_checkpoint(run_dir: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let root = run_dir.join("checkpoints");
-    let tmp = root.join(".incoming");
-    let last = root.join("last");
-    let old = root.join(".previous");
-    for dir in [&tmp, &old] {
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir.as_path(), e))?;
-        }
-    }
-    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    write(&tmp)?;
-    if last.exists() {
-        std::fs::rename(&last, &old).map_err(|e| Error::io(&last, e))?;
-    }
-    std::fs::rename(&tmp, &last).map_err(|e| Error::io(&tmp, e))?;
-    if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

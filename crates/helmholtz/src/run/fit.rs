@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{read_tensors, write_tensors};
 use super::config::{DataConfig, DataSource, parse_strict};
-use super::{CONFIG_FILE, METRICS_FILE, SUMMARY_FILE};
+use super::{CONFIG_FILE, METRICS_FILE, RunDir, SUMMARY_FILE};
 use crate::data::{self, Dataset};
 use crate::dist::{Conditions, EntropySum, GapCriterion};
 use crate::error::{Error, Result};
@@ -803,8 +803,8 @@ pub fn run_fit(
 ) -> Result<(FittedModel, FitSummary)> {
     config.validate()?;
     let x = load_data(config)?;
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let text = toml::to_string(config).map_err(|e| Error::Config(e.to_string()))?;
+    let _run = RunDir::create(dir)?;
     let config_path = dir.join(CONFIG_FILE);
     std::fs::write(&config_path, text).map_err(|e| Error::io(&config_path, e))?;
     let metrics_path = dir.join(METRICS_FILE);

@@ -5,7 +5,10 @@
 //! runs/NAME/config.toml         resolved config
 //! runs/NAME/metrics.jsonl       one JSON object per epoch or evaluation
 //! runs/NAME/checkpoints/last/   params.safetensors, optimizer.safetensors, state.json
-//! runs/NAME/summary.json        final metrics and timings
+//! runs/NAME/checkpoints/best/   the same, at the best validation estimate
+//! runs/NAME/history.jsonl       every resume and its overrides
+//! runs/NAME/lock                held while a process works on the run
+//! runs/NAME/summary.json        final metrics, timings and how the run ended
 //! ```
 
 pub mod checkpoint;
@@ -14,15 +17,15 @@ pub mod copula;
 pub mod data;
 pub mod denoise;
 pub mod fit;
+pub mod rundir;
 pub mod skew_normal;
 pub mod skew_t;
 pub mod skew_vi;
 pub mod sngd;
 pub mod sparse;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -30,114 +33,50 @@ use serde_json::json;
 
 pub use config::{Config, Split};
 pub use data::RunData;
+pub use rundir::{
+    CHECKPOINT_STATE, CONFIG_FILE, HISTORY_FILE, LOCK_FILE, METRICS_FILE, RunDir, SUMMARY_FILE,
+    read_metrics,
+};
 
+pub use crate::train::trainer::{
+    Control, EpochRecord, Observer, Outcome, Silent, Slot, StepRecord, TrainState,
+};
+
+use crate::data::batches::BatchSource;
 use crate::dist::{Conditions, EntropySum};
 use crate::error::{Error, Result};
 use crate::eval::entropy::hm_entropy_sum;
 use crate::eval::{Estimator, IsConfig, exact_kl_from, importance_log_likelihood};
 use crate::math::rng::{Stream, ids};
 use crate::models::{HelmholtzMachine, ParamSet, Tensor};
-use crate::optim::Optimizer;
 use crate::optim::fisher::LayerSamples;
 use crate::optim::natural::FisherSamples;
-use crate::train::{Learner, Variant};
+use crate::train::trainer::{CheckpointStore, DivergenceGuard, Trainer};
+use crate::train::{HmStep, Learner, Variant};
 use fit::entropy_fields;
 
-/// Counters of a run: everything besides tensors that a resumed run needs.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct TrainState {
-    /// Completed epochs.
-    pub epoch: usize,
-    /// Next batch within the current epoch (non-zero after an interruption mid-epoch).
-    pub batch: usize,
-    /// Optimizer updates so far.
-    pub step: u64,
-    /// Sum of the training bound over the points seen so far in the current epoch.
-    pub epoch_bound_sum: f64,
-    /// Points seen so far in the current epoch.
-    pub epoch_points: usize,
-    /// Best validation log-likelihood so far.
-    pub best_valid: Option<f64>,
-    /// Evaluations since the best one (for early stopping).
-    pub evals_since_best: usize,
-    /// Training time so far, in seconds (excluding evaluation).
-    pub train_s: f64,
-    /// Whether training ended (all epochs done or stopped early).
-    pub finished: bool,
-    /// Whether early stopping ended it (then more epochs do not restart it).
-    #[serde(default)]
-    pub stopped_early: bool,
-}
-
-/// What a training call ended with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// All epochs done.
-    Completed,
-    /// Early stopping on the validation log-likelihood.
-    EarlyStopped,
-    /// Interrupted (e.g. Ctrl-C); a checkpoint was written and `--resume` continues.
-    Interrupted,
-}
-
-/// Progress of one batch, for observers.
-#[derive(Clone, Copy, Debug)]
-pub struct BatchInfo {
-    /// Epoch index (0-based) being trained.
-    pub epoch: usize,
-    /// Batch index within the epoch.
-    pub batch: usize,
-    /// Batches per epoch.
-    pub n_batches: usize,
-    /// Mean training bound so far in this epoch.
-    pub bound_mean: f64,
-    /// Data points per second in this epoch so far.
-    pub points_per_s: f64,
-}
-
-/// Watches a run: progress bars, logs. Every method has a default that does nothing.
-pub trait Observer {
-    /// An epoch starts; `first_batch` is non-zero when resuming mid-epoch.
-    fn on_epoch_start(&mut self, _epoch: usize, _n_batches: usize, _first_batch: usize) {}
-    /// A batch was applied.
-    fn on_batch(&mut self, _info: &BatchInfo) {}
-    /// An epoch ended, with its metrics record.
-    fn on_epoch_end(&mut self, _record: &serde_json::Value) {}
-    /// Something worth telling the user (evaluation started, checkpoint written…).
-    fn message(&mut self, _text: &str) {}
-}
-
-/// An observer that ignores everything.
-pub struct Silent;
-impl Observer for Silent {}
-
-/// A training run bound to its directory.
+/// A training run of a Helmholtz machine bound to its directory.
 pub struct Run {
-    /// The run directory.
-    pub dir: PathBuf,
+    /// The run directory (locked while this process trains it).
+    pub dir: RunDir,
     /// The resolved config.
     pub config: Config,
     /// The model.
     pub model: HelmholtzMachine,
-    /// The optimizer with its moments.
-    pub optimizer: Optimizer,
+    /// The learning step: gradients, optional Fisher preconditioner, optimizer.
+    pub algorithm: HmStep,
     /// Counters.
     pub state: TrainState,
     /// The data.
     pub data: RunData,
-    learner: Learner,
+    /// What a resume's overrides changed (to announce).
+    pub changes: Vec<String>,
     train_columns: Vec<f32>,
 }
 
-/// Files of a run directory.
-pub const CONFIG_FILE: &str = "config.toml";
-/// Metrics file name.
-pub const METRICS_FILE: &str = "metrics.jsonl";
-/// Summary file name.
-pub const SUMMARY_FILE: &str = "summary.json";
-
 impl Run {
-    /// Starts a new run in `dir` (which must not hold a run already).
+    /// Starts a new run in `dir`, which must not exist or be empty. Config and data are
+    /// validated before anything is created.
     pub fn create(config: Config, dir: &Path) -> Result<Self> {
         if dir.join(CONFIG_FILE).exists() {
             return Err(Error::Config(format!(
@@ -145,28 +84,69 @@ impl Run {
                 dir.display()
             )));
         }
+        config.validate()?;
         let data = data::load(&config.data)?;
         let mut sizes = vec![data.train.dim()];
         sizes.extend(&config.model.hidden);
         let model =
             HelmholtzMachine::new(&sizes, config.model.init, config.model.bias, config.seed)?;
         let optimizer = config.optimizer.build(&model.params)?;
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let header = format!("# resolved by helmholtz {}\n", env!("CARGO_PKG_VERSION"));
-        let path = dir.join(CONFIG_FILE);
-        std::fs::write(&path, header + &config.to_toml()).map_err(|e| Error::io(&path, e))?;
-        Self::assemble(dir, config, model, optimizer, TrainState::default(), data)
+        let algorithm = HmStep::new(
+            Learner::new(config.train.wake_sleep(), config.train.natural.clone())?,
+            optimizer,
+            &model,
+        );
+        let run_dir = RunDir::create(dir)?;
+        run_dir.write_file(CONFIG_FILE, config_text(&config).as_bytes())?;
+        Ok(Self::assemble(
+            run_dir,
+            config,
+            model,
+            algorithm,
+            TrainState::default(),
+            data,
+        ))
     }
 
-    /// Opens an existing run from its last checkpoint; `overrides` may change e.g. `train.epochs`.
+    /// Opens an existing run from its last checkpoint to continue it; `overrides` may change
+    /// e.g. `train.epochs`. Overrides are recorded in the run (`history.jsonl` and the resolved
+    /// config); one that changes the model is refused, others are listed in `changes`.
     pub fn resume(dir: &Path, overrides: &[String]) -> Result<Self> {
-        let config = Config::load(&dir.join(CONFIG_FILE), overrides)?;
-        let ckpt = checkpoint::checkpoint_dir(dir);
-        let state_path = ckpt.join("state.json");
+        let run_dir = RunDir::open(dir)?;
+        let stored_config = Config::load(&run_dir.join(CONFIG_FILE), &[])?;
+        let config = Config::load(&run_dir.join(CONFIG_FILE), overrides)?;
+        let changes = config_changes(&stored_config, &config)?;
+        let mut run = Self::load(run_dir, config, Slot::Last)?;
+        if !overrides.is_empty() {
+            run.dir.record_resume(overrides, &changes)?;
+            run.dir
+                .write_file(CONFIG_FILE, config_text(&run.config).as_bytes())?;
+        }
+        run.dir.truncate_metrics_after(run.state.step)?;
+        run.changes = changes;
+        Ok(run)
+    }
+
+    /// Opens a run for evaluation or sampling, from its last checkpoint.
+    pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_checkpoint(dir, Slot::Last)
+    }
+
+    /// Opens a run for evaluation or sampling, from checkpoint `slot` (no lock is taken).
+    pub fn open_checkpoint(dir: &Path, slot: Slot) -> Result<Self> {
+        let run_dir = RunDir::open_read(dir)?;
+        let config = Config::load(&run_dir.join(CONFIG_FILE), &[])?;
+        Self::load(run_dir, config, slot)
+    }
+
+    fn load(run_dir: RunDir, config: Config, slot: Slot) -> Result<Self> {
+        let ckpt = run_dir.checkpoint(slot);
+        let state_path = ckpt.join(CHECKPOINT_STATE);
         let text = std::fs::read_to_string(&state_path).map_err(|e| {
             Error::Checkpoint(format!(
-                "{}: {e} (no checkpoint to resume from)",
-                state_path.display()
+                "{}: {e} (no {} checkpoint)",
+                state_path.display(),
+                slot.name()
             ))
         })?;
         let stored: StoredState =
@@ -188,306 +168,98 @@ impl Run {
             checkpoint::read_tensors(&ckpt.join("optimizer.safetensors"), &optimizer.moments())?;
         optimizer.set_moments(moments);
         optimizer.step = stored.optimizer_step;
-        let stored_fisher_step = stored.fisher_step;
+        let mut learner = Learner::new(config.train.wake_sleep(), config.train.natural.clone())?;
+        let fisher_path = ckpt.join(FISHER_FILE);
+        if let (Some(pre), true) = (learner.preconditioner.as_mut(), fisher_path.exists()) {
+            let mut samples =
+                fisher_from_tensors(&checkpoint::read_all_tensors(&fisher_path)?, &model)?;
+            samples.step = stored.fisher_step.unwrap_or(0);
+            pre.refresh(samples)?;
+        }
+        let algorithm = HmStep::new(learner, optimizer, &model);
         let mut state = stored.state;
         if state.finished && !state.stopped_early && state.epoch < config.train.epochs {
             state.finished = false;
         }
-        let mut run = Self::assemble(dir, config, model, optimizer, state, data)?;
-        let fisher_path = ckpt.join(FISHER_FILE);
-        if let (Some(pre), true) = (run.learner.preconditioner.as_mut(), fisher_path.exists()) {
-            let mut samples =
-                fisher_from_tensors(&checkpoint::read_all_tensors(&fisher_path)?, &run.model)?;
-            samples.step = stored_fisher_step.unwrap_or(0);
-            pre.refresh(samples)?;
-        }
-        Ok(run)
-    }
-
-    /// Opens a run for evaluation or sampling: its config and its last checkpoint.
-    pub fn open(dir: &Path) -> Result<Self> {
-        Self::resume(dir, &[])
+        Ok(Self::assemble(
+            run_dir, config, model, algorithm, state, data,
+        ))
     }
 
     fn assemble(
-        dir: &Path,
+        dir: RunDir,
         config: Config,
         model: HelmholtzMachine,
-        optimizer: Optimizer,
+        algorithm: HmStep,
         state: TrainState,
         data: RunData,
-    ) -> Result<Self> {
-        let learner = Learner::new(config.train.wake_sleep(), config.train.natural.clone())?;
+    ) -> Self {
         let train_columns = data.train.to_columns();
-        Ok(Run {
-            dir: dir.to_path_buf(),
+        Run {
+            dir,
             config,
             model,
-            optimizer,
+            algorithm,
             state,
             data,
-            learner,
+            changes: Vec::new(),
             train_columns,
-        })
-    }
-
-    /// Writes the checkpoint (refusing non-finite parameters, so the last good one is kept).
-    pub fn save_checkpoint(&self) -> Result<()> {
-        if let Some(name) = self.model.params.first_non_finite() {
-            return Err(Error::Diverged(format!(
-                "parameter {name} is not finite; the last good checkpoint is kept"
-            )));
         }
-        checkpoint::replace_checkpoint(&self.dir, |tmp| {
-            checkpoint::write_tensors(&tmp.join("params.safetensors"), &self.model.params)?;
-            checkpoint::write_tensors(
-                &tmp.join("optimizer.safetensors"),
-                &self.optimizer.moments(),
-            )?;
-            if let Some(samples) = self
-                .learner
-                .preconditioner
-                .as_ref()
-                .and_then(|p| p.samples())
-            {
-                checkpoint::write_tensors(&tmp.join(FISHER_FILE), &fisher_to_tensors(samples))?;
-            }
-            let stored = StoredState {
-                version: env!("CARGO_PKG_VERSION").to_string(),
-                sizes: self.model.sizes.clone(),
-                optimizer_step: self.optimizer.step,
-                state: self.state.clone(),
-                fisher_step: self
-                    .learner
-                    .preconditioner
-                    .as_ref()
-                    .and_then(|p| p.samples())
-                    .map(|s| s.step),
-            };
-            let path = tmp.join("state.json");
-            let text = serde_json::to_string_pretty(&stored)
-                .map_err(|e| Error::Checkpoint(e.to_string()))?;
-            std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
-        })
     }
 
     /// Appends one record to metrics.jsonl.
     pub fn log(&self, record: &serde_json::Value) -> Result<()> {
-        let path = self.dir.join(METRICS_FILE);
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        writeln!(file, "{record}").map_err(|e| Error::io(&path, e))
+        self.dir.log(record)
     }
 
     /// Batches per epoch (the last one may be smaller).
     pub fn n_batches(&self) -> usize {
-        self.data
-            .train
-            .n_samples()
-            .div_ceil(self.config.train.batch_size)
+        self.trainer().n_batches(self.data.train.n_samples())
     }
 
-    /// Trains until the configured number of epochs, early stopping, or `stop` becoming true.
-    pub fn train(&mut self, observer: &mut dyn Observer, stop: &AtomicBool) -> Result<Outcome> {
-        let n_train = self.data.train.n_samples();
-        if n_train == 0 {
-            return Err(Error::InvalidData("the training set is empty".into()));
-        }
-        if self.state.step == 0 && !checkpoint::checkpoint_dir(&self.dir).exists() {
-            self.save_checkpoint()?;
-        }
-        let d = self.model.x_dim();
-        let batch_size = self.config.train.batch_size;
-        let n_batches = self.n_batches();
-        let seed = self.config.seed;
-        let mut grads = self.model.params.zeros_like();
-        let mut batch = vec![0.0f32; d * batch_size];
-        while !self.state.finished && self.state.epoch < self.config.train.epochs {
-            let epoch = self.state.epoch;
-            let order = Stream::new(seed, &[ids::SHUFFLE, epoch as u64]).permutation(n_train);
-            observer.on_epoch_start(epoch, n_batches, self.state.batch);
-            let started = Instant::now();
-            let mut points_this_call = 0usize;
-            for b in self.state.batch..n_batches {
-                let indices = &order[b * batch_size..((b + 1) * batch_size).min(n_train)];
-                let n = indices.len();
-                self.gather(indices, epoch, &mut batch);
-                let stats = self.learner.gradient(
-                    &self.model,
-                    &batch[..d * n],
-                    n,
-                    seed,
-                    self.state.step,
-                    &mut grads,
-                )?;
-                if !stats.bound_sum.is_finite() {
-                    return Err(Error::Diverged(format!(
-                        "non-finite training bound at epoch {} batch {b}; the last good checkpoint is kept",
-                        epoch + 1
-                    )));
-                }
-                if let Some(name) = grads.first_non_finite() {
-                    return Err(Error::Diverged(format!(
-                        "non-finite gradient of {name} at epoch {} batch {b}; the last good checkpoint is kept",
-                        epoch + 1
-                    )));
-                }
-                self.optimizer.update(&mut self.model.params, &grads);
-                if let Some(name) = self.model.params.first_non_finite() {
-                    return Err(Error::Diverged(format!(
-                        "parameter {name} became non-finite at epoch {} batch {b}; the last good checkpoint is kept",
-                        epoch + 1
-                    )));
-                }
-                self.state.step += 1;
-                self.state.batch = b + 1;
-                self.state.epoch_bound_sum += stats.bound_sum;
-                self.state.epoch_points += n;
-                points_this_call += n;
-                let elapsed = started.elapsed().as_secs_f64();
-                observer.on_batch(&BatchInfo {
-                    epoch,
-                    batch: b,
-                    n_batches,
-                    bound_mean: self.state.epoch_bound_sum / self.state.epoch_points as f64,
-                    points_per_s: points_this_call as f64 / elapsed.max(1e-9),
-                });
-                if stop.load(Ordering::SeqCst) && b + 1 < n_batches {
-                    self.state.train_s += started.elapsed().as_secs_f64();
-                    self.save_checkpoint()?;
-                    return Ok(Outcome::Interrupted);
-                }
-            }
-            let epoch_s = started.elapsed().as_secs_f64();
-            self.state.train_s += epoch_s;
-            let mut record = json!({
-                "epoch": epoch + 1,
-                "step": self.state.step,
-                "split": "train",
-                "bound": self.state.epoch_bound_sum / self.state.epoch_points as f64,
-                "epoch_s": epoch_s,
-                "points_per_s": points_this_call as f64 / epoch_s.max(1e-9),
-            });
-            self.state.epoch += 1;
-            self.state.batch = 0;
-            self.state.epoch_bound_sum = 0.0;
-            self.state.epoch_points = 0;
-            let early_stop = self.end_of_epoch_evaluations(observer, &mut record)?;
-            self.log(&record)?;
-            observer.on_epoch_end(&record);
-            let last = self.state.epoch == self.config.train.epochs;
-            if early_stop || last {
-                self.state.finished = true;
-                self.state.stopped_early = early_stop;
-            }
-            if self.state.finished
-                || self
-                    .state
-                    .epoch
-                    .is_multiple_of(self.config.checkpoint.every)
-                || stop.load(Ordering::SeqCst)
-            {
-                self.save_checkpoint()?;
-            }
-            if early_stop {
-                return Ok(Outcome::EarlyStopped);
-            }
-            if stop.load(Ordering::SeqCst) && !self.state.finished {
-                return Ok(Outcome::Interrupted);
-            }
-        }
-        Ok(Outcome::Completed)
-    }
-
-    fn gather(&self, indices: &[usize], epoch: usize, batch: &mut [f32]) {
-        let d = self.model.x_dim();
-        for (j, &i) in indices.iter().enumerate() {
-            let out = &mut batch[j * d..(j + 1) * d];
-            if self.data.dynamic {
-                let src = self.data.train.x.as_ref().subcols(i, 1);
-                let out = faer::MatMut::from_column_major_slice_mut(out, d, 1);
-                crate::data::binarize_dynamic_into(
-                    src,
-                    self.config.data.binarize_seed,
-                    epoch as u64,
-                    i,
-                    out,
-                );
-            } else {
-                out.copy_from_slice(&self.train_columns[i * d..(i + 1) * d]);
-            }
+    /// The loop's settings for this run.
+    pub fn trainer(&self) -> Trainer {
+        Trainer {
+            seed: self.config.seed,
+            epochs: self.config.train.epochs,
+            batch_size: self.config.train.batch_size,
+            checkpoint_every: self.config.checkpoint.every,
+            objective_name: "bound",
         }
     }
 
-    /// Validation, test and exact-KL evaluations due after the epoch just finished; returns
-    /// whether early stopping triggers.
-    fn end_of_epoch_evaluations(
+    /// Trains until the configured number of epochs, early stopping, divergence, or `stop`
+    /// becoming true. `observer` sees every step and epoch (after evaluation and logging).
+    pub fn train(
         &mut self,
-        observer: &mut dyn Observer,
-        record: &mut serde_json::Value,
-    ) -> Result<bool> {
-        let epoch = self.state.epoch;
-        let eval = self.config.eval.clone();
-        let mut early_stop = false;
-        if eval.exact_kl {
-            let kl = exact_kl_from(&self.model, &crate::data::lines3x3_distribution())?;
-            record["kl_true_model"] = json!(kl);
-        }
-        if eval.every > 0 && epoch.is_multiple_of(eval.every) && self.data.valid.n_samples() > 0 {
-            let n = eval
-                .max_points
-                .unwrap_or(usize::MAX)
-                .min(self.data.valid.n_samples());
-            observer.message(&format!(
-                "validation log-likelihood, K = {} on {n} points",
-                eval.k
-            ));
-            let ll = self.log_likelihood(Split::Valid, eval.k, Some(n))?;
-            record["valid_ll"] = json!(ll);
-            record["valid_k"] = json!(eval.k);
-            if eval.entropy_samples > 0 {
-                let sum = self.entropy_sum(Split::Valid, eval.entropy_samples, Some(n))?;
-                if let Some(map) = record.as_object_mut() {
-                    entropy_fields(&sum, &self.conditions(), map);
-                }
-            }
-            if self.state.best_valid.is_none_or(|best| ll > best) {
-                self.state.best_valid = Some(ll);
-                self.state.evals_since_best = 0;
-            } else {
-                self.state.evals_since_best += 1;
-                if eval
-                    .patience
-                    .is_some_and(|p| self.state.evals_since_best >= p)
-                {
-                    observer.message(&format!(
-                        "early stopping: no improvement in {} evaluations",
-                        self.state.evals_since_best
-                    ));
-                    early_stop = true;
-                }
-            }
-        }
-        if eval.test_at.contains(&epoch) && self.data.test.n_samples() > 0 {
-            let k = eval.test_k.unwrap_or(eval.k);
-            observer.message(&format!(
-                "test log-likelihood, K = {k} on {} points",
-                self.data.test.n_samples()
-            ));
-            let started = Instant::now();
-            let ll = self.log_likelihood(Split::Test, k, None)?;
-            let record = json!({"epoch": epoch, "step": self.state.step, "split": "test", "k": k,
-                "ll": ll, "nll_nats": -ll, "eval_s": started.elapsed().as_secs_f64()});
-            self.log(&record)?;
-            observer.message(&format!(
-                "epoch {epoch}: test NLL {:.3} nats (K = {k})",
-                -ll
-            ));
-        }
-        Ok(early_stop)
+        observer: &mut dyn Observer<HelmholtzMachine>,
+        stop: &AtomicBool,
+    ) -> Result<Outcome> {
+        let trainer = self.trainer();
+        let source = TrainSource {
+            x: self.data.train.x.as_ref(),
+            columns: &self.train_columns,
+            dynamic: self.data.dynamic,
+            binarize_seed: self.config.data.binarize_seed,
+        };
+        let conditions = self.conditions();
+        let mut evaluation = Evaluation {
+            config: &self.config,
+            data: &self.data,
+            conditions,
+        };
+        let mut guard = DivergenceGuard::default();
+        let mut metrics = MetricsLog(&self.dir);
+        let mut store = HmStore(&self.dir);
+        trainer.fit(
+            &mut self.model,
+            &mut self.algorithm,
+            &source,
+            &mut self.state,
+            &mut [&mut guard, &mut evaluation, &mut metrics, observer],
+            &mut store,
+            stop,
+        )
     }
 
     /// Mean importance-sampling log-likelihood of a split (first `max_points` points if given).
@@ -503,14 +275,15 @@ impl Run {
         max_points: Option<usize>,
         estimator: Estimator,
     ) -> Result<f64> {
-        let (x, n) = self.split_columns(split, max_points)?;
-        let seed = self.config.seed ^ 0x5EED_E7A1;
-        let config = IsConfig {
+        estimate(
+            &self.model,
+            &self.data,
+            &self.config,
+            split,
+            k,
+            max_points,
             estimator,
-            ..IsConfig::new(k, seed)
-        };
-        let per_point = importance_log_likelihood(&self.model, &x, n, 0, config)?;
-        Ok(per_point.iter().sum::<f64>() / n as f64)
+        )
     }
 
     /// What the ELBO = entropy-sum identity needs, as this run trains: p follows the ELBO's
@@ -532,35 +305,18 @@ impl Run {
         samples: usize,
         max_points: Option<usize>,
     ) -> Result<EntropySum> {
-        let (x, n) = self.split_columns(split, max_points)?;
-        hm_entropy_sum(&self.model, &x, n, samples, self.config.seed ^ 0xE17B_0501)
+        entropy_sum(
+            &self.model,
+            &self.data,
+            &self.config,
+            split,
+            samples,
+            max_points,
+        )
     }
 
-    /// The first `max_points` points of a split (all if absent) as contiguous columns, and
-    /// their number; the training set only when it is not binarised anew every epoch.
-    fn split_columns(&self, split: Split, max_points: Option<usize>) -> Result<(Vec<f32>, usize)> {
-        let set = match split {
-            Split::Train if self.data.dynamic => {
-                return Err(Error::Config(
-                    "the training set is binarised anew every epoch; evaluate valid or test".into(),
-                ));
-            }
-            Split::Train => &self.data.train,
-            Split::Valid => &self.data.valid,
-            Split::Test => &self.data.test,
-        };
-        let n = max_points.unwrap_or(usize::MAX).min(set.n_samples());
-        if n == 0 {
-            return Err(Error::InvalidData(format!(
-                "the {} split is empty",
-                split.name()
-            )));
-        }
-        Ok((set.range(0, n).to_columns(), n))
-    }
-
-    /// Writes summary.json with the final metrics and timings.
-    pub fn write_summary(&self, extra: serde_json::Value) -> Result<()> {
+    /// Writes summary.json with the final metrics and timings; `outcome` says how the run ended.
+    pub fn write_summary(&self, outcome: &Outcome, extra: serde_json::Value) -> Result<()> {
         let mut summary = json!({
             "name": self.config.name,
             "epochs": self.state.epoch,
@@ -569,14 +325,17 @@ impl Run {
             "best_valid_ll": self.state.best_valid,
             "n_params": self.model.params.n_scalars(),
             "version": env!("CARGO_PKG_VERSION"),
+            "outcome": outcome.name(),
         });
+        if let Outcome::Diverged(message) = outcome {
+            summary["diverged"] = json!(message);
+        }
         if let (Some(map), serde_json::Value::Object(more)) = (summary.as_object_mut(), extra) {
             map.extend(more);
         }
-        let path = self.dir.join(SUMMARY_FILE);
         let text =
             serde_json::to_string_pretty(&summary).map_err(|e| Error::Checkpoint(e.to_string()))?;
-        std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
+        self.dir.write_file(SUMMARY_FILE, text.as_bytes())
     }
 
     /// Grey-level model samples: p(x | h_1) for `n` dreams, one image per entry.
@@ -589,6 +348,322 @@ impl Run {
         self.model.data_means(&pass.h[1], n, &mut means);
         means.chunks_exact(d).map(|c| c.to_vec()).collect()
     }
+}
+
+/// The resolved config as written into a run.
+fn config_text(config: &Config) -> String {
+    format!(
+        "# resolved by helmholtz {}\n{}",
+        env!("CARGO_PKG_VERSION"),
+        config.to_toml()
+    )
+}
+
+/// What `resumed` changes of `stored`, one `key: old -> new` line per value; a change of the
+/// model is refused (the checkpoint holds its shape).
+pub fn config_changes<T: Serialize>(stored: &T, resumed: &T) -> Result<Vec<String>> {
+    let to_table = |c: &T| toml::Value::try_from(c).map_err(|e| Error::Config(e.to_string()));
+    let (mut old, mut new) = (Vec::new(), Vec::new());
+    flatten("", &to_table(stored)?, &mut old);
+    flatten("", &to_table(resumed)?, &mut new);
+    let mut changes = Vec::new();
+    let keys: std::collections::BTreeSet<&String> =
+        old.iter().chain(new.iter()).map(|(k, _)| k).collect();
+    for key in keys {
+        let find = |list: &Vec<(String, String)>| {
+            list.iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| "(unset)".into())
+        };
+        let (before, after) = (find(&old), find(&new));
+        if before == after {
+            continue;
+        }
+        if key.starts_with("model.") {
+            return Err(Error::Config(format!(
+                "{key} cannot change when resuming ({before} in the run, {after} asked): the checkpoint holds the model's shape; start a new run instead"
+            )));
+        }
+        changes.push(format!("{key}: {before} -> {after}"));
+    }
+    Ok(changes)
+}
+
+fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (k, v) in table {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other => out.push((prefix.to_string(), other.to_string())),
+    }
+}
+
+/// The training points as the trainer reads them: fixed columns, or binarised anew each epoch.
+struct TrainSource<'a> {
+    x: faer::MatRef<'a, f32>,
+    columns: &'a [f32],
+    dynamic: bool,
+    binarize_seed: u64,
+}
+
+impl BatchSource<f32> for TrainSource<'_> {
+    fn dim(&self) -> usize {
+        self.x.nrows()
+    }
+
+    fn n_points(&self) -> usize {
+        self.x.ncols()
+    }
+
+    fn fill(&self, indices: &[usize], epoch: usize, out: &mut [f32]) {
+        let d = self.x.nrows();
+        for (column, &i) in out.chunks_exact_mut(d).zip(indices) {
+            if self.dynamic {
+                let src = self.x.subcols(i, 1);
+                let column = faer::MatMut::from_column_major_slice_mut(column, d, 1);
+                crate::data::binarize_dynamic_into(
+                    src,
+                    self.binarize_seed,
+                    epoch as u64,
+                    i,
+                    column,
+                );
+            } else {
+                column.copy_from_slice(&self.columns[i * d..(i + 1) * d]);
+            }
+        }
+    }
+}
+
+/// Validation (with early stopping and the best checkpoint), test and exact-KL evaluations
+/// after each epoch, as configured in `[eval]`.
+struct Evaluation<'a> {
+    config: &'a Config,
+    data: &'a RunData,
+    conditions: Conditions,
+}
+
+impl Observer<HelmholtzMachine> for Evaluation<'_> {
+    fn on_epoch(
+        &mut self,
+        model: &HelmholtzMachine,
+        record: &mut EpochRecord,
+        state: &mut TrainState,
+        say: &mut dyn FnMut(&str),
+    ) -> Result<Control> {
+        let epoch = state.epoch;
+        let eval = &self.config.eval;
+        let mut control = Control::Continue;
+        if eval.exact_kl {
+            let kl = exact_kl_from(model, &crate::data::lines3x3_distribution())?;
+            record.fields.insert("kl_true_model".into(), json!(kl));
+        }
+        if eval.every > 0 && epoch.is_multiple_of(eval.every) && self.data.valid.n_samples() > 0 {
+            let n = eval
+                .max_points
+                .unwrap_or(usize::MAX)
+                .min(self.data.valid.n_samples());
+            say(&format!(
+                "validation log-likelihood, K = {} on {n} points",
+                eval.k
+            ));
+            let ll = estimate(
+                model,
+                self.data,
+                self.config,
+                Split::Valid,
+                eval.k,
+                Some(n),
+                Estimator::LogLikelihood,
+            )?;
+            record.fields.insert("valid_ll".into(), json!(ll));
+            record.fields.insert("valid_k".into(), json!(eval.k));
+            if eval.entropy_samples > 0 {
+                let sum = entropy_sum(
+                    model,
+                    self.data,
+                    self.config,
+                    Split::Valid,
+                    eval.entropy_samples,
+                    Some(n),
+                )?;
+                entropy_fields(&sum, &self.conditions, &mut record.fields);
+            }
+            if state.best_valid.is_none_or(|best| ll > best) {
+                state.best_valid = Some(ll);
+                state.evals_since_best = 0;
+                record.improved = true;
+            } else {
+                state.evals_since_best += 1;
+                if eval.patience.is_some_and(|p| state.evals_since_best >= p) {
+                    say(&format!(
+                        "early stopping: no improvement in {} evaluations",
+                        state.evals_since_best
+                    ));
+                    control = Control::Stop;
+                }
+            }
+        }
+        if eval.test_at.contains(&epoch) && self.data.test.n_samples() > 0 {
+            let k = eval.test_k.unwrap_or(eval.k);
+            say(&format!(
+                "test log-likelihood, K = {k} on {} points",
+                self.data.test.n_samples()
+            ));
+            let started = Instant::now();
+            let ll = estimate(
+                model,
+                self.data,
+                self.config,
+                Split::Test,
+                k,
+                None,
+                Estimator::LogLikelihood,
+            )?;
+            record
+                .side_records
+                .push(json!({"epoch": epoch, "step": state.step, "split": "test",
+                "k": k, "ll": ll, "nll_nats": -ll, "eval_s": started.elapsed().as_secs_f64()}));
+            say(&format!(
+                "epoch {epoch}: test NLL {:.3} nats (K = {k})",
+                -ll
+            ));
+        }
+        Ok(control)
+    }
+}
+
+/// Writes each epoch's records to `metrics.jsonl`.
+struct MetricsLog<'a>(&'a RunDir);
+
+impl<M> Observer<M> for MetricsLog<'_> {
+    fn on_epoch(
+        &mut self,
+        _: &M,
+        record: &mut EpochRecord,
+        _: &mut TrainState,
+        _: &mut dyn FnMut(&str),
+    ) -> Result<Control> {
+        for side in &record.side_records {
+            self.0.log(side)?;
+        }
+        self.0.log(&record.to_json())?;
+        Ok(Control::Continue)
+    }
+}
+
+/// Checkpoints of a Helmholtz-machine run: parameters, optimizer moments, Fisher samples and
+/// counters. Non-finite parameters are refused, so the last good checkpoint is kept.
+struct HmStore<'a>(&'a RunDir);
+
+impl CheckpointStore<HelmholtzMachine, HmStep> for HmStore<'_> {
+    fn save(
+        &mut self,
+        slot: Slot,
+        model: &HelmholtzMachine,
+        algorithm: &HmStep,
+        state: &TrainState,
+    ) -> Result<()> {
+        if let Some(name) = model.params.first_non_finite() {
+            return Err(Error::Diverged(format!(
+                "parameter {name} is not finite; the last good checkpoint is kept"
+            )));
+        }
+        let samples = algorithm
+            .learner
+            .preconditioner
+            .as_ref()
+            .and_then(|p| p.samples());
+        self.0.write_checkpoint(slot, |tmp| {
+            checkpoint::write_tensors(&tmp.join("params.safetensors"), &model.params)?;
+            checkpoint::write_tensors(
+                &tmp.join("optimizer.safetensors"),
+                &algorithm.optimizer.moments(),
+            )?;
+            if let Some(samples) = samples {
+                checkpoint::write_tensors(&tmp.join(FISHER_FILE), &fisher_to_tensors(samples))?;
+            }
+            let stored = StoredState {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                sizes: model.sizes.clone(),
+                optimizer_step: algorithm.optimizer.step,
+                state: state.clone(),
+                fisher_step: samples.map(|s| s.step),
+            };
+            let path = tmp.join(CHECKPOINT_STATE);
+            let text = serde_json::to_string_pretty(&stored)
+                .map_err(|e| Error::Checkpoint(e.to_string()))?;
+            std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
+        })
+    }
+}
+
+/// Mean importance-sampling estimate of a split of `data` under `model`.
+fn estimate(
+    model: &HelmholtzMachine,
+    data: &RunData,
+    config: &Config,
+    split: Split,
+    k: usize,
+    max_points: Option<usize>,
+    estimator: Estimator,
+) -> Result<f64> {
+    let (x, n) = split_columns(data, split, max_points)?;
+    let seed = config.seed ^ 0x5EED_E7A1;
+    let is = IsConfig {
+        estimator,
+        ..IsConfig::new(k, seed)
+    };
+    let per_point = importance_log_likelihood(model, &x, n, 0, is)?;
+    Ok(per_point.iter().sum::<f64>() / n as f64)
+}
+
+/// The ELBO of a split and its longer entropy sum, by Monte Carlo over q.
+fn entropy_sum(
+    model: &HelmholtzMachine,
+    data: &RunData,
+    config: &Config,
+    split: Split,
+    samples: usize,
+    max_points: Option<usize>,
+) -> Result<EntropySum> {
+    let (x, n) = split_columns(data, split, max_points)?;
+    hm_entropy_sum(model, &x, n, samples, config.seed ^ 0xE17B_0501)
+}
+
+/// The first `max_points` points of a split (all if absent) as contiguous columns, and their
+/// number; the training set only when it is not binarised anew every epoch.
+fn split_columns(
+    data: &RunData,
+    split: Split,
+    max_points: Option<usize>,
+) -> Result<(Vec<f32>, usize)> {
+    let set = match split {
+        Split::Train if data.dynamic => {
+            return Err(Error::Config(
+                "the training set is binarised anew every epoch; evaluate valid or test".into(),
+            ));
+        }
+        Split::Train => &data.train,
+        Split::Valid => &data.valid,
+        Split::Test => &data.test,
+    };
+    let n = max_points.unwrap_or(usize::MAX).min(set.n_samples());
+    if n == 0 {
+        return Err(Error::InvalidData(format!(
+            "the {} split is empty",
+            split.name()
+        )));
+    }
+    Ok((set.range(0, n).to_columns(), n))
 }
 
 /// File of a checkpoint holding the samples of the last Fisher refresh.

@@ -11,7 +11,7 @@ use faer::Mat;
 use serde::{Deserialize, Serialize};
 
 use super::config::parse_strict;
-use super::{CONFIG_FILE, METRICS_FILE, SUMMARY_FILE};
+use super::{CONFIG_FILE, METRICS_FILE, RunDir, SUMMARY_FILE};
 use crate::data::synthetic::{Bars, bars, match_fields};
 use crate::error::{Error, Result};
 use crate::models::encoder::{AmortizedSparseCoding, GaussianEncoder};
@@ -466,9 +466,8 @@ pub fn run_bars(
     mut progress: impl FnMut(u64, f64) + Send + Sync + 'static,
 ) -> Result<(SparseCoding, Bars, BarsOutcome)> {
     let io = io_error;
-    create_run_dir(config, seed, dir)?;
-
     let data = bars(config.data.side, config.data.n, config.data.noise, seed);
+    let _run = create_run_dir(config, seed, dir)?;
     let (d, n) = (data.x.nrows(), data.x.ncols());
     let mut model = SparseCoding::new(
         d,
@@ -641,14 +640,15 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { path, source }
 }
 
-/// Creates the run directory and writes the resolved config (with the run's seed) into it.
-fn create_run_dir(config: &SparseConfig, seed: u64, dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+/// Creates the run directory (refusing one that holds anything; locked while the returned
+/// handle lives) and writes the resolved config (with the run's seed) into it.
+fn create_run_dir(config: &SparseConfig, seed: u64, dir: &Path) -> Result<RunDir> {
     let mut resolved = config.clone();
     resolved.seed = seed;
     let text = toml::to_string(&resolved).map_err(|e| Error::Config(e.to_string()))?;
-    let path = dir.join(CONFIG_FILE);
-    std::fs::write(&path, text).map_err(io_error(&path))
+    let run = RunDir::create(dir)?;
+    run.write_file(CONFIG_FILE, text.as_bytes())?;
+    Ok(run)
 }
 
 /// One epoch of a patches run.
@@ -755,9 +755,8 @@ pub fn run_patches(
     use crate::train::amortized::{amortized_epoch, evaluate_amortized, per_point_model};
     use crate::train::sparse_coding::fit_posteriors;
     let io = io_error;
-    create_run_dir(config, seed, dir)?;
-
     let patches = load_patches(&config.data, seed)?;
+    let _run = create_run_dir(config, seed, dir)?;
     let (d, n) = (patches.train.nrows(), patches.train.ncols());
     let h = config.model.n_latents;
     let em = config.train.em();

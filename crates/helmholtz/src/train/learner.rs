@@ -2,9 +2,11 @@
 //! turned into NWS/NRWS/NBiHM steps by the per-unit Fisher blocks (DESIGN.md: natural gradient is
 //! a preconditioner).
 
+use super::trainer::{Algorithm, Batch, StepContext, StepStats};
 use super::wake_sleep::{BatchStats, WakeSleep, WakeSleepConfig};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::models::{HelmholtzMachine, ParamSet};
+use crate::optim::Optimizer;
 use crate::optim::natural::{FisherPreconditioner, FisherSamples, NaturalConfig};
 
 /// Gradients of the wake-sleep family, preconditioned when a natural-gradient config is given.
@@ -57,6 +59,65 @@ impl Learner {
             pre.precondition(model, grads, step)?;
         }
         Ok(stats)
+    }
+}
+
+/// One step of a Helmholtz machine: the (natural) gradient of the minibatch from the
+/// [`Learner`], applied by the optimizer. A non-finite bound, gradient or parameter is a
+/// divergence, reported before the model is touched where it can be.
+pub struct HmStep {
+    /// Gradients and the optional preconditioner.
+    pub learner: Learner,
+    /// The update rule with its moments.
+    pub optimizer: Optimizer,
+    grads: ParamSet,
+}
+
+impl HmStep {
+    /// A step for `model`'s parameter layout.
+    pub fn new(learner: Learner, optimizer: Optimizer, model: &HelmholtzMachine) -> Self {
+        HmStep {
+            learner,
+            optimizer,
+            grads: model.params.zeros_like(),
+        }
+    }
+}
+
+impl Algorithm<HelmholtzMachine> for HmStep {
+    type Scalar = f32;
+
+    fn step(
+        &mut self,
+        model: &mut HelmholtzMachine,
+        batch: &Batch<'_, f32>,
+        ctx: &StepContext,
+    ) -> Result<StepStats> {
+        let n = batch.n_points();
+        let stats =
+            self.learner
+                .gradient(model, batch.values, n, ctx.seed, ctx.step, &mut self.grads)?;
+        let (epoch, b) = (ctx.epoch + 1, ctx.batch);
+        if !stats.bound_sum.is_finite() {
+            return Err(Error::Diverged(format!(
+                "non-finite training bound at epoch {epoch} batch {b}; the last good checkpoint is kept"
+            )));
+        }
+        if let Some(name) = self.grads.first_non_finite() {
+            return Err(Error::Diverged(format!(
+                "non-finite gradient of {name} at epoch {epoch} batch {b}; the last good checkpoint is kept"
+            )));
+        }
+        self.optimizer.update(&mut model.params, &self.grads);
+        if let Some(name) = model.params.first_non_finite() {
+            return Err(Error::Diverged(format!(
+                "parameter {name} became non-finite at epoch {epoch} batch {b}; the last good checkpoint is kept"
+            )));
+        }
+        Ok(StepStats {
+            objective_sum: stats.bound_sum,
+            points: n,
+        })
     }
 }
 

@@ -3,8 +3,13 @@
 pub mod amortized;
 pub mod learner;
 pub mod sparse_coding;
+pub mod trainer;
 pub mod vae;
 pub mod wake_sleep;
 
-pub use learner::Learner;
+pub use learner::{HmStep, Learner};
+pub use trainer::{
+    Algorithm, Batch, Control, EpochRecord, Observer, Outcome, StepContext, StepStats, TrainState,
+    Trainer,
+};
 pub use wake_sleep::{BatchStats, Variant, WakeSleep, WakeSleepConfig};

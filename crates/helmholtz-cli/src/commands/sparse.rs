@@ -7,20 +7,18 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use helmholtz::run::sparse::{RECOVERY_COSINE, SparseConfig, run_bars, run_patches};
 
+use super::RunArgs;
 use crate::plots;
 
-pub fn run(
-    config_path: &Path,
-    seeds: u64,
-    out: Option<PathBuf>,
-    overrides: &[String],
-    quiet: bool,
-) -> Result<()> {
+/// `helmholtz sparse CONFIG --seeds N`.
+pub fn run(args: &RunArgs, seeds: u64) -> Result<()> {
     if seeds == 0 {
         bail!("--seeds must be at least 1");
     }
-    let config = SparseConfig::load(config_path, overrides)?;
-    let out = out.unwrap_or_else(|| Path::new("runs").join(&config.name));
+    let quiet = args.quiet;
+    let config = SparseConfig::load(args.config("sparse")?, &args.overrides)?;
+    let out = args.out_dir(&config.name);
+    helmholtz::run::rundir::refuse_used(&out)?;
     if config.data.source == "patches" {
         return patches(&config, seeds, &out, quiet);
     }
@@ -32,7 +30,7 @@ pub fn run(
         let dir = out.join(format!("seed-{seed}"));
         let (model, data, outcome) = run_bars(&config, seed, &dir, move |i, f| {
             if !quiet && i % 250 == 0 {
-                eprintln!("seed {seed}: iteration {i}, L^H {f:.6}");
+                crate::err!("seed {seed}: iteration {i}, L^H {f:.6}");
             }
         })
         .with_context(|| format!("bars run with seed {seed}"))?;
@@ -68,7 +66,7 @@ pub fn run(
             outcome.fit_s
         )?;
         if !quiet {
-            eprintln!(
+            crate::err!(
                 "seed {seed}: L^H {:.6}, ground truth {:.6}, {matched}/{} bars, {} iterations, {:.1} s ({})",
                 outcome.objective,
                 outcome.ground_truth,
@@ -85,7 +83,7 @@ pub fn run(
     )?;
     let path = out.join("results.md");
     std::fs::write(&path, &table).with_context(|| format!("writing {}", path.display()))?;
-    print!("{table}");
+    crate::out_part!("{table}");
     Ok(())
 }
 
@@ -99,7 +97,7 @@ fn patches(config: &SparseConfig, seeds: u64, out: &Path, quiet: bool) -> Result
         let dir = out.join(format!("seed-{seed}"));
         let (w, epochs, terms) = run_patches(config, seed, &dir, |epoch, batch, f| {
             if !quiet && batch % 20 == 0 {
-                eprintln!("seed {seed}, epoch {epoch}, batch {batch}: objective {f:.3}");
+                crate::err!("seed {seed}, epoch {epoch}, batch {batch}: objective {f:.3}");
             }
         })
         .with_context(|| format!("patches run with seed {seed}"))?;
@@ -126,7 +124,7 @@ fn patches(config: &SparseConfig, seeds: u64, out: &Path, quiet: bool) -> Result
                 e.epoch_s
             )?;
             if !quiet {
-                eprintln!(
+                crate::err!(
                     "seed {seed}, epoch {}: β {}, train ELBO {:.3}, held-out ELBO {:.3}, Gini {:.3}, median atom spread {:.2} px, {:.1} s",
                     e.epoch,
                     e.train.beta,
@@ -176,7 +174,7 @@ fn patches(config: &SparseConfig, seeds: u64, out: &Path, quiet: bool) -> Result
     }
     let path = out.join("results.md");
     std::fs::write(&path, &table).with_context(|| format!("writing {}", path.display()))?;
-    print!("{table}");
+    crate::out_part!("{table}");
     Ok(())
 }
 
@@ -226,7 +224,7 @@ pub fn atoms(run: &Path, output: Option<PathBuf>) -> Result<()> {
     let mut spread = spatial_spread(w.as_ref(), size)?;
     spread.sort_by(f64::total_cmp);
     let at = |q: f64| spread[((h - 1) as f64 * q).round() as usize];
-    println!(
+    crate::out!(
         "{}: spatial spread of {h} atoms (pixels; a flat {size}×{size} atom: {:.2}): min {:.2}, quartiles {:.2} / {:.2} / {:.2}, max {:.2}",
         run.display(),
         (((size * size) as f64 - 1.0) / 6.0).sqrt(),
@@ -238,7 +236,7 @@ pub fn atoms(run: &Path, output: Option<PathBuf>) -> Result<()> {
     );
     let path = output.unwrap_or_else(|| run.join("atoms.png"));
     draw_atoms(&w, &lambda, size, &path)?;
-    println!("atoms ordered by λ: {}", path.display());
+    crate::out!("atoms ordered by λ: {}", path.display());
     Ok(())
 }
 
@@ -267,7 +265,7 @@ pub fn denoise(run: &Path, image: String, noise: f64, stride: usize, seed: u64) 
         serde_json::to_string_pretty(&json)?,
     )
     .with_context(|| format!("writing {}", run.join("denoise.json").display()))?;
-    println!(
+    crate::out!(
         "{} with noise sd {} ({} patches, stride {}):\n  noisy        {:.2} dB\n  posterior    {:.2} dB\n  MAP          {:.2} dB (κ = σ²/λ)\n  MAP, best κ  {:.2} dB (κ × {}, chosen with the clean image)",
         config.image,
         config.noise_sd,

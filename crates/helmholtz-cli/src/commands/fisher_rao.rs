@@ -92,8 +92,7 @@ fn chart(curves: &[Vec<(f64, f64)>], title: &str, out: &std::path::Path) -> Resu
 }
 
 pub fn run(settings: Settings) -> Result<()> {
-    std::fs::create_dir_all(&settings.out)
-        .with_context(|| format!("creating {}", settings.out.display()))?;
+    let _run = helmholtz::run::RunDir::create(&settings.out)?;
     let mut summary = String::from("# Fisher–Rao gradient of the ELBO\n\n");
     // Cylindrical: three independent Bernoulli units, the first hidden.
     let cylinder = ProductBernoulli {
@@ -197,11 +196,11 @@ pub fn run(settings: Settings) -> Result<()> {
             summary,
             "| {t} | {top_e:.3} | {neg_e:.4} | {top_p:.3} | {neg_p:.4} |"
         )?;
-        eprintln!("target {t}: top bin {top_e:.3} (ELBO), {top_p:.3} (perfect recognition)");
+        crate::err!("target {t}: top bin {top_e:.3} (ELBO), {top_p:.3} (perfect recognition)");
     }
     let path = settings.out.join("summary.md");
     std::fs::write(&path, &summary).with_context(|| format!("writing {}", path.display()))?;
-    print!("{summary}");
-    println!("wrote {}", settings.out.display());
+    crate::out_part!("{summary}");
+    crate::out!("wrote {}", settings.out.display());
     Ok(())
 }

@@ -1,27 +1,36 @@
 //! `helmholtz fit` and `helmholtz eval --entropy`: the models of the ELBO = entropy-sum identity
 //! and the decomposition of any run's ELBO.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use helmholtz::run::fit::{FitConfig, is_fit_run, open_fit, run_fit};
 use helmholtz::run::{Run, Split};
 
-pub fn run(config: &Path, overrides: &[String], out: Option<PathBuf>, quiet: bool) -> Result<()> {
-    let config = FitConfig::load(config, overrides)?;
-    let dir = out.unwrap_or_else(|| Path::new("runs").join(&config.name));
+use super::RunArgs;
+
+/// `helmholtz fit CONFIG`.
+pub fn run(args: &RunArgs) -> Result<()> {
+    let quiet = args.quiet;
+    let config = FitConfig::load(args.config("fit")?, &args.overrides)?;
+    let dir = args.out_dir(&config.name);
     let (_, summary) = run_fit(&config, &dir, |line| {
         if !quiet {
-            eprintln!("{line}");
+            crate::err!("{line}");
         }
     })
     .with_context(|| format!("fit {}", config.name))?;
-    println!(
+    crate::out!(
         "{} on {} points of dimension {}: {} steps ({}), {:.1} s",
-        summary.kind, summary.points, summary.dim, summary.steps, summary.stopped, summary.fit_s
+        summary.kind,
+        summary.points,
+        summary.dim,
+        summary.steps,
+        summary.stopped,
+        summary.fit_s
     );
-    print!("{}", summary.decomposition.table());
-    println!("wrote {}", dir.display());
+    crate::out_part!("{}", summary.decomposition.table());
+    crate::out!("wrote {}", dir.display());
     Ok(())
 }
 
@@ -31,45 +40,45 @@ pub fn entropy(dir: &Path, split: Split, samples: usize, points: Option<usize>) 
     if is_fit_run(dir) {
         let (config, model, x) = open_fit(dir)?;
         let decomposition = model.decompose(x.as_ref(), &config)?;
-        println!(
+        crate::out!(
             "{} ({}), {} training points:",
             config.name,
             helmholtz::run::fit::kind_name(config.model.kind),
             x.ncols()
         );
-        print!("{}", decomposition.table());
+        crate::out_part!("{}", decomposition.table());
         return Ok(());
     }
     if dir.join("checkpoints").exists() {
         let run = Run::open(dir)?;
         let sum = run.entropy_sum(split, samples, points)?;
-        println!(
+        crate::out!(
             "{} ({} split, {} q samples per point): ELBO {:.4}",
             run.config.name,
             split.name(),
             samples,
             sum.elbo
         );
-        println!(
+        crate::out!(
             "  mean entropy of q                 {:>12.4}",
             sum.posterior
         );
-        println!("  − prior entropy H[p(h_L)]         {:>12.4}", -sum.prior);
+        crate::out!("  − prior entropy H[p(h_L)]         {:>12.4}", -sum.prior);
         for (l, h) in sum.intermediate.iter().enumerate() {
-            println!(
+            crate::out!(
                 "  − E_q H[p(h_{} | h_{})]             {:>12.4}",
                 l + 1,
                 l + 2,
                 -h
             );
         }
-        println!(
+        crate::out!(
             "  − E_q H[p(x | h_1)]               {:>12.4}",
             -sum.observable
         );
         match run.conditions().violation() {
-            Some(notice) => println!("  {notice}"),
-            None => println!(
+            Some(notice) => crate::out!("  {notice}"),
+            None => crate::out!(
                 "  entropy sum {:.4}, gap {:.4} ({:.3e} of |ELBO|)",
                 sum.entropy_sum(),
                 sum.gap(),

@@ -103,7 +103,7 @@ pub fn run(config: Option<PathBuf>, batches: usize, overrides: &[String]) -> Res
     let b = t.batch_size.min(data.train.n_samples());
     let batch = data.train.range(0, b).to_columns();
     let mut grads = model.params.zeros_like();
-    println!(
+    crate::out!(
         "bench: {} ({:?}, K = {}, batch {b}, {} threads, {} batches timed)",
         path.display(),
         sizes,
@@ -112,9 +112,11 @@ pub fn run(config: Option<PathBuf>, batches: usize, overrides: &[String]) -> Res
         batches
     );
     if let Some(n) = &t.natural {
-        println!(
+        crate::out!(
             "natural gradient: {:?} Fisher, α = {}, factors refreshed every {} steps",
-            n.fisher, n.alpha, n.refresh_every
+            n.fisher,
+            n.alpha,
+            n.refresh_every
         );
     }
     let mut step_s = Vec::new();
@@ -205,33 +207,33 @@ pub fn run(config: Option<PathBuf>, batches: usize, overrides: &[String]) -> Res
     let mm = median(matmul_s);
     let kernel = median(kernel_s);
     let epoch_batches = data.train.n_samples().div_ceil(t.batch_size) as f64;
-    println!(
+    crate::out!(
         "step (median):          {:>9.3} ms  = {:>8.0} data points/s",
         step * 1e3,
         b as f64 / step
     );
-    println!(
+    crate::out!(
         "step (mean):            {:>9.3} ms  (includes every Fisher refresh)",
         mean_step * 1e3
     );
-    println!(
+    crate::out!(
         "projected epoch:        {:>9.2} s   ({} points)",
         step * epoch_batches,
         data.train.n_samples()
     );
-    println!(
+    crate::out!(
         "matrix products alone:  {:>9.3} ms  ({:>4.1}% of the step; {:.2} GFLOP per step, {:.0} GFLOP/s)",
         mm * 1e3,
         100.0 * mm / step,
         flops / 1e9,
         flops / mm / 1e9
     );
-    println!(
+    crate::out!(
         "elementwise alone:      {:>9.3} ms  ({:>4.1}% of the step; sigmoid, softplus, sampling)",
         kernel * 1e3,
         100.0 * kernel / step
     );
-    println!(
+    crate::out!(
         "rest:                   {:>9.3} ms  ({:>4.1}%: random numbers, copies, reductions, optimizer)",
         (step - mm - kernel) * 1e3,
         100.0 * (step - mm - kernel) / step

@@ -119,7 +119,7 @@ type Curve = Vec<(f64, f64, f64)>;
 
 /// The test NLL curve of a finished run.
 fn curve(dir: &Path) -> Result<Curve> {
-    let records = plots::read_metrics(&dir.join(helmholtz::run::METRICS_FILE))?;
+    let records = helmholtz::run::read_metrics(&dir.join(helmholtz::run::METRICS_FILE))?;
     let mut elapsed = 0.0;
     let mut time_at = std::collections::BTreeMap::new();
     for r in records.iter().filter(|r| r["split"] == "train") {
@@ -174,15 +174,18 @@ pub fn run(settings: Settings) -> Result<()> {
             all.push(format!("seed={seed}"));
             all.push(format!("name=\"{name}-seed{seed}\""));
             if !dir.join(helmholtz::run::SUMMARY_FILE).exists() {
-                println!("training {name}, seed {seed} ({} epochs)", settings.epochs);
+                crate::out!("training {name}, seed {seed} ({} epochs)", settings.epochs);
                 let config = Config::parse(&text, &all, Path::new("nrws-vs-rws"))?;
                 if dir.exists() {
                     std::fs::remove_dir_all(&dir)
                         .with_context(|| format!("removing the unfinished {}", dir.display()))?;
                 }
                 let mut run = Run::create(config, &dir)?;
-                run.train(&mut Silent, &AtomicBool::new(false))?;
-                run.write_summary(serde_json::json!({}))?;
+                let outcome = run.train(&mut Silent, &AtomicBool::new(false))?;
+                run.write_summary(&outcome, serde_json::json!({}))?;
+                if let helmholtz::run::Outcome::Diverged(message) = outcome {
+                    anyhow::bail!("{name}, seed {seed} diverged: {message}");
+                }
             }
             curves.push(curve(&dir)?);
         }
@@ -255,8 +258,8 @@ fn write_report(settings: &Settings, results: &[(String, Vec<Curve>)]) -> Result
     }
     let path = settings.out.join("results.md");
     std::fs::write(&path, &table).with_context(|| format!("writing {}", path.display()))?;
-    print!("{table}");
-    println!(
+    crate::out_part!("{table}");
+    crate::out!(
         "wrote {}, test_nll_vs_epoch.png, test_nll_vs_time.png",
         path.display()
     );

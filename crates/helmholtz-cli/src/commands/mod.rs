@@ -1,0 +1,58 @@
+//! One file per command: parse what is left of the arguments, call the library, print.
+
+pub mod bench;
+pub mod data;
+pub mod eval;
+pub mod experiment;
+pub mod fisher_rao;
+pub mod fit;
+pub mod plot;
+pub mod sample;
+pub mod sparse;
+pub mod train;
+
+use std::path::{Path, PathBuf};
+
+/// The arguments every command that makes a run shares.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RunArgs {
+    /// The config (TOML; see configs/).
+    pub config: Option<PathBuf>,
+    /// Override a config value, e.g. --set train.epochs=5 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Run directory (default: runs/NAME); it must not exist or be empty.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl RunArgs {
+    /// The config file, or an error naming the command that needs it.
+    pub fn config(&self, command: &str) -> anyhow::Result<&Path> {
+        self.config.as_deref().ok_or_else(|| {
+            anyhow::anyhow!("helmholtz {command} needs a config file (see configs/)")
+        })
+    }
+
+    /// The run directory: `--out`, or runs/NAME.
+    pub fn out_dir(&self, name: &str) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| Path::new("runs").join(name))
+    }
+}
+
+/// A command's request to exit with a code other than 0 or 1 (a run stopped by a signal).
+#[derive(Debug)]
+pub struct ExitCode(pub i32);
+
+impl std::fmt::Display for ExitCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
+    }
+}
+
+impl std::error::Error for ExitCode {}
