@@ -34,9 +34,6 @@ enum Command {
     Train {
         #[command(flatten)]
         args: RunArgs,
-        /// Continue the run in this directory from its last checkpoint.
-        #[arg(long, conflicts_with = "config")]
-        resume: Option<PathBuf>,
     },
     /// Estimate the log-likelihood of a trained run by importance sampling.
     Eval {
@@ -246,7 +243,7 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train { args, resume } => train::run(&args, resume.as_deref()),
+        Command::Train { args } => train::run(&args),
         Command::Eval {
             run,
             k,

@@ -3,9 +3,9 @@
 //! does not apply, and clear errors for bad configs.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use helmholtz::run::fit::{FitConfig, open_fit, run_fit};
+use helmholtz::run::fit::{FitConfig, open_fit, resume_fit, run_fit, run_fit_until};
 
 /// A fresh directory per call (the tests run in parallel and fit the same configs).
 fn temp_dir(name: &str) -> PathBuf {
@@ -153,4 +153,61 @@ fn bad_configs_are_refused_with_a_message() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("data.points"), "{err}");
+}
+
+/// Fits uninterrupted, and again stopped after its first batch and resumed; the models, the
+/// summaries' decompositions and the metrics must be identical.
+fn interrupted_fit_resumes_bit_for_bit(name: &str, overrides: &[&str], model_file: &str) {
+    let config = config(name, overrides);
+    let whole = temp_dir(&format!("{name}-whole"));
+    let (_, summary) = run_fit(&config, &whole, |_| {}).unwrap();
+    let parts = temp_dir(&format!("{name}-parts"));
+    let stop_at_once = AtomicBool::new(true);
+    let (_, partial) = run_fit_until(&config, &parts, |_| {}, &stop_at_once).unwrap();
+    assert!(
+        partial.stopped.starts_with("interrupted"),
+        "{}",
+        partial.stopped
+    );
+    let (_, resumed) = resume_fit(&parts, &[], |_| {}, &AtomicBool::new(false)).unwrap();
+    assert_eq!(
+        resumed.decomposition.sum, summary.decomposition.sum,
+        "{name}"
+    );
+    assert_eq!(resumed.steps, summary.steps, "{name}");
+    let read = |dir: &Path, file: &str| std::fs::read(dir.join(file)).unwrap();
+    assert_eq!(read(&parts, model_file), read(&whole, model_file), "{name}");
+    let metrics = |dir: &Path| -> Vec<serde_json::Value> {
+        helmholtz::run::read_metrics(&dir.join("metrics.jsonl"))
+            .unwrap()
+            .into_iter()
+            .collect()
+    };
+    assert_eq!(metrics(&parts), metrics(&whole), "{name}: metrics");
+    for dir in [whole, parts] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn em_and_vae_fits_resume_bit_for_bit_after_an_interruption() {
+    interrupted_fit_resumes_bit_for_bit(
+        "entropy-gmm-diagonal",
+        &["train.max_steps=30"],
+        "model.json",
+    );
+    // Stopped after the first of 4 batches: mid-epoch.
+    interrupted_fit_resumes_bit_for_bit(
+        "entropy-vae1-mnist",
+        &[
+            "data.source=digits",
+            "data.points=200",
+            "train.epochs=3",
+            "train.batch_size=50",
+            "train.eval_every=1",
+            "model.hidden=[16]",
+            "model.latents=3",
+        ],
+        "model.safetensors",
+    );
 }

@@ -4,23 +4,39 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use helmholtz::run::fit::{FitConfig, is_fit_run, open_fit, run_fit};
+use helmholtz::run::fit::{FitConfig, is_fit_run, open_fit, resume_fit, run_fit_until};
 use helmholtz::run::{Run, Split};
 
-use super::RunArgs;
+use super::{ExitCode, RunArgs};
+use crate::out;
+use crate::signals::Stop;
 
-/// `helmholtz fit CONFIG`.
+/// `helmholtz fit CONFIG` or `helmholtz fit --resume RUN`.
 pub fn run(args: &RunArgs) -> Result<()> {
     let quiet = args.quiet;
-    let config = FitConfig::load(args.config("fit")?, &args.overrides)?;
-    let dir = args.out_dir(&config.name);
-    let (_, summary) = run_fit(&config, &dir, |line| {
+    let progress = |line: &str| {
         if !quiet {
             crate::err!("{line}");
         }
-    })
-    .with_context(|| format!("fit {}", config.name))?;
-    crate::out!(
+    };
+    let (dir, result) = match &args.resume {
+        Some(dir) => {
+            let stop = Stop::install(dir.clone())?;
+            let result = resume_fit(dir, &args.overrides, progress, &stop.flag)
+                .with_context(|| format!("resuming {}", dir.display()));
+            (dir.clone(), result.map(|r| (r, stop)))
+        }
+        None => {
+            let config = FitConfig::load(args.config("fit")?, &args.overrides)?;
+            let dir = args.out_dir(&config.name);
+            let stop = Stop::install(dir.clone())?;
+            let result = run_fit_until(&config, &dir, progress, &stop.flag)
+                .with_context(|| format!("fit {}", config.name));
+            (dir, result.map(|r| (r, stop)))
+        }
+    };
+    let ((_, summary), stop) = result?;
+    out!(
         "{} on {} points of dimension {}: {} steps ({}), {:.1} s",
         summary.kind,
         summary.points,
@@ -29,8 +45,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
         summary.stopped,
         summary.fit_s
     );
+    if stop.flag.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(ExitCode(stop.exit_code()).into());
+    }
     crate::out_part!("{}", summary.decomposition.table());
-    crate::out!("wrote {}", dir.display());
+    out!("wrote {}", dir.display());
     Ok(())
 }
 

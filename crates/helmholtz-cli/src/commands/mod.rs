@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 pub struct RunArgs {
     /// The config (TOML; see configs/).
     pub config: Option<PathBuf>,
+    /// Continue the run in this directory from its last checkpoint.
+    #[arg(long, conflicts_with = "config")]
+    pub resume: Option<PathBuf>,
     /// Override a config value, e.g. --set train.epochs=5 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,

@@ -15,6 +15,9 @@ pub fn run(args: &RunArgs, seeds: u64) -> Result<()> {
     if seeds == 0 {
         bail!("--seeds must be at least 1");
     }
+    if args.resume.is_some() {
+        bail!("helmholtz sparse does not resume runs yet; start a new run with --out");
+    }
     let quiet = args.quiet;
     let config = SparseConfig::load(args.config("sparse")?, &args.overrides)?;
     let out = args.out_dir(&config.name);

@@ -1,7 +1,6 @@
 //! `helmholtz train`: train a Helmholtz machine from a config, or resume a run.
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -106,9 +105,9 @@ impl Observer<HelmholtzMachine> for Progress {
 }
 
 /// `helmholtz train CONFIG` or `helmholtz train --resume RUN`.
-pub fn run(args: &RunArgs, resume: Option<&Path>) -> Result<()> {
+pub fn run(args: &RunArgs) -> Result<()> {
     let quiet = args.quiet;
-    let mut run = match (&args.config, resume) {
+    let mut run = match (&args.config, &args.resume) {
         (_, Some(dir)) => {
             let run = Run::resume(dir, &args.overrides)
                 .with_context(|| format!("resuming {}", dir.display()))?;

@@ -114,6 +114,26 @@ impl<T: Copy + Sync> BatchSource<T> for Columns<T> {
     }
 }
 
+/// A source that passes only indices (values of dimension 0): for algorithms that hold their
+/// data themselves, such as full-batch EM, so that nothing is copied.
+#[derive(Clone, Copy, Debug)]
+pub struct IndicesOnly {
+    /// Number of points.
+    pub n_points: usize,
+}
+
+impl<T> BatchSource<T> for IndicesOnly {
+    fn dim(&self) -> usize {
+        0
+    }
+
+    fn n_points(&self) -> usize {
+        self.n_points
+    }
+
+    fn fill(&self, _indices: &[usize], _epoch: usize, _out: &mut [T]) {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

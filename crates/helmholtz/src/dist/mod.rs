@@ -129,7 +129,7 @@ impl Conditions {
 /// A convergence criterion from the identity: stop once |ELBO − entropy sum| / |ELBO| has stayed
 /// below `tolerance` for `window` consecutive observations. It refuses to decide (never stops)
 /// when the identity does not apply.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GapCriterion {
     /// Relative-gap tolerance.
     pub tolerance: f64,

@@ -1,6 +1,7 @@
 //! Learning algorithms and the training loop.
 
 pub mod amortized;
+pub mod em;
 pub mod learner;
 pub mod sparse_coding;
 pub mod trainer;

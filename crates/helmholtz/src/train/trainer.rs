@@ -129,6 +129,9 @@ pub struct TrainState {
     /// Mean objective of the run's first batch: the divergence guard's reference.
     #[serde(default)]
     pub reference_objective: Option<f64>,
+    /// What observers keep across a resume (a convergence criterion's counters…), by name.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// How a call to [`Trainer::fit`] ended.

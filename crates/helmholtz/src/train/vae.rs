@@ -2,68 +2,13 @@
 //! mini-batches, one draw per point, and the evaluation of the ELBO with its entropy
 //! decomposition over a whole data set.
 
-use faer::{Mat, MatRef};
+use faer::MatRef;
 
 use crate::error::{Error, Result};
 use crate::math::rng::{Stream, ids};
 use crate::models::vae::{GaussianVae, VaeBatch};
 use crate::optim::Optimizer;
-
-/// One epoch over the columns of `x` in an order drawn from (`seed`, `epoch`): per batch, one
-/// optimizer step on −ELBO. With `optimal_variances`, σ² (and α² for VAE-2) are first set to
-/// their closed-form optima for the batch (the authors' option; their gradients then vanish).
-/// A non-finite ELBO or gradient stops the epoch with [`Error::Diverged`] before the parameters
-/// are touched. Returns the mean of the batch ELBOs; `progress(batch, elbo)` follows the batches.
-#[allow(clippy::too_many_arguments)]
-pub fn vae_epoch(
-    model: &mut GaussianVae,
-    optimizer: &mut Optimizer,
-    x: MatRef<'_, f64>,
-    batch_size: usize,
-    optimal_variances: bool,
-    seed: u64,
-    epoch: usize,
-    mut progress: impl FnMut(usize, f64),
-) -> Result<f64> {
-    if batch_size == 0 || x.nrows() != model.dim() {
-        return Err(Error::Dimension(format!(
-            "a VAE of D = {} given {}-dimensional data in batches of {batch_size}",
-            model.dim(),
-            x.nrows()
-        )));
-    }
-    let order = Stream::new(seed, &[ids::SHUFFLE, epoch as u64]).permutation(x.ncols());
-    let mut grads = model.params.zeros_like();
-    let mut total = 0.0;
-    let mut batches = 0;
-    for (b, indices) in order.chunks(batch_size).enumerate() {
-        let xb = Mat::from_fn(x.nrows(), indices.len(), |r, j| x[(r, indices[j])]);
-        let eps = model.noise_from(
-            indices.len(),
-            &mut Stream::new(seed, &[ids::TRAIN, epoch as u64, b as u64]),
-        );
-        if optimal_variances {
-            model.set_optimal_variances(xb.as_ref(), eps.as_ref())?;
-        }
-        let batch = model.elbo(xb.as_ref(), eps.as_ref(), Some(&mut grads))?;
-        if !batch.elbo.is_finite() {
-            return Err(Error::Diverged(format!(
-                "epoch {}, batch {b}: ELBO {}",
-                epoch + 1,
-                batch.elbo
-            )));
-        }
-        optimizer.ascend(
-            &mut model.params,
-            &mut grads,
-            &format!("epoch {}, batch {b}", epoch + 1),
-        )?;
-        total += batch.elbo;
-        batches += 1;
-        progress(b, batch.elbo);
-    }
-    Ok(total / batches.max(1) as f64)
-}
+use crate::train::trainer::{Algorithm, Batch, StepContext, StepStats};
 
 /// The ELBO per point of the columns of `x` with its entropy decomposition and per-latent
 /// encoder entropies, in batches of `batch_size` with one draw per point from `seed`: the same
@@ -98,6 +43,73 @@ pub fn evaluate_vae(
     Ok(total)
 }
 
+/// One Adam (or any rule) step of a Gaussian VAE on a minibatch (with [`super::Trainer`], the
+/// epochs over the columns of the data in an order drawn from (seed, epoch)): one reparameterised draw per
+/// point from the stream (seed, TRAIN, epoch, batch), σ² (and α²) optionally set to their
+/// optima on the batch first. The objective is the batch's ELBO.
+pub struct VaeStep {
+    /// The update rule with its moments.
+    pub optimizer: Optimizer,
+    /// VAE-1/2: set the variances to their closed-form optima on every batch.
+    pub optimal_variances: bool,
+    grads: crate::models::ParamSet,
+}
+
+impl VaeStep {
+    /// A step for `model`'s parameter layout.
+    pub fn new(optimizer: Optimizer, optimal_variances: bool, model: &GaussianVae) -> Self {
+        VaeStep {
+            optimizer,
+            optimal_variances,
+            grads: model.params.zeros_like(),
+        }
+    }
+}
+
+impl Algorithm<GaussianVae> for VaeStep {
+    type Scalar = f64;
+
+    fn step(
+        &mut self,
+        model: &mut GaussianVae,
+        batch: &Batch<'_, f64>,
+        ctx: &StepContext,
+    ) -> Result<StepStats> {
+        let n = batch.n_points();
+        if batch.dim != model.dim() {
+            return Err(Error::Dimension(format!(
+                "a VAE of D = {} given {}-dimensional data",
+                model.dim(),
+                batch.dim
+            )));
+        }
+        let xb = batch.mat();
+        let eps = model.noise_from(
+            n,
+            &mut Stream::new(ctx.seed, &[ids::TRAIN, ctx.epoch as u64, ctx.batch as u64]),
+        );
+        if self.optimal_variances {
+            model.set_optimal_variances(xb, eps.as_ref())?;
+        }
+        let elbo = model.elbo(xb, eps.as_ref(), Some(&mut self.grads))?.elbo;
+        let (epoch, b) = (ctx.epoch + 1, ctx.batch);
+        if !elbo.is_finite() {
+            return Err(Error::Diverged(format!(
+                "epoch {epoch}, batch {b}: ELBO {elbo}; the last good checkpoint is kept"
+            )));
+        }
+        self.optimizer.ascend(
+            &mut model.params,
+            &mut self.grads,
+            &format!("epoch {epoch}, batch {b}"),
+        )?;
+        Ok(StepStats {
+            objective_sum: elbo * n as f64,
+            points: n,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +118,11 @@ mod tests {
     use crate::models::mlp::Activation;
     use crate::models::vae::VaeKind;
     use crate::optim::{OptimizerConfig, Schedule};
+    use crate::train::trainer::{
+        Control, EpochRecord, NoCheckpoints, Observer, TrainState, Trainer,
+    };
+    use faer::Mat;
+    use std::sync::atomic::AtomicBool;
 
     /// entropy.md §1.5: trained on MNIST grey levels (1000 training images) by Adam with a
     /// stepped learning-rate decay, a VAE-1's ELBO − entropy sum shrinks from hundreds of nats and
@@ -130,7 +147,8 @@ mod tests {
         model
             .set_optimal_variances(x.subcols(0, 500), eps.as_ref())
             .unwrap();
-        let mut optimizer = Optimizer::new(
+        let model_layout = model.clone();
+        let optimizer = Optimizer::new(
             OptimizerConfig::Adam {
                 beta1: 0.9,
                 beta2: 0.999,
@@ -144,31 +162,57 @@ mod tests {
             &model.params,
         )
         .unwrap();
-        let mut gaps = Vec::new();
-        for epoch in 0..250 {
-            vae_epoch(
-                &mut model,
-                &mut optimizer,
-                x.as_ref(),
-                20,
-                false,
-                0,
-                epoch,
-                |_, _| {},
-            )
-            .unwrap();
-            if (epoch + 1) % 50 == 0 {
-                let eval = evaluate_vae(&model, x.as_ref(), 500, 1).unwrap();
-                eprintln!(
-                    "epoch {}: ELBO {:.3}, entropy sum {:.3}, gap {:.3}",
-                    epoch + 1,
-                    eval.elbo,
-                    eval.entropies.entropy_sum(),
-                    eval.entropies.gap()
-                );
-                gaps.push((eval.entropies.gap().abs(), eval.entropies.relative_gap()));
+        /// Evaluates the ELBO and its entropy gap every 50 epochs.
+        struct Gaps<'a> {
+            x: MatRef<'a, f64>,
+            gaps: Vec<(f64, f64)>,
+        }
+        impl Observer<GaussianVae> for Gaps<'_> {
+            fn on_epoch(
+                &mut self,
+                model: &GaussianVae,
+                _: &mut EpochRecord,
+                state: &mut TrainState,
+                _: &mut dyn FnMut(&str),
+            ) -> Result<Control> {
+                if state.epoch % 50 == 0 {
+                    let eval = evaluate_vae(model, self.x, 500, 1)?;
+                    eprintln!(
+                        "epoch {}: ELBO {:.3}, entropy sum {:.3}, gap {:.3}",
+                        state.epoch,
+                        eval.elbo,
+                        eval.entropies.entropy_sum(),
+                        eval.entropies.gap()
+                    );
+                    self.gaps
+                        .push((eval.entropies.gap().abs(), eval.entropies.relative_gap()));
+                }
+                Ok(Control::Continue)
             }
         }
+        let mut watch = Gaps {
+            x: x.as_ref(),
+            gaps: Vec::new(),
+        };
+        let trainer = Trainer {
+            seed: 0,
+            epochs: 250,
+            batch_size: 20,
+            checkpoint_every: 1,
+            objective_name: "elbo",
+        };
+        trainer
+            .fit(
+                &mut model,
+                &mut VaeStep::new(optimizer, false, &model_layout),
+                &x.as_ref(),
+                &mut TrainState::default(),
+                &mut [&mut watch],
+                &mut NoCheckpoints,
+                &AtomicBool::new(false),
+            )
+            .unwrap();
+        let gaps = watch.gaps;
         for pair in gaps.windows(2) {
             assert!(pair[1].0 < pair[0].0, "the gap grew: {gaps:?}");
         }
