@@ -41,6 +41,7 @@ pub mod data;
 pub mod dist;
 pub mod error;
 pub mod eval;
+pub mod geometry;
 pub mod math;
 pub mod models;
 pub mod objectives;

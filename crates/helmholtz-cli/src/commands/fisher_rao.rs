@@ -1,5 +1,5 @@
 //! `helmholtz experiment fisher-rao-elbo`: the examples of "On the natural gradient of the
-//! evidence lower bound" (natgrad.md a.3) with the exact geometry of `eval::fisher_rao`: the
+//! evidence lower bound" (natgrad.md a.3) with the exact geometry of `geometry`: the
 //! cylindrical flows (all three coincide), flows of the latent-class model (they differ) and the
 //! cosine histograms over the Jeffreys prior, as PNGs and a markdown summary.
 
@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use helmholtz::eval::fisher_rao::{
+use helmholtz::geometry::{
     Flow, Geometry, JointModel, LatentClass, ProductBernoulli, euler_flow, histogram,
     jeffreys_latent_class, jeffreys_simplex, latent_class_cosines,
 };

@@ -1,7 +1,6 @@
 //! Evaluation: log-likelihood estimates and exact computations for small models.
 
 pub mod entropy;
-pub mod fisher_rao;
 pub mod likelihood;
 pub mod sparseness;
 
