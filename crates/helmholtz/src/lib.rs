@@ -37,6 +37,8 @@
 //! # Ok::<(), helmholtz::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod data;
 pub mod dist;
 pub mod error;
@@ -46,6 +48,7 @@ pub mod math;
 pub mod models;
 pub mod objectives;
 pub mod optim;
+pub mod prelude;
 pub mod run;
 pub mod train;
 

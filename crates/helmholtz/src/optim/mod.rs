@@ -178,6 +178,16 @@ impl Optimizer {
         })
     }
 
+    /// Adam (β₁ = 0.9, β₂ = 0.999, ε = 1e-8) at a constant learning rate `lr`.
+    pub fn adam(lr: f64, params: &ParamSet) -> Result<Self> {
+        let rule = OptimizerConfig::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        };
+        Self::new(rule, lr, Schedule::Constant, params)
+    }
+
     /// First and second moments as one set (`m.*` then `v.*`), as stored in checkpoints.
     pub fn moments(&self) -> ParamSet {
         ParamSet {

@@ -57,6 +57,20 @@ fn default_kind() -> FisherKind {
     FisherKind::Blocks
 }
 
+impl Default for NaturalConfig {
+    /// NRWS as the paper runs it: α = 0.2, the per-unit Fisher blocks refreshed every 1000
+    /// steps, constant α, f32 storage (the config file's defaults).
+    fn default() -> Self {
+        NaturalConfig {
+            alpha: default_alpha(),
+            refresh_every: default_refresh(),
+            fisher: default_kind(),
+            alpha_schedule: default_schedule(),
+            storage: default_storage(),
+        }
+    }
+}
+
 impl NaturalConfig {
     /// Checks the values.
     pub fn validate(&self) -> Result<()> {

@@ -44,6 +44,20 @@ pub struct WakeSleepConfig {
     pub chunk_points: usize,
 }
 
+impl Default for WakeSleepConfig {
+    /// RWS with K = 10, half of q's update from the wake phase, the 1/K baseline, 25 points per
+    /// parallel chunk (the config file's defaults).
+    fn default() -> Self {
+        WakeSleepConfig {
+            variant: Variant::Rws,
+            k: 10,
+            wake_fraction: 0.5,
+            q_baseline: true,
+            chunk_points: 25,
+        }
+    }
+}
+
 /// What one minibatch reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct BatchStats {
