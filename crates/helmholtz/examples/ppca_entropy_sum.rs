@@ -19,7 +19,7 @@ impl Observer<LinearGaussian> for Gap<'_> {
         state: &mut TrainState,
         _: &mut dyn FnMut(&str),
     ) -> helmholtz::Result<Control> {
-        if state.step % 10 == 0 {
+        if state.step.is_multiple_of(10) {
             let (means, covariance) = model.posteriors(self.0)?;
             let elbo = model.elbo(self.0, means.as_ref(), covariance.as_ref())?;
             let sum = model.entropy_sum(covariance.as_ref(), elbo)?;

@@ -99,11 +99,7 @@ impl<T: Copy + Sync> BatchSource<T> for Columns<T> {
     }
 
     fn n_points(&self) -> usize {
-        if self.dim == 0 {
-            0
-        } else {
-            self.values.len() / self.dim
-        }
+        self.values.len().checked_div(self.dim).unwrap_or(0)
     }
 
     fn fill(&self, indices: &[usize], _epoch: usize, out: &mut [T]) {

@@ -1196,7 +1196,7 @@ impl<P: FnMut(&str)> Observer<GaussianVae> for FitWatch<'_, P> {
         let t = &self.config.train;
         let epoch = state.epoch;
         let train_elbo = record.number("train_elbo").unwrap_or(f64::NAN);
-        if epoch % t.eval_every != 0 && epoch != t.epochs {
+        if !epoch.is_multiple_of(t.eval_every) && epoch != t.epochs {
             self.run.log(
                 &serde_json::json!({ "epoch": epoch, "step": state.step, "train_elbo": train_elbo }),
             )?;

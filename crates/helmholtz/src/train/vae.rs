@@ -175,7 +175,7 @@ mod tests {
                 state: &mut TrainState,
                 _: &mut dyn FnMut(&str),
             ) -> Result<Control> {
-                if state.epoch % 50 == 0 {
+                if state.epoch.is_multiple_of(50) {
                     let eval = evaluate_vae(model, self.x, 500, 1)?;
                     eprintln!(
                         "epoch {}: ELBO {:.3}, entropy sum {:.3}, gap {:.3}",
