@@ -210,3 +210,68 @@ fn every_command_refuses_a_directory_that_holds_anything_and_leaves_it_unchanged
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn resuming_a_finished_run_appends_nothing_and_a_held_run_refuses_a_second_process() {
+    let dir = scratch("finished");
+    let run = dir.join("run");
+    let output = small_train(&run, 2).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
+    let resumed = binary()
+        .args(["train", "--resume", run.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert!(
+        text(&resumed).contains("nothing to do"),
+        "{}",
+        text(&resumed)
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.jsonl")).unwrap(),
+        metrics
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("summary.json")).unwrap(),
+        summary
+    );
+
+    // A long resume holds the lock; a second process on the run is refused with its pid.
+    let mut holder = binary()
+        .args([
+            "train",
+            "--resume",
+            run.to_str().unwrap(),
+            "--set",
+            "train.epochs=100000",
+            "--quiet",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = holder.id().to_string();
+    let started = Instant::now();
+    while std::fs::read_to_string(run.join("lock")).unwrap_or_default() != pid {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the holder never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = binary()
+        .args(["train", "--resume", run.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let message = text(&second);
+    assert!(
+        message.contains(&format!("in use by process {pid}")),
+        "{message}"
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
