@@ -10,14 +10,9 @@
 
 pub mod checkpoint;
 pub mod config;
-pub mod copula;
 pub mod data;
 pub mod denoise;
 pub mod fit;
-pub mod skew_normal;
-pub mod skew_t;
-pub mod skew_vi;
-pub mod sngd;
 pub mod sparse;
 
 use std::io::Write;
