@@ -29,11 +29,11 @@ pub trait Surrogate: Sync {
     /// The mean parameters μ̃ of `point`.
     fn mean(&self, point: &Self::Point) -> Result<Vec<f64>>;
     /// The member with mean parameters `mu`; None outside the mean domain.
-    fn from_mean(&self, mu: &[f64]) -> Option<Self::Point>;
+    fn point_from_mean(&self, mu: &[f64]) -> Option<Self::Point>;
     /// The natural parameters η̃ of `point`.
     fn natural(&self, point: &Self::Point) -> Result<Vec<f64>>;
     /// The member with natural parameters `eta`; None outside the natural domain.
-    fn from_natural(&self, eta: &[f64]) -> Option<Self::Point>;
+    fn point_from_natural(&self, eta: &[f64]) -> Option<Self::Point>;
     /// ∇_η̃ f at `point` from the gradient `g` in the point's coordinates: the natural gradient in
     /// mean coordinates (the direction of the MLE form).
     fn gradient_in_natural(&self, point: &Self::Point, g: &Self::Gradient) -> Result<Vec<f64>>;
@@ -198,7 +198,7 @@ impl Surrogate for GaussianMixture {
         Ok(mu)
     }
 
-    fn from_mean(&self, mu: &[f64]) -> Option<Gaussians> {
+    fn point_from_mean(&self, mu: &[f64]) -> Option<Gaussians> {
         let (big_k, d, block) = (self.components, self.dim, self.block());
         if big_k == 0 || mu.len() != big_k - 1 + big_k * block {
             return None;
@@ -246,7 +246,7 @@ impl Surrogate for GaussianMixture {
         Ok(eta)
     }
 
-    fn from_natural(&self, eta: &[f64]) -> Option<Gaussians> {
+    fn point_from_natural(&self, eta: &[f64]) -> Option<Gaussians> {
         let (big_k, d, block) = (self.components, self.dim, self.block());
         if big_k == 0 || eta.len() != big_k - 1 + big_k * block {
             return None;
@@ -372,7 +372,7 @@ impl<F: ExponentialFamily + Sync> Surrogate for MeanCoordinates<F> {
         Ok(point.clone())
     }
 
-    fn from_mean(&self, mu: &[f64]) -> Option<Vec<f64>> {
+    fn point_from_mean(&self, mu: &[f64]) -> Option<Vec<f64>> {
         self.family.natural_from_mean(mu).ok().map(|_| mu.to_vec())
     }
 
@@ -380,7 +380,7 @@ impl<F: ExponentialFamily + Sync> Surrogate for MeanCoordinates<F> {
         self.family.natural_from_mean(point)
     }
 
-    fn from_natural(&self, eta: &[f64]) -> Option<Vec<f64>> {
+    fn point_from_natural(&self, eta: &[f64]) -> Option<Vec<f64>> {
         self.family.mean_from_natural(eta).ok()
     }
 
@@ -433,18 +433,20 @@ mod tests {
                 }
             }
         };
-        let back = family.from_mean(&family.mean(&point).unwrap()).unwrap();
+        let back = family
+            .point_from_mean(&family.mean(&point).unwrap())
+            .unwrap();
         close(&back, &point);
         let back = family
-            .from_natural(&family.natural(&point).unwrap())
+            .point_from_natural(&family.natural(&point).unwrap())
             .unwrap();
         close(&back, &point);
         // Outside the domain: a negative weight, an indefinite precision.
         let mut mu = family.mean(&point).unwrap();
         mu[0] = -0.1;
-        assert!(family.from_mean(&mu).is_none());
+        assert!(family.point_from_mean(&mu).is_none());
         let mut eta = family.natural(&point).unwrap();
         eta[2 + 2] = 1.0;
-        assert!(family.from_natural(&eta).is_none());
+        assert!(family.point_from_natural(&eta).is_none());
     }
 }

@@ -146,7 +146,7 @@ impl<P: Surrogated<Surrogate = GaussianMixture>> Method for AdamRoot<P> {
         let p = &gaussians.weights;
         let mean: f64 = p.iter().zip(&g_s.weights).map(|(a, b)| a * b).sum();
         let mut gradient: Vec<f64> = (0..big_k).map(|k| p[k] * (g_s.weights[k] - mean)).collect();
-        for k in 0..big_k {
+        for (k, root) in roots.iter().enumerate() {
             gradient.extend(&g_s.means[k]);
             // Σ = WᵀW: ∂W = 2W g_Σ; Σ⁻¹ = WᵀW: ∂W = 2W g_S with g_S = −Σ g_Σ Σ.
             let sigma = &gaussians.covariances[k];
@@ -154,7 +154,7 @@ impl<P: Surrogated<Surrogate = GaussianMixture>> Method for AdamRoot<P> {
                 Root::Covariance => g_s.covariances[k].clone(),
                 Root::Precision => -(sigma * &g_s.covariances[k] * sigma),
             };
-            let g_w = &roots[k] * &inner * faer::Scale(2.0);
+            let g_w = root * &inner * faer::Scale(2.0);
             for c in 0..d {
                 gradient.extend((0..d).map(|r| g_w[(r, c)]));
             }

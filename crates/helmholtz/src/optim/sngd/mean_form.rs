@@ -73,7 +73,7 @@ impl<P: Surrogated> Method for SngdMean<P> {
                 .zip(&direction)
                 .map(|(a, d)| a - beta * d)
                 .collect();
-            let point = surrogate.from_mean(&candidate)?;
+            let point = surrogate.point_from_mean(&candidate)?;
             let value = if search.needs_values() {
                 let q = P::from_surrogate(surrogate, &point, lambda).ok()?;
                 target.value(&q).ok()?

@@ -71,7 +71,7 @@ impl<P: Surrogated> Method for SngdNatural<P> {
                 .zip(&direction)
                 .map(|(a, d)| a - beta * d)
                 .collect();
-            let point = surrogate.from_natural(&candidate)?;
+            let point = surrogate.point_from_natural(&candidate)?;
             let value = if search.needs_values() {
                 let q = P::from_surrogate(surrogate, &point, lambda).ok()?;
                 target.value(&q).ok()?
