@@ -20,6 +20,10 @@
 //!
 //! A method never loops: the caller takes steps, evaluates, and stops.
 //!
+//! Adding a target is one file in [`crate::objectives::targets`] (a [`Target`] and, for a new
+//! distribution, its [`Surrogated`](crate::dist::surrogate::Surrogated)); adding a method is one
+//! file here implementing [`Method`].
+//!
 //! ```
 //! use faer::Mat;
 //! use helmholtz::dist::skew::SkewNormal;
