@@ -1,6 +1,6 @@
 //! A mixture Σ_k p_k SN(ξ_k, Ω_k, η_k) of skew-normals, as a variational family, optimised through
 //! the joint exponential family of its Gaussian parts
-//! ([`GaussianMixture`](crate::dist::surrogate::GaussianMixture)) with λ = (η_1, …, η_K).
+//! ([`GaussianMixture`]) with λ = (η_1, …, η_K).
 
 use crate::dist::skew::{SkewGradient, SkewNormal};
 use crate::dist::surrogate::{GaussianMixture, Gaussians, GaussiansGradient, Surrogated};
