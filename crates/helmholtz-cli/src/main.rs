@@ -6,14 +6,13 @@ mod commands;
 mod output;
 mod plots;
 mod signals;
-mod sngd;
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use commands::{
-    RunArgs, bench, data, eval, experiment, fisher_rao, fit, plot, sample, sparse, train,
+    RunArgs, bench, data, eval, experiment, fisher_rao, fit, plot, sample, sngd, sparse, train,
 };
 use helmholtz::run::{Slot, Split};
 

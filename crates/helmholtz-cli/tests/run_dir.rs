@@ -190,6 +190,7 @@ fn every_command_refuses_a_directory_that_holds_anything_and_leaves_it_unchanged
         vec!["fit", "configs/entropy-ppca.toml", "--out", out],
         vec!["sparse", "configs/bars-full.toml", "--out", out],
         vec!["experiment", "fisher-rao-elbo", "--out", out],
+        vec!["experiment", "sngd-nb", "--out", out],
     ];
     for args in commands {
         let output = binary()

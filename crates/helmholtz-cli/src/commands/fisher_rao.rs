@@ -92,7 +92,7 @@ fn chart(curves: &[Vec<(f64, f64)>], title: &str, out: &std::path::Path) -> Resu
 }
 
 pub fn run(settings: Settings) -> Result<()> {
-    let _run = helmholtz::run::RunDir::create(&settings.out)?;
+    super::output_dir(&settings.out)?;
     let mut summary = String::from("# Fisher–Rao gradient of the ELBO\n\n");
     // Cylindrical: three independent Bernoulli units, the first hidden.
     let cylinder = ProductBernoulli {

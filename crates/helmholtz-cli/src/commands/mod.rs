@@ -8,6 +8,7 @@ pub mod fisher_rao;
 pub mod fit;
 pub mod plot;
 pub mod sample;
+pub mod sngd;
 pub mod sparse;
 pub mod train;
 
@@ -46,6 +47,13 @@ impl RunArgs {
             .clone()
             .unwrap_or_else(|| Path::new("runs").join(name))
     }
+}
+
+/// Makes the output directory of an experiment: it must not exist or be empty (nothing in a
+/// used directory is touched).
+pub fn output_dir(path: &Path) -> anyhow::Result<()> {
+    helmholtz::run::rundir::refuse_used(path)?;
+    std::fs::create_dir_all(path).map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))
 }
 
 /// A command's request to exit with a code other than 0 or 1 (a run stopped by a signal).

@@ -9,6 +9,8 @@ pub mod copula;
 pub mod exponential_family;
 pub mod negative_binomial;
 pub mod skew;
+pub mod skew_mixture;
+pub mod surrogate;
 
 /// The ELBO beside its entropy decomposition: mean posterior entropy − prior entropy − expected
 /// entropy of the observable distribution. At stationary points of the models the identity covers,

@@ -1,9 +1,8 @@
 //! The negative binomial NB(r, s) in scipy's convention (r > 0 successes, success probability
 //! s ∈ (0, 1), mean r(1 − s)/s), its mean negative log-likelihood on count data with the
-//! gradient, and the map from its Gamma surrogate (natgrad.md b.4): α = r(1 − s), β = s, so
-//! r = α/(1 − β), s = β (the Gamma's mean α/β is the NB's mean).
+//! gradient. Its Gamma surrogate (natgrad.md b.4: α = r(1 − s), β = s, so r = α/(1 − β), s = β)
+//! is in [`crate::objectives::targets::negative_binomial`].
 
-use crate::dist::exponential_family::{ExponentialFamily, Gamma, Mixture};
 use crate::error::{Error, Result};
 use crate::math::special::{digamma, ln_gamma, ln_gamma_ratio};
 
@@ -80,22 +79,6 @@ impl Counts {
         dr += -self.n * digamma(r) + self.n * s.ln();
         let ds = self.n * r / s - self.sum / (1.0 - s);
         Ok((-ll / self.n, [-dr / self.n, -ds / self.n]))
-    }
-
-    /// The NLL through the Gamma surrogate's natural parameters η = (α − 1, −β): the value and
-    /// ∇_η (an error where r = α/(1 − β), s = β leave the NB domain).
-    pub fn nll_gamma_natural(&self, eta: &[f64]) -> Result<(f64, [f64; 2])> {
-        let (alpha, beta) = (eta[0] + 1.0, -eta[1]);
-        if !(alpha > 0.0 && beta > 0.0 && beta < 1.0) {
-            return Err(Error::InvalidData(format!(
-                "surrogate α = {alpha}, β = {beta} maps outside the NB domain"
-            )));
-        }
-        let (r, s) = (alpha / (1.0 - beta), beta);
-        let (value, [fr, fs]) = self.nll(r, s)?;
-        let d_alpha = fr / (1.0 - beta);
-        let d_beta = fr * alpha / (1.0 - beta).powi(2) + fs;
-        Ok((value, [d_alpha, -d_beta]))
     }
 
     /// The NLL in unconstrained coordinates (ln r, logit s) with the gradient there.
@@ -179,47 +162,6 @@ impl Counts {
         }
         Ok(((self.ln_factorials - total) / self.n, g))
     }
-
-    /// The mixture NLL through the natural parameters of its surrogate, a mixture of Gammas as a
-    /// joint exponential family ([`Mixture`]): p from the surrogate's weights and each component
-    /// by the Gamma map r = α/(1 − β), s = β. Returns the value and ∇_η, with the weights'
-    /// dependence on every A_Gamma(η_k) included.
-    pub fn mixture_nll_gamma_natural(
-        &self,
-        family: &Mixture<Gamma>,
-        eta: &[f64],
-    ) -> Result<(f64, Vec<f64>)> {
-        let (p, _) = family.weights(eta)?;
-        let big_k = family.components;
-        let mut r = Vec::with_capacity(big_k);
-        let mut s = Vec::with_capacity(big_k);
-        for j in 0..big_k {
-            let (alpha, beta) = Gamma::shape_rate(family.component(eta, j))?;
-            if beta >= 1.0 {
-                return Err(Error::InvalidData(format!(
-                    "surrogate component {j} has rate {beta} ≥ 1, outside the NB map"
-                )));
-            }
-            r.push(alpha / (1.0 - beta));
-            s.push(beta);
-        }
-        let (value, g) = self.mixture_nll(&p, &r, &s)?;
-        // p = softmax(w), w_k = θ_k + A(η_k): ∂f/∂w_k = p_k (g_k − Σ_j p_j g_j).
-        let mean_g: f64 = p.iter().zip(&g.weights).map(|(a, b)| a * b).sum();
-        let g_w: Vec<f64> = (0..big_k).map(|j| p[j] * (g.weights[j] - mean_g)).collect();
-        let mut gradient = g_w[..big_k - 1].to_vec();
-        for j in 0..big_k {
-            let component = family.component(eta, j);
-            let mu = Gamma.mean_from_natural(component)?;
-            let beta = s[j];
-            let alpha = r[j] * (1.0 - beta);
-            let d_alpha = g.r[j] / (1.0 - beta);
-            let d_beta = g.r[j] * alpha / (1.0 - beta).powi(2) + g.s[j];
-            gradient.push(d_alpha + g_w[j] * mu[0]);
-            gradient.push(-d_beta + g_w[j] * mu[1]);
-        }
-        Ok((value, gradient))
-    }
 }
 
 #[cfg(test)]
@@ -263,14 +205,13 @@ mod tests {
             }
         };
         check(&|p| c.nll(p[0], p[1]).unwrap(), [4.0, 0.2]);
-        check(&|p| c.nll_gamma_natural(p).unwrap(), [2.0, -0.3]);
         check(&|p| c.nll_unconstrained(p).unwrap(), [1.2, -0.5]);
-        assert!(c.nll(5.0, 1.0).is_err() && c.nll_gamma_natural(&[1.0, -1.5]).is_err());
+        assert!(c.nll(5.0, 1.0).is_err());
         assert!(Counts::new(&[]).is_err());
     }
 
     #[test]
-    fn nb_mixture_gradients_match_finite_differences_and_sngd_descends() {
+    fn nb_mixture_gradients_match_finite_differences() {
         let c = counts();
         let (p, r, s) = (
             vec![0.2, 0.5, 0.3],
@@ -336,53 +277,6 @@ mod tests {
                 "s{j}: {numeric} vs {}",
                 g.s[j]
             );
-        }
-        // Through the Gamma-mixture surrogate's natural parameters.
-        let family = Mixture {
-            family: Gamma,
-            components: 3,
-        };
-        let mut mu = vec![p[0], p[1]];
-        for j in 0..3 {
-            let eta = Gamma::natural(r[j] * (1.0 - s[j]), s[j]);
-            mu.extend(
-                Gamma
-                    .mean_from_natural(&eta)
-                    .unwrap()
-                    .iter()
-                    .map(|v| p[j] * v),
-            );
-        }
-        let eta = family.natural_from_mean(&mu).unwrap();
-        let (start, g) = c.mixture_nll_gamma_natural(&family, &eta).unwrap();
-        assert!((start - value(&p, &r, &s)).abs() < 1e-10);
-        for k in 0..eta.len() {
-            let (mut up, mut down) = (eta.clone(), eta.clone());
-            up[k] += h;
-            down[k] -= h;
-            let numeric = (c.mixture_nll_gamma_natural(&family, &up).unwrap().0
-                - c.mixture_nll_gamma_natural(&family, &down).unwrap().0)
-                / (2.0 * h);
-            assert!(
-                (numeric - g[k]).abs() < 1e-5 * (1.0 + g[k].abs()),
-                "η{k}: {numeric} vs {}",
-                g[k]
-            );
-        }
-        // SNGD in the surrogate's mean parameters lowers the NLL step after step.
-        let objective = |eta: &[f64]| c.mixture_nll_gamma_natural(&family, eta);
-        let mut state = mu;
-        let mut last = start;
-        for _ in 0..5 {
-            let (next, v) = crate::optim::sngd::mle_step(
-                &family,
-                &state,
-                &objective,
-                crate::optim::sngd::LineSearch::Grid { points: 100 },
-            )
-            .unwrap();
-            assert!(v < last, "{v} after {last}");
-            (state, last) = (next, v);
         }
         assert!(
             c.mixture_nll(&[0.5, 0.6], &[1.0, 1.0], &[0.5, 0.5])

@@ -4,6 +4,7 @@
 pub mod encoder;
 pub mod hm;
 pub mod linear_gaussian;
+pub mod logistic_regression;
 pub mod mixture;
 pub mod mlp;
 pub mod params;

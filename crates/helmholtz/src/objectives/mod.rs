@@ -2,3 +2,4 @@
 
 pub mod sparse_coding;
 pub mod sparse_low_rank;
+pub mod targets;

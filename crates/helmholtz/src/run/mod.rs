@@ -13,15 +13,10 @@
 
 pub mod checkpoint;
 pub mod config;
-pub mod copula;
 pub mod data;
 pub mod denoise;
 pub mod fit;
 pub mod rundir;
-pub mod skew_normal;
-pub mod skew_t;
-pub mod skew_vi;
-pub mod sngd;
 pub mod sparse;
 
 use std::path::Path;

@@ -1,19 +1,29 @@
-//! The negative-binomial MLE task of the SNGD paper (natgrad.md b.5, d): data, random
-//! initialisations and one harness that runs SNGD (Gamma surrogate, mean-parameter steps) and
-//! the baselines GD and BFGS in (ln r, logit s), all with the authors' 1000-point grid line
-//! search, recording the NLL and the time after every iteration.
+//! The negative-binomial and NB-mixture MLE tasks of the SNGD paper (natgrad.md b.5, d): data,
+//! random starts and one harness per task that runs SNGD (a Gamma or Gamma-mixture surrogate,
+//! mean-parameter steps) and the baselines GD and BFGS in unconstrained coordinates (and, for
+//! the single NB, a natural gradient with a Monte Carlo Fisher), all with the authors' 1000-point
+//! grid line search, recording the NLL and the time after every iteration.
 
 use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::dist::exponential_family::{ExponentialFamily, Gamma, Mixture};
-use crate::dist::negative_binomial::Counts;
-use crate::error::{Error, Result};
-use crate::math::rng::{Stream, ids};
-use crate::math::special::{digamma, gamma_draw, negative_binomial_draw};
-use crate::optim::quasi_newton::{LbfgsConfig, minimize};
-use crate::optim::sngd::{Bfgs, LineSearch, Objective, gd_step, mle_step, search_along};
+use helmholtz::dist::exponential_family::{ExponentialFamily, Gamma, Mixture};
+use helmholtz::dist::negative_binomial::Counts;
+use helmholtz::dist::surrogate::MeanCoordinates;
+use helmholtz::error::{Error, Result};
+use helmholtz::math::rng::{Stream, ids};
+use helmholtz::math::special::{digamma, gamma_draw, negative_binomial_draw};
+use helmholtz::objectives::targets::negative_binomial::{
+    NbMixtureNll, NbMixtureParams, NegativeBinomial, NegativeBinomialNll,
+    nb_mixture_nll_unconstrained, softmax,
+};
+use helmholtz::optim::quasi_newton::{LbfgsConfig, minimize};
+use helmholtz::optim::sngd::baselines::{Bfgs, gd_step, ngd_step};
+use helmholtz::optim::sngd::{LineSearch, Method, SngdMean};
+
+/// The authors' line search for every method: the best of 1000 steps in (0, 1].
+const SEARCH: LineSearch = LineSearch::Grid { points: 1000 };
 
 /// The optimiser of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -98,6 +108,22 @@ pub fn nb_optimum(counts: &Counts) -> Result<f64> {
     Ok(minimum.value)
 }
 
+/// The state of one run: SNGD on its target, or a point of a flat baseline.
+enum NbState<P: helmholtz::dist::surrogate::Surrogated> {
+    Sngd(SngdMean<P>),
+    Flat { point: Vec<f64>, bfgs: Bfgs },
+}
+
+/// The value SNGD's grid search reached in one step.
+fn sngd_step<P, T>(sngd: &mut SngdMean<P>, target: &T) -> Result<f64>
+where
+    P: helmholtz::dist::surrogate::Surrogated,
+    T: helmholtz::objectives::targets::Target<Point = P, Gradient = P::Gradient>,
+{
+    let step = sngd.step(target)?;
+    Ok(step.searched.unwrap_or(step.value))
+}
+
 /// Runs `method` from (r, s) for at most `iterations` iterations, stopping early once the NLL is
 /// at most `stop_at` (if given).
 pub fn run_nb(
@@ -107,7 +133,6 @@ pub fn run_nb(
     iterations: usize,
     stop_at: Option<f64>,
 ) -> Result<NbTrace> {
-    let search = LineSearch::Grid { points: 1000 };
     let started = Instant::now();
     let (r, s) = init;
     let mut values = vec![counts.nll(r, s)?.0];
@@ -115,39 +140,53 @@ pub fn run_nb(
     let unconstrained = |u: &[f64]| -> Result<(f64, Vec<f64>)> {
         counts.nll_unconstrained(u).map(|(v, g)| (v, g.to_vec()))
     };
-    let through_gamma = |eta: &[f64]| -> Result<(f64, Vec<f64>)> {
-        counts.nll_gamma_natural(eta).map(|(v, g)| (v, g.to_vec()))
-    };
+    let target = NegativeBinomialNll { counts };
     let mut state = match method {
-        NbMethod::Sngd => Gamma.mean_from_natural(&Gamma::natural(r * (1.0 - s), s))?,
-        _ => vec![r.ln(), (s / (1.0 - s)).ln()],
+        NbMethod::Sngd => NbState::Sngd(SngdMean::<NegativeBinomial>::new(
+            MeanCoordinates { family: Gamma },
+            Gamma.mean_from_natural(&Gamma::natural(r * (1.0 - s), s))?,
+            Vec::new(),
+            1.0,
+            SEARCH,
+        )?),
+        _ => NbState::Flat {
+            point: vec![r.ln(), (s / (1.0 - s)).ln()],
+            bfgs: Bfgs::new(2),
+        },
     };
-    let mut bfgs = Bfgs::new(2);
     let mut stopped = None;
     let mut rng = Stream::new(init.0.to_bits() ^ init.1.to_bits(), &[ids::SAMPLE]);
     for _ in 0..iterations {
         if stop_at.is_some_and(|target| values.last().is_some_and(|&v| v <= target)) {
             break;
         }
-        let step = match method {
-            NbMethod::Sngd => mle_step(&Gamma, &state, &through_gamma, search),
-            NbMethod::Bfgs => bfgs.step(&state, &unconstrained, search),
-            NbMethod::Gd => gd_step(&state, &unconstrained, search),
-            NbMethod::NgdMonteCarlo => {
-                let fisher = monte_carlo_fisher(&state, FISHER_DRAWS, &mut rng);
-                ngd_step(&state, &unconstrained, &fisher, search)
+        let step = match &mut state {
+            NbState::Sngd(sngd) => sngd_step(sngd, &target),
+            NbState::Flat { point, bfgs } => {
+                let next = match method {
+                    NbMethod::Bfgs => bfgs.step(point, &unconstrained, SEARCH),
+                    NbMethod::NgdMonteCarlo => {
+                        let fisher = monte_carlo_fisher(point, FISHER_DRAWS, &mut rng);
+                        ngd_step(point, &unconstrained, &fisher, SEARCH)
+                    }
+                    _ => gd_step(point, &unconstrained, SEARCH),
+                };
+                next.map(|(next, value)| {
+                    *point = next;
+                    value
+                })
             }
         };
-        let (next, value) = match step {
-            Ok(step) => step,
+        match step {
+            Ok(value) => {
+                values.push(value);
+                seconds.push(started.elapsed().as_secs_f64());
+            }
             Err(e) => {
                 stopped = Some(e.to_string());
                 break;
             }
-        };
-        state = next;
-        values.push(value);
-        seconds.push(started.elapsed().as_secs_f64());
+        }
     }
     Ok(NbTrace {
         method,
@@ -162,7 +201,7 @@ pub const FISHER_DRAWS: usize = 100_000;
 
 /// F = E_x[∇ℓ ∇ℓᵀ] in (ln r, logit s) at `u`, from `draws` samples of the model itself.
 pub fn monte_carlo_fisher(u: &[f64], draws: usize, rng: &mut Stream) -> [[f64; 2]; 2] {
-    let (r, s) = (u[0].exp(), crate::math::sigmoid(u[1]));
+    let (r, s) = (u[0].exp(), helmholtz::math::sigmoid(u[1]));
     let base = digamma(r) - s.ln();
     let mut f = [[0.0; 2]; 2];
     for _ in 0..draws {
@@ -180,54 +219,19 @@ pub fn monte_carlo_fisher(u: &[f64], draws: usize, rng: &mut Stream) -> [[f64; 2
     f
 }
 
-/// One natural-gradient step with the 2 × 2 Fisher `f`: direction F⁻¹g.
-fn ngd_step(
-    u: &[f64],
-    objective: Objective<'_>,
-    f: &[[f64; 2]; 2],
-    search: LineSearch,
-) -> Result<(Vec<f64>, f64)> {
-    let (_, g) = objective(u)?;
-    let det = f[0][0] * f[1][1] - f[0][1] * f[1][0];
-    if !(det.abs() > 0.0 && det.is_finite()) {
-        return Err(crate::error::Error::Diverged(format!(
-            "NGD: singular Monte Carlo Fisher {f:?}"
-        )));
-    }
-    let direction = [
-        (f[1][1] * g[0] - f[0][1] * g[1]) / det,
-        (f[0][0] * g[1] - f[1][0] * g[0]) / det,
-    ];
-    search_along(u, &direction, search, |c| objective(c).ok().map(|(v, _)| v))
-        .ok_or_else(|| crate::error::Error::Diverged("NGD: no valid step".into()))
-}
-
 /// The first iteration whose NLL is within `tol` of `optimum`.
 pub fn iterations_to(trace: &NbTrace, optimum: f64, tol: f64) -> Option<usize> {
     trace.values.iter().position(|&v| v - optimum <= tol)
 }
 
-/// A mixture of negative binomials in standard coordinates.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct NbMixtureParams {
-    /// Weights on the simplex.
-    pub weights: Vec<f64>,
-    /// Per-component r.
-    pub r: Vec<f64>,
-    /// Per-component s.
-    pub s: Vec<f64>,
-}
-
-impl NbMixtureParams {
-    /// The components with means `means` and success probabilities `s` (r = m s/(1 − s)).
-    fn from_means(weights: Vec<f64>, means: &[f64], s: Vec<f64>) -> Self {
-        let r = means
-            .iter()
-            .zip(&s)
-            .map(|(m, s)| m * s / (1.0 - s))
-            .collect();
-        NbMixtureParams { weights, r, s }
-    }
+/// The components with means `means` and success probabilities `s` (r = m s/(1 − s)).
+fn from_means(weights: Vec<f64>, means: &[f64], s: Vec<f64>) -> NbMixtureParams {
+    let r = means
+        .iter()
+        .zip(&s)
+        .map(|(m, s)| m * s / (1.0 - s))
+        .collect();
+    NbMixtureParams { weights, r, s }
 }
 
 /// The authors' NB-mixture task: `k` components with means U(5, 5000), variance 9 × mean
@@ -242,7 +246,7 @@ pub fn nb_mixture_data(k: usize, n: usize, seed: u64) -> Result<(Counts, NbMixtu
     let mut rng = Stream::new(seed, &[ids::SYNTHETIC]);
     let logits: Vec<f64> = (0..k).map(|_| 0.5 * rng.normal()).collect();
     let means: Vec<f64> = (0..k).map(|_| 5.0 + 4995.0 * rng.uniform_f64()).collect();
-    let truth = NbMixtureParams::from_means(softmax(&logits), &means, vec![1.0 / 9.0; k]);
+    let truth = from_means(softmax(&logits), &means, vec![1.0 / 9.0; k]);
     let data: Vec<u64> = (0..n)
         .map(|_| {
             let u = rng.uniform_f64();
@@ -276,39 +280,9 @@ pub fn nb_mixture_inits(
                 .map(|_| top * (0.1 + 0.8 * rng.uniform_f64()))
                 .collect();
             let s = (0..k).map(|_| 0.001 + 0.019 * rng.uniform_f64()).collect();
-            NbMixtureParams::from_means(vec![1.0 / k as f64; k], &means, s)
+            from_means(vec![1.0 / k as f64; k], &means, s)
         })
         .collect()
-}
-
-fn softmax(logits: &[f64]) -> Vec<f64> {
-    let top = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let total: f64 = logits.iter().map(|v| (v - top).exp()).sum();
-    logits.iter().map(|v| (v - top).exp() / total).collect()
-}
-
-/// The mixture's mean NLL in unconstrained coordinates u = (w, ln r, logit s), p = softmax(w),
-/// with its gradient.
-pub fn nb_mixture_nll_unconstrained(counts: &Counts, u: &[f64]) -> Result<(f64, Vec<f64>)> {
-    let k = u.len() / 3;
-    if k == 0 || u.len() != 3 * k {
-        return Err(Error::Dimension(format!(
-            "{} unconstrained NB-mixture coordinates are not 3k",
-            u.len()
-        )));
-    }
-    let p = softmax(&u[..k]);
-    let r: Vec<f64> = u[k..2 * k].iter().map(|v| v.exp()).collect();
-    let s: Vec<f64> = u[2 * k..]
-        .iter()
-        .map(|&v| crate::math::sigmoid(v))
-        .collect();
-    let (value, g) = counts.mixture_nll(&p, &r, &s)?;
-    let mean_g: f64 = p.iter().zip(&g.weights).map(|(a, b)| a * b).sum();
-    let mut gradient: Vec<f64> = (0..k).map(|j| p[j] * (g.weights[j] - mean_g)).collect();
-    gradient.extend((0..k).map(|j| g.r[j] * r[j]));
-    gradient.extend((0..k).map(|j| g.s[j] * s[j] * (1.0 - s[j])));
-    Ok((value, gradient))
 }
 
 /// Runs `method` (SNGD with the Gamma-mixture surrogate, BFGS or GD in (w, ln r, logit s)) on
@@ -321,7 +295,6 @@ pub fn run_nb_mixture(
     iterations: usize,
 ) -> Result<NbTrace> {
     let k = init.weights.len();
-    let search = LineSearch::Grid { points: 1000 };
     let family = Mixture {
         family: Gamma,
         components: k,
@@ -330,7 +303,7 @@ pub fn run_nb_mixture(
     let mut values = vec![counts.mixture_nll(&init.weights, &init.r, &init.s)?.0];
     let mut seconds = vec![0.0];
     let unconstrained = |u: &[f64]| nb_mixture_nll_unconstrained(counts, u);
-    let through_gamma = |eta: &[f64]| counts.mixture_nll_gamma_natural(&family, eta);
+    let target = NbMixtureNll { counts };
     let mut state = match method {
         NbMethod::Sngd => {
             let mut mu = init.weights[..k - 1].to_vec();
@@ -339,13 +312,22 @@ pub fn run_nb_mixture(
                 let component = Gamma.mean_from_natural(&Gamma::natural(alpha, beta))?;
                 mu.extend(component.iter().map(|v| init.weights[j] * v));
             }
-            mu
+            NbState::Sngd(SngdMean::<NbMixtureParams>::new(
+                MeanCoordinates { family },
+                mu,
+                Vec::new(),
+                1.0,
+                SEARCH,
+            )?)
         }
         NbMethod::Bfgs | NbMethod::Gd => {
             let mut u: Vec<f64> = init.weights.iter().map(|p| p.ln()).collect();
             u.extend(init.r.iter().map(|r| r.ln()));
             u.extend(init.s.iter().map(|s| (s / (1.0 - s)).ln()));
-            u
+            NbState::Flat {
+                bfgs: Bfgs::new(u.len()),
+                point: u,
+            }
         }
         NbMethod::NgdMonteCarlo => {
             return Err(Error::Config(
@@ -354,17 +336,24 @@ pub fn run_nb_mixture(
             ));
         }
     };
-    let mut bfgs = Bfgs::new(state.len());
     let mut stopped = None;
     for _ in 0..iterations {
-        let step = match method {
-            NbMethod::Sngd => mle_step(&family, &state, &through_gamma, search),
-            NbMethod::Bfgs => bfgs.step(&state, &unconstrained, search),
-            _ => gd_step(&state, &unconstrained, search),
+        let step = match &mut state {
+            NbState::Sngd(sngd) => sngd_step(sngd, &target),
+            NbState::Flat { point, bfgs } => {
+                let next = if method == NbMethod::Bfgs {
+                    bfgs.step(point, &unconstrained, SEARCH)
+                } else {
+                    gd_step(point, &unconstrained, SEARCH)
+                };
+                next.map(|(next, value)| {
+                    *point = next;
+                    value
+                })
+            }
         };
         match step {
-            Ok((next, value)) => {
-                state = next;
+            Ok(value) => {
                 values.push(value);
                 seconds.push(started.elapsed().as_secs_f64());
             }

@@ -1,42 +1,67 @@
-//! The SNGD experiments: `helmholtz experiment sngd-nb` (the negative-binomial MLE task; SNGD
-//! with the Gamma surrogate against BFGS, natural gradient with a Monte Carlo Fisher and GD over
-//! 20 random starts), `sngd-nb-mixture` (the NB-mixture MLE task; SNGD with a Gamma-mixture
-//! surrogate against BFGS and GD) and `sngd-skew-normal` (the multivariate skew-normal MLE task; SNGD with the
-//! Gaussian surrogate against Adam in two square-root parametrisations and several learning
-//! rates; `sngd-skew-t` the same on the skew-t), `sngd-copula` (the Student-t copula MLE task, the same comparison) and `sngd-vi` (skew-normal VI on Bayesian logistic regression; the same against Adam
-//! and the MCEF natural gradient). Each writes a markdown table and plots of the objective against steps and time.
+//! The SNGD experiments' tables: each sweep runs every method on its task with the paper's
+//! settings and returns the markdown table with the traces to draw. `sngd-nb` (SNGD with the
+//! Gamma surrogate against BFGS, natural gradient with a Monte Carlo Fisher and GD over random
+//! starts), `sngd-nb-mixture` (a Gamma-mixture surrogate against BFGS and GD), `sngd-skew-normal`
+//! and `sngd-skew-t` (the Gaussian surrogate against Adam in two square-root parametrisations
+//! and several learning rates), `sngd-copula` (the same on a Student-t copula) and `sngd-vi`
+//! (skew-normal, mixture or skew-t VI on Bayesian logistic regression; the same against Adam and
+//! the MCEF natural gradient).
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use helmholtz::run::skew_normal::{
-    SkewMethod, SkewSettings, SkewTrace, run_skew_normal, skew_normal_task,
+use helmholtz::error::{Error, Result};
+
+use crate::sngd::copula::{copula_task, run_copula};
+use crate::sngd::nb::{
+    NbMethod, NbTrace, iterations_to, nb_data, nb_inits, nb_mixture_data, nb_mixture_inits,
+    nb_optimum, run_nb, run_nb_mixture,
 };
-use helmholtz::run::sngd::{
-    NbMethod, NbTrace, iterations_to, nb_data, nb_inits, nb_optimum, run_nb,
+use crate::sngd::skew::{SkewMethod, run_skew_normal, run_skew_t, skew_normal_task, skew_t_task};
+use crate::sngd::vi::{
+    EVAL_DRAWS, TRAIN_DRAWS, logistic_task, run_mixture_vi, run_skew_t_vi, run_skew_vi,
 };
+use crate::sngd::{Progress, SkewSettings, SkewTrace};
 
-use crate::plots::{Series, line_chart};
+/// Where progress lines go (the CLI prints them on stderr).
+pub type Log<'a> = &'a mut dyn FnMut(&str);
 
-/// Settings of `helmholtz experiment sngd-nb`.
-#[derive(clap::Args)]
-pub struct NbSettings {
-    /// Output directory.
-    #[arg(long, default_value = "runs/sngd-nb")]
-    pub out: PathBuf,
+/// A formatting failure as a library error.
+fn fmt_error(e: std::fmt::Error) -> Error {
+    Error::Config(format!("formatting a table: {e}"))
+}
+
+/// The median (the upper one of an even count); NaN when empty.
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    if values.is_empty() {
+        f64::NAN
+    } else {
+        values[values.len() / 2]
+    }
+}
+
+/// Settings of `sngd-nb`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NbExperiment {
     /// Number of counts.
-    #[arg(long, default_value_t = 1000)]
     pub n: usize,
     /// Random starting points.
-    #[arg(long, default_value_t = 20)]
     pub inits: usize,
     /// Iterations per run.
-    #[arg(long, default_value_t = 100)]
     pub iterations: usize,
     /// Seed of the data and the starts.
-    #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+/// The table of an NB experiment and the traces of its first start (one per method), with the
+/// NLL the plots measure against.
+pub struct NbReport {
+    /// The markdown table.
+    pub table: String,
+    /// The first start's traces.
+    pub first: Vec<NbTrace>,
+    /// The reference NLL of the plots (the optimum; for the mixture, just below the best found).
+    pub reference: Option<f64>,
 }
 
 const METHODS: [NbMethod; 4] = [
@@ -49,18 +74,8 @@ const TOL: f64 = 1e-6;
 /// Runs stop once this close to the optimum (well inside the reported tolerance).
 const STOP: f64 = 1e-10;
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    if values.is_empty() {
-        f64::NAN
-    } else {
-        values[values.len() / 2]
-    }
-}
-
-pub fn run_nb_experiment(settings: NbSettings) -> Result<()> {
-    std::fs::create_dir_all(&settings.out)
-        .with_context(|| format!("creating {}", settings.out.display()))?;
+/// `sngd-nb`: every method from every start, iterations to within 1e-6 of the optimum.
+pub fn nb_experiment(settings: &NbExperiment) -> Result<NbReport> {
     let counts = nb_data(settings.n, settings.seed)?;
     let optimum = nb_optimum(&counts)?;
     let (mean, var) = counts.moments();
@@ -105,81 +120,36 @@ pub fn run_nb_experiment(settings: NbSettings) -> Result<()> {
             settings.inits,
             median(&mut times),
             settings.inits
-        )?;
+        )
+        .map_err(fmt_error)?;
     }
-    nb_plots(
-        &settings.out,
-        &first,
-        "negative binomial MLE, first start",
-        optimum,
-    )?;
-    let path = settings.out.join("summary.md");
-    std::fs::write(&path, &table).with_context(|| format!("writing {}", path.display()))?;
-    print!("{table}");
-    println!("wrote {}", settings.out.display());
-    Ok(())
+    Ok(NbReport {
+        table,
+        first,
+        reference: Some(optimum),
+    })
 }
 
-/// NLL − `reference` (log10) against iterations and against seconds, one series per trace.
-fn nb_plots(out: &std::path::Path, traces: &[NbTrace], title: &str, reference: f64) -> Result<()> {
-    let gap = |v: f64| (v - reference).max(1e-16).log10();
-    for (x_label, file, by_time) in [
-        ("iteration", "nll-by-iteration.png", false),
-        ("seconds", "nll-by-time.png", true),
-    ] {
-        let series: Vec<Series> = traces
-            .iter()
-            .map(|trace| Series {
-                label: trace.method.name().into(),
-                points: trace
-                    .values
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &v)| (if by_time { trace.seconds[i] } else { i as f64 }, gap(v)))
-                    .collect(),
-            })
-            .collect();
-        line_chart(
-            &series,
-            title,
-            x_label,
-            &format!("log10(NLL − {reference:.6})"),
-            &out.join(file),
-        )?;
-    }
-    Ok(())
-}
-
-/// Settings of `helmholtz experiment sngd-nb-mixture`.
-#[derive(clap::Args)]
-pub struct NbMixtureSettings {
-    /// Output directory.
-    #[arg(long, default_value = "runs/sngd-nb-mixture")]
-    pub out: PathBuf,
+/// Settings of `sngd-nb-mixture`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NbMixtureExperiment {
     /// Mixture components.
-    #[arg(long, default_value_t = 10)]
     pub k: usize,
     /// Number of counts.
-    #[arg(long, default_value_t = 1000)]
     pub n: usize,
     /// Random starting points.
-    #[arg(long, default_value_t = 5)]
     pub inits: usize,
     /// Iterations per run.
-    #[arg(long, default_value_t = 100)]
     pub iterations: usize,
     /// Seed of the data and the starts.
-    #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
 
 /// Within this of the lowest NLL any method found from the same start counts as reached.
 const MIXTURE_TOL: f64 = 1e-3;
 
-pub fn run_nb_mixture_experiment(settings: NbMixtureSettings) -> Result<()> {
-    use helmholtz::run::sngd::{nb_mixture_data, nb_mixture_inits, run_nb_mixture};
-    std::fs::create_dir_all(&settings.out)
-        .with_context(|| format!("creating {}", settings.out.display()))?;
+/// `sngd-nb-mixture`: SNGD, BFGS and GD from every start; progress lines go to `log`.
+pub fn nb_mixture_experiment(settings: &NbMixtureExperiment, log: Log<'_>) -> Result<NbReport> {
     let (counts, truth) = nb_mixture_data(settings.k, settings.n, settings.seed)?;
     let truth_nll = counts.mixture_nll(&truth.weights, &truth.r, &truth.s)?.0;
     let inits = nb_mixture_inits(&counts, settings.k, settings.inits, settings.seed);
@@ -190,7 +160,7 @@ pub fn run_nb_mixture_experiment(settings: NbMixtureSettings) -> Result<()> {
         let mut row = Vec::new();
         for method in methods {
             let trace = run_nb_mixture(&counts, method, init, settings.iterations)?;
-            eprintln!(
+            log(&format!(
                 "start {i}, {}: NLL {:.6} after {} iterations ({:.1} s){}",
                 method.name(),
                 trace.values.last().copied().unwrap_or(f64::NAN),
@@ -201,7 +171,7 @@ pub fn run_nb_mixture_experiment(settings: NbMixtureSettings) -> Result<()> {
                     .as_deref()
                     .map(|why| format!(", stopped: {why}"))
                     .unwrap_or_default()
-            );
+            ));
             row.push(trace);
         }
         traces.push(row);
@@ -268,64 +238,78 @@ pub fn run_nb_mixture_experiment(settings: NbMixtureSettings) -> Result<()> {
             summary(&mut reached),
             median(&mut per_iteration),
             settings.inits
-        )?;
+        )
+        .map_err(fmt_error)?;
     }
-    if let Some(first) = traces.first() {
-        let best = first
+    let reference = traces.first().map(|first| {
+        first
             .iter()
             .flat_map(|t| t.values.iter().copied())
-            .fold(f64::INFINITY, f64::min);
-        nb_plots(
-            &settings.out,
-            first,
-            "negative-binomial mixture MLE, first start",
-            best - 1e-6,
-        )?;
-    }
-    let path = settings.out.join("summary.md");
-    std::fs::write(&path, &table).with_context(|| format!("writing {}", path.display()))?;
-    print!("{table}");
-    println!("wrote {}", settings.out.display());
-    Ok(())
+            .fold(f64::INFINITY, f64::min)
+            - 1e-6
+    });
+    Ok(NbReport {
+        table,
+        first: traces.into_iter().next().unwrap_or_default(),
+        reference,
+    })
 }
 
-/// Settings of `helmholtz experiment sngd-skew-normal`.
-#[derive(clap::Args)]
-pub struct SkewSettingsArgs {
-    /// Output directory (default runs/sngd-skew-normal or runs/sngd-skew-t).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Dimension d (the paper: 1000).
-    #[arg(long, default_value_t = 200)]
+/// Settings of the minibatch and VI sweeps: the task's size, the run length and the learning
+/// rates each method is run with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SkewExperiment {
+    /// Dimension d.
     pub dim: usize,
-    /// Training points.
-    #[arg(long, default_value_t = 9000)]
+    /// Training points (VI: data points).
     pub train: usize,
-    /// Held-out points.
-    #[arg(long, default_value_t = 1000)]
+    /// Held-out points (unused by VI).
     pub test: usize,
     /// Optimisation steps per method.
-    #[arg(long, default_value_t = 1000)]
     pub iterations: usize,
-    /// Minibatch size.
-    #[arg(long, default_value_t = 100)]
+    /// Minibatch size (unused by VI).
     pub batch: usize,
-    /// Steps between held-out evaluations.
-    #[arg(long, default_value_t = 10)]
+    /// Steps between evaluations.
     pub eval_every: usize,
-    /// SNGD's step sizes in the surrogate's mean parameters (one run each).
-    #[arg(long, value_delimiter = ',', default_values_t = [0.1, 0.03, 0.01])]
+    /// SNGD's step sizes (one run each).
     pub lr_theta: Vec<f64>,
-    /// SNGD's Adam learning rate for the auxiliary λ = η.
-    #[arg(long, default_value_t = 0.01)]
+    /// SNGD's Adam learning rate for λ.
     pub lr_lambda: f64,
-    /// Learning rates of the Adam baselines (each parametrisation runs with each; the best run
-    /// is the one SNGD is held against).
-    #[arg(long, value_delimiter = ',', default_values_t = [0.001, 0.003, 0.01, 0.03])]
+    /// Learning rates of the Adam baselines (each parametrisation runs with each).
     pub lr_adam: Vec<f64>,
-    /// Seed of the data, the start and the minibatches.
-    #[arg(long, default_value_t = 0)]
+    /// Step sizes of the MCEF baseline (VI with a single skew-normal only).
+    pub lr_mcef: Vec<f64>,
+    /// Seed of the data, the start and the minibatches or draws.
     pub seed: u64,
+}
+
+/// The table of a sweep, its traces (SNGD runs first) and how to draw them.
+pub struct SkewReport {
+    /// The markdown table.
+    pub table: String,
+    /// (run label, trace) per run.
+    pub traces: Vec<(String, SkewTrace)>,
+    /// The plots' title.
+    pub title: String,
+    /// The plots' y label.
+    pub y_label: String,
+    /// The plots draw log10(objective − reference) (floored at 1e-3) when there is a reference
+    /// (the generating distribution's held-out NLL), log10(objective) otherwise.
+    pub reference: Option<f64>,
+}
+
+impl SkewExperiment {
+    fn base(&self, batch: usize) -> SkewSettings {
+        SkewSettings {
+            iterations: self.iterations,
+            batch,
+            eval_every: self.eval_every,
+            lr_theta: 0.0,
+            lr_lambda: self.lr_lambda,
+            lr_adam: 0.0,
+            seed: self.seed,
+        }
+    }
 }
 
 /// The runs of one sweep: SNGD with each step size, then each Adam parametrisation with each
@@ -363,27 +347,24 @@ fn skew_runs(
     runs
 }
 
-/// Runs every configuration with progress on stderr (every 20th evaluation).
+/// Runs every configuration with progress to `log` (every 20th evaluation).
 fn run_all(
     runs: &[(String, SkewMethod, SkewSettings)],
     what: &str,
-    mut run: impl FnMut(
-        SkewMethod,
-        &SkewSettings,
-        &mut dyn FnMut(usize, f64),
-    ) -> helmholtz::error::Result<SkewTrace>,
+    log: Log<'_>,
+    mut run: impl FnMut(SkewMethod, &SkewSettings, Progress<'_>) -> Result<SkewTrace>,
 ) -> Result<Vec<(String, SkewTrace)>> {
     let mut traces = Vec::new();
     for (name, method, settings) in runs {
-        eprintln!("{name}:");
+        log(&format!("{name}:"));
         let every = settings.eval_every * 20;
         let trace = run(*method, settings, &mut |step, value| {
             if step % every == 0 {
-                eprintln!("  step {step:>6}  {what} {value:.4}");
+                log(&format!("  step {step:>6}  {what} {value:.4}"));
             }
         })?;
         if let Some(why) = &trace.stopped {
-            eprintln!("  stopped: {why}");
+            log(&format!("  stopped: {why}"));
         }
         traces.push((name.clone(), trace));
     }
@@ -413,7 +394,7 @@ fn skew_tables(
     traces: &[(String, SkewTrace)],
     sngd_count: usize,
     what: &str,
-) -> Result<()> {
+) -> std::fmt::Result {
     writeln!(
         table,
         "| method | best {what} | steps to it | training seconds to it | seconds per step | stopped |\n|---|---|---|---|---|---|"
@@ -473,84 +454,21 @@ fn skew_tables(
     Ok(())
 }
 
-/// Plots of `transform(objective)` against steps and against training seconds, the traces as
-/// JSON and the table as summary.md.
-fn write_skew_outputs(
-    out: &std::path::Path,
-    traces: &[(String, SkewTrace)],
-    table: &str,
-    title: &str,
-    y_label: &str,
-    transform: impl Fn(f64) -> f64,
-) -> Result<()> {
-    for (x_label, file, by_time) in [
-        ("step", "objective-by-iteration.png", false),
-        ("training seconds", "objective-by-time.png", true),
-    ] {
-        let series: Vec<Series> = traces
-            .iter()
-            .map(|(name, trace)| Series {
-                label: name.clone(),
-                points: trace
-                    .iterations
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &i)| {
-                        let x = if by_time { trace.seconds[k] } else { i as f64 };
-                        (x, transform(trace.objective[k]))
-                    })
-                    .collect(),
-            })
-            .collect();
-        line_chart(&series, title, x_label, y_label, &out.join(file))?;
-    }
-    let json = serde_json::to_string(
-        &traces
-            .iter()
-            .map(|(name, trace)| serde_json::json!({ "label": name, "trace": trace }))
-            .collect::<Vec<_>>(),
-    )?;
-    std::fs::write(out.join("traces.json"), json)?;
-    let path = out.join("summary.md");
-    std::fs::write(&path, table).with_context(|| format!("writing {}", path.display()))?;
-    print!("{table}");
-    println!("wrote {}", out.display());
-    Ok(())
-}
-
 /// `sngd-skew-normal`, or `sngd-skew-t` when `skew_t` (data with ν = 10, ν fitted from 50 as
-/// λ = ln(ν − 2) by Adam beside η).
-pub fn run_skew_experiment(args: SkewSettingsArgs, skew_t: bool) -> Result<()> {
-    use helmholtz::run::skew_t::{run_skew_t, skew_t_task};
-    let kind = if skew_t {
-        "sngd-skew-t"
-    } else {
-        "sngd-skew-normal"
-    };
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(kind));
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let base = SkewSettings {
-        iterations: args.iterations,
-        batch: args.batch,
-        eval_every: args.eval_every,
-        lr_theta: 0.0,
-        lr_lambda: args.lr_lambda,
-        lr_adam: 0.0,
-        seed: args.seed,
-    };
+/// λ = ln(ν − 2) by Adam beside η): SNGD with each step size, Adam in both roots with each
+/// learning rate.
+pub fn skew_experiment(args: &SkewExperiment, skew_t: bool, log: Log<'_>) -> Result<SkewReport> {
+    let base = args.base(args.batch);
     let runs = skew_runs(base, &args.lr_theta, &args.lr_adam, &[]);
     let (traces, truth_nll, family) = if skew_t {
         let task = skew_t_task(args.dim, args.train, args.test, args.seed)?;
-        let traces = run_all(&runs, "held-out NLL", |method, settings, progress| {
+        let traces = run_all(&runs, "held-out NLL", log, |method, settings, progress| {
             run_skew_t(&task, method, settings, progress)
         })?;
         (traces, task.truth.nll(task.test.as_ref())?, "skew-t")
     } else {
         let task = skew_normal_task(args.dim, args.train, args.test, args.seed)?;
-        let traces = run_all(&runs, "held-out NLL", |method, settings, progress| {
+        let traces = run_all(&runs, "held-out NLL", log, |method, settings, progress| {
             run_skew_normal(&task, method, settings, progress)
         })?;
         (traces, task.truth.nll(task.test.as_ref())?, "skew-normal")
@@ -567,198 +485,96 @@ pub fn run_skew_experiment(args: SkewSettingsArgs, skew_t: bool) -> Result<()> {
         "# SNGD on the multivariate {family} MLE task\n\nd = {}, {} training and {} held-out points from {data} with Ω = WᵀW/d + 1e-4 I (seed {}), minibatches of {} drawn with replacement, {} steps, held-out NLL every {} steps; start ξ, η ~ N(0, 0.01²), Ω = I. SNGD steps the MVN(ξ, Ω) surrogate's mean parameters with validity backtracking and {lambda}; the baselines are Adam on all parameters with Ω = WᵀW or Ω⁻¹ = WᵀW. Held-out NLL of the generating distribution: {truth_nll:.4}.\n\n",
         args.dim, args.train, args.test, args.seed, args.batch, args.iterations, args.eval_every
     );
-    skew_tables(&mut table, &traces, args.lr_theta.len(), "held-out NLL")?;
-    write_skew_outputs(
-        &out,
-        &traces,
-        &table,
-        &format!("{family} MLE, d = {}", args.dim),
-        &format!("log10(held-out NLL − NLL of the generating {family})"),
-        |v| (v - truth_nll).max(1e-3).log10(),
-    )
+    skew_tables(&mut table, &traces, args.lr_theta.len(), "held-out NLL").map_err(fmt_error)?;
+    Ok(SkewReport {
+        table,
+        traces,
+        title: format!("{family} MLE, d = {}", args.dim),
+        y_label: format!("log10(held-out NLL − NLL of the generating {family})"),
+        reference: Some(truth_nll),
+    })
 }
 
-/// Settings of `helmholtz experiment sngd-vi`.
-#[derive(clap::Args)]
-pub struct ViSettingsArgs {
-    /// Output directory.
-    #[arg(long, default_value = "runs/sngd-vi")]
-    pub out: PathBuf,
-    /// Dimension d of the regression weights (the authors: 100).
-    #[arg(long, default_value_t = 100)]
-    pub dim: usize,
-    /// Data points (the authors: 100).
-    #[arg(long, default_value_t = 100)]
-    pub n: usize,
-    /// Optimisation steps per method (the authors: 1000).
-    #[arg(long, default_value_t = 1000)]
-    pub iterations: usize,
-    /// Steps between evaluations of the negative ELBO (100 draws).
-    #[arg(long, default_value_t = 10)]
-    pub eval_every: usize,
-    /// SNGD's step sizes in the surrogate's natural parameters (one run each).
-    #[arg(long, value_delimiter = ',', default_values_t = [0.1, 0.03, 0.01])]
-    pub lr_theta: Vec<f64>,
-    /// SNGD's Adam learning rate for the auxiliary λ = η.
-    #[arg(long, default_value_t = 0.01)]
-    pub lr_lambda: f64,
-    /// Learning rates of the Adam baselines (each parametrisation runs with each).
-    #[arg(long, value_delimiter = ',', default_values_t = [0.001, 0.003, 0.01, 0.03])]
-    pub lr_adam: Vec<f64>,
-    /// Step sizes of the MCEF natural-gradient baseline (one run each).
-    #[arg(long, value_delimiter = ',', default_values_t = [0.1, 0.03, 0.01])]
-    pub lr_mcef: Vec<f64>,
-    /// Components of the variational family: 1 is a single skew-normal (baselines Adam and
-    /// MCEF); more is a skew-normal mixture (SNGD through a mixture of Gaussians as one joint
-    /// exponential family, baseline Adam).
-    #[arg(long, default_value_t = 1)]
-    pub components: usize,
-    /// Use a skew-t variational family (ν fitted from 50 by Adam; baseline Adam).
-    #[arg(long, conflicts_with = "components")]
-    pub skew_t: bool,
-    /// Seed of the data, the start and the draws.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-}
-
-pub fn run_vi_experiment(args: ViSettingsArgs) -> Result<()> {
-    use helmholtz::run::skew_vi::{
-        EVAL_DRAWS, TRAIN_DRAWS, logistic_task, run_mixture_vi, run_skew_t_vi, run_skew_vi,
-    };
-    if args.components == 0 {
-        anyhow::bail!("--components must be at least 1");
+/// `sngd-vi`: SNGD, Adam in both roots and (one skew-normal only) MCEF with a skew-normal
+/// family, a mixture of `components` skew-normals, or a skew-t when `skew_t`; `args.train` is
+/// the number of data points.
+pub fn vi_experiment(
+    args: &SkewExperiment,
+    components: usize,
+    skew_t: bool,
+    log: Log<'_>,
+) -> Result<SkewReport> {
+    if components == 0 {
+        return Err(Error::Config("--components must be at least 1".into()));
     }
-    let mixture = args.components > 1;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let task = logistic_task(args.dim, args.n, args.seed)?;
-    let base = SkewSettings {
-        iterations: args.iterations,
-        batch: TRAIN_DRAWS,
-        eval_every: args.eval_every,
-        lr_theta: 0.0,
-        lr_lambda: args.lr_lambda,
-        lr_adam: 0.0,
-        seed: args.seed,
-    };
-    let mcef: &[f64] = if mixture || args.skew_t {
+    let mixture = components > 1;
+    let model = logistic_task(args.dim, args.train, args.seed)?;
+    let base = args.base(TRAIN_DRAWS);
+    let mcef: &[f64] = if mixture || skew_t {
         &[]
     } else {
         &args.lr_mcef
     };
     let runs = skew_runs(base, &args.lr_theta, &args.lr_adam, mcef);
-    let traces = run_all(&runs, "negative ELBO", |method, settings, progress| {
-        if args.skew_t {
-            run_skew_t_vi(&task, method, settings, progress)
+    let traces = run_all(&runs, "negative ELBO", log, |method, settings, progress| {
+        if skew_t {
+            run_skew_t_vi(&model, method, settings, progress)
         } else if mixture {
-            run_mixture_vi(&task, method, args.components, settings, progress)
+            run_mixture_vi(&model, method, components, settings, progress)
         } else {
-            run_skew_vi(&task, method, settings, progress)
+            run_skew_vi(&model, method, settings, progress)
         }
     })?;
-    let family = if args.skew_t {
+    let family = if skew_t {
         "a skew-t ST(ξ, Ω, η, ν) (SNGD: the MVN(ξ, Ω) surrogate's natural parameters stepped with ∇ in its mean parameters, λ = (η, ln(ν − 2)) by Adam, ν from 50; baselines Adam on (ξ, W, η, ln(ν − 2)) with Ω = WᵀW or Ω⁻¹ = WᵀW; draws ξ + Lε/√w with w a Gamma quantile, so ν has an implicit reparameterisation gradient; ln q and the prior at the draws)".to_string()
     } else if mixture {
         format!(
-            "a mixture of {} skew-normals (SNGD: the mixture of MVN(ξ_k, Ω_k) as one joint exponential family over (component, z), natural parameters stepped with the gradient in (p_k, p_k ξ_k, p_k(Ω_k + ξ_kξ_kᵀ)), weights clipped at 1e-3, λ = η_k by Adam; baseline Adam on (softmax logits, ξ_k, W_k, η_k); draws per component weighted by p_k, ln q at the draws; start p_k = 1/K)",
-            args.components
+            "a mixture of {components} skew-normals (SNGD: the mixture of MVN(ξ_k, Ω_k) as one joint exponential family over (component, z), natural parameters stepped with the gradient in (p_k, p_k ξ_k, p_k(Ω_k + ξ_kξ_kᵀ)), weights clipped at 1e-3, λ = η_k by Adam; baseline Adam on (softmax logits, ξ_k, W_k, η_k); draws per component weighted by p_k, ln q at the draws; start p_k = 1/K)"
         )
     } else {
         "a single skew-normal (SNGD: the MVN(ξ, Ω) surrogate's natural parameters stepped with ∇ in its mean parameters, λ = η by Adam; baselines Adam on (ξ, W, η) with Ω = WᵀW or Ω⁻¹ = WᵀW, and the MCEF natural gradient of Lin, Khan and Schmidt's joint exponential family of (z, |w|); prior term and entropy in closed form)".to_string()
     };
     let mut table = format!(
         "# SNGD for skew-normal VI on Bayesian logistic regression\n\nd = {}, n = {} (x ~ N(0, I), y ~ Bernoulli(σ((2x − 1)ᵀz)), z ~ N(0, I), seed {}), prior N(0, I), {} steps with {TRAIN_DRAWS} reparameterised draws each, the negative ELBO with {EVAL_DRAWS} draws (the same for every method) every {} steps. Start ξ, η ~ N(0, 0.01²), Ω = 0.01 I; validity backtracking for SNGD. Variational family: {family}.\n\n",
-        args.dim, args.n, args.seed, args.iterations, args.eval_every
+        args.dim, args.train, args.seed, args.iterations, args.eval_every
     );
-    skew_tables(&mut table, &traces, args.lr_theta.len(), "negative ELBO")?;
-    write_skew_outputs(
-        &args.out,
-        &traces,
-        &table,
-        &format!(
-            "{} VI, logistic regression, d = {}",
-            if args.skew_t {
-                "skew-t"
-            } else if mixture {
-                "skew-normal mixture"
-            } else {
-                "skew-normal"
-            },
-            args.dim
-        ),
-        "log10(negative ELBO)",
-        f64::log10,
-    )
+    skew_tables(&mut table, &traces, args.lr_theta.len(), "negative ELBO").map_err(fmt_error)?;
+    let kind = if skew_t {
+        "skew-t"
+    } else if mixture {
+        "skew-normal mixture"
+    } else {
+        "skew-normal"
+    };
+    Ok(SkewReport {
+        table,
+        traces,
+        title: format!("{kind} VI, logistic regression, d = {}", args.dim),
+        y_label: "log10(negative ELBO)".into(),
+        reference: None,
+    })
 }
 
-/// Settings of `helmholtz experiment sngd-copula`.
-#[derive(clap::Args)]
-pub struct CopulaSettingsArgs {
-    /// Output directory.
-    #[arg(long, default_value = "runs/sngd-copula")]
-    pub out: PathBuf,
-    /// Dimension d (the authors: 100).
-    #[arg(long, default_value_t = 100)]
-    pub dim: usize,
-    /// Training points (the authors: 900).
-    #[arg(long, default_value_t = 900)]
-    pub train: usize,
-    /// Held-out points (the authors: 100).
-    #[arg(long, default_value_t = 100)]
-    pub test: usize,
-    /// Optimisation steps per method.
-    #[arg(long, default_value_t = 1000)]
-    pub iterations: usize,
-    /// Minibatch size.
-    #[arg(long, default_value_t = 100)]
-    pub batch: usize,
-    /// Steps between held-out evaluations.
-    #[arg(long, default_value_t = 10)]
-    pub eval_every: usize,
-    /// SNGD's step sizes in the surrogate's mean parameter Σ (one run each).
-    #[arg(long, value_delimiter = ',', default_values_t = [0.1, 0.03])]
-    pub lr_theta: Vec<f64>,
-    /// SNGD's Adam learning rate for λ = ln(ν − 2).
-    #[arg(long, default_value_t = 0.03)]
-    pub lr_lambda: f64,
-    /// Learning rates of the Adam baselines (each parametrisation runs with each).
-    #[arg(long, value_delimiter = ',', default_values_t = [0.003, 0.01, 0.03])]
-    pub lr_adam: Vec<f64>,
-    /// Seed of the data, the start and the minibatches.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-}
-
-pub fn run_copula_experiment(args: CopulaSettingsArgs) -> Result<()> {
-    use helmholtz::run::copula::{copula_task, run_copula};
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+/// `sngd-copula`: SNGD with each step size and Adam in both roots with each learning rate on
+/// the Student-t copula task.
+pub fn copula_experiment(args: &SkewExperiment, log: Log<'_>) -> Result<SkewReport> {
     let task = copula_task(args.dim, args.train, args.test, args.seed)?;
     let truth_nll = task.truth.nll(task.test.as_ref())?;
-    let base = SkewSettings {
-        iterations: args.iterations,
-        batch: args.batch,
-        eval_every: args.eval_every,
-        lr_theta: 0.0,
-        lr_lambda: args.lr_lambda,
-        lr_adam: 0.0,
-        seed: args.seed,
-    };
+    let base = args.base(args.batch);
     let runs = skew_runs(base, &args.lr_theta, &args.lr_adam, &[]);
-    let traces = run_all(&runs, "held-out NLL", |method, settings, progress| {
+    let traces = run_all(&runs, "held-out NLL", log, |method, settings, progress| {
         run_copula(&task, method, settings, progress)
     })?;
     let mut table = format!(
         "# SNGD on the Student-t copula MLE task\n\nd = {}, {} training and {} held-out points from the t copula C(R, ν = 5) with R = cov2corr(WᵀW/d + 1e-4 I) (seed {}), minibatches of {} drawn with replacement, {} steps, held-out NLL every {} steps; start R = cov2corr(I + WᵀW) with W ~ N(0, 0.01²), ν = 50. SNGD steps the mean parameter Σ of a zero-mean MVN(0, Σ) surrogate with R = cov2corr(Σ) (validity backtracking) and λ = ln(ν − 2) by Adam; the baselines are Adam on (W, λ) with Σ = WᵀW or Σ⁻¹ = WᵀW. Held-out NLL of the generating copula: {truth_nll:.4}.\n\n",
         args.dim, args.train, args.test, args.seed, args.batch, args.iterations, args.eval_every
     );
-    skew_tables(&mut table, &traces, args.lr_theta.len(), "held-out NLL")?;
-    write_skew_outputs(
-        &args.out,
-        &traces,
-        &table,
-        &format!("Student-t copula MLE, d = {}", args.dim),
-        "log10(held-out NLL − NLL of the generating copula)",
-        |v| (v - truth_nll).max(1e-3).log10(),
-    )
+    skew_tables(&mut table, &traces, args.lr_theta.len(), "held-out NLL").map_err(fmt_error)?;
+    Ok(SkewReport {
+        table,
+        traces,
+        title: format!("Student-t copula MLE, d = {}", args.dim),
+        y_label: "log10(held-out NLL − NLL of the generating copula)".into(),
+        reference: Some(truth_nll),
+    })
 }
