@@ -12,6 +12,9 @@
 //! Points are the rows of a matrix. Gradients of the mean negative log-likelihood are
 //! hand-written: in ξ and η as vectors and in Ω as the symmetric g with d f = tr(g dΩ), the form
 //! the Gaussian surrogate's chain rules take.
+//!
+//! (Over 700 lines on purpose: the skew-normal and the skew-t share their gradient machinery;
+//! the last 330 lines are tests.)
 
 use faer::linalg::solvers::{DenseSolveCore, Solve};
 use faer::{Mat, MatRef};

@@ -8,6 +8,9 @@
 //!
 //! Two exact solvers, chosen by cost: *direct* (one d×d Cholesky per unit, f64) and *Woodbury*
 //! (F̂ + αI)⁻¹g = (1/α)[g − Ũ(αC⁻¹ + ŨᵀŨ)⁻¹Ũᵀg], one N×N Cholesky per unit, for N < d.
+//!
+//! (Over 700 lines on purpose: fitting, damping, storing and solving the blocks are one concept;
+//! the last 220 lines are its tests.)
 
 use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
 use faer::linalg::cholesky::llt;

@@ -10,6 +10,9 @@
 //! runs/NAME/lock                held while a process works on the run
 //! runs/NAME/summary.json        final metrics, timings and how the run ended
 //! ```
+//!
+//! (Over 700 lines on purpose: the Helmholtz-machine run with its evaluation observer and its
+//! checkpoint store, which share its config and data.)
 
 pub mod checkpoint;
 pub mod config;

@@ -1,6 +1,9 @@
 //! Sparse-coding runs (entropy.md §2–3): a strict TOML config, the bars experiment with its
 //! ground-truth reference, and a run directory with the resolved config, the objective per
 //! iteration (`metrics.jsonl`), the learned model (`model.safetensors`) and `summary.json`.
+//!
+//! (Over 700 lines: the sparse-coding runs' config and both runners; they are the next to move
+//! onto the Trainer, and split with that move — docs/ARCHITECTURE.md.)
 
 use std::io::Write as _;
 use std::path::Path;

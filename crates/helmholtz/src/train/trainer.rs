@@ -30,6 +30,9 @@
 //! assert!((mean - 4.95).abs() < 0.5, "{mean}");
 //! # Ok::<(), helmholtz::Error>(())
 //! ```
+//!
+//! (Over 700 lines on purpose: the loop and its small types are one concept; the last 270 lines
+//! are tests.)
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
