@@ -19,7 +19,7 @@ pub mod surrogate;
 pub struct EntropySum {
     /// The ELBO per point.
     pub elbo: f64,
-    /// (1/N) Σ_n H[q_n].
+    /// (1/N) Σ_n H\[q_n\].
     pub posterior: f64,
     /// H[p(z)].
     pub prior: f64,

@@ -2,7 +2,7 @@
 //! give longer sums"): with h ~ q(h | x) drawn upward,
 //!
 //! ELBO = E_q[log p(x, h) − log q(h | x)], and at stationary points of the ELBO in p's
-//! parameters it equals H[q] − H[p(h_L)] − Σ_{l<L} E_q H[p(h_l | h_{l+1})],
+//! parameters it equals H\[q\] − H\[p(h_L)\] − Σ_{l<L} E_q H\[p(h_l | h_{l+1})\],
 //!
 //! every term estimated by Monte Carlo over q with the same draws, except the top prior's
 //! entropy, which is closed form.

@@ -195,7 +195,7 @@ impl Geometry {
             .sum())
     }
 
-    /// ∇_θ L_V = −Σ_v p*(v) J_V[v] / p_V(v).
+    /// ∇_θ L_V = −Σ_v p*(v) J_V\[v\] / p_V(v).
     pub fn kl_gradient(&self, target: &[f64]) -> Result<Vec<f64>> {
         self.check(target, None)?;
         let weights: Vec<f64> = target.iter().zip(&self.p_v).map(|(t, p)| -t / p).collect();

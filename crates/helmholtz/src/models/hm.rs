@@ -217,7 +217,7 @@ impl HelmholtzMachine {
 
     /// Wake pass: each of the `n_points` columns of `x` is repeated `k` times (column b·k + j is
     /// sample j of point b), h ~ q(h | x) is drawn upward, and log q, log p and every layer's
-    /// scores are filled in. `q0_points` is scratch of at least sizes[1] × n_points.
+    /// scores are filled in. `q0_points` is scratch of at least sizes\[1\] × n_points.
     pub fn wake(
         &self,
         x: &[f32],
@@ -412,7 +412,7 @@ impl HelmholtzMachine {
     /// With `points = Some((x, n_points, k))` the pass is a wake pass whose first q layer saw each
     /// data point k times: its gradient is reduced over the k samples first and multiplied by the
     /// n_points data columns once (a k-fold saving on the widest product). `scratch` must hold
-    /// sizes[1] × n_points values in that case.
+    /// sizes\[1\] × n_points values in that case.
     pub fn accumulate_q_gradient(
         &self,
         pass: &mut Pass,

@@ -5,7 +5,7 @@
 //!
 //! The exact posteriors are q_n = N(G WᵀΨ⁻¹(x_n − μ), G), G = (I + WᵀΨ⁻¹W)⁻¹ (for PPCA,
 //! G = σ²M⁻¹ with M = WᵀW + σ²I). At a stationary point the ELBO equals the entropy sum
-//! (entropy.md §1.4) (1/N) Σ_n H[q_n] − H[N(0, I_H)] − H[N(·, Ψ)].
+//! (entropy.md §1.4) (1/N) Σ_n H\[q_n\] − H\[N(0, I_H)\] − H\[N(·, Ψ)\].
 
 use faer::linalg::solvers::{DenseSolveCore, Solve};
 use faer::{Mat, MatRef, Side};

@@ -3,7 +3,7 @@
 //!
 //! With the exact posteriors (responsibilities) r_n = p(c | x_n) the ELBO is the
 //! log-likelihood, and at an EM fixed point it equals the entropy sum (entropy.md §1.4)
-//! (1/N) Σ_n H[r_n] − H[π] − (1/N) Σ_n Σ_c r_nc H[p(x | c)].
+//! (1/N) Σ_n H\[r_n\] − H\[π\] − (1/N) Σ_n Σ_c r_nc H\[p(x | c)\].
 
 use faer::{Mat, MatRef, Side};
 

@@ -3,12 +3,12 @@
 //! With Q_n = ‖x_n − Wμ_n‖² + tr(WᵀW Σ_n) and E_nh = E_{q_n}|z_h| (a folded-normal mean), the
 //! standard ELBO is
 //!
-//! F(λ, σ²) = (1/N) Σ_n { −(D/2) log(2πσ²) − Q_n/(2σ²) − Σ_h [log(2λ_h) + E_nh/λ_h] + H[q_n] }.
+//! F(λ, σ²) = (1/N) Σ_n { −(D/2) log(2πσ²) − Q_n/(2σ²) − Σ_h \[log(2λ_h) + E_nh/λ_h\] + H\[q_n\] }.
 //!
 //! Its maximisers are λ_h = (1/N) Σ_n E_nh and σ² = (1/(ND)) Σ_n Q_n; substituting them gives the
 //! entropy objective
 //!
-//! L^H = (1/N) Σ_n H[q_n] − Σ_h log(2eλ_h) − (D/2) log(2πeσ²),
+//! L^H = (1/N) Σ_n H\[q_n\] − Σ_h log(2eλ_h) − (D/2) log(2πeσ²),
 //!
 //! the mean posterior entropy minus the Laplace prior entropy minus the Gaussian noise entropy.
 //! Entropy annealing multiplies the prior-entropy term by β ≥ 1 (then L^H is no longer an ELBO).
@@ -39,7 +39,7 @@ pub fn expected_abs(mu: f64, s: f64) -> (f64, f64, f64) {
 /// The three entropies of the objective and the closed-form λ and σ².
 #[derive(Clone, Debug, PartialEq)]
 pub struct EntropyTerms {
-    /// (1/N) Σ_n H[q_n].
+    /// (1/N) Σ_n H\[q_n\].
     pub posterior: f64,
     /// Σ_h log(2eλ_h), the entropy of the Laplace prior.
     pub prior: f64,
@@ -52,7 +52,7 @@ pub struct EntropyTerms {
 }
 
 impl EntropyTerms {
-    /// The terms from sums over N points of dimension D: Σ_n H[q_n], Σ_n E_{q_n}|z_h| (per latent)
+    /// The terms from sums over N points of dimension D: Σ_n H\[q_n\], Σ_n E_{q_n}|z_h| (per latent)
     /// and Σ_n Q_n. A λ_h or σ² that is not positive is a degenerate solution.
     pub fn from_sums(
         entropy: f64,

@@ -4,7 +4,7 @@
 //! raw dictionary W̃ and to μ_n, V_n and d_n.
 //!
 //! With r the rank, B_n = D_n⁻² V_n and M_n = I_r + V_nᵀ B_n (r × r):
-//! - H[q_n] = (H/2) log(2πe) + Σ_h log d_nh + ½ log det M_n (matrix determinant lemma);
+//! - H\[q_n\] = (H/2) log(2πe) + Σ_h log d_nh + ½ log det M_n (matrix determinant lemma);
 //! - E_{q_n}|z_h| is the folded-normal mean at the marginal s_nh = (Σ_a V_nha² + d_nh²)^{1/2};
 //! - tr(WᵀW Σ_n) = tr(V_nᵀ G V_n) + Σ_h G_hh d_nh², G = WᵀW;
 //! - ∂H/∂V_n = Σ_n⁻¹ V_n = B_n M_n⁻¹, and (Σ_n⁻¹)_hh = 1/d_nh² − Σ_a (B_n M_n⁻¹)_ha (B_n)_ha

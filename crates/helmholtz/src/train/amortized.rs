@@ -87,7 +87,7 @@ pub fn evaluate_amortized(
 
 /// The encoder's posteriors of the columns of `x` as a per-point model with the same dictionary:
 /// diagonal (s = floor + |ρ|, so ρ = d − floor exactly) for rank 0, full (L = chol Σ) otherwise.
-/// Fitting its posteriors ([`fit_posteriors`]) measures the amortization gap.
+/// Fitting its posteriors ([`super::sparse_coding::fit_posteriors`]) measures the amortization gap.
 pub fn per_point_model(model: &AmortizedSparseCoding, x: MatRef<'_, f64>) -> Result<SparseCoding> {
     let (d, h, n) = (model.dim, model.n_latents(), x.ncols());
     let (_, q) = amortized_objective(model, x, 1.0, None)?;

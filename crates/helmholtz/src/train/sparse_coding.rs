@@ -106,7 +106,7 @@ pub enum Annealing {
     EmPrior,
     /// β = max(1, 2 − 0.1·epoch): from 2 down to 1 over 10 epochs (the authors' Adam schedule).
     Linear,
-    /// β = values[epoch], the last value repeating.
+    /// β = values\[epoch\], the last value repeating.
     Steps {
         /// One β per epoch, each ≥ 1.
         values: Vec<f64>,
