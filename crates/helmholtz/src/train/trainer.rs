@@ -9,25 +9,26 @@
 //! use helmholtz::data::batches::Columns;
 //! use helmholtz::train::trainer::*;
 //!
-//! /// Fits the mean of scalar data by stochastic gradient ascent on −(x − m)²/2.
-//! struct MeanStep { lr: f64 }
-//! impl Algorithm<f64> for MeanStep {
+//! /// The mean of scalar data as a running average of batch means: m ← m + (x̄_b − m)/(t + 1).
+//! struct RunningMean;
+//! impl Algorithm<f64> for RunningMean {
 //!     type Scalar = f64;
-//!     fn step(&mut self, m: &mut f64, batch: &Batch<'_, f64>, _: &StepContext) -> helmholtz::Result<StepStats> {
+//!     fn step(&mut self, m: &mut f64, batch: &Batch<'_, f64>, ctx: &StepContext) -> helmholtz::Result<StepStats> {
 //!         let n = batch.n_points() as f64;
-//!         let grad: f64 = batch.values.iter().map(|x| x - *m).sum::<f64>() / n;
+//!         let batch_mean = batch.values.iter().sum::<f64>() / n;
+//!         *m += (batch_mean - *m) / (ctx.step + 1) as f64;
 //!         let objective_sum = batch.values.iter().map(|x| -0.5 * (x - *m).powi(2)).sum();
-//!         *m += self.lr * grad;
 //!         Ok(StepStats { objective_sum, points: batch.n_points() })
 //!     }
 //! }
 //! let data = Columns { values: (0..100).map(|i| i as f64 / 10.0).collect(), dim: 1 };
-//! let trainer = Trainer { seed: 0, epochs: 20, batch_size: 10, ..Trainer::default() };
+//! let trainer = Trainer { seed: 0, epochs: 3, batch_size: 10, ..Trainer::default() };
 //! let (mut mean, mut state) = (0.0, TrainState::default());
-//! let outcome = trainer.fit(&mut mean, &mut MeanStep { lr: 0.5 }, &data, &mut state,
+//! let outcome = trainer.fit(&mut mean, &mut RunningMean, &data, &mut state,
 //!     &mut [], &mut NoCheckpoints, &AtomicBool::new(false))?;
-//! assert_eq!(outcome, Outcome::Completed);
-//! assert!((mean - 4.95).abs() < 0.5, "{mean}");
+//! assert_eq!((outcome, state.epoch, state.step), (Outcome::Completed, 3, 30));
+//! // Every point was seen three times in equal batches: the average of the batch means.
+//! assert!((mean - 4.95).abs() < 1e-12, "{mean}");
 //! # Ok::<(), helmholtz::Error>(())
 //! ```
 //!
