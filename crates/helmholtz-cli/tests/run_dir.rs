@@ -75,6 +75,16 @@ fn wait_for_metrics(run: &Path, child: &mut Child) {
     }
 }
 
+/// A child process killed when the test ends, also when an assertion fails.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn checkpoint_step(run: &Path) -> u64 {
     let text = std::fs::read_to_string(run.join("checkpoints/last/state.json")).unwrap();
     let value: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -253,7 +263,8 @@ fn resuming_a_finished_run_appends_nothing_and_a_held_run_refuses_a_second_proce
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let pid = holder.id().to_string();
+    let holder = KillOnDrop(holder);
+    let pid = holder.0.id().to_string();
     let started = Instant::now();
     while std::fs::read_to_string(run.join("lock")).unwrap_or_default() != pid {
         assert!(
@@ -272,7 +283,6 @@ fn resuming_a_finished_run_appends_nothing_and_a_held_run_refuses_a_second_proce
         message.contains(&format!("in use by process {pid}")),
         "{message}"
     );
-    holder.kill().unwrap();
-    holder.wait().unwrap();
+    drop(holder);
     std::fs::remove_dir_all(&dir).unwrap();
 }
