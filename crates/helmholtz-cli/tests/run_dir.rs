@@ -250,7 +250,7 @@ fn resuming_a_finished_run_appends_nothing_and_a_held_run_refuses_a_second_proce
     );
 
     // A long resume holds the lock; a second process on the run is refused with its pid.
-    let mut holder = binary()
+    let holder = binary()
         .args([
             "train",
             "--resume",

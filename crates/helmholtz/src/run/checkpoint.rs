@@ -11,6 +11,16 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use crate::error::{Error, Result};
 use crate::models::{ParamSet, Tensor};
 
+/// Refuses to checkpoint non-finite parameters, so that the last good checkpoint is kept.
+pub fn check_finite(params: &ParamSet) -> Result<()> {
+    match params.first_non_finite() {
+        Some(name) => Err(Error::Diverged(format!(
+            "parameter {name} is not finite; the last good checkpoint is kept"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Writes a parameter set as a safetensors file.
 pub fn write_tensors(path: &Path, set: &ParamSet) -> Result<()> {
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = set

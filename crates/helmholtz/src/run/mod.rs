@@ -570,11 +570,7 @@ impl CheckpointStore<HelmholtzMachine, HmStep> for HmStore<'_> {
         algorithm: &HmStep,
         state: &TrainState,
     ) -> Result<()> {
-        if let Some(name) = model.params.first_non_finite() {
-            return Err(Error::Diverged(format!(
-                "parameter {name} is not finite; the last good checkpoint is kept"
-            )));
-        }
+        checkpoint::check_finite(&model.params)?;
         let samples = algorithm
             .learner
             .preconditioner

@@ -100,18 +100,7 @@ pub fn run_fit_until(
         }
         ModelKind::SbnExact => {
             let (fitted, steps, stopped) = fit_sbn(config, x.as_ref(), &run, &mut progress)?;
-            let fit_s = started.elapsed().as_secs_f64();
-            let decomposition = fitted.decompose(x.as_ref(), config)?;
-            return finish(
-                config,
-                &run,
-                x.as_ref(),
-                fitted,
-                steps,
-                stopped,
-                fit_s,
-                decomposition,
-            );
+            return finish(config, &run, x.as_ref(), fitted, steps, stopped, started);
         }
         ModelKind::Vae1 | ModelKind::Vae2 | ModelKind::Vae3 => {
             let kind = m.kind.vae().expect("a VAE");
@@ -254,20 +243,10 @@ fn train_fit(
         }
         (mut fitted, _) => {
             if state.step == 0 && state.epoch == 0 {
-                let closed_form = t.method == FitMethod::ClosedForm;
-                let dec = watch.log_em_step(&fitted, &mut state)?;
-                if closed_form {
-                    let fit_s = started.elapsed().as_secs_f64();
-                    return finish(
-                        config,
-                        &run,
-                        x.as_ref(),
-                        fitted,
-                        0,
-                        "closed form".into(),
-                        fit_s,
-                        dec,
-                    );
+                watch.log_em_step(&fitted, &mut state)?;
+                if t.method == FitMethod::ClosedForm {
+                    let stopped = "closed form".to_string();
+                    return finish(config, &run, x.as_ref(), fitted, 0, stopped, started);
                 }
             }
             let trainer = Trainer {
@@ -308,18 +287,7 @@ fn train_fit(
         FittedModel::Vae(_) => state.epoch,
         _ => state.step as usize,
     };
-    let fit_s = started.elapsed().as_secs_f64();
-    let decomposition = fitted.decompose(x.as_ref(), config)?;
-    finish(
-        config,
-        &run,
-        x.as_ref(),
-        fitted,
-        steps,
-        stopped,
-        fit_s,
-        decomposition,
-    )
+    finish(config, &run, x.as_ref(), fitted, steps, stopped, started)
 }
 
 /// Writes the model and the summary of a fit.
@@ -331,10 +299,11 @@ fn finish(
     model: FittedModel,
     steps: usize,
     stopped: String,
-    fit_s: f64,
-    decomposition: Decomposition,
+    started: Instant,
 ) -> Result<(FittedModel, FitSummary)> {
+    let fit_s = started.elapsed().as_secs_f64();
     model.save(run.path())?;
+    let decomposition = model.decompose(x, config)?;
     let summary = FitSummary {
         kind: kind_name(config.model.kind),
         points: x.ncols(),
@@ -519,11 +488,7 @@ impl CheckpointStore<GaussianVae, VaeStep> for FitStore<'_> {
         algorithm: &VaeStep,
         state: &TrainState,
     ) -> Result<()> {
-        if let Some(name) = model.params.first_non_finite() {
-            return Err(Error::Diverged(format!(
-                "parameter {name} is not finite; the last good checkpoint is kept"
-            )));
-        }
+        crate::run::checkpoint::check_finite(&model.params)?;
         let fitted = FittedModel::Vae(model.clone());
         FitStore::save(self, slot, &fitted, Some(&algorithm.optimizer), state)
     }
