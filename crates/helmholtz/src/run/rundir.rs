@@ -145,6 +145,13 @@ impl RunDir {
         append_line(&self.path.join(METRICS_FILE), &record.to_string())
     }
 
+    /// Appends one record to `metrics.jsonl` as `record` serialises (fields in their declared
+    /// order).
+    pub fn log_serialized<T: serde::Serialize>(&self, record: &T) -> Result<()> {
+        let line = serde_json::to_string(record).map_err(|e| Error::Checkpoint(e.to_string()))?;
+        append_line(&self.path.join(METRICS_FILE), &line)
+    }
+
     /// Keeps only the metrics records whose `step` is at most `step` (records without a step
     /// are kept): what a resume from a checkpoint at `step` has not yet written again.
     pub fn truncate_metrics_after(&self, step: u64) -> Result<()> {

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use faer::Mat;
+use faer::{Mat, MatRef};
 use serde::{Deserialize, Serialize};
 
 use super::config::parse_strict;
@@ -22,9 +22,14 @@ use crate::models::mlp::Activation;
 use crate::models::sparse_coding::{PosteriorKind, ScaleParam, SparseCoding};
 use crate::models::{ParamSet, Tensor};
 use crate::objectives::sparse_coding::EntropyTerms;
+use crate::train::amortized::AmortizedStep;
+use crate::train::sparse_coding::SparseEmStep;
 use crate::train::sparse_coding::{
-    Annealing, EmConfig, EpochStats, LbfgsConfig, Target, defaults as lbfgs_defaults, em_epoch,
-    evaluate, fit_lbfgs,
+    Annealing, EmConfig, EpochStats, LbfgsConfig, Target, defaults as lbfgs_defaults, evaluate,
+    fit_lbfgs,
+};
+use crate::train::trainer::{
+    Control, EpochRecord, NoCheckpoints, Observer, Outcome, StepRecord, TrainState, Trainer,
 };
 
 /// A sparse-coding experiment.
@@ -654,6 +659,135 @@ fn create_run_dir(config: &SparseConfig, seed: u64, dir: &Path) -> Result<RunDir
     Ok(run)
 }
 
+/// The loop's settings of a patches run.
+fn patches_trainer(config: &SparseConfig, seed: u64, batch_size: usize) -> Trainer {
+    Trainer {
+        seed,
+        epochs: config.train.epochs,
+        batch_size,
+        checkpoint_every: 1,
+        objective_name: "objective",
+    }
+}
+
+/// After every epoch of a patches run: the held-out ELBO, Gini sparseness and atom spread, the
+/// model file and the metrics record.
+struct PatchesWatch<'a, P: FnMut(usize, usize, f64)> {
+    config: &'a SparseConfig,
+    seed: u64,
+    test_x: MatRef<'a, f64>,
+    run: &'a RunDir,
+    em: &'a EmConfig,
+    epochs: Vec<PatchesEpoch>,
+    last: Option<(Mat<f64>, EntropyTerms)>,
+    progress: &'a mut P,
+}
+
+impl<P: FnMut(usize, usize, f64)> PatchesWatch<'_, P> {
+    /// Records the epoch that `record` ends, with the held-out `test` entropies of the
+    /// posteriors `fitted` and the model's `dictionary`.
+    fn close_epoch(
+        &mut self,
+        record: &EpochRecord,
+        test: EpochStats,
+        test_refined: Option<EpochStats>,
+        fitted: &SparseCoding,
+        dictionary: Mat<f64>,
+        write: impl FnOnce(&EntropyTerms) -> Result<()>,
+    ) -> Result<()> {
+        let train: EpochStats = record
+            .fields
+            .get("train")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        let gini = crate::eval::sparseness::posterior_gini(fitted, 1000, 10, self.seed)?;
+        // λ and σ² of the held-out posteriors (for the atoms' order), and the model as it is now.
+        let terms =
+            crate::objectives::sparse_coding::entropy_objective(fitted, self.test_x, 1.0, None)?;
+        write(&terms)?;
+        let spread =
+            crate::eval::sparseness::spatial_spread(dictionary.as_ref(), self.config.data.size)?;
+        let epoch = PatchesEpoch {
+            epoch: record.epoch,
+            train,
+            test,
+            test_refined,
+            gini,
+            atom_spread: quartiles(spread),
+            epoch_s: record.epoch_s,
+        };
+        self.run.log_serialized(&epoch)?;
+        self.last = Some((dictionary, terms));
+        self.epochs.push(epoch);
+        Ok(())
+    }
+}
+
+impl<P: FnMut(usize, usize, f64)> Observer<SparseCoding> for PatchesWatch<'_, P> {
+    fn on_step(&mut self, record: &StepRecord, _: &TrainState) -> Control {
+        (self.progress)(record.epoch + 1, record.batch, record.objective);
+        Control::Continue
+    }
+
+    fn on_epoch(
+        &mut self,
+        model: &SparseCoding,
+        record: &mut EpochRecord,
+        _: &mut TrainState,
+        _: &mut dyn FnMut(&str),
+    ) -> Result<Control> {
+        let (test, fitted) = evaluate(model, self.test_x, self.em.batch_size, &self.em.e_step)?;
+        let dir = self.run.path().to_path_buf();
+        self.close_epoch(record, test, None, &fitted, model.dictionary(), |terms| {
+            write_model(&dir, model, terms)
+        })?;
+        Ok(Control::Continue)
+    }
+}
+
+impl<P: FnMut(usize, usize, f64)> Observer<AmortizedSparseCoding> for PatchesWatch<'_, P> {
+    fn on_step(&mut self, record: &StepRecord, _: &TrainState) -> Control {
+        (self.progress)(record.epoch + 1, record.batch, record.objective);
+        Control::Continue
+    }
+
+    fn on_epoch(
+        &mut self,
+        model: &AmortizedSparseCoding,
+        record: &mut EpochRecord,
+        _: &mut TrainState,
+        _: &mut dyn FnMut(&str),
+    ) -> Result<Control> {
+        use crate::train::amortized::{evaluate_amortized, per_point_model};
+        use crate::train::sparse_coding::fit_posteriors;
+        let t = &self.config.train;
+        let test = evaluate_amortized(model, self.test_x, t.batch_size)?;
+        // Gini and λ of the encoder's own posteriors; refined ones only for the gap.
+        let posteriors = per_point_model(model, self.test_x)?;
+        let epoch = record.epoch;
+        let refine = epoch.is_multiple_of(t.refine_every) || epoch == t.epochs;
+        let refined = if refine {
+            let mut fitted = posteriors.clone();
+            Some(fit_posteriors(
+                &mut fitted,
+                self.test_x,
+                t.batch_size,
+                &self.em.e_step,
+            )?)
+        } else {
+            None
+        };
+        let extra = model.params.tensors[1..].to_vec();
+        let dictionary = model.dictionary();
+        let dir = self.run.path().to_path_buf();
+        let written = dictionary.clone();
+        self.close_epoch(record, test, refined, &posteriors, dictionary, |terms| {
+            write_dictionary(&dir, &written, terms, extra)
+        })?;
+        Ok(Control::Continue)
+    }
+}
+
 /// One epoch of a patches run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PatchesEpoch {
@@ -738,8 +872,8 @@ pub fn load_patches(config: &SparseDataConfig, seed: u64) -> Result<Patches> {
 
 /// What a patches run trains: per-point posteriors by EM, or an amortized encoder by Adam.
 enum PatchesLearner {
-    Em(SparseCoding, EmConfig),
-    Adam(AmortizedSparseCoding, crate::optim::Optimizer),
+    Em(SparseCoding, SparseEmStep),
+    Adam(AmortizedSparseCoding, AmortizedStep),
 }
 
 /// Trains on natural-image patches by EM, or by Adam with an amortized encoder, with the
@@ -754,16 +888,14 @@ pub fn run_patches(
     dir: &Path,
     mut progress: impl FnMut(usize, usize, f64),
 ) -> Result<(Mat<f64>, Vec<PatchesEpoch>, EntropyTerms)> {
-    use crate::optim::{Optimizer, OptimizerConfig, Schedule};
-    use crate::train::amortized::{amortized_epoch, evaluate_amortized, per_point_model};
-    use crate::train::sparse_coding::fit_posteriors;
-    let io = io_error;
+    use crate::optim::Optimizer;
     let patches = load_patches(&config.data, seed)?;
-    let _run = create_run_dir(config, seed, dir)?;
+    let run = create_run_dir(config, seed, dir)?;
     let (d, n) = (patches.train.nrows(), patches.train.ncols());
     let h = config.model.n_latents;
     let em = config.train.em();
-    let mut learner = match &config.model.encoder {
+    let anneal = config.train.anneal.clone();
+    let learner = match &config.model.encoder {
         Some(encoder) => {
             let encoder = GaussianEncoder::new(
                 d,
@@ -774,14 +906,9 @@ pub fn run_patches(
                 config.model.scale_floor,
             )?;
             let model = AmortizedSparseCoding::new(d, encoder, seed)?;
-            let adam = OptimizerConfig::Adam {
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-            };
-            let optimizer =
-                Optimizer::new(adam, config.train.lr, Schedule::Constant, &model.params)?;
-            PatchesLearner::Adam(model, optimizer)
+            let optimizer = Optimizer::adam(config.train.lr, &model.params)?;
+            let step = AmortizedStep::new(optimizer, anneal, &model)?;
+            PatchesLearner::Adam(model, step)
         }
         None => {
             let mut model = SparseCoding::new(d, h, n, config.model.posterior.per_point(), seed)?
@@ -791,93 +918,53 @@ pub fn run_patches(
             // before training), so the M-step's step size acts on W at its own scale.
             let unit = model.dictionary();
             model.set_dictionary(&unit)?;
-            PatchesLearner::Em(model, em.clone())
+            PatchesLearner::Em(model, SparseEmStep::new(em.clone(), anneal)?)
         }
     };
-    let metrics_path = dir.join(METRICS_FILE);
-    let mut metrics =
-        std::io::BufWriter::new(std::fs::File::create(&metrics_path).map_err(io(&metrics_path))?);
-    let mut epochs = Vec::new();
-    let mut last = None;
-    for epoch in 0..config.train.epochs {
-        let beta = config.train.anneal.beta(epoch);
-        let start = Instant::now();
-        let mut batch_progress = |b, f| progress(epoch + 1, b, f);
-        let train = match &mut learner {
-            PatchesLearner::Em(model, em) => em_epoch(
-                model,
-                patches.train.as_ref(),
-                em,
-                beta,
-                seed,
-                epoch,
-                &mut batch_progress,
-            )?,
-            PatchesLearner::Adam(model, optimizer) => amortized_epoch(
-                model,
-                optimizer,
-                patches.train.as_ref(),
-                config.train.batch_size,
-                beta,
-                seed,
-                epoch,
-                &mut batch_progress,
-            )?,
-        };
-        let epoch_s = start.elapsed().as_secs_f64();
-        let test_x = patches.test.as_ref();
-        let (test, test_refined, fitted, dictionary, extra) = match &learner {
-            PatchesLearner::Em(model, em) => {
-                let (test, fitted) = evaluate(model, test_x, em.batch_size, &em.e_step)?;
-                (test, None, fitted, model.dictionary(), Vec::new())
-            }
-            PatchesLearner::Adam(model, _) => {
-                let test = evaluate_amortized(model, test_x, config.train.batch_size)?;
-                // Gini and λ of the encoder's own posteriors; refined ones only for the gap.
-                let posteriors = per_point_model(model, test_x)?;
-                let refine = (epoch + 1) % config.train.refine_every == 0
-                    || epoch + 1 == config.train.epochs;
-                let refined = if refine {
-                    let mut fitted = posteriors.clone();
-                    Some(fit_posteriors(
-                        &mut fitted,
-                        test_x,
-                        config.train.batch_size,
-                        &em.e_step,
-                    )?)
-                } else {
-                    None
-                };
-                let extra = model.params.tensors[1..].to_vec();
-                (test, refined, posteriors, model.dictionary(), extra)
-            }
-        };
-        let gini = crate::eval::sparseness::posterior_gini(&fitted, 1000, 10, seed)?;
-        // λ and σ² of the held-out posteriors (for the atoms' order), and the model as it is now.
-        let terms =
-            crate::objectives::sparse_coding::entropy_objective(&fitted, test_x, 1.0, None)?;
-        match &learner {
-            PatchesLearner::Em(model, _) => write_model(dir, model, &terms)?,
-            PatchesLearner::Adam(..) => write_dictionary(dir, &dictionary, &terms, extra)?,
+    let mut watch = PatchesWatch {
+        config,
+        seed,
+        test_x: patches.test.as_ref(),
+        run: &run,
+        em: &em,
+        epochs: Vec::new(),
+        last: None,
+        progress: &mut progress,
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let train = patches.train.as_ref();
+    let outcome = match learner {
+        PatchesLearner::Em(mut model, mut step) => {
+            let trainer = patches_trainer(config, seed, em.batch_size);
+            trainer.fit(
+                &mut model,
+                &mut step,
+                &train,
+                &mut TrainState::default(),
+                &mut [&mut watch],
+                &mut NoCheckpoints,
+                &stop,
+            )?
         }
-        let spread =
-            crate::eval::sparseness::spatial_spread(dictionary.as_ref(), config.data.size)?;
-        let record = PatchesEpoch {
-            epoch: epoch + 1,
-            train,
-            test,
-            test_refined,
-            gini,
-            atom_spread: quartiles(spread),
-            epoch_s,
-        };
-        let line = serde_json::to_string(&record).map_err(|e| Error::Config(e.to_string()))?;
-        writeln!(metrics, "{line}").map_err(io(&metrics_path))?;
-        metrics.flush().map_err(io(&metrics_path))?;
-        last = Some((dictionary, terms));
-        epochs.push(record);
+        PatchesLearner::Adam(mut model, mut step) => {
+            let trainer = patches_trainer(config, seed, config.train.batch_size);
+            trainer.fit(
+                &mut model,
+                &mut step,
+                &train,
+                &mut TrainState::default(),
+                &mut [&mut watch],
+                &mut NoCheckpoints,
+                &stop,
+            )?
+        }
+    };
+    if let Outcome::Diverged(message) = outcome {
+        return Err(Error::Diverged(message));
     }
-    let (dictionary, terms) = last.expect("at least one epoch");
+    let (epochs, last) = (watch.epochs, watch.last);
+    let (dictionary, terms) =
+        last.ok_or_else(|| Error::Config("train.epochs must be at least 1".into()))?;
     let summary = serde_json::json!({
         "seed": seed,
         "anneal": config.train.anneal,
@@ -890,6 +977,6 @@ pub fn run_patches(
         &summary_path,
         serde_json::to_string_pretty(&summary).map_err(|e| Error::Config(e.to_string()))?,
     )
-    .map_err(io(&summary_path))?;
+    .map_err(io_error(&summary_path))?;
     Ok((dictionary, epochs, terms))
 }

@@ -2,64 +2,93 @@
 //! a first-order optimizer (the authors: Adam, lr 1e-3, batches of 512) on mini-batch estimates
 //! of L^H, with λ and σ² computed from each batch.
 
-use faer::{Mat, MatRef};
+use faer::MatRef;
 
-use super::sparse_coding::EpochStats;
+use super::sparse_coding::{Annealing, EpochStats};
+use super::trainer::{Algorithm, Batch, EpochRecord, StepContext, StepStats};
 use crate::error::{Error, Result};
-use crate::math::rng::{Stream, ids};
+
 use crate::models::encoder::AmortizedSparseCoding;
 use crate::models::sparse_coding::{PosteriorKind, ScaleParam, SparseCoding};
 use crate::objectives::sparse_low_rank::amortized_objective;
 use crate::optim::Optimizer;
 
-/// One epoch over the columns of `x` in an order drawn from (`seed`, `epoch`): per batch, one
-/// optimizer step on −L^H (prior entropy weighted by `beta`). A non-finite objective or gradient
-/// stops the epoch with [`Error::Diverged`] before the parameters are touched.
-/// `progress(batch, objective)` follows the batches.
-#[allow(clippy::too_many_arguments)]
-pub fn amortized_epoch(
-    model: &mut AmortizedSparseCoding,
-    optimizer: &mut Optimizer,
-    x: MatRef<'_, f64>,
-    batch_size: usize,
-    beta: f64,
-    seed: u64,
-    epoch: usize,
-    mut progress: impl FnMut(usize, f64),
-) -> Result<EpochStats> {
-    if batch_size == 0 || x.nrows() != model.dim {
-        return Err(Error::Dimension(format!(
-            "amortized sparse coding of D = {} given {}-dimensional data in batches of {batch_size}",
-            model.dim,
-            x.nrows()
-        )));
+/// One step of amortized sparse coding on a minibatch: the annealed objective of the batch
+/// with the encoder's posteriors, its gradient in the dictionary and the encoder, one optimizer
+/// step. With [`super::Trainer`], the epochs' averages go into their records as `train`.
+pub struct AmortizedStep {
+    /// The update rule with its moments.
+    pub optimizer: Optimizer,
+    /// β by epoch.
+    pub anneal: Annealing,
+    /// Sums over the batches of the current epoch.
+    pub stats: EpochStats,
+    grads: crate::models::ParamSet,
+}
+
+impl AmortizedStep {
+    /// A step for `model`'s parameter layout.
+    pub fn new(
+        optimizer: Optimizer,
+        anneal: Annealing,
+        model: &AmortizedSparseCoding,
+    ) -> Result<Self> {
+        anneal.validate()?;
+        Ok(AmortizedStep {
+            optimizer,
+            anneal,
+            stats: EpochStats::default(),
+            grads: model.params.zeros_like(),
+        })
     }
-    let order = Stream::new(seed, &[ids::SHUFFLE, epoch as u64]).permutation(x.ncols());
-    let mut stats = EpochStats {
-        beta,
-        ..EpochStats::default()
-    };
-    let mut grads = model.params.zeros_like();
-    for (b, indices) in order.chunks(batch_size).enumerate() {
-        let xb = Mat::from_fn(x.nrows(), indices.len(), |r, j| x[(r, indices[j])]);
-        let (terms, _) = amortized_objective(model, xb.as_ref(), beta, Some(&mut grads))?;
-        let objective = terms.objective(beta);
-        if !objective.is_finite() {
-            return Err(Error::Diverged(format!(
-                "epoch {}, batch {b}: objective {objective}",
-                epoch + 1
+}
+
+impl Algorithm<AmortizedSparseCoding> for AmortizedStep {
+    type Scalar = f64;
+
+    fn step(
+        &mut self,
+        model: &mut AmortizedSparseCoding,
+        batch: &Batch<'_, f64>,
+        ctx: &StepContext,
+    ) -> Result<StepStats> {
+        if batch.dim != model.dim {
+            return Err(Error::Dimension(format!(
+                "amortized sparse coding of D = {} given {}-dimensional data",
+                model.dim, batch.dim
             )));
         }
-        optimizer.ascend(
+        let beta = self.anneal.beta(ctx.epoch);
+        self.stats.beta = beta;
+        let (terms, _) = amortized_objective(model, batch.mat(), beta, Some(&mut self.grads))?;
+        let objective = terms.objective(beta);
+        let (epoch, b) = (ctx.epoch + 1, ctx.batch);
+        if !objective.is_finite() {
+            return Err(Error::Diverged(format!(
+                "epoch {epoch}, batch {b}: objective {objective}; the last good checkpoint is kept"
+            )));
+        }
+        self.optimizer.ascend(
             &mut model.params,
-            &mut grads,
-            &format!("epoch {}, batch {b}", epoch + 1),
+            &mut self.grads,
+            &format!("epoch {epoch}, batch {b}"),
         )?;
-        stats.add(&terms, beta);
-        progress(b, objective);
+        self.stats.add(&terms, beta);
+        let n = batch.n_points();
+        Ok(StepStats {
+            objective_sum: objective * n as f64,
+            points: n,
+        })
     }
-    stats.finish();
-    Ok(stats)
+
+    fn end_epoch(&mut self, record: &mut EpochRecord) {
+        let mut stats = std::mem::take(&mut self.stats);
+        stats.finish();
+        record.fields.insert(
+            "train".into(),
+            serde_json::to_value(&stats).unwrap_or_default(),
+        );
+    }
 }
 
 /// L^H per point of the columns of `x` with the encoder's posteriors, in batches of
@@ -135,6 +164,7 @@ mod tests {
     use crate::models::mlp::Activation;
     use crate::optim::{OptimizerConfig, Schedule};
     use crate::train::sparse_coding::{LbfgsConfig, fit_posteriors};
+    use crate::train::trainer::{NoCheckpoints, TrainState, Trainer};
 
     #[test]
     fn adam_raises_the_objective_and_per_point_fits_close_the_amortization_gap() {
@@ -148,24 +178,28 @@ mod tests {
                 beta2: 0.999,
                 eps: 1e-8,
             };
-            let mut optimizer =
-                Optimizer::new(adam, 1e-2, Schedule::Constant, &model.params).unwrap();
+            let optimizer = Optimizer::new(adam, 1e-2, Schedule::Constant, &model.params).unwrap();
             let before = evaluate_amortized(&model, data.x.as_ref(), 600)
                 .unwrap()
                 .elbo;
-            for epoch in 0..100 {
-                amortized_epoch(
+            let mut step = AmortizedStep::new(optimizer, Annealing::None, &model).unwrap();
+            let trainer = Trainer {
+                seed: 3,
+                epochs: 100,
+                batch_size: 100,
+                ..Trainer::default()
+            };
+            trainer
+                .fit(
                     &mut model,
-                    &mut optimizer,
-                    data.x.as_ref(),
-                    100,
-                    1.0,
-                    3,
-                    epoch,
-                    |_, _| {},
+                    &mut step,
+                    &data.x.as_ref(),
+                    &mut TrainState::default(),
+                    &mut [],
+                    &mut NoCheckpoints,
+                    &std::sync::atomic::AtomicBool::new(false),
                 )
                 .unwrap();
-            }
             let after = evaluate_amortized(&model, data.x.as_ref(), 600)
                 .unwrap()
                 .elbo;

@@ -13,6 +13,7 @@ use crate::objectives::sparse_coding::{
     EntropyTerms, entropy_objective, entropy_objective_posteriors,
 };
 use crate::optim::quasi_newton::minimize;
+use crate::train::trainer::{Algorithm, Batch, EpochRecord, StepContext, StepStats};
 
 pub use crate::optim::quasi_newton::{LbfgsConfig, defaults};
 
@@ -151,7 +152,7 @@ pub struct EmConfig {
 }
 
 /// Averages over the batches of one EM epoch.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochStats {
     /// β of the epoch.
     pub beta: f64,
@@ -189,55 +190,83 @@ impl EpochStats {
     }
 }
 
-/// One EM epoch over all points of `model` (which holds every point's posterior) in an order
-/// drawn from (`seed`, `epoch`). `progress(batch, objective)` follows the batches.
-pub fn em_epoch(
-    model: &mut SparseCoding,
-    x: MatRef<'_, f64>,
-    config: &EmConfig,
-    beta: f64,
-    seed: u64,
-    epoch: usize,
-    mut progress: impl FnMut(usize, f64),
-) -> Result<EpochStats> {
-    if config.batch_size == 0 || !(config.lr.is_finite() && config.lr > 0.0) {
-        return Err(Error::Config(format!(
-            "EM needs batch_size ≥ 1 and a positive lr, got {} and {}",
-            config.batch_size, config.lr
-        )));
+/// One EM step on a minibatch of the points of `model` (which holds every point's posterior):
+/// the E-step fits the batch's posteriors (warm-started), the M-step takes one gradient step on
+/// the dictionary, at the annealing factor β of the epoch. With [`super::Trainer`], the epochs
+/// visit the points in an order drawn from (seed, epoch); the epoch's averages go into its
+/// record as `train`.
+#[derive(Clone, Debug)]
+pub struct SparseEmStep {
+    /// Batch size, E-step and M-step settings.
+    pub em: EmConfig,
+    /// β by epoch.
+    pub anneal: Annealing,
+    /// Sums over the batches of the current epoch.
+    pub stats: EpochStats,
+}
+
+impl SparseEmStep {
+    /// Checks the settings.
+    pub fn new(em: EmConfig, anneal: Annealing) -> Result<Self> {
+        if em.batch_size == 0 || !(em.lr.is_finite() && em.lr > 0.0) {
+            return Err(Error::Config(format!(
+                "EM needs batch_size ≥ 1 and a positive lr, got {} and {}",
+                em.batch_size, em.lr
+            )));
+        }
+        anneal.validate()?;
+        Ok(SparseEmStep {
+            em,
+            anneal,
+            stats: EpochStats::default(),
+        })
     }
-    let order =
-        crate::math::rng::Stream::new(seed, &[crate::math::rng::ids::SHUFFLE, epoch as u64])
-            .permutation(model.n_points);
-    let mut stats = EpochStats {
-        beta,
-        ..EpochStats::default()
-    };
-    for (b, indices) in order.chunks(config.batch_size).enumerate() {
-        let (mut batch, xb) = gather(model, x, indices);
+}
+
+impl Algorithm<SparseCoding> for SparseEmStep {
+    type Scalar = f64;
+
+    fn step(
+        &mut self,
+        model: &mut SparseCoding,
+        batch: &Batch<'_, f64>,
+        ctx: &StepContext,
+    ) -> Result<StepStats> {
+        let beta = self.anneal.beta(ctx.epoch);
+        self.stats.beta = beta;
+        let mut part = gather_points(model, batch.indices);
+        let xb = batch.mat();
         fit_lbfgs(
-            &mut batch,
-            xb.as_ref(),
+            &mut part,
+            xb,
             beta,
             Target::Posteriors,
-            &config.e_step,
+            &self.em.e_step,
             |_, _| {},
         )?;
-        let mut grad = vec![0.0; batch.theta.len()];
-        let terms = entropy_objective(&batch, xb.as_ref(), beta, Some(&mut grad))?;
+        let mut grad = vec![0.0; part.theta.len()];
+        let terms = entropy_objective(&part, xb, beta, Some(&mut grad))?;
         let dictionary = model.dim * model.n_latents;
-        for (w, g) in batch.theta[..dictionary]
-            .iter_mut()
-            .zip(&grad[..dictionary])
-        {
-            *w += config.lr * g;
+        for (w, g) in part.theta[..dictionary].iter_mut().zip(&grad[..dictionary]) {
+            *w += self.em.lr * g;
         }
-        scatter(&batch, model, indices);
-        stats.add(&terms, beta);
-        progress(b, terms.objective(beta));
+        scatter(&part, model, batch.indices);
+        self.stats.add(&terms, beta);
+        let n = batch.n_points();
+        Ok(StepStats {
+            objective_sum: terms.objective(beta) * n as f64,
+            points: n,
+        })
     }
-    stats.finish();
-    Ok(stats)
+
+    fn end_epoch(&mut self, record: &mut EpochRecord) {
+        let mut stats = std::mem::take(&mut self.stats);
+        stats.finish();
+        record.fields.insert(
+            "train".into(),
+            serde_json::to_value(&stats).unwrap_or_default(),
+        );
+    }
 }
 
 /// A model over the points `indices` of `model` (its dictionary, their posteriors) and their data.
@@ -246,6 +275,12 @@ pub fn gather(
     x: MatRef<'_, f64>,
     indices: &[usize],
 ) -> (SparseCoding, faer::Mat<f64>) {
+    let xb = faer::Mat::from_fn(model.dim, indices.len(), |r, j| x[(r, indices[j])]);
+    (gather_points(model, indices), xb)
+}
+
+/// A model over the points `indices` of `model`: its dictionary and their posteriors.
+pub fn gather_points(model: &SparseCoding, indices: &[usize]) -> SparseCoding {
     let (d, h) = (model.dim, model.n_latents);
     let len = SparseCoding::scale_len(model.kind, h);
     let (w, mu, scales) = model.blocks();
@@ -256,7 +291,7 @@ pub fn gather(
     for &i in indices {
         theta.extend_from_slice(&scales[i * len..(i + 1) * len]);
     }
-    let batch = SparseCoding {
+    SparseCoding {
         dim: d,
         n_latents: h,
         n_points: indices.len(),
@@ -264,9 +299,7 @@ pub fn gather(
         theta,
         scale_floor: model.scale_floor,
         scale_param: model.scale_param,
-    };
-    let xb = faer::Mat::from_fn(d, indices.len(), |r, j| x[(r, indices[j])]);
-    (batch, xb)
+    }
 }
 
 /// Writes the dictionary and the posteriors of `batch` (made by [`gather`]) back into `model`.

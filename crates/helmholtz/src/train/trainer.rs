@@ -104,6 +104,10 @@ pub trait Algorithm<M> {
         batch: &Batch<'_, Self::Scalar>,
         ctx: &StepContext,
     ) -> Result<StepStats>;
+
+    /// The epoch ended: add what the algorithm gathered over its batches (averages of its own
+    /// terms) to the epoch's record, and start afresh. Does nothing by default.
+    fn end_epoch(&mut self, _record: &mut EpochRecord) {}
 }
 
 /// Counters of a run: everything besides tensors that a resumed run needs.
@@ -479,6 +483,7 @@ impl Trainer {
                 self.objective_name.into(),
                 (state.epoch_bound_sum / state.epoch_points.max(1) as f64).into(),
             );
+            algorithm.end_epoch(&mut record);
             state.epoch += 1;
             state.batch = 0;
             state.epoch_bound_sum = 0.0;
