@@ -3,8 +3,8 @@
 //! once and says what the last checkpoint on disk holds.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -15,6 +15,7 @@ pub struct Stop {
     /// Raised by the first SIGINT or SIGTERM.
     pub flag: Arc<AtomicBool>,
     signal: Arc<AtomicI32>,
+    run_dir: Arc<Mutex<PathBuf>>,
 }
 
 impl Stop {
@@ -24,6 +25,8 @@ impl Stop {
         let signal = Arc::new(AtomicI32::new(0));
         let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
         let (thread_flag, thread_signal) = (flag.clone(), signal.clone());
+        let run_dir = Arc::new(Mutex::new(run_dir));
+        let thread_dir = run_dir.clone();
         std::thread::spawn(move || {
             for sig in signals.forever() {
                 let name = if sig == SIGINT {
@@ -32,7 +35,10 @@ impl Stop {
                     "terminate"
                 };
                 if thread_flag.swap(true, Ordering::SeqCst) {
-                    crate::err!("second {name}: exiting now; {}", last_checkpoint(&run_dir));
+                    crate::err!(
+                        "second {name}: exiting now; {}",
+                        last_checkpoint(&thread_dir.lock().map(|d| d.clone()).unwrap_or_default())
+                    );
                     std::process::exit(128 + sig);
                 }
                 thread_signal.store(sig, Ordering::SeqCst);
@@ -41,7 +47,18 @@ impl Stop {
                 );
             }
         });
-        Ok(Stop { flag, signal })
+        Ok(Stop {
+            flag,
+            signal,
+            run_dir,
+        })
+    }
+
+    /// The run a second signal reports on from now on.
+    pub fn watch(&self, run_dir: PathBuf) {
+        if let Ok(mut dir) = self.run_dir.lock() {
+            *dir = run_dir;
+        }
     }
 
     /// The exit code of a run stopped by a signal: 128 + its number (130 for SIGINT, 143 for

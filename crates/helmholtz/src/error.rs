@@ -37,6 +37,9 @@ pub enum Error {
     /// A checkpoint that cannot be read or does not match the model.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// A run stopped on request (Ctrl-C, SIGTERM) after writing a checkpoint; it resumes.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
 }
 
 /// The library's result type.

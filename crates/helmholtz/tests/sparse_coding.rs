@@ -139,6 +139,7 @@ fn patches_em_with_annealing_runs_end_to_end_and_denoises() {
     let config = SparseConfig::parse(&text, &[], std::path::Path::new("test")).unwrap();
     let run = dir.join("run");
     let (_, epochs, terms) = run_patches(&config, 0, &run, |_, _, _| {}).unwrap();
+    interrupted_patches_run_resumes_bit_for_bit(&config, &run, &dir.join("parts"));
     assert_eq!(epochs.len(), 3);
     assert_eq!(
         epochs.iter().map(|e| e.train.beta).collect::<Vec<_>>(),
@@ -229,6 +230,7 @@ fn amortized_patches_run_trains_the_encoder_and_reports_the_amortization_gap() {
         SparseConfig::parse(&text("encoder = { hidden = [16], rank = 2 }"), &[], origin).unwrap();
     let run = dir.join("run");
     let (w, epochs, terms) = run_patches(&config, 0, &run, |_, _, _| {}).unwrap();
+    interrupted_patches_run_resumes_bit_for_bit(&config, &run, &dir.join("parts"));
     assert_eq!(
         (w.nrows(), w.ncols(), epochs.len(), terms.lambda.len()),
         (16, 6, 4, 6)
@@ -271,4 +273,53 @@ fn amortized_patches_run_trains_the_encoder_and_reports_the_amortization_gap() {
     .unwrap_err();
     assert!(err.to_string().contains("ZCA"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs `config` again into `parts`, stopped after its first batch (mid-epoch), resumes it, and
+/// compares the model, the metrics and the summary with the uninterrupted run in `whole`
+/// (timings aside).
+fn interrupted_patches_run_resumes_bit_for_bit(
+    config: &helmholtz::run::sparse::SparseConfig,
+    whole: &std::path::Path,
+    parts: &std::path::Path,
+) {
+    use helmholtz::run::sparse::{resume_patches, run_patches_until};
+    use std::sync::atomic::AtomicBool;
+    let err = run_patches_until(config, 0, parts, |_, _, _| {}, &AtomicBool::new(true))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("--resume"), "{err}");
+    resume_patches(parts, |_, _, _| {}, &AtomicBool::new(false)).unwrap();
+    let read = |dir: &std::path::Path, file: &str| std::fs::read(dir.join(file)).unwrap();
+    assert_eq!(
+        read(parts, "model.safetensors"),
+        read(whole, "model.safetensors")
+    );
+    let without_times = |dir: &std::path::Path, file: &str| -> String {
+        let text = String::from_utf8(read(dir, file)).unwrap();
+        text.lines()
+            .map(|line| {
+                let mut value: serde_json::Value = serde_json::from_str(line).unwrap();
+                if let Some(epochs) = value.get_mut("epochs").and_then(|e| e.as_array_mut()) {
+                    epochs.iter_mut().for_each(|e| e["epoch_s"] = 0.into());
+                }
+                value["epoch_s"] = 0.into();
+                value.to_string()
+            })
+            .collect()
+    };
+    assert_eq!(
+        without_times(parts, "metrics.jsonl"),
+        without_times(whole, "metrics.jsonl")
+    );
+    let summary = |dir: &std::path::Path| -> serde_json::Value {
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&read(dir, "summary.json")).unwrap();
+        for e in value["epochs"].as_array_mut().unwrap() {
+            e["epoch_s"] = 0.into();
+        }
+        value
+    };
+    assert_eq!(summary(parts), summary(whole));
 }

@@ -5,20 +5,24 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use helmholtz::run::sparse::{RECOVERY_COSINE, SparseConfig, run_bars, run_patches};
+use helmholtz::objectives::sparse_coding::EntropyTerms;
+use helmholtz::run::sparse::{
+    PatchesEpoch, RECOVERY_COSINE, SparseConfig, resume_patches, run_bars, run_patches_until,
+};
 
-use super::RunArgs;
+use super::{ExitCode, RunArgs};
 use crate::plots;
+use crate::signals::Stop;
 
 /// `helmholtz sparse CONFIG --seeds N`.
 pub fn run(args: &RunArgs, seeds: u64) -> Result<()> {
     if seeds == 0 {
         bail!("--seeds must be at least 1");
     }
-    if args.resume.is_some() {
-        bail!("helmholtz sparse does not resume runs yet; start a new run with --out");
-    }
     let quiet = args.quiet;
+    if let Some(dir) = &args.resume {
+        return resume(dir, quiet);
+    }
     let config = SparseConfig::load(args.config("sparse")?, &args.overrides)?;
     let out = args.out_dir(&config.name);
     helmholtz::run::rundir::refuse_used(&out)?;
@@ -93,91 +97,143 @@ pub fn run(args: &RunArgs, seeds: u64) -> Result<()> {
 /// Patches: EM or amortized Adam with the configured annealing, per seed; atoms ordered by λ,
 /// ELBO and entropy curves, and a per-epoch table.
 fn patches(config: &SparseConfig, seeds: u64, out: &Path, quiet: bool) -> Result<()> {
-    let mut table = String::from(
-        "| seed | epoch | β | train objective | train ELBO | held-out ELBO | refined | posterior H | prior H | noise H | Gini | atom spread (px) | epoch s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
-    );
+    let mut table = String::from(PATCHES_TABLE_HEAD);
+    let stop = Stop::install(out.join(format!("seed-{}", config.seed)))?;
     for seed in config.seed..config.seed + seeds {
         let dir = out.join(format!("seed-{seed}"));
-        let (w, epochs, terms) = run_patches(config, seed, &dir, |epoch, batch, f| {
-            if !quiet && batch % 20 == 0 {
-                crate::err!("seed {seed}, epoch {epoch}, batch {batch}: objective {f:.3}");
-            }
-        })
-        .with_context(|| format!("patches run with seed {seed}"))?;
-        for e in &epochs {
-            writeln!(
-                table,
-                "| {seed} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {:.2} | {:.3} ± {:.3} | {:.2} ({:.2}–{:.2}) | {:.1} |",
-                e.epoch,
-                e.train.beta,
-                e.train.objective,
-                e.train.elbo,
-                e.test.elbo,
-                e.test_refined
-                    .as_ref()
-                    .map_or("–".to_string(), |r| format!("{:.2}", r.elbo)),
-                e.test.entropies[0],
-                e.test.entropies[1],
-                e.test.entropies[2],
-                e.gini.0,
-                e.gini.1,
-                e.atom_spread[1],
-                e.atom_spread[0],
-                e.atom_spread[2],
-                e.epoch_s
-            )?;
-            if !quiet {
-                crate::err!(
-                    "seed {seed}, epoch {}: β {}, train ELBO {:.3}, held-out ELBO {:.3}, Gini {:.3}, median atom spread {:.2} px, {:.1} s",
-                    e.epoch,
-                    e.train.beta,
-                    e.train.elbo,
-                    e.test.elbo,
-                    e.gini.0,
-                    e.atom_spread[1],
-                    e.epoch_s
-                );
-            }
-        }
-        draw_atoms(&w, &terms.lambda, config.data.size, &dir.join("atoms.png"))?;
-        let series =
-            |name: &str, f: &dyn Fn(&helmholtz::run::sparse::PatchesEpoch) -> f64| plots::Series {
-                label: name.to_string(),
-                points: epochs.iter().map(|e| (e.epoch as f64, f(e))).collect(),
-            };
-        plots::line_chart(
-            &[
-                series("train objective (annealed)", &|e| e.train.objective),
-                series("train ELBO", &|e| e.train.elbo),
-                series("held-out ELBO", &|e| e.test.elbo),
-            ]
-            .into_iter()
-            .chain(epochs.iter().any(|e| e.test_refined.is_some()).then(|| {
-                series("held-out ELBO, posteriors refined", &|e| {
-                    e.test_refined.as_ref().map_or(f64::NAN, |r| r.elbo)
-                })
-            }))
-            .collect::<Vec<_>>(),
-            "entropy objective per patch",
-            "epoch",
-            "nats",
-            &dir.join("elbo.png"),
-        )?;
-        plots::line_chart(
-            &[
-                series("posterior entropy", &|e| e.test.entropies[0]),
-                series("prior entropy", &|e| e.test.entropies[1]),
-                series("noise entropy", &|e| e.test.entropies[2]),
-            ],
-            "entropies (held-out patches)",
-            "epoch",
-            "nats",
-            &dir.join("entropies.png"),
-        )?;
+        stop.watch(dir.clone());
+        let result = run_patches_until(
+            config,
+            seed,
+            &dir,
+            patches_progress(seed, quiet),
+            &stop.flag,
+        );
+        let outcome = interrupted_or(result, &stop)
+            .with_context(|| format!("patches run with seed {seed}"))?;
+        report_patches_seed(config, seed, &dir, outcome, &mut table, quiet)?;
     }
     let path = out.join("results.md");
     std::fs::write(&path, &table).with_context(|| format!("writing {}", path.display()))?;
     crate::out_part!("{table}");
+    Ok(())
+}
+
+/// `helmholtz sparse --resume RUN/seed-N`: continues a patches run from its last checkpoint.
+fn resume(dir: &Path, quiet: bool) -> Result<()> {
+    let stop = Stop::install(dir.to_path_buf())?;
+    let config = SparseConfig::load(&dir.join(helmholtz::run::CONFIG_FILE), &[])?;
+    let seed = config.seed;
+    let result = resume_patches(dir, patches_progress(seed, quiet), &stop.flag);
+    let outcome =
+        interrupted_or(result, &stop).with_context(|| format!("resuming {}", dir.display()))?;
+    let mut table = String::from(PATCHES_TABLE_HEAD);
+    report_patches_seed(&config, seed, dir, outcome, &mut table, quiet)?;
+    crate::out_part!("{table}");
+    Ok(())
+}
+
+const PATCHES_TABLE_HEAD: &str = "| seed | epoch | β | train objective | train ELBO | held-out ELBO | refined | posterior H | prior H | noise H | Gini | atom spread (px) | epoch s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+
+/// Progress lines every 20 batches.
+fn patches_progress(seed: u64, quiet: bool) -> impl FnMut(usize, usize, f64) {
+    move |epoch, batch, f| {
+        if !quiet && batch % 20 == 0 {
+            crate::err!("seed {seed}, epoch {epoch}, batch {batch}: objective {f:.3}");
+        }
+    }
+}
+
+/// A run stopped by a signal becomes the exit code 130 or 143 (after saying how to resume).
+fn interrupted_or<T>(result: helmholtz::Result<T>, stop: &Stop) -> Result<T> {
+    match result {
+        Err(helmholtz::Error::Interrupted(message)) => {
+            crate::err!("{message}");
+            Err(ExitCode(stop.exit_code()).into())
+        }
+        other => Ok(other?),
+    }
+}
+
+/// The table rows, the log lines, the atoms and the charts of one seed's patches run.
+fn report_patches_seed(
+    config: &SparseConfig,
+    seed: u64,
+    dir: &Path,
+    (w, epochs, terms): (faer::Mat<f64>, Vec<PatchesEpoch>, EntropyTerms),
+    table: &mut String,
+    quiet: bool,
+) -> Result<()> {
+    for e in &epochs {
+        writeln!(
+            table,
+            "| {seed} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {:.2} | {:.3} ± {:.3} | {:.2} ({:.2}–{:.2}) | {:.1} |",
+            e.epoch,
+            e.train.beta,
+            e.train.objective,
+            e.train.elbo,
+            e.test.elbo,
+            e.test_refined
+                .as_ref()
+                .map_or("–".to_string(), |r| format!("{:.2}", r.elbo)),
+            e.test.entropies[0],
+            e.test.entropies[1],
+            e.test.entropies[2],
+            e.gini.0,
+            e.gini.1,
+            e.atom_spread[1],
+            e.atom_spread[0],
+            e.atom_spread[2],
+            e.epoch_s
+        )?;
+        if !quiet {
+            crate::err!(
+                "seed {seed}, epoch {}: β {}, train ELBO {:.3}, held-out ELBO {:.3}, Gini {:.3}, median atom spread {:.2} px, {:.1} s",
+                e.epoch,
+                e.train.beta,
+                e.train.elbo,
+                e.test.elbo,
+                e.gini.0,
+                e.atom_spread[1],
+                e.epoch_s
+            );
+        }
+    }
+    draw_atoms(&w, &terms.lambda, config.data.size, &dir.join("atoms.png"))?;
+    let series =
+        |name: &str, f: &dyn Fn(&helmholtz::run::sparse::PatchesEpoch) -> f64| plots::Series {
+            label: name.to_string(),
+            points: epochs.iter().map(|e| (e.epoch as f64, f(e))).collect(),
+        };
+    plots::line_chart(
+        &[
+            series("train objective (annealed)", &|e| e.train.objective),
+            series("train ELBO", &|e| e.train.elbo),
+            series("held-out ELBO", &|e| e.test.elbo),
+        ]
+        .into_iter()
+        .chain(epochs.iter().any(|e| e.test_refined.is_some()).then(|| {
+            series("held-out ELBO, posteriors refined", &|e| {
+                e.test_refined.as_ref().map_or(f64::NAN, |r| r.elbo)
+            })
+        }))
+        .collect::<Vec<_>>(),
+        "entropy objective per patch",
+        "epoch",
+        "nats",
+        &dir.join("elbo.png"),
+    )?;
+    plots::line_chart(
+        &[
+            series("posterior entropy", &|e| e.test.entropies[0]),
+            series("prior entropy", &|e| e.test.entropies[1]),
+            series("noise entropy", &|e| e.test.entropies[2]),
+        ],
+        "entropies (held-out patches)",
+        "epoch",
+        "nats",
+        &dir.join("entropies.png"),
+    )?;
     Ok(())
 }
 

@@ -155,6 +155,16 @@ impl RunDir {
     /// Keeps only the metrics records whose `step` is at most `step` (records without a step
     /// are kept): what a resume from a checkpoint at `step` has not yet written again.
     pub fn truncate_metrics_after(&self, step: u64) -> Result<()> {
+        self.truncate_metrics_by("step", step)
+    }
+
+    /// Keeps only the metrics records whose `epoch` is at most `epoch` (for runs that log one
+    /// record per epoch without a step).
+    pub fn truncate_metrics_after_epoch(&self, epoch: usize) -> Result<()> {
+        self.truncate_metrics_by("epoch", epoch as u64)
+    }
+
+    fn truncate_metrics_by(&self, key: &str, limit: u64) -> Result<()> {
         let path = self.path.join(METRICS_FILE);
         if !path.exists() {
             return Ok(());
@@ -165,8 +175,8 @@ impl RunDir {
             .filter(|line| {
                 serde_json::from_str::<serde_json::Value>(line)
                     .ok()
-                    .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
-                    .is_none_or(|s| s <= step)
+                    .and_then(|v| v.get(key).and_then(|s| s.as_u64()))
+                    .is_none_or(|s| s <= limit)
             })
             .collect();
         if kept.len() == text.lines().count() {

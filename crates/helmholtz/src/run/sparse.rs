@@ -7,6 +7,7 @@
 
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -14,7 +15,7 @@ use faer::{Mat, MatRef};
 use serde::{Deserialize, Serialize};
 
 use super::config::parse_strict;
-use super::{CONFIG_FILE, METRICS_FILE, RunDir, SUMMARY_FILE};
+use super::{CHECKPOINT_STATE, CONFIG_FILE, METRICS_FILE, RunDir, SUMMARY_FILE};
 use crate::data::synthetic::{Bars, bars, match_fields};
 use crate::error::{Error, Result};
 use crate::models::encoder::{AmortizedSparseCoding, GaussianEncoder};
@@ -29,7 +30,7 @@ use crate::train::sparse_coding::{
     fit_lbfgs,
 };
 use crate::train::trainer::{
-    Control, EpochRecord, NoCheckpoints, Observer, Outcome, StepRecord, TrainState, Trainer,
+    CheckpointStore, Control, EpochRecord, Observer, Outcome, Slot, StepRecord, TrainState, Trainer,
 };
 
 /// A sparse-coding experiment.
@@ -789,7 +790,7 @@ impl<P: FnMut(usize, usize, f64)> Observer<AmortizedSparseCoding> for PatchesWat
 }
 
 /// One epoch of a patches run.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PatchesEpoch {
     /// Epoch, counted from 1.
     pub epoch: usize,
@@ -800,7 +801,7 @@ pub struct PatchesEpoch {
     pub test: EpochStats,
     /// Adam, every `train.refine_every` epochs: L^H per held-out patch after the encoder's
     /// posteriors are refined by the E-step (the amortization gap is `test_refined − test`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_refined: Option<EpochStats>,
     /// Gini coefficient of |z| over posterior samples of the first 1000 held-out patches (mean,
     /// sd): EM, the fitted posteriors; Adam, the encoder's.
@@ -886,26 +887,29 @@ pub fn run_patches(
     config: &SparseConfig,
     seed: u64,
     dir: &Path,
-    mut progress: impl FnMut(usize, usize, f64),
+    progress: impl FnMut(usize, usize, f64),
+) -> Result<(Mat<f64>, Vec<PatchesEpoch>, EntropyTerms)> {
+    run_patches_until(config, seed, dir, progress, &AtomicBool::new(false))
+}
+
+/// [`run_patches`] with a stop flag: when it is raised, the current batch finishes, a
+/// checkpoint is written and [`resume_patches`] continues bit-for-bit.
+pub fn run_patches_until(
+    config: &SparseConfig,
+    seed: u64,
+    dir: &Path,
+    progress: impl FnMut(usize, usize, f64),
+    stop: &AtomicBool,
 ) -> Result<(Mat<f64>, Vec<PatchesEpoch>, EntropyTerms)> {
     use crate::optim::Optimizer;
     let patches = load_patches(&config.data, seed)?;
     let run = create_run_dir(config, seed, dir)?;
     let (d, n) = (patches.train.nrows(), patches.train.ncols());
     let h = config.model.n_latents;
-    let em = config.train.em();
     let anneal = config.train.anneal.clone();
     let learner = match &config.model.encoder {
-        Some(encoder) => {
-            let encoder = GaussianEncoder::new(
-                d,
-                &encoder.hidden,
-                h,
-                encoder.rank,
-                encoder.activation,
-                config.model.scale_floor,
-            )?;
-            let model = AmortizedSparseCoding::new(d, encoder, seed)?;
+        Some(_) => {
+            let model = amortized_model(config, d, seed)?;
             let optimizer = Optimizer::adam(config.train.lr, &model.params)?;
             let step = AmortizedStep::new(optimizer, anneal, &model)?;
             PatchesLearner::Adam(model, step)
@@ -918,21 +922,237 @@ pub fn run_patches(
             // before training), so the M-step's step size acts on W at its own scale.
             let unit = model.dictionary();
             model.set_dictionary(&unit)?;
-            PatchesLearner::Em(model, SparseEmStep::new(em.clone(), anneal)?)
+            PatchesLearner::Em(model, SparseEmStep::new(config.train.em(), anneal)?)
         }
     };
+    train_patches(
+        config,
+        seed,
+        run,
+        &patches,
+        learner,
+        TrainState::default(),
+        Vec::new(),
+        progress,
+        stop,
+    )
+}
+
+/// Continues the patches run in `dir` (one seed's directory) from its last checkpoint.
+pub fn resume_patches(
+    dir: &Path,
+    progress: impl FnMut(usize, usize, f64),
+    stop: &AtomicBool,
+) -> Result<(Mat<f64>, Vec<PatchesEpoch>, EntropyTerms)> {
+    use crate::optim::Optimizer;
+    let run = RunDir::open(dir)?;
+    let config = SparseConfig::load(&run.join(CONFIG_FILE), &[])?;
+    if config.data.source != "patches" {
+        return Err(Error::Config(format!(
+            "{} is a {} run; only patches runs resume (a bars fit is one L-BFGS solve)",
+            dir.display(),
+            config.data.source
+        )));
+    }
+    let seed = config.seed;
+    let patches = load_patches(&config.data, seed)?;
+    let ckpt = run.checkpoint(Slot::Last);
+    let path = ckpt.join(CHECKPOINT_STATE);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let stored: PatchesState =
+        serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))?;
+    let anneal = config.train.anneal.clone();
+    let d = patches.train.nrows();
+    let learner = match &config.model.encoder {
+        Some(_) => {
+            let mut model = amortized_model(&config, d, seed)?;
+            model.params =
+                super::checkpoint::read_tensors(&ckpt.join("params.safetensors"), &model.params)?;
+            let mut optimizer = Optimizer::adam(config.train.lr, &model.params)?;
+            let moments = super::checkpoint::read_tensors(
+                &ckpt.join("optimizer.safetensors"),
+                &optimizer.moments(),
+            )?;
+            optimizer.set_moments(moments);
+            optimizer.step = stored.optimizer_step;
+            let mut step = AmortizedStep::new(optimizer, anneal, &model)?;
+            step.stats = stored.stats;
+            PatchesLearner::Adam(model, step)
+        }
+        None => {
+            let n = patches.train.ncols();
+            let h = config.model.n_latents;
+            let mut model = SparseCoding::new(d, h, n, config.model.posterior.per_point(), seed)?
+                .with_scale_param(config.model.scale_param);
+            model.scale_floor = config.model.scale_floor;
+            model.theta = read_f64s(&ckpt.join(THETA_FILE), model.theta.len())?;
+            let mut step = SparseEmStep::new(config.train.em(), anneal)?;
+            step.stats = stored.stats;
+            PatchesLearner::Em(model, step)
+        }
+    };
+    let mut state = stored.state;
+    if state.finished {
+        return Err(Error::Config(format!(
+            "{} has finished its {} epochs",
+            dir.display(),
+            state.epoch
+        )));
+    }
+    run.truncate_metrics_after_epoch(state.epoch)?;
+    let epochs: Vec<PatchesEpoch> = super::read_metrics(&run.join(METRICS_FILE))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|record| {
+            serde_json::from_value(record)
+                .map_err(|e| Error::format(run.join(METRICS_FILE), e.to_string()))
+        })
+        .collect::<Result<_>>()?;
+    state.finished = false;
+    train_patches(
+        &config, seed, run, &patches, learner, state, epochs, progress, stop,
+    )
+}
+
+/// The amortized model of a patches config.
+fn amortized_model(config: &SparseConfig, d: usize, seed: u64) -> Result<AmortizedSparseCoding> {
+    let encoder = config
+        .model
+        .encoder
+        .as_ref()
+        .ok_or_else(|| Error::Config("model.encoder is missing".into()))?;
+    let encoder = GaussianEncoder::new(
+        d,
+        &encoder.hidden,
+        config.model.n_latents,
+        encoder.rank,
+        encoder.activation,
+        config.model.scale_floor,
+    )?;
+    AmortizedSparseCoding::new(d, encoder, seed)
+}
+
+/// The per-point model's parameters, as raw little-endian f64 (exact, for resume).
+const THETA_FILE: &str = "theta.f64";
+
+fn write_f64s(path: &Path, values: &[f64]) -> Result<()> {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
+}
+
+fn read_f64s(path: &Path, expected: usize) -> Result<Vec<f64>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if bytes.len() != 8 * expected {
+        return Err(Error::format(
+            path,
+            format!("{} bytes, expected {} f64 values", bytes.len(), expected),
+        ));
+    }
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .collect())
+}
+
+/// What a patches checkpoint's state.json holds besides the tensors.
+#[derive(Serialize, Deserialize)]
+struct PatchesState {
+    version: String,
+    state: TrainState,
+    #[serde(default)]
+    optimizer_step: u64,
+    /// The epoch's sums over the batches so far.
+    stats: EpochStats,
+}
+
+/// Checkpoints of patches runs.
+struct PatchesStore<'a>(&'a RunDir);
+
+impl PatchesStore<'_> {
+    fn save(
+        &self,
+        slot: Slot,
+        state: &TrainState,
+        stats: &EpochStats,
+        optimizer_step: u64,
+        write: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<()> {
+        self.0.write_checkpoint(slot, |tmp| {
+            write(tmp)?;
+            let stored = PatchesState {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                state: state.clone(),
+                optimizer_step,
+                stats: stats.clone(),
+            };
+            let text = serde_json::to_string_pretty(&stored)
+                .map_err(|e| Error::Checkpoint(e.to_string()))?;
+            let path = tmp.join(CHECKPOINT_STATE);
+            std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
+        })
+    }
+}
+
+impl CheckpointStore<SparseCoding, SparseEmStep> for PatchesStore<'_> {
+    fn save(
+        &mut self,
+        slot: Slot,
+        model: &SparseCoding,
+        step: &SparseEmStep,
+        state: &TrainState,
+    ) -> Result<()> {
+        PatchesStore::save(self, slot, state, &step.stats, 0, |tmp| {
+            write_f64s(&tmp.join(THETA_FILE), &model.theta)
+        })
+    }
+}
+
+impl CheckpointStore<AmortizedSparseCoding, AmortizedStep> for PatchesStore<'_> {
+    fn save(
+        &mut self,
+        slot: Slot,
+        model: &AmortizedSparseCoding,
+        step: &AmortizedStep,
+        state: &TrainState,
+    ) -> Result<()> {
+        super::checkpoint::check_finite(&model.params)?;
+        let optimizer = &step.optimizer;
+        PatchesStore::save(self, slot, state, &step.stats, optimizer.step, |tmp| {
+            super::checkpoint::write_tensors(&tmp.join("params.safetensors"), &model.params)?;
+            super::checkpoint::write_tensors(
+                &tmp.join("optimizer.safetensors"),
+                &optimizer.moments(),
+            )
+        })
+    }
+}
+
+/// The patches run on the Trainer, from `state`, with the `epochs` recorded so far.
+#[allow(clippy::too_many_arguments)]
+fn train_patches(
+    config: &SparseConfig,
+    seed: u64,
+    run: RunDir,
+    patches: &Patches,
+    learner: PatchesLearner,
+    mut state: TrainState,
+    epochs: Vec<PatchesEpoch>,
+    mut progress: impl FnMut(usize, usize, f64),
+    stop: &AtomicBool,
+) -> Result<(Mat<f64>, Vec<PatchesEpoch>, EntropyTerms)> {
+    let em = config.train.em();
     let mut watch = PatchesWatch {
         config,
         seed,
         test_x: patches.test.as_ref(),
         run: &run,
         em: &em,
-        epochs: Vec::new(),
+        epochs,
         last: None,
         progress: &mut progress,
     };
-    let stop = std::sync::atomic::AtomicBool::new(false);
     let train = patches.train.as_ref();
+    let mut store = PatchesStore(&run);
     let outcome = match learner {
         PatchesLearner::Em(mut model, mut step) => {
             let trainer = patches_trainer(config, seed, em.batch_size);
@@ -940,10 +1160,10 @@ pub fn run_patches(
                 &mut model,
                 &mut step,
                 &train,
-                &mut TrainState::default(),
+                &mut state,
                 &mut [&mut watch],
-                &mut NoCheckpoints,
-                &stop,
+                &mut store,
+                stop,
             )?
         }
         PatchesLearner::Adam(mut model, mut step) => {
@@ -952,15 +1172,25 @@ pub fn run_patches(
                 &mut model,
                 &mut step,
                 &train,
-                &mut TrainState::default(),
+                &mut state,
                 &mut [&mut watch],
-                &mut NoCheckpoints,
-                &stop,
+                &mut store,
+                stop,
             )?
         }
     };
-    if let Outcome::Diverged(message) = outcome {
-        return Err(Error::Diverged(message));
+    match outcome {
+        Outcome::Diverged(message) => return Err(Error::Diverged(message)),
+        Outcome::Interrupted => {
+            return Err(Error::Interrupted(format!(
+                "{} stopped at epoch {}, batch {}; continue with helmholtz sparse --resume {}",
+                run.path().display(),
+                state.epoch + 1,
+                state.batch,
+                run.path().display()
+            )));
+        }
+        Outcome::Completed | Outcome::EarlyStopped => {}
     }
     let (epochs, last) = (watch.epochs, watch.last);
     let (dictionary, terms) =
@@ -972,11 +1202,7 @@ pub fn run_patches(
         "lambda_test": terms.lambda,
         "sigma2_test": terms.sigma2,
     });
-    let summary_path = dir.join(SUMMARY_FILE);
-    std::fs::write(
-        &summary_path,
-        serde_json::to_string_pretty(&summary).map_err(|e| Error::Config(e.to_string()))?,
-    )
-    .map_err(io_error(&summary_path))?;
+    let text = serde_json::to_string_pretty(&summary).map_err(|e| Error::Config(e.to_string()))?;
+    run.write_file(SUMMARY_FILE, text.as_bytes())?;
     Ok((dictionary, epochs, terms))
 }
