@@ -82,12 +82,7 @@ impl Algorithm<AmortizedSparseCoding> for AmortizedStep {
     }
 
     fn end_epoch(&mut self, record: &mut EpochRecord) {
-        let mut stats = std::mem::take(&mut self.stats);
-        stats.finish();
-        record.fields.insert(
-            "train".into(),
-            serde_json::to_value(&stats).unwrap_or_default(),
-        );
+        self.stats.close_into(record);
     }
 }
 

@@ -181,6 +181,16 @@ impl EpochStats {
         self.batches += 1;
     }
 
+    /// Ends an epoch: its means go into `record` as `train`, and the sums start afresh.
+    pub fn close_into(&mut self, record: &mut EpochRecord) {
+        let mut stats = std::mem::take(self);
+        stats.finish();
+        record.fields.insert(
+            "train".into(),
+            serde_json::to_value(&stats).unwrap_or_default(),
+        );
+    }
+
     /// Turns the sums into means over the batches.
     pub fn finish(&mut self) {
         let n = self.batches.max(1) as f64;
@@ -260,12 +270,7 @@ impl Algorithm<SparseCoding> for SparseEmStep {
     }
 
     fn end_epoch(&mut self, record: &mut EpochRecord) {
-        let mut stats = std::mem::take(&mut self.stats);
-        stats.finish();
-        record.fields.insert(
-            "train".into(),
-            serde_json::to_value(&stats).unwrap_or_default(),
-        );
+        self.stats.close_into(record);
     }
 }
 
