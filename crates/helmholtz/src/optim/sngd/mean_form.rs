@@ -1,98 +1,33 @@
 //! SNGD in the mean-parameter (MLE) form (natgrad.md b.3): the state is the surrogate's mean
 //! parameters μ̃, the step μ̃ ← μ̃ − β ∇_η̃ f at η̃ = η̃(μ̃), the auxiliary λ by Adam.
 
-use crate::dist::surrogate::{Surrogate, Surrogated};
-use crate::error::{Error, Result};
-use crate::objectives::targets::Target;
-use crate::optim::sngd::{Adam, LineSearch, Method, Step, finite_objective, search_step};
+use crate::dist::surrogate::Surrogate;
+use crate::error::Result;
+use crate::optim::sngd::form::{Form, Sngd};
+
+/// The mean-parameter form: the state moves in μ̃ along ∇_η̃ f.
+pub struct MeanForm;
+
+impl Form for MeanForm {
+    fn coordinates<S: Surrogate>(surrogate: &S, point: &S::Point) -> Result<Vec<f64>> {
+        surrogate.mean(point)
+    }
+
+    fn direction<S: Surrogate>(
+        surrogate: &S,
+        point: &S::Point,
+        g: &S::Gradient,
+    ) -> Result<Vec<f64>> {
+        surrogate.gradient_in_natural(point, g)
+    }
+
+    fn point<S: Surrogate>(surrogate: &S, theta: &[f64]) -> Option<S::Point> {
+        surrogate.point_from_mean(theta)
+    }
+}
 
 /// SNGD, mean-parameter form, for a distribution `P` optimised through its surrogate.
-pub struct SngdMean<P: Surrogated> {
-    surrogate: P::Surrogate,
-    point: <P::Surrogate as Surrogate>::Point,
-    lambda: Vec<f64>,
-    adam: Option<Adam>,
-    search: LineSearch,
-}
-
-impl<P: Surrogated> SngdMean<P> {
-    /// Starts at the surrogate member `point` with auxiliary parameters `lambda` (stepped by
-    /// Adam with learning rate `lr_lambda`; unused when λ is empty); β comes from `search`.
-    pub fn new(
-        surrogate: P::Surrogate,
-        point: <P::Surrogate as Surrogate>::Point,
-        lambda: Vec<f64>,
-        lr_lambda: f64,
-        search: LineSearch,
-    ) -> Result<Self> {
-        let adam = if lambda.is_empty() {
-            None
-        } else {
-            Some(Adam::new(lambda.len(), lr_lambda)?)
-        };
-        Ok(SngdMean {
-            surrogate,
-            point,
-            lambda,
-            adam,
-            search,
-        })
-    }
-
-    /// The current surrogate member.
-    pub fn point(&self) -> &<P::Surrogate as Surrogate>::Point {
-        &self.point
-    }
-}
-
-impl<P: Surrogated> Method for SngdMean<P> {
-    type Point = P;
-    type Gradient = P::Gradient;
-
-    fn distribution(&self) -> Result<P> {
-        P::from_surrogate(&self.surrogate, &self.point, &self.lambda)
-    }
-
-    fn step<T>(&mut self, target: &T) -> Result<Step>
-    where
-        T: Target<Point = P, Gradient = P::Gradient>,
-    {
-        let q = self.distribution()?;
-        let (value, g) = finite_objective(target, &q)?;
-        let (g_surrogate, g_lambda) =
-            q.pull_back(&self.surrogate, &self.point, &self.lambda, &g)?;
-        let mu = self.surrogate.mean(&self.point)?;
-        // μ̃ ← μ̃ − β ∇_η̃ f.
-        let direction = self
-            .surrogate
-            .gradient_in_natural(&self.point, &g_surrogate)?;
-        let (surrogate, lambda, search) = (&self.surrogate, &self.lambda, self.search);
-        let (next, searched) = search_step(search, |beta| {
-            let candidate: Vec<f64> = mu
-                .iter()
-                .zip(&direction)
-                .map(|(a, d)| a - beta * d)
-                .collect();
-            let point = surrogate.point_from_mean(&candidate)?;
-            let value = if search.needs_values() {
-                let q = P::from_surrogate(surrogate, &point, lambda).ok()?;
-                target.value(&q).ok()?
-            } else {
-                0.0
-            };
-            Some((point, value))
-        })
-        .ok_or_else(|| Error::Diverged(format!("SNGD: no step size {}", surrogate.domain())))?;
-        self.point = next;
-        if let Some(adam) = &mut self.adam {
-            adam.descend(&mut self.lambda, &g_lambda)?;
-        }
-        Ok(Step {
-            value,
-            searched: search.needs_values().then_some(searched),
-        })
-    }
-}
+pub type SngdMean<P> = Sngd<P, MeanForm>;
 
 #[cfg(test)]
 mod tests {
@@ -100,9 +35,12 @@ mod tests {
     use crate::dist::exponential_family::{ExponentialFamily, Gamma, Mixture};
     use crate::dist::negative_binomial::Counts;
     use crate::dist::surrogate::MeanCoordinates;
+    use crate::dist::surrogate::Surrogated;
     use crate::math::rng::Stream;
     use crate::math::special::{gamma_draw, negative_binomial_draw};
+    use crate::objectives::targets::Target;
     use crate::objectives::targets::negative_binomial::{NbMixtureNll, NbMixtureParams};
+    use crate::optim::sngd::{LineSearch, Method};
 
     /// A Gamma target through the Gamma surrogate: f(η) = A(η) − η·T̄ (the mean NLL without the
     /// base measure), ∇_η f = μ(η) − T̄; the distribution is the Gamma's natural parameters.

@@ -51,6 +51,7 @@
 mod adam;
 mod adam_root;
 pub mod baselines;
+mod form;
 mod line_search;
 mod mcef;
 mod mean_form;
@@ -58,10 +59,11 @@ mod natural_form;
 
 pub use adam::Adam;
 pub use adam_root::{AdamRoot, Root};
+pub use form::{Form, Sngd};
 pub use line_search::{LineSearch, search_along, search_step};
 pub use mcef::Mcef;
-pub use mean_form::SngdMean;
-pub use natural_form::SngdNatural;
+pub use mean_form::{MeanForm, SngdMean};
+pub use natural_form::{NaturalForm, SngdNatural};
 
 use crate::error::{Error, Result};
 use crate::objectives::targets::Target;
