@@ -19,23 +19,22 @@ pub fn run(args: &RunArgs) -> Result<()> {
             crate::err!("{line}");
         }
     };
-    let (dir, result) = match &args.resume {
-        Some(dir) => {
-            let stop = Stop::install(dir.clone())?;
-            let result = resume_fit(dir, &args.overrides, progress, &stop.flag)
-                .with_context(|| format!("resuming {}", dir.display()));
-            (dir.clone(), result.map(|r| (r, stop)))
-        }
-        None => {
-            let config = FitConfig::load(args.config("fit")?, &args.overrides)?;
-            let dir = args.out_dir(&config.name);
-            let stop = Stop::install(dir.clone())?;
-            let result = run_fit_until(&config, &dir, progress, &stop.flag)
-                .with_context(|| format!("fit {}", config.name));
-            (dir, result.map(|r| (r, stop)))
-        }
+    let new = match &args.resume {
+        Some(_) => None,
+        None => Some(FitConfig::load(args.config("fit")?, &args.overrides)?),
     };
-    let ((_, summary), stop) = result?;
+    let dir = match (&args.resume, &new) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(config)) => args.out_dir(&config.name),
+        (None, None) => unreachable!("a new fit has a config"),
+    };
+    let stop = Stop::install(dir.clone())?;
+    let (_, summary) = match &new {
+        Some(config) => run_fit_until(config, &dir, progress, &stop.flag)
+            .with_context(|| format!("fit {}", config.name))?,
+        None => resume_fit(&dir, &args.overrides, progress, &stop.flag)
+            .with_context(|| format!("resuming {}", dir.display()))?,
+    };
     out!(
         "{} on {} points of dimension {}: {} steps ({}), {:.1} s",
         summary.kind,
