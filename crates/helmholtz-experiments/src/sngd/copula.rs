@@ -71,7 +71,7 @@ pub fn run_copula(
             settings,
             (&task.train, &task.test),
             |c, x| c.nll(x),
-            |m, batch| m.step(&CopulaNll { points: batch }).map(drop),
+            |m, batch| m.step(&CopulaNll { points: batch }),
             progress,
         )
     }

@@ -14,14 +14,19 @@ pub mod skew;
 pub mod tables;
 pub mod vi;
 
-use std::time::Instant;
+use std::sync::atomic::AtomicBool;
 
 use faer::{Mat, MatRef};
 use serde::Serialize;
 
+use helmholtz::data::batches::{BatchSource, Columns};
 use helmholtz::error::{Error, Result};
-use helmholtz::math::rng::{Stream, ids};
-use helmholtz::optim::sngd::{LineSearch, Method};
+use helmholtz::optim::sngd::{LineSearch, Method, Step};
+use helmholtz::train::sngd::MethodSteps;
+use helmholtz::train::trainer::{
+    Batch, Control, EpochRecord, NoCheckpoints, Observer, Outcome, Sampling, StepContext,
+    TrainState, Trainer,
+};
 
 pub use skew::SkewMethod;
 
@@ -93,43 +98,96 @@ impl SkewTrace {
 /// Progress of a run: `(steps, objective)` at every evaluation.
 pub type Progress<'a> = &'a mut dyn FnMut(usize, f64);
 
-/// The loop every minibatch and VI run shares: evaluate every `eval_every` steps and at the end
-/// (`progress` sees each), otherwise `take_step(method, step)`. Only the steps are timed. A
-/// failing step ends the run with its reason in `stopped`; the trace so far is kept.
+/// The trace's observer: evaluates the method's distribution at the end of every block of
+/// `eval_every` steps (the trainer's epochs) and at the last step.
+struct Evaluations<'a, E> {
+    evaluate: E,
+    trace: &'a mut SkewTrace,
+    progress: Progress<'a>,
+}
+
+impl<M, E> Observer<M> for Evaluations<'_, E>
+where
+    M: Method,
+    E: FnMut(&M::Point, usize) -> Result<f64>,
+{
+    fn on_epoch(
+        &mut self,
+        method: &M,
+        _record: &mut EpochRecord,
+        state: &mut TrainState,
+        _say: &mut dyn FnMut(&str),
+    ) -> Result<Control> {
+        let step = state.step as usize;
+        let value = (self.evaluate)(&method.distribution()?, step)?;
+        self.trace.iterations.push(step);
+        self.trace.objective.push(value);
+        self.trace.seconds.push(state.train_s);
+        (self.progress)(step, value);
+        Ok(Control::Continue)
+    }
+}
+
+/// The loop every minibatch and VI run shares, on the [`Trainer`]: `settings.iterations` steps
+/// in blocks of `eval_every` (the trainer's epochs), each step on a batch of `settings.batch`
+/// points of `data` drawn with replacement (`take_step(method, batch, step)` takes it), the
+/// objective evaluated at the start and after every block (`progress` sees each). Only the
+/// steps are timed. A failing step ends the run with its reason in `stopped`; the trace so far
+/// is kept.
 pub(crate) fn drive<M: Method>(
     mut method: M,
     which: SkewMethod,
     settings: &SkewSettings,
+    data: &dyn BatchSource<f64>,
     mut evaluate: impl FnMut(&M::Point, usize) -> Result<f64>,
-    mut take_step: impl FnMut(&mut M, usize) -> Result<()>,
+    mut take_step: impl FnMut(&mut M, &Batch<'_, f64>, usize) -> Result<Step>,
     progress: Progress<'_>,
 ) -> Result<SkewTrace> {
+    if settings.batch == 0 || settings.eval_every == 0 {
+        return Err(Error::Config(
+            "batch size and evaluation interval must be positive".into(),
+        ));
+    }
+    let first = evaluate(&method.distribution()?, 0)?;
+    progress(0, first);
     let mut trace = SkewTrace {
         method: which,
-        iterations: Vec::new(),
-        objective: Vec::new(),
-        seconds: Vec::new(),
+        iterations: vec![0],
+        objective: vec![first],
+        seconds: vec![0.0],
         stopped: None,
     };
-    let mut seconds = 0.0;
-    for step in 0..=settings.iterations {
-        if step % settings.eval_every == 0 || step == settings.iterations {
-            let value = evaluate(&method.distribution()?, step)?;
-            trace.iterations.push(step);
-            trace.objective.push(value);
-            trace.seconds.push(seconds);
-            progress(step, value);
-        }
-        if step == settings.iterations {
-            break;
-        }
-        let started = Instant::now();
-        let outcome = take_step(&mut method, step);
-        seconds += started.elapsed().as_secs_f64();
-        if let Err(e) = outcome {
-            trace.stopped = Some(format!("step {step}: {e}"));
-            break;
-        }
+    let trainer = Trainer {
+        seed: settings.seed,
+        epochs: settings.iterations.div_ceil(settings.eval_every),
+        batch_size: settings.batch,
+        objective_name: "objective",
+        sampling: Sampling::WithReplacement {
+            steps_per_epoch: settings.eval_every,
+        },
+        max_steps: Some(settings.iterations as u64),
+        ..Trainer::default()
+    };
+    let mut steps = MethodSteps::new(|m: &mut M, batch: &Batch<'_, f64>, ctx: &StepContext| {
+        take_step(m, batch, ctx.step as usize)
+            .map_err(|e| Error::Diverged(format!("step {}: {e}", ctx.step)))
+    });
+    let mut evaluations = Evaluations {
+        evaluate,
+        trace: &mut trace,
+        progress,
+    };
+    let outcome = trainer.fit(
+        &mut method,
+        &mut steps,
+        data,
+        &mut TrainState::default(),
+        &mut [&mut evaluations],
+        &mut NoCheckpoints,
+        &AtomicBool::new(false),
+    )?;
+    if let Outcome::Diverged(message) = outcome {
+        trace.stopped = Some(message);
     }
     Ok(trace)
 }
@@ -142,27 +200,23 @@ pub(crate) fn drive_minibatch<M: Method>(
     settings: &SkewSettings,
     (train, test): (&Mat<f64>, &Mat<f64>),
     nll: impl Fn(&M::Point, MatRef<'_, f64>) -> Result<f64>,
-    mut step_on: impl FnMut(&mut M, MatRef<'_, f64>) -> Result<()>,
+    mut step_on: impl FnMut(&mut M, MatRef<'_, f64>) -> Result<Step>,
     progress: Progress<'_>,
 ) -> Result<SkewTrace> {
-    if settings.batch == 0 || settings.eval_every == 0 {
-        return Err(Error::Config(
-            "batch size and evaluation interval must be positive".into(),
-        ));
-    }
     let (n, d) = (train.nrows(), train.ncols());
-    let method = method(d)?;
-    let mut rng = Stream::new(settings.seed, &[ids::SHUFFLE]);
+    let points = Columns {
+        values: (0..n)
+            .flat_map(|i| (0..d).map(move |j| train[(i, j)]))
+            .collect(),
+        dim: d,
+    };
     drive(
-        method,
+        method(d)?,
         which,
         settings,
+        &points,
         |q, _| nll(q, test.as_ref()),
-        |m, _| {
-            let rows: Vec<usize> = (0..settings.batch).map(|_| rng.below(n)).collect();
-            let batch = Mat::from_fn(settings.batch, d, |i, j| train[(rows[i], j)]);
-            step_on(m, batch.as_ref())
-        },
+        |m, batch, _| step_on(m, batch.mat().transpose().to_owned().as_ref()),
         progress,
     )
 }

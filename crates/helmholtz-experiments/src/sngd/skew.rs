@@ -206,7 +206,7 @@ pub fn run_skew_normal(
             settings,
             (&task.train, &task.test),
             |q, x| q.nll(x),
-            |m, batch| m.step(&SkewNormalNll { points: batch }).map(drop),
+            |m, batch| m.step(&SkewNormalNll { points: batch }),
             progress,
         )
     }
@@ -275,7 +275,7 @@ pub fn run_skew_t(
             settings,
             (&task.train, &task.test),
             |q, x| q.nll(x),
-            |m, batch| m.step(&SkewTNll { points: batch }).map(drop),
+            |m, batch| m.step(&SkewTNll { points: batch }),
             progress,
         )
     }

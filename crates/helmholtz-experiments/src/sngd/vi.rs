@@ -6,6 +6,7 @@
 
 use faer::Mat;
 
+use helmholtz::data::batches::IndicesOnly;
 use helmholtz::dist::skew::{SkewNormal, SkewT};
 use helmholtz::dist::skew_mixture::SkewMixture;
 use helmholtz::dist::surrogate::{GaussianMixture, Gaussians};
@@ -54,6 +55,9 @@ pub fn logistic_task(dim: usize, n: usize, seed: u64) -> Result<LogisticRegressi
     LogisticRegression::new(x, y)
 }
 
+/// VI has no data: each step's batch is one placeholder point (the target draws its own noise).
+const NO_DATA: IndicesOnly = IndicesOnly { n_points: 1 };
+
 /// The noise of step `step` (training) or of the evaluation after `step` steps.
 fn noise(settings: &SkewSettings, stream: u64, step: usize) -> Noise {
     Noise {
@@ -76,23 +80,21 @@ where
     M: Method<Point = T::Point, Gradient = T::Gradient>,
     T: Target,
 {
-    if settings.eval_every == 0 {
-        return Err(Error::Config(
-            "the evaluation interval must be positive".into(),
-        ));
-    }
     drive(
         method,
         which,
-        settings,
+        &SkewSettings {
+            batch: 1,
+            ..*settings
+        },
+        &NO_DATA,
         |q, step| target(model, EVAL_DRAWS, noise(settings, ids::EVAL, step)).value(q),
-        |m, step| {
+        |m, _, step| {
             m.step(&target(
                 model,
                 TRAIN_DRAWS,
                 noise(settings, ids::TRAIN, step),
             ))
-            .map(drop)
         },
         progress,
     )
@@ -322,18 +324,21 @@ mod tests {
         let trace = drive(
             method,
             which,
-            settings,
+            &SkewSettings {
+                batch: 1,
+                ..*settings
+            },
+            &NO_DATA,
             |q, _| {
                 last = Some(q.clone());
                 Ok(0.0)
             },
-            |m, step| {
+            |m, _, step| {
                 m.step(&target(
                     model,
                     TRAIN_DRAWS,
                     noise(settings, ids::TRAIN, step),
                 ))
-                .map(drop)
             },
             &mut |_, _| {},
         )

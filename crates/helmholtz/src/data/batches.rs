@@ -31,6 +31,21 @@ impl Minibatches {
         }
     }
 
+    /// Batches of `batch_size` points given in `order` (which may repeat points): the draws of
+    /// [`Sampling::WithReplacement`](crate::train::trainer::Sampling), or a fixed order.
+    pub fn from_order(order: Vec<usize>, batch_size: usize) -> Self {
+        Minibatches {
+            order,
+            batch_size: batch_size.max(1),
+        }
+    }
+
+    /// `count` point indices drawn uniformly with replacement from `0..n_points`, one draw of
+    /// `stream` each: the run-long stream of [`Sampling::WithReplacement`](crate::train::trainer::Sampling).
+    pub fn draw(stream: &mut Stream, n_points: usize, count: usize) -> Vec<usize> {
+        (0..count).map(|_| stream.below(n_points)).collect()
+    }
+
     /// Number of batches in the epoch.
     pub fn len(&self) -> usize {
         self.order.len().div_ceil(self.batch_size)

@@ -223,6 +223,7 @@ impl Run {
             batch_size: self.config.train.batch_size,
             checkpoint_every: self.config.checkpoint.every,
             objective_name: "bound",
+            ..Trainer::default()
         }
     }
 

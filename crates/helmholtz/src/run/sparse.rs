@@ -668,6 +668,7 @@ fn patches_trainer(config: &SparseConfig, seed: u64, batch_size: usize) -> Train
         batch_size,
         checkpoint_every: 1,
         objective_name: "objective",
+        ..Trainer::default()
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod amortized;
 pub mod em;
 pub mod learner;
+pub mod sngd;
 pub mod sparse_coding;
 pub mod trainer;
 pub mod vae;

@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::batches::{BatchSource, Minibatches};
 use crate::error::{Error, Result};
+use crate::math::rng::{Stream, ids};
 
 /// Where a step is: one step counter for the whole program, with the seed and the epoch it
 /// belongs to. Random streams of a step derive from these, so a resumed run repeats them.
@@ -344,6 +345,22 @@ impl<M> Observer<M> for DivergenceGuard {
     }
 }
 
+/// How a [`Trainer`] draws the batches of an epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sampling {
+    /// Every point once per epoch, in an order drawn from (seed, epoch) ([`Minibatches::new`]).
+    #[default]
+    Shuffle,
+    /// `steps_per_epoch` batches per epoch, each point drawn uniformly with replacement from one
+    /// stream of the run, (seed, [`ids::SHUFFLE`]): the stochastic-optimisation setting where an
+    /// "epoch" is a block of steps between evaluations. A target without data (variational
+    /// inference) uses a one-point source such as [`IndicesOnly`](crate::data::batches::IndicesOnly).
+    WithReplacement {
+        /// Batches per epoch.
+        steps_per_epoch: usize,
+    },
+}
+
 /// THE loop: epochs of shuffled minibatches, observers, stop flag and checkpoints.
 #[derive(Clone, Debug)]
 pub struct Trainer {
@@ -357,6 +374,10 @@ pub struct Trainer {
     pub checkpoint_every: usize,
     /// Name of the objective's field in the epoch records.
     pub objective_name: &'static str,
+    /// How batches are drawn.
+    pub sampling: Sampling,
+    /// Stop after this many steps in all (the last epoch may then be shorter); no limit if None.
+    pub max_steps: Option<u64>,
 }
 
 impl Default for Trainer {
@@ -367,6 +388,8 @@ impl Default for Trainer {
             batch_size: 100,
             checkpoint_every: 1,
             objective_name: "bound",
+            sampling: Sampling::Shuffle,
+            max_steps: None,
         }
     }
 }
@@ -374,7 +397,40 @@ impl Default for Trainer {
 impl Trainer {
     /// Batches per epoch for `n_points` points.
     pub fn n_batches(&self, n_points: usize) -> usize {
-        n_points.div_ceil(self.batch_size.max(1))
+        match self.sampling {
+            Sampling::Shuffle => n_points.div_ceil(self.batch_size.max(1)),
+            Sampling::WithReplacement { steps_per_epoch } => steps_per_epoch,
+        }
+    }
+
+    /// Whether the step limit is reached.
+    fn out_of_steps(&self, state: &TrainState) -> bool {
+        self.max_steps.is_some_and(|max| state.step >= max)
+    }
+
+    /// The batches of epoch `epoch`; `draws` is the run's stream for sampling with replacement,
+    /// positioned at this epoch's first draw.
+    fn batches(&self, epoch: usize, n_points: usize, draws: Option<&mut Stream>) -> Minibatches {
+        match (self.sampling, draws) {
+            (Sampling::WithReplacement { steps_per_epoch }, Some(stream)) => {
+                let count = steps_per_epoch * self.batch_size;
+                Minibatches::from_order(Minibatches::draw(stream, n_points, count), self.batch_size)
+            }
+            _ => Minibatches::new(self.seed, epoch, n_points, self.batch_size),
+        }
+    }
+
+    /// The run's stream of draws with replacement, positioned at the start of epoch `epoch`
+    /// (replayed: one 64-bit draw per point of every earlier epoch).
+    fn draws_from(&self, epoch: usize) -> Option<Stream> {
+        let Sampling::WithReplacement { steps_per_epoch } = self.sampling else {
+            return None;
+        };
+        let mut stream = Stream::new(self.seed, &[ids::SHUFFLE]);
+        for _ in 0..epoch * steps_per_epoch * self.batch_size {
+            stream.next_u64();
+        }
+        Some(stream)
     }
 
     /// Trains `model` with `algorithm` on `data` from `state` until the configured number of
@@ -398,15 +454,21 @@ impl Trainer {
         if self.batch_size == 0 {
             return Err(Error::Config("train.batch_size must be at least 1".into()));
         }
+        if self.sampling == (Sampling::WithReplacement { steps_per_epoch: 0 }) {
+            return Err(Error::Config(
+                "sampling with replacement needs at least one step per epoch".into(),
+            ));
+        }
         if state.step == 0 && state.batch == 0 && state.epoch == 0 {
             store.save(Slot::Last, model, algorithm, state)?;
         }
         let dim = data.dim();
         let n_batches = self.n_batches(n_points);
         let mut buffer = vec![A::Scalar::default(); dim * self.batch_size];
-        while !state.finished && state.epoch < self.epochs {
+        let mut draws = self.draws_from(state.epoch);
+        while !state.finished && state.epoch < self.epochs && !self.out_of_steps(state) {
             let epoch = state.epoch;
-            let batches = Minibatches::new(self.seed, epoch, n_points, self.batch_size);
+            let batches = self.batches(epoch, n_points, draws.as_mut());
             for o in observers.iter_mut() {
                 o.on_epoch_start(epoch, n_batches, state.batch);
             }
@@ -463,6 +525,9 @@ impl Trainer {
                         return Ok(Outcome::Diverged(message));
                     }
                 }
+                if self.out_of_steps(state) {
+                    break;
+                }
                 if stop.load(Ordering::SeqCst) && b + 1 < n_batches {
                     state.train_s += started.elapsed().as_secs_f64();
                     store.save(Slot::Last, model, algorithm, state)?;
@@ -505,7 +570,7 @@ impl Trainer {
                     Control::Diverged(message) => return Ok(Outcome::Diverged(message)),
                 }
             }
-            if early_stop || state.epoch == self.epochs {
+            if early_stop || state.epoch == self.epochs || self.out_of_steps(state) {
                 state.finished = true;
                 state.stopped_early = early_stop;
             }
@@ -598,6 +663,7 @@ mod tests {
             batch_size: 3,
             checkpoint_every: 1,
             objective_name: "bound",
+            ..Trainer::default()
         }
     }
 
@@ -652,6 +718,83 @@ mod tests {
             .unwrap();
         assert_eq!(model, whole);
         assert!(state.finished);
+    }
+
+    #[test]
+    fn sampling_with_replacement_draws_one_run_long_stream_and_resumes_mid_epoch() {
+        let with_replacement = Trainer {
+            sampling: Sampling::WithReplacement { steps_per_epoch: 4 },
+            max_steps: Some(10),
+            epochs: 5,
+            ..trainer()
+        };
+        let mut algorithm = Sum {
+            fail_at: None,
+            objective: -1.0,
+        };
+        let (mut whole, mut state) = (Vec::new(), TrainState::default());
+        let outcome = with_replacement
+            .fit(
+                &mut whole,
+                &mut algorithm,
+                &data(),
+                &mut state,
+                &mut [],
+                &mut NoCheckpoints,
+                &AtomicBool::new(false),
+            )
+            .unwrap();
+        // Epochs of 4, 4 and 2 steps: the step limit ends the third one and the run.
+        assert_eq!(outcome, Outcome::Completed);
+        assert_eq!((state.epoch, state.step, state.finished), (3, 10, true));
+        let mut stream = Stream::new(4, &[ids::SHUFFLE]);
+        let expected: Vec<f64> = (0..30).map(|_| stream.below(10) as f64).collect();
+        assert_eq!(whole, expected);
+
+        let flag = AtomicBool::new(false);
+        let mut store = Memory::default();
+        let (mut part, mut state) = (Vec::new(), TrainState::default());
+        with_replacement
+            .fit(
+                &mut part,
+                &mut algorithm,
+                &data(),
+                &mut state,
+                &mut [&mut StopAt(6, &flag)],
+                &mut store,
+                &flag,
+            )
+            .unwrap();
+        let (mut model, mut state) = store.last.clone().unwrap();
+        assert_eq!((state.epoch, state.batch, state.step), (1, 2, 6));
+        with_replacement
+            .fit(
+                &mut model,
+                &mut algorithm,
+                &data(),
+                &mut state,
+                &mut [],
+                &mut store,
+                &AtomicBool::new(false),
+            )
+            .unwrap();
+        assert_eq!(model, whole);
+        assert!(
+            Trainer {
+                sampling: Sampling::WithReplacement { steps_per_epoch: 0 },
+                ..trainer()
+            }
+            .fit(
+                &mut Vec::new(),
+                &mut algorithm,
+                &data(),
+                &mut TrainState::default(),
+                &mut [],
+                &mut NoCheckpoints,
+                &AtomicBool::new(false),
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -200,6 +200,7 @@ mod tests {
             batch_size: 20,
             checkpoint_every: 1,
             objective_name: "elbo",
+            ..Trainer::default()
         };
         trainer
             .fit(

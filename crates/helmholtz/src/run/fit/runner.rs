@@ -228,6 +228,7 @@ fn train_fit(
                 batch_size: t.batch_size,
                 checkpoint_every: 1,
                 objective_name: "train_elbo",
+                ..Trainer::default()
             };
             let mut algorithm = VaeStep::new(optimizer, t.optimal_variances, &model);
             let outcome = trainer.fit(
@@ -255,6 +256,7 @@ fn train_fit(
                 batch_size: x.ncols().max(1),
                 checkpoint_every: EM_CHECKPOINT_EVERY,
                 objective_name: "log_likelihood",
+                ..Trainer::default()
             };
             let mut em = Em { x: x.clone() };
             let outcome = trainer.fit(
