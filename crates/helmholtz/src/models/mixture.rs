@@ -334,20 +334,6 @@ impl Mixture {
         Ok(log_likelihood)
     }
 
-    /// EM until the log-likelihood per point changes by less than `tol` (or `max_steps`);
-    /// returns the final log-likelihood and the number of steps.
-    pub fn fit(&mut self, x: MatRef<'_, f64>, tol: f64, max_steps: usize) -> Result<(f64, usize)> {
-        let mut previous = f64::NEG_INFINITY;
-        for step in 0..max_steps {
-            let ll = self.em_step(x)?;
-            if (ll - previous).abs() < tol {
-                return Ok((ll, step + 1));
-            }
-            previous = ll;
-        }
-        Ok((self.responsibilities(x)?.1, max_steps))
-    }
-
     fn check(&self, x: MatRef<'_, f64>) -> Result<()> {
         if x.nrows() != self.dim() || x.ncols() == 0 {
             return Err(Error::Dimension(format!(
@@ -398,7 +384,7 @@ mod tests {
     }
 
     fn gap_at_convergence(model: &mut Mixture, x: &Mat<f64>) -> (f64, EntropySum) {
-        let (ll, steps) = model.fit(x.as_ref(), 1e-14, 5000).unwrap();
+        let (ll, steps) = crate::train::em::fit(model, x.as_ref(), 1e-14, 5000).unwrap();
         assert!(steps < 5000, "EM did not converge");
         let (resp, ll_after) = model.responsibilities(x.as_ref()).unwrap();
         let elbo = model.elbo(x.as_ref(), resp.as_ref()).unwrap();

@@ -389,4 +389,14 @@ impl EmModel for FittedModel {
             )),
         }
     }
+
+    fn log_likelihood(&self, x: MatRef<'_, f64>) -> Result<f64> {
+        match self {
+            FittedModel::Linear(model) => EmModel::log_likelihood(model, x),
+            FittedModel::Mixture(model) => EmModel::log_likelihood(model, x),
+            _ => Err(Error::Config(
+                "EM exists for linear models and mixtures".into(),
+            )),
+        }
+    }
 }
