@@ -10,6 +10,9 @@
 //! `backend error: Font loading error: No such font: sans-serif normal`; [`line_chart`] then prints one
 //! warning and draws the chart again without any text rather than failing. The image grids draw no
 //! text and need no font.
+//!
+//! (Over 700 lines on purpose: every figure the commands draw lives here, drawing only, so the
+//! command files stay short; the last 300 lines are tests.)
 
 use std::ops::Range;
 use std::path::Path;

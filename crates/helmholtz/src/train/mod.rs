@@ -2,6 +2,7 @@
 
 pub mod amortized;
 pub mod em;
+pub mod lbfgs;
 pub mod learner;
 pub mod sngd;
 pub mod sparse_coding;

@@ -16,14 +16,15 @@ use crate::models::linear_gaussian::{LinearGaussian, Noise};
 use crate::models::mixture::Mixture;
 use crate::models::sbn_exact::ExactSbn;
 use crate::models::vae::{GaussianVae, VaeKind};
-use crate::optim::quasi_newton::{LbfgsConfig, minimize};
+use crate::optim::quasi_newton::LbfgsConfig;
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::run::checkpoint::{read_tensors, write_tensors};
 use crate::run::{CHECKPOINT_STATE, CONFIG_FILE, RunDir, SUMMARY_FILE};
 use crate::train::em::Em;
+use crate::train::lbfgs::LbfgsSolve;
 use crate::train::trainer::{
-    CheckpointStore, Control, DivergenceGuard, EpochRecord, Observer, Outcome, Slot, TrainState,
-    Trainer,
+    CheckpointStore, Control, DivergenceGuard, EpochRecord, NoCheckpoints, Observer, Outcome, Slot,
+    TrainState, Trainer,
 };
 use crate::train::vae::VaeStep;
 
@@ -520,25 +521,42 @@ fn fit_sbn(
         let ll = model.log_likelihood(x, Some(&mut grad))?;
         Ok((-ll, grad.iter().map(|g| -g).collect()))
     };
-    // L-BFGS runs on a scoped thread; its iterations come back over a channel and are logged
-    // as they happen.
-    let (sender, receiver) = std::sync::mpsc::channel();
-    let minimum = std::thread::scope(|scope| -> Result<_> {
-        let solver = scope.spawn(|| {
-            minimize(negative, start, &lbfgs, move |i, value| {
-                let _ = sender.send((i, -value));
-            })
-        });
-        for (i, ll) in receiver {
-            run.log(&serde_json::json!({ "iteration": i, "log_likelihood": ll }))?;
-            if i % 50 == 0 {
-                progress(&format!("iteration {i}: log-likelihood {ll:.10}"));
-            }
+    // One full-batch solve: the one-step case of the trainer; its iterations are logged as
+    // they happen.
+    let mut solve = LbfgsSolve::new(negative, lbfgs, |i, value| {
+        let ll = -value;
+        run.log(&serde_json::json!({ "iteration": i, "log_likelihood": ll }))?;
+        if i % 50 == 0 {
+            progress(&format!("iteration {i}: log-likelihood {ll:.10}"));
         }
-        solver
-            .join()
-            .map_err(|_| Error::Diverged("the L-BFGS thread panicked".into()))?
-    })?;
+        Ok(())
+    });
+    let mut theta = start;
+    let trainer = Trainer {
+        epochs: 1,
+        batch_size: x.ncols(),
+        seed: config.seed,
+        objective_name: "log_likelihood",
+        ..Trainer::default()
+    };
+    let outcome = trainer.fit(
+        &mut theta,
+        &mut solve,
+        &IndicesOnly {
+            n_points: x.ncols(),
+        },
+        &mut TrainState::default(),
+        &mut [],
+        &mut NoCheckpoints,
+        &AtomicBool::new(false),
+    )?;
+    if let Outcome::Diverged(message) = outcome {
+        return Err(Error::Diverged(message));
+    }
+    let minimum = solve
+        .minimum()
+        .cloned()
+        .ok_or_else(|| Error::Diverged("L-BFGS returned no parameters".into()))?;
     let fitted = FittedModel::Sbn(ExactSbn::new(d, h, minimum.param)?);
     let dec = fitted.decompose(x, config)?;
     run.log(&dec.record("iteration", minimum.iterations as usize))?;

@@ -1,0 +1,114 @@
+//! A full-batch L-BFGS solve as an [`Algorithm`]: the one-step case of the
+//! [`Trainer`](super::Trainer). Its one step sees every point and runs the solver to its own
+//! stopping rule (argmin's executor owns the iterations); each iteration is reported to the
+//! caller's thread as it happens.
+//!
+//! ```
+//! use std::sync::atomic::AtomicBool;
+//! use helmholtz::data::batches::IndicesOnly;
+//! use helmholtz::optim::quasi_newton::LbfgsConfig;
+//! use helmholtz::train::lbfgs::LbfgsSolve;
+//! use helmholtz::train::trainer::*;
+//!
+//! // min (x − 3)² + 10 (y + 1)², from the origin, in one trainer step.
+//! let f = |p: &[f64]| Ok(((p[0] - 3.0).powi(2) + 10.0 * (p[1] + 1.0).powi(2),
+//!                         vec![2.0 * (p[0] - 3.0), 20.0 * (p[1] + 1.0)]));
+//! let mut iterations = 0;
+//! let mut solve = LbfgsSolve::new(f, LbfgsConfig::default(), |_, _| { iterations += 1; Ok(()) });
+//! let mut point = vec![0.0, 0.0];
+//! let trainer = Trainer { epochs: 1, batch_size: 1, ..Trainer::default() };
+//! trainer.fit(&mut point, &mut solve, &IndicesOnly { n_points: 1 }, &mut TrainState::default(),
+//!     &mut [], &mut NoCheckpoints, &AtomicBool::new(false))?;
+//! assert!((point[0] - 3.0).abs() < 1e-6 && (point[1] + 1.0).abs() < 1e-6, "{point:?}");
+//! assert!(solve.minimum().unwrap().iterations > 0);
+//! # drop(solve);
+//! # assert!(iterations > 0);
+//! # Ok::<(), helmholtz::Error>(())
+//! ```
+
+use crate::error::{Error, Result};
+use crate::optim::quasi_newton::{LbfgsConfig, Minimum, minimize};
+use crate::train::trainer::{Algorithm, Batch, StepContext, StepStats};
+
+/// One L-BFGS solve of `objective` (value and gradient to minimise) from the model's current
+/// parameters; `on_iteration(iteration, value)` runs on the caller's thread after every
+/// iteration (an error from it ends the solve's reporting and is returned).
+pub struct LbfgsSolve<F, P> {
+    objective: F,
+    config: LbfgsConfig,
+    on_iteration: P,
+    minimum: Option<Minimum>,
+}
+
+impl<F, P> LbfgsSolve<F, P>
+where
+    F: Fn(&[f64]) -> Result<(f64, Vec<f64>)> + Sync,
+    P: FnMut(u64, f64) -> Result<()>,
+{
+    /// A solve with the given settings.
+    pub fn new(objective: F, config: LbfgsConfig, on_iteration: P) -> Self {
+        LbfgsSolve {
+            objective,
+            config,
+            on_iteration,
+            minimum: None,
+        }
+    }
+
+    /// What the last solve found (its minimum, iterations and stopping reason).
+    pub fn minimum(&self) -> Option<&Minimum> {
+        self.minimum.as_ref()
+    }
+}
+
+impl<F, P> Algorithm<Vec<f64>> for LbfgsSolve<F, P>
+where
+    F: Fn(&[f64]) -> Result<(f64, Vec<f64>)> + Sync,
+    P: FnMut(u64, f64) -> Result<()>,
+{
+    type Scalar = f64;
+
+    fn step(
+        &mut self,
+        params: &mut Vec<f64>,
+        batch: &Batch<'_, f64>,
+        _: &StepContext,
+    ) -> Result<StepStats> {
+        let LbfgsSolve {
+            objective,
+            config,
+            on_iteration,
+            ..
+        } = self;
+        let (objective, config) = (&*objective, &*config);
+        let start = params.clone();
+        // The solver runs on a scoped thread; its iterations come back over a channel.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let minimum = std::thread::scope(|scope| -> Result<Minimum> {
+            let solver = scope.spawn(move || {
+                minimize(
+                    |theta| objective(theta),
+                    start,
+                    config,
+                    move |i, value| {
+                        let _ = sender.send((i, value));
+                    },
+                )
+            });
+            for (i, value) in receiver {
+                on_iteration(i, value)?;
+            }
+            solver
+                .join()
+                .map_err(|_| Error::Diverged("the L-BFGS thread panicked".into()))?
+        })?;
+        params.clone_from(&minimum.param);
+        let points = batch.n_points().max(1);
+        let stats = StepStats {
+            objective_sum: -minimum.value * points as f64,
+            points,
+        };
+        self.minimum = Some(minimum);
+        Ok(stats)
+    }
+}
