@@ -384,6 +384,53 @@ impl Config {
     }
 }
 
+/// What `resumed` changes of `stored`, one `key: old -> new` line per value; a change of the
+/// model is refused (the checkpoint holds its shape).
+pub fn config_changes<T: Serialize>(stored: &T, resumed: &T) -> Result<Vec<String>> {
+    let to_table = |c: &T| toml::Value::try_from(c).map_err(|e| Error::Config(e.to_string()));
+    let (mut old, mut new) = (Vec::new(), Vec::new());
+    flatten("", &to_table(stored)?, &mut old);
+    flatten("", &to_table(resumed)?, &mut new);
+    let mut changes = Vec::new();
+    let keys: std::collections::BTreeSet<&String> =
+        old.iter().chain(new.iter()).map(|(k, _)| k).collect();
+    for key in keys {
+        let find = |list: &Vec<(String, String)>| {
+            list.iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| "(unset)".into())
+        };
+        let (before, after) = (find(&old), find(&new));
+        if before == after {
+            continue;
+        }
+        if key.starts_with("model.") {
+            return Err(Error::Config(format!(
+                "{key} cannot change when resuming ({before} in the run, {after} asked): the checkpoint holds the model's shape; start a new run instead"
+            )));
+        }
+        changes.push(format!("{key}: {before} -> {after}"));
+    }
+    Ok(changes)
+}
+
+fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (k, v) in table {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other => out.push((prefix.to_string(), other.to_string())),
+    }
+}
+
 /// Parses a TOML text into `T` after applying `key=value` overrides (dotted keys; values in TOML
 /// syntax, bare words taken as strings). Unknown keys are errors where `T` denies them.
 pub fn parse_strict<T: serde::de::DeserializeOwned>(
