@@ -17,11 +17,9 @@
 pub mod checkpoint;
 pub mod config;
 pub mod data;
-pub mod denoise;
 pub mod fit;
 mod hm;
 pub mod rundir;
-pub mod sparse;
 
 pub use config::{Config, Split, config_changes};
 pub use data::RunData;
