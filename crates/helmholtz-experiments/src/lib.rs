@@ -29,5 +29,6 @@
 
 #![warn(missing_docs)]
 
+pub mod nrws_vs_rws;
 pub mod sngd;
 pub mod sparse;
