@@ -29,6 +29,7 @@
 
 #![warn(missing_docs)]
 
+pub mod fisher_rao_elbo;
 pub mod nrws_vs_rws;
 pub mod sngd;
 pub mod sparse;
