@@ -317,3 +317,50 @@ fn table(settings: &Settings, runs: &[AlgorithmRuns]) -> String {
     }
     table
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The typed configs are the ones the comparison wrote as TOML before.
+    #[test]
+    fn typed_configs_match_their_toml_form() {
+        let settings = Settings {
+            data: DataSource::Digits,
+            epochs: 3,
+            seeds: 1,
+            out: PathBuf::from("unused"),
+            k_eval: 100,
+            refresh_every: 50,
+            lr: 0.02,
+            algorithms: Algorithm::ALL.to_vec(),
+            hidden: None,
+            batch: None,
+        };
+        let text = r#"name = "nrws-diagonal-seed2"
+            seed = 2
+            [data]
+            source = "digits"
+            binarize = "fixed"
+            [model]
+            hidden = [100, 50, 10]
+            [train]
+            algorithm = "rws"
+            k = 10
+            batch_size = 20
+            epochs = 3
+            natural = { alpha = 0.2, refresh_every = 50, fisher = "diagonal" }
+            [optimizer]
+            lr = 0.02
+            rule = { kind = "sgd" }
+            [eval]
+            every = 0
+            test_at = [1, 2, 3]
+            test_k = 100
+        "#;
+        let parsed = Config::parse(text, &[], Path::new("nrws-vs-rws")).unwrap();
+        assert_eq!(settings.config(Algorithm::NrwsDiagonal, 2).unwrap(), parsed);
+        let rws = settings.config(Algorithm::Rws, 0).unwrap();
+        assert!(rws.train.natural.is_none() && rws.name == "rws-seed0");
+    }
+}
