@@ -3,7 +3,13 @@
 //! The papers' reproductions on the public API of [`helmholtz`]: their synthetic tasks with the
 //! authors' constants (sizes, starts, learning rates, draws), the harnesses that run each method
 //! on each task and record traces, and the tables. The library holds the reusable parts (targets,
-//! surrogates, methods); the `helmholtz` binary parses arguments, calls these and draws.
+//! surrogates, methods, the run directory); the `helmholtz` binary parses arguments, calls these
+//! and draws.
+//!
+//! - [`sparse`]: sparse coding with entropy-based ELBOs (bars, patches, denoising);
+//! - [`nrws_vs_rws`]: RWS against natural RWS, BiHM and NBiHM;
+//! - [`fisher_rao_elbo`]: the Fisher–Rao gradient of the ELBO on small models;
+//! - [`sngd`]: surrogate natural gradient descent.
 //!
 //! Run SNGD and Adam on a small skew-normal task and compare their held-out NLL:
 //!
@@ -29,4 +35,7 @@
 
 #![warn(missing_docs)]
 
+pub mod fisher_rao_elbo;
+pub mod nrws_vs_rws;
 pub mod sngd;
+pub mod sparse;

@@ -1,12 +1,11 @@
 //! Every experiment config shipped in configs/ parses and passes validation: Helmholtz-machine
-//! configs as `Config`, sparse-coding configs (those with `model.n_latents`) as `SparseConfig`,
-//! entropy-sum fits (those with `model.kind`) as `FitConfig`.
+//! configs as `Config`, entropy-sum fits (those with `model.kind`) as `FitConfig`. Sparse-coding
+//! configs (those with `model.n_latents`) belong to helmholtz-experiments, which checks them.
 
 use std::path::Path;
 
 use helmholtz::run::Config;
 use helmholtz::run::fit::FitConfig;
-use helmholtz::run::sparse::SparseConfig;
 
 #[test]
 fn every_shipped_config_is_valid() {
@@ -25,7 +24,7 @@ fn every_shipped_config_is_valid() {
             let name = if fit {
                 FitConfig::load(&path, &[]).map(|c| c.name)
             } else if sparse {
-                SparseConfig::load(&path, &[]).map(|c| c.name)
+                continue;
             } else {
                 Config::load(&path, &[]).map(|c| c.name)
             }

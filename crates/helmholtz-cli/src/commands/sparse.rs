@@ -1,13 +1,14 @@
 //! `helmholtz sparse`: the bars and patches experiments of the entropy-based sparse-coding paper
 //! over seeds, with the learned atoms drawn and a markdown table of the outcomes.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use helmholtz::objectives::sparse_coding::EntropyTerms;
-use helmholtz::run::sparse::{
-    PatchesEpoch, RECOVERY_COSINE, SparseConfig, resume_patches, run_bars, run_patches_until,
+use helmholtz_experiments::sparse::atoms::{columns, ordered_by_lambda, read_atoms};
+use helmholtz_experiments::sparse::tables::{BarsTable, PatchesTable};
+use helmholtz_experiments::sparse::{
+    PatchesEpoch, SparseConfig, resume_patches, run_bars, run_patches_until,
 };
 
 use super::{ExitCode, RunArgs};
@@ -29,10 +30,7 @@ pub fn run(args: &RunArgs, seeds: u64) -> Result<()> {
     if config.data.source == "patches" {
         return patches(&config, seeds, &out, quiet);
     }
-    let mut table = String::from(
-        "| seed | L^H per point | ground truth (q re-optimised) | learned − truth | bars recovered | min cosine | iterations | fit s |\n|---|---|---|---|---|---|---|---|\n",
-    );
-    let mut recovered = 0;
+    let mut table = BarsTable::default();
     for seed in config.seed..config.seed + seeds {
         let dir = out.join(format!("seed-{seed}"));
         let (model, data, outcome) = run_bars(&config, seed, &dir, move |i, f| {
@@ -41,42 +39,18 @@ pub fn run(args: &RunArgs, seeds: u64) -> Result<()> {
             }
         })
         .with_context(|| format!("bars run with seed {seed}"))?;
-        let w = model.dictionary();
         let side = config.data.side;
-        let atoms: Vec<Vec<f32>> = (0..w.ncols())
-            .map(|c| (0..w.nrows()).map(|r| w[(r, c)] as f32).collect())
-            .collect();
+        let atoms = columns(&model.dictionary());
         plots::receptive_fields(&atoms, side, side, atoms.len(), 12, &dir.join("atoms.png"))?;
-        let truth: Vec<Vec<f32>> = (0..data.fields.ncols())
-            .map(|c| {
-                (0..data.fields.nrows())
-                    .map(|r| data.fields[(r, c)] as f32)
-                    .collect()
-            })
-            .collect();
+        let truth = columns(&data.fields);
         plots::receptive_fields(&truth, side, side, truth.len(), 12, &dir.join("fields.png"))?;
-        let matched = outcome
-            .scores
-            .iter()
-            .filter(|&&s| s >= RECOVERY_COSINE)
-            .count();
-        recovered += outcome.recovered as usize;
-        let min = outcome.scores.iter().copied().fold(f64::INFINITY, f64::min);
-        writeln!(
-            table,
-            "| {seed} | {:.6} | {:.6} | {:+.4} | {matched} / {} | {min:.3} | {} | {:.1} |",
-            outcome.objective,
-            outcome.ground_truth,
-            outcome.objective - outcome.ground_truth,
-            outcome.scores.len(),
-            outcome.iterations,
-            outcome.fit_s
-        )?;
+        table.push(&outcome);
         if !quiet {
             crate::err!(
-                "seed {seed}: L^H {:.6}, ground truth {:.6}, {matched}/{} bars, {} iterations, {:.1} s ({})",
+                "seed {seed}: L^H {:.6}, ground truth {:.6}, {}/{} bars, {} iterations, {:.1} s ({})",
                 outcome.objective,
                 outcome.ground_truth,
+                outcome.matched(),
                 outcome.scores.len(),
                 outcome.iterations,
                 outcome.fit_s,
@@ -84,10 +58,7 @@ pub fn run(args: &RunArgs, seeds: u64) -> Result<()> {
             );
         }
     }
-    writeln!(
-        table,
-        "\nAll bars recovered (|cos| ≥ {RECOVERY_COSINE}) in {recovered} of {seeds} seeds."
-    )?;
+    let table = table.finish();
     let path = out.join("results.md");
     std::fs::write(&path, &table).with_context(|| format!("writing {}", path.display()))?;
     crate::out_part!("{table}");
@@ -97,7 +68,7 @@ pub fn run(args: &RunArgs, seeds: u64) -> Result<()> {
 /// Patches: EM or amortized Adam with the configured annealing, per seed; atoms ordered by λ,
 /// ELBO and entropy curves, and a per-epoch table.
 fn patches(config: &SparseConfig, seeds: u64, out: &Path, quiet: bool) -> Result<()> {
-    let mut table = String::from(PATCHES_TABLE_HEAD);
+    let mut table = PatchesTable::default();
     let stop = Stop::install(out.join(format!("seed-{}", config.seed)))?;
     for seed in config.seed..config.seed + seeds {
         let dir = out.join(format!("seed-{seed}"));
@@ -114,8 +85,8 @@ fn patches(config: &SparseConfig, seeds: u64, out: &Path, quiet: bool) -> Result
         report_patches_seed(config, seed, &dir, outcome, &mut table, quiet)?;
     }
     let path = out.join("results.md");
-    std::fs::write(&path, &table).with_context(|| format!("writing {}", path.display()))?;
-    crate::out_part!("{table}");
+    std::fs::write(&path, table.text()).with_context(|| format!("writing {}", path.display()))?;
+    crate::out_part!("{}", table.text());
     Ok(())
 }
 
@@ -127,13 +98,11 @@ fn resume(dir: &Path, quiet: bool) -> Result<()> {
     let result = resume_patches(dir, patches_progress(seed, quiet), &stop.flag);
     let outcome =
         interrupted_or(result, &stop).with_context(|| format!("resuming {}", dir.display()))?;
-    let mut table = String::from(PATCHES_TABLE_HEAD);
+    let mut table = PatchesTable::default();
     report_patches_seed(&config, seed, dir, outcome, &mut table, quiet)?;
-    crate::out_part!("{table}");
+    crate::out_part!("{}", table.text());
     Ok(())
 }
-
-const PATCHES_TABLE_HEAD: &str = "| seed | epoch | β | train objective | train ELBO | held-out ELBO | refined | posterior H | prior H | noise H | Gini | atom spread (px) | epoch s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
 
 /// Progress lines every 20 batches.
 fn patches_progress(seed: u64, quiet: bool) -> impl FnMut(usize, usize, f64) {
@@ -161,31 +130,11 @@ fn report_patches_seed(
     seed: u64,
     dir: &Path,
     (w, epochs, terms): (faer::Mat<f64>, Vec<PatchesEpoch>, EntropyTerms),
-    table: &mut String,
+    table: &mut PatchesTable,
     quiet: bool,
 ) -> Result<()> {
+    table.push(seed, &epochs);
     for e in &epochs {
-        writeln!(
-            table,
-            "| {seed} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {:.2} | {:.3} ± {:.3} | {:.2} ({:.2}–{:.2}) | {:.1} |",
-            e.epoch,
-            e.train.beta,
-            e.train.objective,
-            e.train.elbo,
-            e.test.elbo,
-            e.test_refined
-                .as_ref()
-                .map_or("–".to_string(), |r| format!("{:.2}", r.elbo)),
-            e.test.entropies[0],
-            e.test.entropies[1],
-            e.test.entropies[2],
-            e.gini.0,
-            e.gini.1,
-            e.atom_spread[1],
-            e.atom_spread[0],
-            e.atom_spread[2],
-            e.epoch_s
-        )?;
         if !quiet {
             crate::err!(
                 "seed {seed}, epoch {}: β {}, train ELBO {:.3}, held-out ELBO {:.3}, Gini {:.3}, median atom spread {:.2} px, {:.1} s",
@@ -200,11 +149,10 @@ fn report_patches_seed(
         }
     }
     draw_atoms(&w, &terms.lambda, config.data.size, &dir.join("atoms.png"))?;
-    let series =
-        |name: &str, f: &dyn Fn(&helmholtz::run::sparse::PatchesEpoch) -> f64| plots::Series {
-            label: name.to_string(),
-            points: epochs.iter().map(|e| (e.epoch as f64, f(e))).collect(),
-        };
+    let series = |name: &str, f: &dyn Fn(&PatchesEpoch) -> f64| plots::Series {
+        label: name.to_string(),
+        points: epochs.iter().map(|e| (e.epoch as f64, f(e))).collect(),
+    };
     plots::line_chart(
         &[
             series("train objective (annealed)", &|e| e.train.objective),
@@ -240,68 +188,35 @@ fn report_patches_seed(
 /// The atoms (columns of `w`, `size` × `size` images) ordered by λ (most used first), each
 /// scaled to its own range, in a square grid.
 fn draw_atoms(w: &faer::Mat<f64>, lambda: &[f64], size: usize, path: &Path) -> Result<()> {
-    let mut order: Vec<usize> = (0..w.ncols()).collect();
-    order.sort_by(|&a, &b| lambda[b].total_cmp(&lambda[a]));
-    let atoms: Vec<Vec<f32>> = order
-        .iter()
-        .map(|&c| (0..w.nrows()).map(|r| w[(r, c)] as f32).collect())
-        .collect();
+    let atoms = ordered_by_lambda(w, lambda);
     let columns = (atoms.len() as f64).sqrt().ceil() as usize;
     plots::receptive_fields(&atoms, size, size, columns, 4, path)
 }
 
 /// `helmholtz atoms`: the spatial spread of a patches run's atoms, and their picture.
 pub fn atoms(run: &Path, output: Option<PathBuf>) -> Result<()> {
-    use helmholtz::eval::sparseness::spatial_spread;
-    let config = SparseConfig::load(&run.join("config.toml"), &[])
-        .with_context(|| format!("reading the config of {}", run.display()))?;
-    if config.data.source != "patches" {
-        bail!(
-            "{}: atoms are drawn for patches runs, this one is {:?}",
-            run.display(),
-            config.data.source
-        );
-    }
-    let model = run.join("model.safetensors");
-    let tensors = helmholtz::run::checkpoint::read_all_tensors(&model)
-        .with_context(|| format!("reading {}", model.display()))?;
-    let (Some(dictionary), Some(lambda)) = (tensors.get("dictionary"), tensors.get("lambda"))
-    else {
-        bail!("{}: no dictionary and λ", model.display());
-    };
-    let (d, h) = (dictionary.shape[0], dictionary.shape[1]);
-    let size = config.data.size;
-    if d != size * size || lambda.data.len() != h {
-        bail!(
-            "{}: a {d}×{h} dictionary with {} λ for {size}×{size} patches",
-            model.display(),
-            lambda.data.len()
-        );
-    }
-    let w = faer::Mat::from_fn(d, h, |r, c| f64::from(dictionary.data[c * d + r]));
-    let lambda: Vec<f64> = lambda.data.iter().map(|&v| f64::from(v)).collect();
-    let mut spread = spatial_spread(w.as_ref(), size)?;
-    spread.sort_by(f64::total_cmp);
-    let at = |q: f64| spread[((h - 1) as f64 * q).round() as usize];
+    let atoms =
+        read_atoms(run).with_context(|| format!("reading the atoms of {}", run.display()))?;
+    let (h, size) = (atoms.spread.len(), atoms.size);
     crate::out!(
         "{}: spatial spread of {h} atoms (pixels; a flat {size}×{size} atom: {:.2}): min {:.2}, quartiles {:.2} / {:.2} / {:.2}, max {:.2}",
         run.display(),
-        (((size * size) as f64 - 1.0) / 6.0).sqrt(),
-        spread[0],
-        at(0.25),
-        at(0.5),
-        at(0.75),
-        spread[h - 1]
+        atoms.flat_spread(),
+        atoms.spread_at(0.0),
+        atoms.spread_at(0.25),
+        atoms.spread_at(0.5),
+        atoms.spread_at(0.75),
+        atoms.spread_at(1.0)
     );
     let path = output.unwrap_or_else(|| run.join("atoms.png"));
-    draw_atoms(&w, &lambda, size, &path)?;
+    draw_atoms(&atoms.dictionary, &atoms.lambda, size, &path)?;
     crate::out!("atoms ordered by λ: {}", path.display());
     Ok(())
 }
 
 /// `helmholtz denoise`: PSNRs of posterior-mean and MAP denoising, and the four images.
 pub fn denoise(run: &Path, image: String, noise: f64, stride: usize, seed: u64) -> Result<()> {
-    use helmholtz::run::denoise::{DenoiseConfig, denoise_run};
+    use helmholtz_experiments::sparse::denoise::{DenoiseConfig, denoise_run};
     let config = DenoiseConfig {
         image,
         noise_sd: noise,

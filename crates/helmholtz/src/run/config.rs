@@ -96,6 +96,23 @@ pub struct DataConfig {
     pub scale: f32,
 }
 
+impl DataConfig {
+    /// The data section of `source` with every other field at the default of the TOML form
+    /// (fixed binarisation with seed 0, the default data directory, CSV scale 1).
+    pub fn new(source: DataSource) -> Self {
+        DataConfig {
+            source,
+            binarize: default_binarize(),
+            binarize_seed: 0,
+            dir: None,
+            train: None,
+            valid: None,
+            test: None,
+            scale: default_scale(),
+        }
+    }
+}
+
 fn default_binarize() -> Binarize {
     Binarize::Fixed
 }
@@ -115,6 +132,18 @@ pub struct ModelConfig {
     /// Initial value of every bias.
     #[serde(default = "default_bias")]
     pub bias: f32,
+}
+
+impl ModelConfig {
+    /// A Helmholtz machine with these hidden layer sizes (from the data up), Glorot-normal
+    /// weights and biases of −1 (the defaults of the TOML form).
+    pub fn new(hidden: Vec<usize>) -> Self {
+        ModelConfig {
+            hidden,
+            init: default_init(),
+            bias: default_bias(),
+        }
+    }
 }
 
 fn default_init() -> WeightInit {
@@ -153,6 +182,22 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// `algorithm` on minibatches of `batch_size` for `epochs`, every other field at the
+    /// default of the TOML form (K = 10, wake fraction ½, the 1/K baseline, chunks of 25
+    /// points, no natural gradient).
+    pub fn new(algorithm: Variant, batch_size: usize, epochs: usize) -> Self {
+        TrainConfig {
+            algorithm,
+            k: default_k(),
+            batch_size,
+            epochs,
+            wake_fraction: default_wake_fraction(),
+            q_baseline: default_true(),
+            chunk_points: default_chunk_points(),
+            natural: None,
+        }
+    }
+
     /// The hyper-parameters of the learning algorithm.
     pub fn wake_sleep(&self) -> WakeSleepConfig {
         WakeSleepConfig {
@@ -192,6 +237,15 @@ pub struct OptimizerSection {
 }
 
 impl OptimizerSection {
+    /// The update `rule` with base learning rate `lr` and a constant schedule.
+    pub fn new(lr: f64, rule: OptimizerConfig) -> Self {
+        OptimizerSection {
+            lr,
+            rule,
+            schedule: default_schedule(),
+        }
+    }
+
     /// A fresh optimizer for parameters shaped like `params`.
     pub fn build(&self, params: &ParamSet) -> Result<Optimizer> {
         Optimizer::new(self.rule.clone(), self.lr, self.schedule.clone(), params)
@@ -304,6 +358,27 @@ impl Default for CheckpointConfig {
 }
 
 impl Config {
+    /// A config built in code rather than read from TOML: seed 0, the default evaluation and
+    /// checkpoint sections; change fields afterwards and [`Config::validate`] before use.
+    pub fn new(
+        name: impl Into<String>,
+        data: DataConfig,
+        model: ModelConfig,
+        train: TrainConfig,
+        optimizer: OptimizerSection,
+    ) -> Self {
+        Config {
+            name: name.into(),
+            seed: 0,
+            data,
+            model,
+            train,
+            optimizer,
+            eval: EvalConfig::default(),
+            checkpoint: CheckpointConfig::default(),
+        }
+    }
+
     /// Parses a TOML text, applies `key=value` overrides (dotted keys; values in TOML syntax,
     /// bare words taken as strings) and checks every field.
     pub fn parse(text: &str, overrides: &[String], origin: &Path) -> Result<Self> {
@@ -384,6 +459,53 @@ impl Config {
     }
 }
 
+/// What `resumed` changes of `stored`, one `key: old -> new` line per value; a change of the
+/// model is refused (the checkpoint holds its shape).
+pub fn config_changes<T: Serialize>(stored: &T, resumed: &T) -> Result<Vec<String>> {
+    let to_table = |c: &T| toml::Value::try_from(c).map_err(|e| Error::Config(e.to_string()));
+    let (mut old, mut new) = (Vec::new(), Vec::new());
+    flatten("", &to_table(stored)?, &mut old);
+    flatten("", &to_table(resumed)?, &mut new);
+    let mut changes = Vec::new();
+    let keys: std::collections::BTreeSet<&String> =
+        old.iter().chain(new.iter()).map(|(k, _)| k).collect();
+    for key in keys {
+        let find = |list: &Vec<(String, String)>| {
+            list.iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| "(unset)".into())
+        };
+        let (before, after) = (find(&old), find(&new));
+        if before == after {
+            continue;
+        }
+        if key.starts_with("model.") {
+            return Err(Error::Config(format!(
+                "{key} cannot change when resuming ({before} in the run, {after} asked): the checkpoint holds the model's shape; start a new run instead"
+            )));
+        }
+        changes.push(format!("{key}: {before} -> {after}"));
+    }
+    Ok(changes)
+}
+
+fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (k, v) in table {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other => out.push((prefix.to_string(), other.to_string())),
+    }
+}
+
 /// Parses a TOML text into `T` after applying `key=value` overrides (dotted keys; values in TOML
 /// syntax, bare words taken as strings). Unknown keys are errors where `T` denies them.
 pub fn parse_strict<T: serde::de::DeserializeOwned>(
@@ -457,6 +579,28 @@ mod tests {
         assert_eq!(
             Config::parse(&config.to_toml(), &[], Path::new("r.toml")).unwrap(),
             config
+        );
+    }
+
+    #[test]
+    fn typed_configs_carry_the_toml_defaults() {
+        let typed = Config::new(
+            "t",
+            DataConfig::new(DataSource::Digits),
+            ModelConfig::new(vec![8, 4]),
+            TrainConfig::new(Variant::Rws, 10, 2),
+            OptimizerSection::new(
+                0.001,
+                OptimizerConfig::Adam {
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                },
+            ),
+        );
+        assert_eq!(
+            typed,
+            Config::parse(BASE, &[], Path::new("t.toml")).unwrap()
         );
     }
 

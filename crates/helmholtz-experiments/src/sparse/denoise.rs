@@ -15,15 +15,15 @@ use std::path::Path;
 use faer::Mat;
 use serde::{Deserialize, Serialize};
 
-use super::sparse::{SparseConfig, load_patches};
-use super::{CONFIG_FILE, checkpoint};
-use crate::data::patches::{GrayImage, read_images};
-use crate::error::{Error, Result};
-use crate::math::rng::{Stream, ids};
-use crate::models::sparse_coding::SparseCoding;
-use crate::objectives::sparse_coding::entropy_objective;
-use crate::optim::fista::fista;
-use crate::train::sparse_coding::evaluate;
+use super::{SparseConfig, load_patches};
+use helmholtz::data::patches::{GrayImage, read_images};
+use helmholtz::error::{Error, Result};
+use helmholtz::math::rng::{Stream, ids};
+use helmholtz::models::sparse_coding::SparseCoding;
+use helmholtz::objectives::sparse_coding::entropy_objective;
+use helmholtz::optim::fista::fista;
+use helmholtz::run::{CONFIG_FILE, checkpoint};
+use helmholtz::train::sparse_coding::evaluate;
 
 /// What to denoise and how.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -145,7 +145,7 @@ pub fn denoise_run(
         .data
         .dir
         .clone()
-        .unwrap_or_else(|| crate::data::default_data_dir().join("natural"));
+        .unwrap_or_else(|| helmholtz::data::default_data_dir().join("natural"));
     if run.data.images.contains(&config.image) {
         return Err(Error::Config(format!(
             "{} was used for training; pick a held-out image",

@@ -1,0 +1,651 @@
+//! The Helmholtz-machine run: a config becomes a run directory, the model trains on the
+//! [`Trainer`] with its evaluation observer (validation, early stopping, test estimates) and
+//! its checkpoint store (parameters, optimizer moments, Fisher samples), and resumes
+//! bit-for-bit.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::config::config_changes;
+use super::fit::entropy_fields;
+use super::{
+    CHECKPOINT_STATE, CONFIG_FILE, Config, Control, EpochRecord, Observer, Outcome, RunData,
+    RunDir, SUMMARY_FILE, Slot, Split, TrainState, checkpoint, data,
+};
+use crate::data::batches::BatchSource;
+use crate::dist::{Conditions, EntropySum};
+use crate::error::{Error, Result};
+use crate::eval::entropy::hm_entropy_sum;
+use crate::eval::{Estimator, IsConfig, exact_kl_from, importance_log_likelihood};
+use crate::math::rng::{Stream, ids};
+use crate::models::{HelmholtzMachine, ParamSet, Tensor};
+use crate::optim::fisher::LayerSamples;
+use crate::optim::natural::FisherSamples;
+use crate::train::trainer::{CheckpointStore, DivergenceGuard, Trainer};
+use crate::train::{HmStep, Learner, Variant};
+
+/// A training run of a Helmholtz machine bound to its directory.
+pub struct Run {
+    /// The run directory (locked while this process trains it).
+    pub dir: RunDir,
+    /// The resolved config.
+    pub config: Config,
+    /// The model.
+    pub model: HelmholtzMachine,
+    /// The learning step: gradients, optional Fisher preconditioner, optimizer.
+    pub algorithm: HmStep,
+    /// Counters.
+    pub state: TrainState,
+    /// The data.
+    pub data: RunData,
+    /// What a resume's overrides changed (to announce).
+    pub changes: Vec<String>,
+    train_columns: Vec<f32>,
+}
+
+impl Run {
+    /// Starts a new run in `dir`, which must not exist or be empty. Config and data are
+    /// validated before anything is created.
+    pub fn create(config: Config, dir: &Path) -> Result<Self> {
+        if dir.join(CONFIG_FILE).exists() {
+            return Err(Error::Config(format!(
+                "{} already holds a run; use --resume to continue it or --out to choose another directory",
+                dir.display()
+            )));
+        }
+        config.validate()?;
+        let data = data::load(&config.data)?;
+        let mut sizes = vec![data.train.dim()];
+        sizes.extend(&config.model.hidden);
+        let model =
+            HelmholtzMachine::new(&sizes, config.model.init, config.model.bias, config.seed)?;
+        let optimizer = config.optimizer.build(&model.params)?;
+        let algorithm = HmStep::new(
+            Learner::new(config.train.wake_sleep(), config.train.natural.clone())?,
+            optimizer,
+            &model,
+        );
+        let run_dir = RunDir::create(dir)?;
+        run_dir.write_file(CONFIG_FILE, config_text(&config).as_bytes())?;
+        Ok(Self::assemble(
+            run_dir,
+            config,
+            model,
+            algorithm,
+            TrainState::default(),
+            data,
+        ))
+    }
+
+    /// Opens an existing run from its last checkpoint to continue it; `overrides` may change
+    /// e.g. `train.epochs`. Overrides are recorded in the run (`history.jsonl` and the resolved
+    /// config); one that changes the model is refused, others are listed in `changes`.
+    pub fn resume(dir: &Path, overrides: &[String]) -> Result<Self> {
+        let run_dir = RunDir::open(dir)?;
+        let stored_config = Config::load(&run_dir.join(CONFIG_FILE), &[])?;
+        let config = Config::load(&run_dir.join(CONFIG_FILE), overrides)?;
+        let changes = config_changes(&stored_config, &config)?;
+        let mut run = Self::load(run_dir, config, Slot::Last)?;
+        if !overrides.is_empty() {
+            run.dir.record_resume(overrides, &changes)?;
+            run.dir
+                .write_file(CONFIG_FILE, config_text(&run.config).as_bytes())?;
+        }
+        run.dir.truncate_metrics_after(run.state.step)?;
+        run.changes = changes;
+        Ok(run)
+    }
+
+    /// Opens a run for evaluation or sampling, from its last checkpoint.
+    pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_checkpoint(dir, Slot::Last)
+    }
+
+    /// Opens a run for evaluation or sampling, from checkpoint `slot` (no lock is taken).
+    pub fn open_checkpoint(dir: &Path, slot: Slot) -> Result<Self> {
+        let run_dir = RunDir::open_read(dir)?;
+        let config = Config::load(&run_dir.join(CONFIG_FILE), &[])?;
+        Self::load(run_dir, config, slot)
+    }
+
+    fn load(run_dir: RunDir, config: Config, slot: Slot) -> Result<Self> {
+        let ckpt = run_dir.checkpoint(slot);
+        let state_path = ckpt.join(CHECKPOINT_STATE);
+        let text = std::fs::read_to_string(&state_path).map_err(|e| {
+            Error::Checkpoint(format!(
+                "{}: {e} (no {} checkpoint)",
+                state_path.display(),
+                slot.name()
+            ))
+        })?;
+        let stored: StoredState =
+            serde_json::from_str(&text).map_err(|e| Error::format(&state_path, e.to_string()))?;
+        let data = data::load(&config.data)?;
+        let template =
+            HelmholtzMachine::new(&stored.sizes, config.model.init, config.model.bias, 0)?;
+        let params = checkpoint::read_tensors(&ckpt.join("params.safetensors"), &template.params)?;
+        let model = HelmholtzMachine::from_params(&stored.sizes, params)?;
+        if model.x_dim() != data.train.dim() {
+            return Err(Error::Dimension(format!(
+                "the checkpoint's model expects data of dimension {}, the data has {}",
+                model.x_dim(),
+                data.train.dim()
+            )));
+        }
+        let mut optimizer = config.optimizer.build(&model.params)?;
+        let moments =
+            checkpoint::read_tensors(&ckpt.join("optimizer.safetensors"), &optimizer.moments())?;
+        optimizer.set_moments(moments);
+        optimizer.step = stored.optimizer_step;
+        let mut learner = Learner::new(config.train.wake_sleep(), config.train.natural.clone())?;
+        let fisher_path = ckpt.join(FISHER_FILE);
+        if let (Some(pre), true) = (learner.preconditioner.as_mut(), fisher_path.exists()) {
+            let mut samples =
+                fisher_from_tensors(&checkpoint::read_all_tensors(&fisher_path)?, &model)?;
+            samples.step = stored.fisher_step.unwrap_or(0);
+            pre.refresh(samples)?;
+        }
+        let algorithm = HmStep::new(learner, optimizer, &model);
+        let mut state = stored.state;
+        if state.finished && !state.stopped_early && state.epoch < config.train.epochs {
+            state.finished = false;
+        }
+        Ok(Self::assemble(
+            run_dir, config, model, algorithm, state, data,
+        ))
+    }
+
+    fn assemble(
+        dir: RunDir,
+        config: Config,
+        model: HelmholtzMachine,
+        algorithm: HmStep,
+        state: TrainState,
+        data: RunData,
+    ) -> Self {
+        let train_columns = data.train.to_columns();
+        Run {
+            dir,
+            config,
+            model,
+            algorithm,
+            state,
+            data,
+            changes: Vec::new(),
+            train_columns,
+        }
+    }
+
+    /// Appends one record to metrics.jsonl.
+    pub fn log(&self, record: &serde_json::Value) -> Result<()> {
+        self.dir.log(record)
+    }
+
+    /// Batches per epoch (the last one may be smaller).
+    pub fn n_batches(&self) -> usize {
+        self.trainer().n_batches(self.data.train.n_samples())
+    }
+
+    /// The loop's settings for this run.
+    pub fn trainer(&self) -> Trainer {
+        Trainer {
+            seed: self.config.seed,
+            epochs: self.config.train.epochs,
+            batch_size: self.config.train.batch_size,
+            checkpoint_every: self.config.checkpoint.every,
+            objective_name: "bound",
+            ..Trainer::default()
+        }
+    }
+
+    /// Trains until the configured number of epochs, early stopping, divergence, or `stop`
+    /// becoming true. `observer` sees every step and epoch (after evaluation and logging).
+    pub fn train(
+        &mut self,
+        observer: &mut dyn Observer<HelmholtzMachine>,
+        stop: &AtomicBool,
+    ) -> Result<Outcome> {
+        let trainer = self.trainer();
+        let source = TrainSource {
+            x: self.data.train.x.as_ref(),
+            columns: &self.train_columns,
+            dynamic: self.data.dynamic,
+            binarize_seed: self.config.data.binarize_seed,
+        };
+        let conditions = self.conditions();
+        let mut evaluation = Evaluation {
+            config: &self.config,
+            data: &self.data,
+            conditions,
+        };
+        let mut guard = DivergenceGuard::default();
+        let mut metrics = MetricsLog(&self.dir);
+        let mut store = HmStore(&self.dir);
+        trainer.fit(
+            &mut self.model,
+            &mut self.algorithm,
+            &source,
+            &mut self.state,
+            &mut [&mut guard, &mut evaluation, &mut metrics, observer],
+            &mut store,
+            stop,
+        )
+    }
+
+    /// Mean importance-sampling log-likelihood of a split (first `max_points` points if given).
+    pub fn log_likelihood(&self, split: Split, k: usize, max_points: Option<usize>) -> Result<f64> {
+        self.estimate(split, k, max_points, Estimator::LogLikelihood)
+    }
+
+    /// Mean importance-sampling estimate of a split: log p(x), or BiHM's log p̃*(x).
+    pub fn estimate(
+        &self,
+        split: Split,
+        k: usize,
+        max_points: Option<usize>,
+        estimator: Estimator,
+    ) -> Result<f64> {
+        estimate(
+            &self.model,
+            &self.data,
+            &self.config,
+            split,
+            k,
+            max_points,
+            estimator,
+        )
+    }
+
+    /// What the ELBO = entropy-sum identity needs, as this run trains: p follows the ELBO's
+    /// gradient only with one sample per point (WS, or RWS with K = 1).
+    pub fn conditions(&self) -> Conditions {
+        let train = &self.config.train;
+        Conditions {
+            generative_on_elbo: train.algorithm == Variant::Ws
+                || (train.algorithm == Variant::Rws && train.k == 1),
+            ..Conditions::plain()
+        }
+    }
+
+    /// The ELBO of a split (first `max_points` points if given) and its longer entropy sum, by
+    /// Monte Carlo with `samples` draws from q per point.
+    pub fn entropy_sum(
+        &self,
+        split: Split,
+        samples: usize,
+        max_points: Option<usize>,
+    ) -> Result<EntropySum> {
+        entropy_sum(
+            &self.model,
+            &self.data,
+            &self.config,
+            split,
+            samples,
+            max_points,
+        )
+    }
+
+    /// Writes summary.json with the final metrics and timings; `outcome` says how the run ended.
+    pub fn write_summary(&self, outcome: &Outcome, extra: serde_json::Value) -> Result<()> {
+        let mut summary = json!({
+            "name": self.config.name,
+            "epochs": self.state.epoch,
+            "steps": self.state.step,
+            "train_s": self.state.train_s,
+            "best_valid_ll": self.state.best_valid,
+            "n_params": self.model.params.n_scalars(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "outcome": outcome.name(),
+        });
+        if let Outcome::Diverged(message) = outcome {
+            summary["diverged"] = json!(message);
+        }
+        if let (Some(map), serde_json::Value::Object(more)) = (summary.as_object_mut(), extra) {
+            map.extend(more);
+        }
+        let text =
+            serde_json::to_string_pretty(&summary).map_err(|e| Error::Checkpoint(e.to_string()))?;
+        self.dir.write_file(SUMMARY_FILE, text.as_bytes())
+    }
+
+    /// Grey-level model samples: p(x | h_1) for `n` dreams, one image per entry.
+    pub fn sample_means(&self, n: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut pass = crate::models::Pass::new(&self.model.sizes, n);
+        self.model
+            .dream(n, false, &mut pass, &mut Stream::new(seed, &[ids::SAMPLE]));
+        let d = self.model.x_dim();
+        let mut means = vec![0.0f32; d * n];
+        self.model.data_means(&pass.h[1], n, &mut means);
+        means.chunks_exact(d).map(|c| c.to_vec()).collect()
+    }
+}
+
+/// The resolved config as written into a run.
+fn config_text(config: &Config) -> String {
+    format!(
+        "# resolved by helmholtz {}\n{}",
+        env!("CARGO_PKG_VERSION"),
+        config.to_toml()
+    )
+}
+
+/// The training points as the trainer reads them: fixed columns, or binarised anew each epoch.
+struct TrainSource<'a> {
+    x: faer::MatRef<'a, f32>,
+    columns: &'a [f32],
+    dynamic: bool,
+    binarize_seed: u64,
+}
+
+impl BatchSource<f32> for TrainSource<'_> {
+    fn dim(&self) -> usize {
+        self.x.nrows()
+    }
+
+    fn n_points(&self) -> usize {
+        self.x.ncols()
+    }
+
+    fn fill(&self, indices: &[usize], epoch: usize, out: &mut [f32]) {
+        let d = self.x.nrows();
+        for (column, &i) in out.chunks_exact_mut(d).zip(indices) {
+            if self.dynamic {
+                let src = self.x.subcols(i, 1);
+                let column = faer::MatMut::from_column_major_slice_mut(column, d, 1);
+                crate::data::binarize_dynamic_into(
+                    src,
+                    self.binarize_seed,
+                    epoch as u64,
+                    i,
+                    column,
+                );
+            } else {
+                column.copy_from_slice(&self.columns[i * d..(i + 1) * d]);
+            }
+        }
+    }
+}
+
+/// Validation (with early stopping and the best checkpoint), test and exact-KL evaluations
+/// after each epoch, as configured in `[eval]`.
+struct Evaluation<'a> {
+    config: &'a Config,
+    data: &'a RunData,
+    conditions: Conditions,
+}
+
+impl Observer<HelmholtzMachine> for Evaluation<'_> {
+    fn on_epoch(
+        &mut self,
+        model: &HelmholtzMachine,
+        record: &mut EpochRecord,
+        state: &mut TrainState,
+        say: &mut dyn FnMut(&str),
+    ) -> Result<Control> {
+        let epoch = state.epoch;
+        let eval = &self.config.eval;
+        let mut control = Control::Continue;
+        if eval.exact_kl {
+            let kl = exact_kl_from(model, &crate::data::lines3x3_distribution())?;
+            record.fields.insert("kl_true_model".into(), json!(kl));
+        }
+        if eval.every > 0 && epoch.is_multiple_of(eval.every) && self.data.valid.n_samples() > 0 {
+            let n = eval
+                .max_points
+                .unwrap_or(usize::MAX)
+                .min(self.data.valid.n_samples());
+            say(&format!(
+                "validation log-likelihood, K = {} on {n} points",
+                eval.k
+            ));
+            let ll = estimate(
+                model,
+                self.data,
+                self.config,
+                Split::Valid,
+                eval.k,
+                Some(n),
+                Estimator::LogLikelihood,
+            )?;
+            record.fields.insert("valid_ll".into(), json!(ll));
+            record.fields.insert("valid_k".into(), json!(eval.k));
+            if eval.entropy_samples > 0 {
+                let sum = entropy_sum(
+                    model,
+                    self.data,
+                    self.config,
+                    Split::Valid,
+                    eval.entropy_samples,
+                    Some(n),
+                )?;
+                entropy_fields(&sum, &self.conditions, &mut record.fields);
+            }
+            if state.best_valid.is_none_or(|best| ll > best) {
+                state.best_valid = Some(ll);
+                state.evals_since_best = 0;
+                record.improved = true;
+            } else {
+                state.evals_since_best += 1;
+                if eval.patience.is_some_and(|p| state.evals_since_best >= p) {
+                    say(&format!(
+                        "early stopping: no improvement in {} evaluations",
+                        state.evals_since_best
+                    ));
+                    control = Control::Stop;
+                }
+            }
+        }
+        if eval.test_at.contains(&epoch) && self.data.test.n_samples() > 0 {
+            let k = eval.test_k.unwrap_or(eval.k);
+            say(&format!(
+                "test log-likelihood, K = {k} on {} points",
+                self.data.test.n_samples()
+            ));
+            let started = Instant::now();
+            let ll = estimate(
+                model,
+                self.data,
+                self.config,
+                Split::Test,
+                k,
+                None,
+                Estimator::LogLikelihood,
+            )?;
+            record
+                .side_records
+                .push(json!({"epoch": epoch, "step": state.step, "split": "test",
+                "k": k, "ll": ll, "nll_nats": -ll, "eval_s": started.elapsed().as_secs_f64()}));
+            say(&format!(
+                "epoch {epoch}: test NLL {:.3} nats (K = {k})",
+                -ll
+            ));
+        }
+        Ok(control)
+    }
+}
+
+/// Writes each epoch's records to `metrics.jsonl`.
+struct MetricsLog<'a>(&'a RunDir);
+
+impl<M> Observer<M> for MetricsLog<'_> {
+    fn on_epoch(
+        &mut self,
+        _: &M,
+        record: &mut EpochRecord,
+        _: &mut TrainState,
+        _: &mut dyn FnMut(&str),
+    ) -> Result<Control> {
+        for side in &record.side_records {
+            self.0.log(side)?;
+        }
+        self.0.log(&record.to_json())?;
+        Ok(Control::Continue)
+    }
+}
+
+/// Checkpoints of a Helmholtz-machine run: parameters, optimizer moments, Fisher samples and
+/// counters. Non-finite parameters are refused, so the last good checkpoint is kept.
+struct HmStore<'a>(&'a RunDir);
+
+impl CheckpointStore<HelmholtzMachine, HmStep> for HmStore<'_> {
+    fn save(
+        &mut self,
+        slot: Slot,
+        model: &HelmholtzMachine,
+        algorithm: &HmStep,
+        state: &TrainState,
+    ) -> Result<()> {
+        checkpoint::check_finite(&model.params)?;
+        let samples = algorithm
+            .learner
+            .preconditioner
+            .as_ref()
+            .and_then(|p| p.samples());
+        self.0.write_checkpoint(slot, |tmp| {
+            checkpoint::write_tensors(&tmp.join("params.safetensors"), &model.params)?;
+            checkpoint::write_tensors(
+                &tmp.join("optimizer.safetensors"),
+                &algorithm.optimizer.moments(),
+            )?;
+            if let Some(samples) = samples {
+                checkpoint::write_tensors(&tmp.join(FISHER_FILE), &fisher_to_tensors(samples))?;
+            }
+            let stored = StoredState {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                sizes: model.sizes.clone(),
+                optimizer_step: algorithm.optimizer.step,
+                state: state.clone(),
+                fisher_step: samples.map(|s| s.step),
+            };
+            let path = tmp.join(CHECKPOINT_STATE);
+            let text = serde_json::to_string_pretty(&stored)
+                .map_err(|e| Error::Checkpoint(e.to_string()))?;
+            std::fs::write(&path, text).map_err(|e| Error::io(&path, e))
+        })
+    }
+}
+
+/// Mean importance-sampling estimate of a split of `data` under `model`.
+fn estimate(
+    model: &HelmholtzMachine,
+    data: &RunData,
+    config: &Config,
+    split: Split,
+    k: usize,
+    max_points: Option<usize>,
+    estimator: Estimator,
+) -> Result<f64> {
+    let (x, n) = split_columns(data, split, max_points)?;
+    let seed = config.seed ^ 0x5EED_E7A1;
+    let is = IsConfig {
+        estimator,
+        ..IsConfig::new(k, seed)
+    };
+    let per_point = importance_log_likelihood(model, &x, n, 0, is)?;
+    Ok(per_point.iter().sum::<f64>() / n as f64)
+}
+
+/// The ELBO of a split and its longer entropy sum, by Monte Carlo over q.
+fn entropy_sum(
+    model: &HelmholtzMachine,
+    data: &RunData,
+    config: &Config,
+    split: Split,
+    samples: usize,
+    max_points: Option<usize>,
+) -> Result<EntropySum> {
+    let (x, n) = split_columns(data, split, max_points)?;
+    hm_entropy_sum(model, &x, n, samples, config.seed ^ 0xE17B_0501)
+}
+
+/// The first `max_points` points of a split (all if absent) as contiguous columns, and their
+/// number; the training set only when it is not binarised anew every epoch.
+fn split_columns(
+    data: &RunData,
+    split: Split,
+    max_points: Option<usize>,
+) -> Result<(Vec<f32>, usize)> {
+    let set = match split {
+        Split::Train if data.dynamic => {
+            return Err(Error::Config(
+                "the training set is binarised anew every epoch; evaluate valid or test".into(),
+            ));
+        }
+        Split::Train => &data.train,
+        Split::Valid => &data.valid,
+        Split::Test => &data.test,
+    };
+    let n = max_points.unwrap_or(usize::MAX).min(set.n_samples());
+    if n == 0 {
+        return Err(Error::InvalidData(format!(
+            "the {} split is empty",
+            split.name()
+        )));
+    }
+    Ok((set.range(0, n).to_columns(), n))
+}
+
+/// File of a checkpoint holding the samples of the last Fisher refresh.
+const FISHER_FILE: &str = "fisher.safetensors";
+
+fn fisher_to_tensors(samples: &FisherSamples) -> ParamSet {
+    let mut tensors = Vec::new();
+    for (prefix, set) in [("p", &samples.generative), ("q", &samples.recognition)] {
+        for (l, layer) in set.iter().enumerate() {
+            let n = layer.n_samples();
+            tensors.push(Tensor {
+                name: format!("{prefix}.{l}.parents"),
+                shape: vec![layer.n_in, n],
+                data: layer.parents.clone(),
+            });
+            tensors.push(Tensor {
+                name: format!("{prefix}.{l}.probs"),
+                shape: vec![layer.n_out, n],
+                data: layer.probs.clone(),
+            });
+        }
+    }
+    ParamSet { tensors }
+}
+
+fn fisher_from_tensors(set: &ParamSet, model: &HelmholtzMachine) -> Result<FisherSamples> {
+    let layer = |prefix: &str, l: usize| -> Result<LayerSamples> {
+        let get = |what: &str| {
+            set.get(&format!("{prefix}.{l}.{what}")).ok_or_else(|| {
+                Error::Checkpoint(format!("Fisher samples {prefix}.{l}.{what} are missing"))
+            })
+        };
+        let (parents, probs) = (get("parents")?, get("probs")?);
+        Ok(LayerSamples {
+            n_in: parents.shape[0],
+            n_out: probs.shape[0],
+            parents: parents.data.clone(),
+            probs: probs.data.clone(),
+            sample_weights: None,
+        })
+    };
+    Ok(FisherSamples {
+        step: 0,
+        generative: (0..model.n_layers())
+            .map(|l| layer("p", l))
+            .collect::<Result<_>>()?,
+        recognition: (0..model.n_layers())
+            .map(|l| layer("q", l))
+            .collect::<Result<_>>()?,
+    })
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredState {
+    version: String,
+    sizes: Vec<usize>,
+    optimizer_step: u64,
+    state: TrainState,
+    /// Step of the last Fisher refresh (natural-gradient runs).
+    #[serde(default)]
+    fisher_step: Option<u64>,
+}
