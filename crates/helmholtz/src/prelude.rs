@@ -21,7 +21,7 @@ pub use crate::models::mixture::Mixture;
 pub use crate::models::vae::{GaussianVae, VaeKind};
 pub use crate::models::{HelmholtzMachine, ParamSet, WeightInit};
 pub use crate::optim::natural::NaturalConfig;
-pub use crate::optim::{Optimizer, OptimizerConfig, Schedule};
+pub use crate::optim::{Adam, Optimizer, OptimizerConfig, Schedule, Sgd, Update};
 pub use crate::run::{Run, RunDir};
 pub use crate::train::em::{Em, EmModel};
 pub use crate::train::trainer::{

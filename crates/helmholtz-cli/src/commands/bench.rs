@@ -13,6 +13,7 @@ use faer::{Accum, Mat, Par};
 use helmholtz::math::numerics::bernoulli_terms;
 use helmholtz::math::rng::Stream;
 use helmholtz::models::HelmholtzMachine;
+use helmholtz::optim::Update;
 use helmholtz::run::Config;
 use helmholtz::train::{Learner, Variant};
 use rayon::prelude::*;

@@ -164,8 +164,7 @@ impl Run {
         let mut optimizer = config.optimizer.build(&model.params)?;
         let moments =
             checkpoint::read_tensors(&ckpt.join("optimizer.safetensors"), &optimizer.moments())?;
-        optimizer.set_moments(moments);
-        optimizer.step = stored.optimizer_step;
+        optimizer.restore_moments(stored.optimizer_step, moments)?;
         let mut learner = Learner::new(config.train.wake_sleep(), config.train.natural.clone())?;
         let fisher_path = ckpt.join(FISHER_FILE);
         if let (Some(pre), true) = (learner.preconditioner.as_mut(), fisher_path.exists()) {
@@ -588,7 +587,7 @@ impl CheckpointStore<HelmholtzMachine, HmStep> for HmStore<'_> {
             let stored = StoredState {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 sizes: model.sizes.clone(),
-                optimizer_step: algorithm.optimizer.step,
+                optimizer_step: algorithm.optimizer.step(),
                 state: state.clone(),
                 fisher_step: samples.map(|s| s.step),
             };

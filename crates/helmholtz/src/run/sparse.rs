@@ -973,8 +973,7 @@ pub fn resume_patches(
                 &ckpt.join("optimizer.safetensors"),
                 &optimizer.moments(),
             )?;
-            optimizer.set_moments(moments);
-            optimizer.step = stored.optimizer_step;
+            optimizer.restore_moments(stored.optimizer_step, moments)?;
             let mut step = AmortizedStep::new(optimizer, anneal, &model)?;
             step.stats = stored.stats;
             PatchesLearner::Adam(model, step)
@@ -1117,7 +1116,7 @@ impl CheckpointStore<AmortizedSparseCoding, AmortizedStep> for PatchesStore<'_> 
     ) -> Result<()> {
         super::checkpoint::check_finite(&model.params)?;
         let optimizer = &step.optimizer;
-        PatchesStore::save(self, slot, state, &step.stats, optimizer.step, |tmp| {
+        PatchesStore::save(self, slot, state, &step.stats, optimizer.step(), |tmp| {
             super::checkpoint::write_tensors(&tmp.join("params.safetensors"), &model.params)?;
             super::checkpoint::write_tensors(
                 &tmp.join("optimizer.safetensors"),

@@ -6,7 +6,7 @@ use super::trainer::{Algorithm, Batch, StepContext, StepStats};
 use super::wake_sleep::{BatchStats, WakeSleep, WakeSleepConfig};
 use crate::error::{Error, Result};
 use crate::models::{HelmholtzMachine, ParamSet};
-use crate::optim::Optimizer;
+use crate::optim::{Optimizer, Update};
 use crate::optim::natural::{FisherPreconditioner, FisherSamples, NaturalConfig};
 
 /// Gradients of the wake-sleep family, preconditioned when a natural-gradient config is given.
