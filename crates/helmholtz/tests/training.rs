@@ -174,8 +174,8 @@ fn resumed_runs_equal_uninterrupted_runs_bit_for_bit() {
             "{algorithm}: interrupted + resumed"
         );
         assert_eq!(
-            resumed.algorithm.optimizer.state(),
-            whole.algorithm.optimizer.state()
+            resumed.algorithm.inner.optimizer.state(),
+            whole.algorithm.inner.optimizer.state()
         );
 
         let short_dir = scratch(&format!("short-{algorithm}"));

@@ -9,10 +9,12 @@
 pub mod fisher;
 pub mod fista;
 pub mod natural;
+pub mod precondition;
 pub mod quasi_newton;
 pub mod sngd;
 pub mod update;
 
+pub use precondition::{Identity, Preconditioner, PreconditionerState};
 pub use update::{Adam, Momentum, Nadam, OptimizerState, Rate, Real, Sgd, Tensors, Update};
 
 use serde::{Deserialize, Serialize};
