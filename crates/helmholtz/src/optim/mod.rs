@@ -146,7 +146,7 @@ impl Schedule {
 pub struct Optimizer {
     /// The rule.
     pub config: OptimizerConfig,
-    rule: Rule,
+    rule: Box<Rule>,
     /// Names and shapes of the parameters (the zeros of the moments a rule does not keep).
     layout: Vec<(String, Vec<usize>)>,
 }
@@ -186,7 +186,7 @@ impl Optimizer {
             .collect();
         Ok(Optimizer {
             config,
-            rule,
+            rule: Box::new(rule),
             layout,
         })
     }
@@ -202,7 +202,7 @@ impl Optimizer {
     }
 
     fn rate(&self) -> &Rate {
-        match &self.rule {
+        match self.rule.as_ref() {
             Rule::Sgd(r) => &r.rate,
             Rule::Momentum(r) => &r.rate,
             Rule::Adam(r) => &r.rate,
@@ -211,7 +211,7 @@ impl Optimizer {
     }
 
     fn rule(&self) -> &dyn Update<ParamSet> {
-        match &self.rule {
+        match self.rule.as_ref() {
             Rule::Sgd(r) => r,
             Rule::Momentum(r) => r,
             Rule::Adam(r) => r,
@@ -220,7 +220,7 @@ impl Optimizer {
     }
 
     fn rule_mut(&mut self) -> &mut dyn Update<ParamSet> {
-        match &mut self.rule {
+        match self.rule.as_mut() {
             Rule::Sgd(r) => r,
             Rule::Momentum(r) => r,
             Rule::Adam(r) => r,
@@ -297,7 +297,7 @@ impl Optimizer {
 
 impl Update<ParamSet> for Optimizer {
     fn update(&mut self, params: &mut ParamSet, grads: &ParamSet) {
-        match &mut self.rule {
+        match self.rule.as_mut() {
             Rule::Sgd(r) => r.update(params, grads),
             Rule::Momentum(r) => r.update(params, grads),
             Rule::Adam(r) => r.update(params, grads),

@@ -208,7 +208,7 @@ impl Rate {
     }
 
     /// The learning rate of this update, counting it: (lr, t) with t the 1-based update number.
-    fn next(&mut self) -> (f64, f64) {
+    fn advance(&mut self) -> (f64, f64) {
         let lr = self.current();
         self.step += 1;
         (lr, self.step as f64)
@@ -249,7 +249,7 @@ impl Sgd {
 
 impl<P: Tensors> Update<P> for Sgd {
     fn update(&mut self, params: &mut P, grads: &P) {
-        let (lr, _) = self.rate.next();
+        let (lr, _) = self.rate.advance();
         let lr = P::Scalar::from_f64(lr);
         for i in 0..params.count() {
             for (p, &g) in params.tensor_mut(i).iter_mut().zip(grads.tensor(i)) {
@@ -295,7 +295,7 @@ impl<P: Tensors> Momentum<P> {
 
 impl<P: Tensors> Update<P> for Momentum<P> {
     fn update(&mut self, params: &mut P, grads: &P) {
-        let (lr, _) = self.rate.next();
+        let (lr, _) = self.rate.advance();
         let (lr, mu) = (P::Scalar::from_f64(lr), P::Scalar::from_f64(self.momentum));
         for i in 0..params.count() {
             let m = self.velocity.tensor_mut(i);
@@ -376,7 +376,7 @@ impl<P: Tensors> Adam<P> {
 
 impl<P: Tensors> Update<P> for Adam<P> {
     fn update(&mut self, params: &mut P, grads: &P) {
-        let (lr, t) = self.rate.next();
+        let (lr, t) = self.rate.advance();
         let (beta1, beta2) = (self.beta1, self.beta2);
         type S<P> = <P as Tensors>::Scalar;
         let (b1, b2) = (S::<P>::from_f64(beta1), S::<P>::from_f64(beta2));
@@ -601,7 +601,8 @@ mod tests {
     #[test]
     fn state_and_restore_continue_bit_for_bit_and_refuse_other_layouts() {
         let x0 = vec![3.0f64, -2.0, 0.0];
-        let rules: Vec<Box<dyn Fn() -> Box<dyn Update<Vec<f64>>>>> = vec![
+        type Make = Box<dyn Fn() -> Box<dyn Update<Vec<f64>>>>;
+        let rules: Vec<Make> = vec![
             Box::new(|| Box::new(Sgd::new(0.001, Schedule::Constant).unwrap())),
             Box::new(|| {
                 Box::new(Momentum::new(0.5, 0.001, Schedule::Constant, &vec![0.0; 3]).unwrap())
