@@ -15,7 +15,9 @@ pub mod sngd;
 pub mod update;
 
 pub use precondition::{Identity, Preconditioner, PreconditionerState};
-pub use update::{Adam, Momentum, Nadam, OptimizerState, Rate, Real, Sgd, Tensors, Update};
+pub use update::{
+    Adam, Correction, Momentum, Nadam, OptimizerState, Rate, Real, Sgd, Tensors, Update,
+};
 
 use serde::{Deserialize, Serialize};
 

@@ -327,9 +327,23 @@ impl<P: Tensors> Update<P> for Momentum<P> {
     }
 }
 
+/// How [`Adam`] applies its bias corrections c_i = 1 − β_iᵗ. The two forms are equal in exact
+/// arithmetic and round differently; each keeps the results its runs were made with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Correction {
+    /// m̂ = m·(1/c₁), v̂ = v·(1/c₂), the reciprocals computed in f64 (β_iᵗ by `powf`) and cast
+    /// to the storage type: the configs' Adam and Nadam ([`Adam::new`], [`Nadam::new`]).
+    Scaled,
+    /// m̂ = m/c₁, v̂ = v/c₂ in the storage type (β_iᵗ by repeated multiplication, `powi`):
+    /// Kingma & Ba's algorithm written literally ([`Adam::literal`]), SNGD's λ and Adam
+    /// baselines.
+    Divided,
+}
+
 /// Adam (Kingma & Ba 2015) with bias correction: m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g²,
 /// θ ← θ − lr·m̂/(√v̂ + ε). The one Adam update of the crate: the networks' f32 `ParamSet`s and
-/// SNGD's f64 vectors both use it, and [`Nadam`] is it with Nesterov's look-ahead.
+/// SNGD's f64 vectors both use it (with the [`Correction`] each was made with), and [`Nadam`]
+/// is it with Nesterov's look-ahead.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Adam<P> {
     /// Learning rate and step counter.
@@ -340,6 +354,8 @@ pub struct Adam<P> {
     pub beta2: f64,
     /// ε.
     pub eps: f64,
+    /// How the bias corrections are applied.
+    pub correction: Correction,
     nesterov: bool,
     first: P,
     second: P,
@@ -347,7 +363,7 @@ pub struct Adam<P> {
 
 impl<P: Tensors> Adam<P> {
     /// Adam with (β₁, β₂, ε) at base rate `lr` under `schedule`, for parameters shaped like
-    /// `params`.
+    /// `params` ([`Correction::Scaled`]).
     pub fn new(
         beta1: f64,
         beta2: f64,
@@ -361,40 +377,34 @@ impl<P: Tensors> Adam<P> {
             beta1,
             beta2,
             eps,
+            correction: Correction::Scaled,
             nesterov: false,
             first: params.moment("m"),
             second: params.moment("v"),
         })
     }
 
-    /// Adam as the authors' JAX optimisers set it (β₁ = 0.9, β₂ = 0.999, ε = 1e-8) at a
-    /// constant learning rate `lr`.
-    pub fn standard(lr: f64, params: &P) -> Result<Self> {
-        Self::new(0.9, 0.999, 1e-8, lr, Schedule::Constant, params)
+    /// Adam as the SNGD authors' JAX optimisers set it (β₁ = 0.9, β₂ = 0.999, ε = 1e-8) at a
+    /// constant learning rate `lr`, with the corrections divided ([`Correction::Divided`]).
+    pub fn literal(lr: f64, params: &P) -> Result<Self> {
+        let mut adam = Self::new(0.9, 0.999, 1e-8, lr, Schedule::Constant, params)?;
+        adam.correction = Correction::Divided;
+        Ok(adam)
     }
-}
 
-impl<P: Tensors> Update<P> for Adam<P> {
-    fn update(&mut self, params: &mut P, grads: &P) {
-        let (lr, t) = self.rate.advance();
-        let (beta1, beta2) = (self.beta1, self.beta2);
-        type S<P> = <P as Tensors>::Scalar;
-        let (b1, b2) = (S::<P>::from_f64(beta1), S::<P>::from_f64(beta2));
-        let correction1 = 1.0 - beta1.powf(t);
-        let correction2 = 1.0 - beta2.powf(t);
-        // Nadam's look-ahead: β₁ m̂_t + (1 − β₁) g_t / (1 − β₁^t).
-        let (coef_m, coef_g) = if self.nesterov {
-            (
-                beta1 / (1.0 - beta1.powf(t + 1.0)),
-                (1.0 - beta1) / correction1,
-            )
-        } else {
-            (1.0 / correction1, 0.0)
-        };
-        let (coef_m, coef_g) = (S::<P>::from_f64(coef_m), S::<P>::from_f64(coef_g));
-        let inv_c2 = S::<P>::from_f64(1.0 / correction2);
-        let (lr, eps) = (S::<P>::from_f64(lr), S::<P>::from_f64(self.eps));
-        let one = S::<P>::ONE;
+    /// The moment updates and the step on every tensor; `direction(m, g)` is the bias-corrected
+    /// first moment (or Nadam's look-ahead) and `second(v)` the corrected second moment.
+    fn apply<S: Real>(
+        &mut self,
+        params: &mut P,
+        grads: &P,
+        [b1, b2, lr, eps]: [S; 4],
+        direction: impl Fn(S, S) -> S,
+        second: impl Fn(S) -> S,
+    ) where
+        P: Tensors<Scalar = S>,
+    {
+        let one = S::ONE;
         for i in 0..params.count() {
             let m = self.first.tensor_mut(i);
             let v = self.second.tensor_mut(i);
@@ -407,8 +417,46 @@ impl<P: Tensors> Update<P> for Adam<P> {
             {
                 *m = b1 * *m + (one - b1) * g;
                 *v = b2 * *v + (one - b2) * g * g;
-                let direction = coef_m * *m + coef_g * g;
-                *p -= lr * direction / ((*v * inv_c2).sqrt() + eps);
+                *p -= lr * direction(*m, g) / (second(*v).sqrt() + eps);
+            }
+        }
+    }
+}
+
+impl<P: Tensors> Update<P> for Adam<P> {
+    fn update(&mut self, params: &mut P, grads: &P) {
+        let (lr, t) = self.rate.advance();
+        let (beta1, beta2) = (self.beta1, self.beta2);
+        let cast = <P as Tensors>::Scalar::from_f64;
+        let scalars = [cast(beta1), cast(beta2), cast(lr), cast(self.eps)];
+        match self.correction {
+            Correction::Scaled => {
+                let correction1 = 1.0 - beta1.powf(t);
+                let correction2 = 1.0 - beta2.powf(t);
+                // Nadam's look-ahead: β₁ m̂_t + (1 − β₁) g_t / (1 − β₁^t).
+                let (coef_m, coef_g) = if self.nesterov {
+                    (
+                        beta1 / (1.0 - beta1.powf(t + 1.0)),
+                        (1.0 - beta1) / correction1,
+                    )
+                } else {
+                    (1.0 / correction1, 0.0)
+                };
+                let (coef_m, coef_g) = (cast(coef_m), cast(coef_g));
+                let inv_c2 = cast(1.0 / correction2);
+                self.apply(
+                    params,
+                    grads,
+                    scalars,
+                    |m, g| coef_m * m + coef_g * g,
+                    |v| v * inv_c2,
+                );
+            }
+            Correction::Divided => {
+                let step = self.rate.step as i32;
+                let c1 = cast(1.0 - beta1.powi(step));
+                let c2 = cast(1.0 - beta2.powi(step));
+                self.apply(params, grads, scalars, |m, _| m / c1, |v| v / c2);
             }
         }
     }
@@ -494,8 +542,8 @@ mod tests {
         let start = [3.0, -2.0, 0.0];
         let mut x64: Vec<f64> = start.to_vec();
         let mut x32: Vec<f32> = start.iter().map(|&v| v as f32).collect();
-        let mut a64 = Adam::standard(0.05, &x64).unwrap();
-        let mut a32 = Adam::standard(0.05, &x32).unwrap();
+        let mut a64 = Adam::literal(0.05, &x64).unwrap();
+        let mut a32 = Adam::literal(0.05, &x32).unwrap();
         for _ in 0..200 {
             descend(&mut a64, &mut x64, 1);
             descend(&mut a32, &mut x32, 1);
@@ -513,15 +561,27 @@ mod tests {
     }
 
     #[test]
-    fn adam_on_f64_matches_the_textbook_formula_to_rounding() {
-        // The form SNGD's f64 Adam used before it was this one: x −= lr (m/c₁)/(√(v/c₂) + ε),
-        // with c_i = 1 − β_iᵗ by repeated multiplication. The generic rule multiplies by 1/c_i
-        // computed with powf, so the two agree to a few ulps per step.
+    fn adam_on_f64_keeps_the_arithmetic_of_sngds_adam() {
+        // The form SNGD's f64 Adam had before it was this one: x −= lr (m/c₁)/(√(v/c₂) + ε),
+        // with c_i = 1 − β_iᵗ by powi. Correction::Divided is it bit for bit; the Scaled form
+        // multiplies by 1/c_i computed with powf and agrees to rounding.
+        for correction in [Correction::Divided, Correction::Scaled] {
+            let worst = against_sngds_adam(correction);
+            if correction == Correction::Divided {
+                assert_eq!(worst, 0.0);
+            } else {
+                assert!(worst < 1e-9, "max relative difference {worst:e}");
+            }
+        }
+    }
+
+    fn against_sngds_adam(correction: Correction) -> f64 {
         let (b1, b2, lr) = (0.9f64, 0.999f64, 0.01);
         let mut x = vec![3.0, -2.0, 0.0];
         let mut reference = x.clone();
         let (mut m, mut v) = (vec![0.0; 3], vec![0.0; 3]);
-        let mut adam = Adam::standard(lr, &x).unwrap();
+        let mut adam = Adam::literal(lr, &x).unwrap();
+        adam.correction = correction;
         let mut worst = 0.0f64;
         for step in 1..=1000 {
             let g = quadratic_gradient(&x);
@@ -537,7 +597,7 @@ mod tests {
                 worst = worst.max((a - b).abs() / b.abs().max(1e-300));
             }
         }
-        assert!(worst < 1e-9, "max relative difference {worst:e}");
+        worst
     }
 
     #[test]
@@ -607,7 +667,7 @@ mod tests {
             Box::new(|| {
                 Box::new(Momentum::new(0.5, 0.001, Schedule::Constant, &vec![0.0; 3]).unwrap())
             }),
-            Box::new(|| Box::new(Adam::standard(0.01, &vec![0.0; 3]).unwrap())),
+            Box::new(|| Box::new(Adam::literal(0.01, &vec![0.0; 3]).unwrap())),
             Box::new(|| {
                 Box::new(
                     Nadam::new(0.9, 0.999, 1e-8, 0.01, Schedule::Constant, &vec![0.0; 3]).unwrap(),
@@ -641,12 +701,12 @@ mod tests {
 
     #[test]
     fn checked_updates_refuse_bad_gradients_and_rates() {
-        let mut adam = Adam::standard(0.05, &vec![0.0f64; 2]).unwrap();
+        let mut adam = Adam::literal(0.05, &vec![0.0f64; 2]).unwrap();
         let mut x = vec![3.0, -2.0];
         assert!(adam.checked_update(&mut x, &vec![f64::NAN, 0.0]).is_err());
         assert!(adam.checked_update(&mut x, &vec![0.0]).is_err());
         assert_eq!((x, adam.state().step), (vec![3.0, -2.0], 0));
-        assert!(Adam::standard(0.0, &vec![0.0f64; 2]).is_err());
+        assert!(Adam::literal(0.0, &vec![0.0f64; 2]).is_err());
         assert!(Sgd::new(f64::NAN, Schedule::Constant).is_err());
     }
 }

@@ -71,7 +71,7 @@ impl<P: Surrogated<Surrogate = GaussianMixture>> AdamRoot<P> {
         Ok(AdamRoot {
             surrogate,
             root,
-            adam: Adam::standard(lr, &params)?,
+            adam: Adam::literal(lr, &params)?,
             params,
             lambda_len: lambda.len(),
             distribution: PhantomData,

@@ -50,7 +50,7 @@ impl<P: Surrogated, F: Form> Sngd<P, F> {
         let adam = if lambda.is_empty() {
             None
         } else {
-            Some(Adam::standard(lr_lambda, &lambda)?)
+            Some(Adam::literal(lr_lambda, &lambda)?)
         };
         Ok(Sngd {
             surrogate,
