@@ -26,9 +26,15 @@ fn main() -> helmholtz::Result<()> {
     ] {
         let name = if natural.is_some() { "NRWS" } else { "RWS" };
         let mut model = HelmholtzMachine::new(&[64, 32, 8], WeightInit::GlorotNormal, -1.0, 0)?;
-        let learner = Learner::new(WakeSleepConfig::default(), natural)?;
         let optimizer = Optimizer::new(sgd.clone(), 0.02, Schedule::Constant, &model.params)?;
-        let mut step = HmStep::new(learner, optimizer, &model);
+        let rws = HmStep::new(
+            WakeSleep::new(WakeSleepConfig::default())?,
+            optimizer,
+            &model,
+        );
+        // RWS wrapped with no preconditioner (the plain gradient) or the Fisher blocks.
+        let preconditioner = natural.map(FisherPreconditioner::new).transpose()?;
+        let mut step = Natural::new(rws, preconditioner);
         let trainer = Trainer {
             seed: 0,
             epochs: 5,

@@ -19,8 +19,8 @@ fn main() -> helmholtz::Result<()> {
     let data = Columns { values, dim };
 
     let mut model = HelmholtzMachine::new(&[dim, 8, 2], WeightInit::GlorotNormal, -1.0, 0)?;
-    let learner = Learner::new(WakeSleepConfig::default(), None)?; // RWS, K = 10
-    let mut rws = HmStep::new(learner, Optimizer::adam(3e-3, &model.params)?, &model);
+    let gradients = WakeSleep::new(WakeSleepConfig::default())?; // RWS, K = 10
+    let mut rws = HmStep::new(gradients, Optimizer::adam(3e-3, &model.params)?, &model);
     let trainer = Trainer {
         seed: 0,
         epochs: 30,

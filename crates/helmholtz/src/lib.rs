@@ -10,7 +10,7 @@
 //! use helmholtz::data::{binarize_fixed, embedded_digits_splits};
 //! use helmholtz::eval::{IsConfig, importance_log_likelihood};
 //! use helmholtz::models::{HelmholtzMachine, WeightInit};
-//! use helmholtz::optim::{Optimizer, OptimizerConfig, Schedule};
+//! use helmholtz::optim::{Optimizer, OptimizerConfig, Schedule, Update};
 //! use helmholtz::train::{Variant, WakeSleep, WakeSleepConfig};
 //!
 //! let digits = binarize_fixed(&embedded_digits_splits().train, 0);

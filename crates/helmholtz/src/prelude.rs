@@ -4,8 +4,8 @@
 //! ```
 //! use helmholtz::prelude::*;
 //! let model = HelmholtzMachine::new(&[16, 8, 2], WeightInit::GlorotNormal, -1.0, 0)?;
-//! let learner = Learner::new(WakeSleepConfig::default(), None)?;
-//! let step = HmStep::new(learner, Optimizer::adam(3e-3, &model.params)?, &model);
+//! let rws = WakeSleep::new(WakeSleepConfig::default())?;
+//! let step = HmStep::new(rws, Optimizer::adam(3e-3, &model.params)?, &model);
 //! let trainer = Trainer { epochs: 2, batch_size: 10, ..Trainer::default() };
 //! # let _ = (step, trainer);
 //! # Ok::<(), helmholtz::Error>(())
@@ -20,8 +20,10 @@ pub use crate::models::linear_gaussian::LinearGaussian;
 pub use crate::models::mixture::Mixture;
 pub use crate::models::vae::{GaussianVae, VaeKind};
 pub use crate::models::{HelmholtzMachine, ParamSet, WeightInit};
-pub use crate::optim::natural::NaturalConfig;
-pub use crate::optim::{Optimizer, OptimizerConfig, Schedule};
+pub use crate::optim::natural::{FisherPreconditioner, NaturalConfig};
+pub use crate::optim::{
+    Adam, Identity, Optimizer, OptimizerConfig, Preconditioner, Schedule, Sgd, Update,
+};
 pub use crate::run::{Run, RunDir};
 pub use crate::train::em::{Em, EmModel};
 pub use crate::train::trainer::{
@@ -29,4 +31,6 @@ pub use crate::train::trainer::{
     Observer, Outcome, Silent, Slot, StepContext, StepRecord, StepStats, TrainState, Trainer,
 };
 pub use crate::train::vae::VaeStep;
-pub use crate::train::{HmStep, Learner, Variant, WakeSleep, WakeSleepConfig};
+pub use crate::train::{
+    GradientStep, HmLearner, HmStep, Natural, Variant, WakeSleep, WakeSleepConfig,
+};

@@ -14,7 +14,7 @@ use helmholtz::math::numerics::bernoulli_terms;
 use helmholtz::math::rng::Stream;
 use helmholtz::models::HelmholtzMachine;
 use helmholtz::run::Config;
-use helmholtz::train::{Learner, Variant};
+use helmholtz::train::{Batch, HmLearner, StepContext, Variant};
 use rayon::prelude::*;
 
 /// Destination, left and right operand of one timed matrix product.
@@ -98,11 +98,16 @@ pub fn run(config: Option<PathBuf>, batches: usize, overrides: &[String]) -> Res
     let mut model =
         HelmholtzMachine::new(&sizes, config.model.init, config.model.bias, config.seed)?;
     let t = &config.train;
-    let mut learner = Learner::new(t.wake_sleep(), t.natural.clone())?;
-    let mut optimizer = config.optimizer.build(&model.params)?;
+    let optimizer = config.optimizer.build(&model.params)?;
+    let mut learner = HmLearner::from_config(t.wake_sleep(), t.natural.clone(), optimizer, &model)?;
     let b = t.batch_size.min(data.train.n_samples());
     let batch = data.train.range(0, b).to_columns();
-    let mut grads = model.params.zeros_like();
+    let indices: Vec<usize> = (0..b).collect();
+    let view = Batch {
+        values: &batch,
+        dim: sizes[0],
+        indices: &indices,
+    };
     crate::out!(
         "bench: {} ({:?}, K = {}, batch {b}, {} threads, {} batches timed)",
         path.display(),
@@ -122,8 +127,14 @@ pub fn run(config: Option<PathBuf>, batches: usize, overrides: &[String]) -> Res
     let mut step_s = Vec::new();
     for step in 0..batches + 3 {
         let started = Instant::now();
-        learner.gradient(&model, &batch, b, config.seed, step as u64, &mut grads)?;
-        optimizer.update(&mut model.params, &grads);
+        let ctx = StepContext {
+            seed: config.seed,
+            epoch: 0,
+            batch: step,
+            step: step as u64,
+        };
+        learner.gradient(&model, &view, &ctx)?;
+        learner.inner.update(&mut model);
         if step >= 3 {
             step_s.push(started.elapsed().as_secs_f64());
         }

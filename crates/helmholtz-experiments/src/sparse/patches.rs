@@ -213,8 +213,7 @@ pub fn resume_patches(
                 &ckpt.join("optimizer.safetensors"),
                 &optimizer.moments(),
             )?;
-            optimizer.set_moments(moments);
-            optimizer.step = stored.optimizer_step;
+            optimizer.restore_moments(stored.optimizer_step, moments)?;
             let mut step = AmortizedStep::new(optimizer, anneal, &model)?;
             step.stats = stored.stats;
             PatchesLearner::Adam(model, step)

@@ -97,7 +97,7 @@ impl CheckpointStore<AmortizedSparseCoding, AmortizedStep> for PatchesStore<'_> 
     ) -> Result<()> {
         checkpoint::check_finite(&model.params)?;
         let optimizer = &step.optimizer;
-        PatchesStore::save(self, slot, state, &step.stats, optimizer.step, |tmp| {
+        PatchesStore::save(self, slot, state, &step.stats, optimizer.step(), |tmp| {
             checkpoint::write_tensors(&tmp.join("params.safetensors"), &model.params)?;
             checkpoint::write_tensors(&tmp.join("optimizer.safetensors"), &optimizer.moments())
         })

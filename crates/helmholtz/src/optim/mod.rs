@@ -1,18 +1,28 @@
 //! First-order optimizers on a [`ParamSet`] and learning-rate schedules.
 //!
-//! Every optimizer minimises: it takes the gradient of a loss and moves against it. Its state is
-//! a `ParamSet` of moments plus a step counter, so checkpoints store and restore it exactly.
+//! Every optimizer minimises: it takes the gradient of a loss and moves against it. The rules
+//! implement one trait, [`Update`] (`update`, `state`, `restore`; `update.rs`), generic over the
+//! storage: f32 `ParamSet`s for the networks, f64 vectors for SNGD. [`Optimizer`] is the form a
+//! config names, a factory of those rules on `ParamSet`s. Its state is the moments plus a step
+//! counter, so checkpoints store and restore it exactly.
 
 pub mod fisher;
 pub mod fista;
 pub mod natural;
+pub mod precondition;
 pub mod quasi_newton;
 pub mod sngd;
+pub mod update;
+
+pub use precondition::{Identity, Preconditioner, PreconditionerState};
+pub use update::{
+    Adam, Correction, Momentum, Nadam, OptimizerState, Rate, Real, Sgd, Tensors, Update,
+};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::models::ParamSet;
+use crate::models::{ParamSet, Tensor};
 
 /// Which update rule, with its hyper-parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -130,21 +140,25 @@ impl Schedule {
     }
 }
 
-/// An optimizer: the rule, its moments and its step counter.
+/// The optimizer a config names: an [`OptimizerConfig`] rule with its learning rate and
+/// schedule, built for a parameter layout. It is the factory of the rules ([`Sgd`],
+/// [`Momentum`], [`Adam`], [`Nadam`]) on `ParamSet`s and implements [`Update`] by dispatching to
+/// the one it built. Checkpoints store [`Optimizer::moments`] (`m.*` then `v.*`) and the step.
 #[derive(Clone, Debug)]
 pub struct Optimizer {
     /// The rule.
     pub config: OptimizerConfig,
-    /// Base learning rate.
-    pub lr: f64,
-    /// Learning-rate schedule.
-    pub schedule: Schedule,
-    /// Number of updates applied so far.
-    pub step: u64,
-    /// First moments (momentum / Adam m), named `m.<param>`.
-    pub first: ParamSet,
-    /// Second moments (Adam v), named `v.<param>`.
-    pub second: ParamSet,
+    rule: Box<Rule>,
+    /// Names and shapes of the parameters (the zeros of the moments a rule does not keep).
+    layout: Vec<(String, Vec<usize>)>,
+}
+
+#[derive(Clone, Debug)]
+enum Rule {
+    Sgd(Sgd),
+    Momentum(Momentum<ParamSet>),
+    Adam(Adam<ParamSet>),
+    Nadam(Nadam<ParamSet>),
 }
 
 impl Optimizer {
@@ -155,26 +169,27 @@ impl Optimizer {
         schedule: Schedule,
         params: &ParamSet,
     ) -> Result<Self> {
-        if !(lr.is_finite() && lr > 0.0) {
-            return Err(Error::Config(format!(
-                "learning rate must be positive, got {lr}"
-            )));
-        }
-        schedule.validate()?;
-        let named = |prefix: &str| {
-            let mut set = params.zeros_like();
-            for t in &mut set.tensors {
-                t.name = format!("{prefix}.{}", t.name);
+        let rule = match config {
+            OptimizerConfig::Sgd => Rule::Sgd(Sgd::new(lr, schedule)?),
+            OptimizerConfig::Momentum { momentum } => {
+                Rule::Momentum(Momentum::new(momentum, lr, schedule, params)?)
             }
-            set
+            OptimizerConfig::Adam { beta1, beta2, eps } => {
+                Rule::Adam(Adam::new(beta1, beta2, eps, lr, schedule, params)?)
+            }
+            OptimizerConfig::Nadam { beta1, beta2, eps } => {
+                Rule::Nadam(Nadam::new(beta1, beta2, eps, lr, schedule, params)?)
+            }
         };
+        let layout = params
+            .tensors
+            .iter()
+            .map(|t| (t.name.clone(), t.shape.clone()))
+            .collect();
         Ok(Optimizer {
             config,
-            lr,
-            schedule,
-            step: 0,
-            first: named("m"),
-            second: named("v"),
+            rule: Box::new(rule),
+            layout,
         })
     }
 
@@ -188,33 +203,80 @@ impl Optimizer {
         Self::new(rule, lr, Schedule::Constant, params)
     }
 
-    /// First and second moments as one set (`m.*` then `v.*`), as stored in checkpoints.
-    pub fn moments(&self) -> ParamSet {
-        ParamSet {
-            tensors: self
-                .first
-                .tensors
-                .iter()
-                .chain(&self.second.tensors)
-                .cloned()
-                .collect(),
+    fn rate(&self) -> &Rate {
+        match self.rule.as_ref() {
+            Rule::Sgd(r) => &r.rate,
+            Rule::Momentum(r) => &r.rate,
+            Rule::Adam(r) => &r.rate,
+            Rule::Nadam(r) => &r.0.rate,
         }
     }
 
-    /// Restores the moments from a set laid out like [`Optimizer::moments`].
-    pub fn set_moments(&mut self, moments: ParamSet) {
-        let mut tensors = moments.tensors;
-        self.second.tensors = tensors.split_off(self.first.tensors.len());
-        self.first.tensors = tensors;
+    fn rule(&self) -> &dyn Update<ParamSet> {
+        match self.rule.as_ref() {
+            Rule::Sgd(r) => r,
+            Rule::Momentum(r) => r,
+            Rule::Adam(r) => r,
+            Rule::Nadam(r) => r,
+        }
+    }
+
+    fn rule_mut(&mut self) -> &mut dyn Update<ParamSet> {
+        match self.rule.as_mut() {
+            Rule::Sgd(r) => r,
+            Rule::Momentum(r) => r,
+            Rule::Adam(r) => r,
+            Rule::Nadam(r) => r,
+        }
+    }
+
+    /// Number of updates applied so far.
+    pub fn step(&self) -> u64 {
+        self.rate().step
     }
 
     /// The learning rate of the next update.
     pub fn current_lr(&self) -> f64 {
-        self.schedule.rate(self.lr, self.step)
+        self.rate().current()
+    }
+
+    /// The moments as checkpoints store them: first moments `m.<param>` then second moments
+    /// `v.<param>`, zeros for those the rule does not keep (SGD keeps none, momentum no `v`).
+    pub fn moments(&self) -> ParamSet {
+        let mut kept = self.rule().state().moments.into_iter();
+        let mut tensors = Vec::with_capacity(2 * self.layout.len());
+        for prefix in ["m", "v"] {
+            match kept.next() {
+                Some(set) => tensors.extend(set.tensors),
+                None => tensors.extend(
+                    self.layout
+                        .iter()
+                        .map(|(name, shape)| Tensor::zeros(format!("{prefix}.{name}"), shape)),
+                ),
+            }
+        }
+        ParamSet { tensors }
+    }
+
+    /// Continues from a checkpoint: `step` updates applied and the moments laid out as
+    /// [`Optimizer::moments`] lays them out. Another layout is refused with an error naming the
+    /// first tensor that differs, and nothing changes.
+    pub fn restore_moments(&mut self, step: u64, moments: ParamSet) -> Result<()> {
+        self.moments()
+            .check_same_layout(&moments)
+            .map_err(|e| Error::Checkpoint(format!("optimizer moments: {e}")))?;
+        let n_kept = self.rule().state().moments.len();
+        let mut tensors = moments.tensors;
+        let second = tensors.split_off(self.layout.len());
+        let sets = [ParamSet { tensors }, ParamSet { tensors: second }];
+        self.rule_mut().restore(OptimizerState {
+            step,
+            moments: sets.into_iter().take(n_kept).collect(),
+        })
     }
 
     /// One ascent step on an objective whose gradient is `grads` (negated in place, then
-    /// [`Optimizer::update`]); a non-finite gradient is refused with [`Error::Diverged`] naming
+    /// [`Update::update`]); a non-finite gradient is refused with [`Error::Diverged`] naming
     /// the tensor and `context` before the parameters are touched.
     pub fn ascend(
         &mut self,
@@ -233,62 +295,24 @@ impl Optimizer {
         self.update(params, grads);
         Ok(())
     }
+}
 
-    /// Applies one update θ ← θ − lr·direction(g).
-    pub fn update(&mut self, params: &mut ParamSet, grads: &ParamSet) {
-        let lr = self.current_lr();
-        self.step += 1;
-        let t = self.step as f64;
-        for (index, (param, grad)) in params.tensors.iter_mut().zip(&grads.tensors).enumerate() {
-            let m = &mut self.first.tensors[index].data;
-            let v = &mut self.second.tensors[index].data;
-            match self.config {
-                OptimizerConfig::Sgd => {
-                    let lr = lr as f32;
-                    for (p, g) in param.data.iter_mut().zip(&grad.data) {
-                        *p -= lr * g;
-                    }
-                }
-                OptimizerConfig::Momentum { momentum } => {
-                    let (lr, mu) = (lr as f32, momentum as f32);
-                    for ((p, g), m) in param.data.iter_mut().zip(&grad.data).zip(m.iter_mut()) {
-                        *m = mu * *m + g;
-                        *p -= lr * *m;
-                    }
-                }
-                OptimizerConfig::Adam { beta1, beta2, eps }
-                | OptimizerConfig::Nadam { beta1, beta2, eps } => {
-                    let nesterov = matches!(self.config, OptimizerConfig::Nadam { .. });
-                    let (b1, b2) = (beta1 as f32, beta2 as f32);
-                    let correction1 = 1.0 - beta1.powf(t);
-                    let correction2 = 1.0 - beta2.powf(t);
-                    // Nadam's look-ahead: β₁ m̂_t + (1 − β₁) g_t / (1 − β₁^t).
-                    let (coef_m, coef_g) = if nesterov {
-                        (
-                            beta1 / (1.0 - beta1.powf(t + 1.0)),
-                            (1.0 - beta1) / correction1,
-                        )
-                    } else {
-                        (1.0 / correction1, 0.0)
-                    };
-                    let (coef_m, coef_g) = (coef_m as f32, coef_g as f32);
-                    let inv_c2 = (1.0 / correction2) as f32;
-                    let (lr, eps) = (lr as f32, eps as f32);
-                    for (((p, &g), m), v) in param
-                        .data
-                        .iter_mut()
-                        .zip(&grad.data)
-                        .zip(m.iter_mut())
-                        .zip(v.iter_mut())
-                    {
-                        *m = b1 * *m + (1.0 - b1) * g;
-                        *v = b2 * *v + (1.0 - b2) * g * g;
-                        let direction = coef_m * *m + coef_g * g;
-                        *p -= lr * direction / ((*v * inv_c2).sqrt() + eps);
-                    }
-                }
-            }
+impl Update<ParamSet> for Optimizer {
+    fn update(&mut self, params: &mut ParamSet, grads: &ParamSet) {
+        match self.rule.as_mut() {
+            Rule::Sgd(r) => r.update(params, grads),
+            Rule::Momentum(r) => r.update(params, grads),
+            Rule::Adam(r) => r.update(params, grads),
+            Rule::Nadam(r) => r.update(params, grads),
         }
+    }
+
+    fn state(&self) -> OptimizerState<ParamSet> {
+        self.rule().state()
+    }
+
+    fn restore(&mut self, state: OptimizerState<ParamSet>) -> Result<()> {
+        self.rule_mut().restore(state)
     }
 }
 

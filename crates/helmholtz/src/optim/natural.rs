@@ -3,7 +3,7 @@
 //! every `refresh_every` steps and reused in between (nrws.md §2.4–2.6).
 //!
 //! NRWS = RWS gradients + this preconditioner + an optimizer (plain SGD in the paper); NWS and
-//! NBiHM likewise.
+//! NBiHM likewise: `train::natural::Natural` wraps any of them with it.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,8 +11,9 @@ use super::Schedule;
 use super::fisher::{
     FisherKind, FitOptions, LayerFisher, LayerSamples, Storage, precondition_prior,
 };
+use super::precondition::{Preconditioner, PreconditionerState};
 use crate::error::{Error, Result};
-use crate::models::{HelmholtzMachine, ParamSet};
+use crate::models::{HelmholtzMachine, ParamSet, Tensor};
 
 /// Settings of the natural-gradient preconditioner.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -133,14 +134,8 @@ impl FisherPreconditioner {
         self.alpha_at(step) > 10.0
     }
 
-    /// Whether step `step` must refresh the factors.
-    pub fn needs_refresh(&self, step: u64) -> bool {
-        !self.is_identity_at(step)
-            && (self.samples.is_none() || step.is_multiple_of(self.config.refresh_every))
-    }
-
     /// Factorises every layer's damped Fisher blocks from `samples`, with α at their step.
-    pub fn refresh(&mut self, samples: FisherSamples) -> Result<()> {
+    fn refit(&mut self, samples: FisherSamples) -> Result<()> {
         let alpha = self.alpha_at(samples.step);
         let options = FitOptions {
             storage: self.config.storage,
@@ -167,10 +162,33 @@ impl FisherPreconditioner {
     pub fn samples(&self) -> Option<&FisherSamples> {
         self.samples.as_ref()
     }
+}
+
+/// The per-unit Fisher blocks (or their diagonal, by [`NaturalConfig::fisher`]) of every SBN
+/// layer of p and q and the exact Fisher of the top prior; refitted from the samples the
+/// wake-sleep pass gathers, every `refresh_every` steps. Its state is those samples, as
+/// `p.<l>.parents`, `p.<l>.probs`, `q.<l>.parents`, `q.<l>.probs`.
+impl Preconditioner<HelmholtzMachine, FisherSamples> for FisherPreconditioner {
+    /// Whether step `step` must refresh the factors.
+    fn needs_refresh(&self, step: u64) -> bool {
+        !self.is_identity_at(step)
+            && (self.samples.is_none() || step.is_multiple_of(self.config.refresh_every))
+    }
+
+    /// Factorises every layer's damped Fisher blocks from `samples`, with α at `step`.
+    fn refresh(
+        &mut self,
+        _: &HelmholtzMachine,
+        mut samples: FisherSamples,
+        step: u64,
+    ) -> Result<()> {
+        samples.step = step;
+        self.refit(samples)
+    }
 
     /// Turns the gradients of every SBN layer and of the top prior into natural gradients, with
     /// the factors of the last refresh (the plain gradient where α at `step` exceeds 10).
-    pub fn precondition(
+    fn precondition(
         &self,
         model: &HelmholtzMachine,
         grads: &mut ParamSet,
@@ -200,5 +218,87 @@ impl FisherPreconditioner {
             }
         }
         Ok(())
+    }
+
+    fn state(&self) -> Option<PreconditionerState> {
+        self.samples.as_ref().map(|samples| PreconditionerState {
+            step: samples.step,
+            tensors: samples.to_tensors(),
+        })
+    }
+
+    fn restore(&mut self, model: &HelmholtzMachine, state: PreconditionerState) -> Result<()> {
+        let mut samples = FisherSamples::from_tensors(&state.tensors, model)?;
+        samples.step = state.step;
+        self.refit(samples)
+    }
+}
+
+impl FisherSamples {
+    /// The samples as named tensors: `p.<l>.parents` (n_in × N), `p.<l>.probs` (n_out × N) for
+    /// the generative layers, `q.<l>.…` for the recognition layers (the checkpoint form).
+    pub fn to_tensors(&self) -> ParamSet {
+        let mut tensors = Vec::new();
+        for (prefix, set) in [("p", &self.generative), ("q", &self.recognition)] {
+            for (l, layer) in set.iter().enumerate() {
+                let n = layer.n_samples();
+                tensors.push(Tensor {
+                    name: format!("{prefix}.{l}.parents"),
+                    shape: vec![layer.n_in, n],
+                    data: layer.parents.clone(),
+                });
+                tensors.push(Tensor {
+                    name: format!("{prefix}.{l}.probs"),
+                    shape: vec![layer.n_out, n],
+                    data: layer.probs.clone(),
+                });
+            }
+        }
+        ParamSet { tensors }
+    }
+
+    /// The samples of [`FisherSamples::to_tensors`] for `model` (step 0); a missing tensor, or
+    /// one whose shape does not fit the model's layer, is refused.
+    pub fn from_tensors(set: &ParamSet, model: &HelmholtzMachine) -> Result<Self> {
+        let sizes = &model.sizes;
+        let layer = |prefix: &str, l: usize| -> Result<LayerSamples> {
+            let get = |what: &str| {
+                set.get(&format!("{prefix}.{l}.{what}")).ok_or_else(|| {
+                    Error::Checkpoint(format!("Fisher samples {prefix}.{l}.{what} are missing"))
+                })
+            };
+            let (parents, probs) = (get("parents")?, get("probs")?);
+            // p.l predicts level l from level l + 1; q.l predicts level l + 1 from level l.
+            let (n_in, n_out) = if prefix == "p" {
+                (sizes[l + 1], sizes[l])
+            } else {
+                (sizes[l], sizes[l + 1])
+            };
+            let fits = |t: &Tensor, rows: usize| {
+                t.shape.len() == 2 && t.shape[0] == rows && t.data.len() == rows * t.shape[1]
+            };
+            if !fits(parents, n_in) || !fits(probs, n_out) || parents.shape[1] != probs.shape[1] {
+                return Err(Error::Checkpoint(format!(
+                    "Fisher samples {prefix}.{l}: parents {:?} and probs {:?} do not fit a layer of {n_in} parents and {n_out} units",
+                    parents.shape, probs.shape
+                )));
+            }
+            Ok(LayerSamples {
+                n_in,
+                n_out,
+                parents: parents.data.clone(),
+                probs: probs.data.clone(),
+                sample_weights: None,
+            })
+        };
+        Ok(FisherSamples {
+            step: 0,
+            generative: (0..model.n_layers())
+                .map(|l| layer("p", l))
+                .collect::<Result<_>>()?,
+            recognition: (0..model.n_layers())
+                .map(|l| layer("q", l))
+                .collect::<Result<_>>()?,
+        })
     }
 }

@@ -22,11 +22,10 @@ use crate::error::{Error, Result};
 use crate::eval::entropy::hm_entropy_sum;
 use crate::eval::{Estimator, IsConfig, exact_kl_from, importance_log_likelihood};
 use crate::math::rng::{Stream, ids};
-use crate::models::{HelmholtzMachine, ParamSet, Tensor};
-use crate::optim::fisher::LayerSamples;
-use crate::optim::natural::FisherSamples;
+use crate::models::HelmholtzMachine;
+use crate::optim::{Preconditioner, PreconditionerState};
 use crate::train::trainer::{CheckpointStore, DivergenceGuard, Trainer};
-use crate::train::{HmStep, Learner, Variant};
+use crate::train::{HmLearner, Variant};
 
 /// A training run of a Helmholtz machine bound to its directory.
 pub struct Run {
@@ -36,8 +35,9 @@ pub struct Run {
     pub config: Config,
     /// The model.
     pub model: HelmholtzMachine,
-    /// The learning step: gradients, optional Fisher preconditioner, optimizer.
-    pub algorithm: HmStep,
+    /// The learning step: gradients and optimizer, wrapped with the Fisher preconditioner
+    /// when the run is natural.
+    pub algorithm: HmLearner,
     /// Counters.
     pub state: TrainState,
     /// The data.
@@ -64,11 +64,12 @@ impl Run {
         let model =
             HelmholtzMachine::new(&sizes, config.model.init, config.model.bias, config.seed)?;
         let optimizer = config.optimizer.build(&model.params)?;
-        let algorithm = HmStep::new(
-            Learner::new(config.train.wake_sleep(), config.train.natural.clone())?,
+        let algorithm = HmLearner::from_config(
+            config.train.wake_sleep(),
+            config.train.natural.clone(),
             optimizer,
             &model,
-        );
+        )?;
         let run_dir = RunDir::create(dir)?;
         run_dir.write_file(CONFIG_FILE, config_text(&config).as_bytes())?;
         Ok(Self::assemble(
@@ -139,17 +140,21 @@ impl Run {
         let mut optimizer = config.optimizer.build(&model.params)?;
         let moments =
             checkpoint::read_tensors(&ckpt.join("optimizer.safetensors"), &optimizer.moments())?;
-        optimizer.set_moments(moments);
-        optimizer.step = stored.optimizer_step;
-        let mut learner = Learner::new(config.train.wake_sleep(), config.train.natural.clone())?;
+        optimizer.restore_moments(stored.optimizer_step, moments)?;
+        let mut algorithm = HmLearner::from_config(
+            config.train.wake_sleep(),
+            config.train.natural.clone(),
+            optimizer,
+            &model,
+        )?;
         let fisher_path = ckpt.join(FISHER_FILE);
-        if let (Some(pre), true) = (learner.preconditioner.as_mut(), fisher_path.exists()) {
-            let mut samples =
-                fisher_from_tensors(&checkpoint::read_all_tensors(&fisher_path)?, &model)?;
-            samples.step = stored.fisher_step.unwrap_or(0);
-            pre.refresh(samples)?;
+        if algorithm.preconditioner.is_some() && fisher_path.exists() {
+            let state = PreconditionerState {
+                step: stored.fisher_step.unwrap_or(0),
+                tensors: checkpoint::read_all_tensors(&fisher_path)?,
+            };
+            algorithm.preconditioner.restore(&model, state)?;
         }
-        let algorithm = HmStep::new(learner, optimizer, &model);
         let mut state = stored.state;
         if state.finished && !state.stopped_early && state.epoch < config.train.epochs {
             state.finished = false;
@@ -163,7 +168,7 @@ impl Run {
         dir: RunDir,
         config: Config,
         model: HelmholtzMachine,
-        algorithm: HmStep,
+        algorithm: HmLearner,
         state: TrainState,
         data: RunData,
     ) -> Self {
@@ -491,35 +496,29 @@ impl<M> Observer<M> for MetricsLog<'_> {
 /// counters. Non-finite parameters are refused, so the last good checkpoint is kept.
 struct HmStore<'a>(&'a RunDir);
 
-impl CheckpointStore<HelmholtzMachine, HmStep> for HmStore<'_> {
+impl CheckpointStore<HelmholtzMachine, HmLearner> for HmStore<'_> {
     fn save(
         &mut self,
         slot: Slot,
         model: &HelmholtzMachine,
-        algorithm: &HmStep,
+        algorithm: &HmLearner,
         state: &TrainState,
     ) -> Result<()> {
         checkpoint::check_finite(&model.params)?;
-        let samples = algorithm
-            .learner
-            .preconditioner
-            .as_ref()
-            .and_then(|p| p.samples());
+        let preconditioner = algorithm.preconditioner.state();
+        let optimizer = &algorithm.inner.optimizer;
         self.0.write_checkpoint(slot, |tmp| {
             checkpoint::write_tensors(&tmp.join("params.safetensors"), &model.params)?;
-            checkpoint::write_tensors(
-                &tmp.join("optimizer.safetensors"),
-                &algorithm.optimizer.moments(),
-            )?;
-            if let Some(samples) = samples {
-                checkpoint::write_tensors(&tmp.join(FISHER_FILE), &fisher_to_tensors(samples))?;
+            checkpoint::write_tensors(&tmp.join("optimizer.safetensors"), &optimizer.moments())?;
+            if let Some(preconditioner) = &preconditioner {
+                checkpoint::write_tensors(&tmp.join(FISHER_FILE), &preconditioner.tensors)?;
             }
             let stored = StoredState {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 sizes: model.sizes.clone(),
-                optimizer_step: algorithm.optimizer.step,
+                optimizer_step: optimizer.step(),
                 state: state.clone(),
-                fisher_step: samples.map(|s| s.step),
+                fisher_step: preconditioner.as_ref().map(|p| p.step),
             };
             let path = tmp.join(CHECKPOINT_STATE);
             let text = serde_json::to_string_pretty(&stored)
@@ -591,53 +590,6 @@ fn split_columns(
 
 /// File of a checkpoint holding the samples of the last Fisher refresh.
 const FISHER_FILE: &str = "fisher.safetensors";
-
-fn fisher_to_tensors(samples: &FisherSamples) -> ParamSet {
-    let mut tensors = Vec::new();
-    for (prefix, set) in [("p", &samples.generative), ("q", &samples.recognition)] {
-        for (l, layer) in set.iter().enumerate() {
-            let n = layer.n_samples();
-            tensors.push(Tensor {
-                name: format!("{prefix}.{l}.parents"),
-                shape: vec![layer.n_in, n],
-                data: layer.parents.clone(),
-            });
-            tensors.push(Tensor {
-                name: format!("{prefix}.{l}.probs"),
-                shape: vec![layer.n_out, n],
-                data: layer.probs.clone(),
-            });
-        }
-    }
-    ParamSet { tensors }
-}
-
-fn fisher_from_tensors(set: &ParamSet, model: &HelmholtzMachine) -> Result<FisherSamples> {
-    let layer = |prefix: &str, l: usize| -> Result<LayerSamples> {
-        let get = |what: &str| {
-            set.get(&format!("{prefix}.{l}.{what}")).ok_or_else(|| {
-                Error::Checkpoint(format!("Fisher samples {prefix}.{l}.{what} are missing"))
-            })
-        };
-        let (parents, probs) = (get("parents")?, get("probs")?);
-        Ok(LayerSamples {
-            n_in: parents.shape[0],
-            n_out: probs.shape[0],
-            parents: parents.data.clone(),
-            probs: probs.data.clone(),
-            sample_weights: None,
-        })
-    };
-    Ok(FisherSamples {
-        step: 0,
-        generative: (0..model.n_layers())
-            .map(|l| layer("p", l))
-            .collect::<Result<_>>()?,
-        recognition: (0..model.n_layers())
-            .map(|l| layer("q", l))
-            .collect::<Result<_>>()?,
-    })
-}
 
 #[derive(Serialize, Deserialize)]
 struct StoredState {

@@ -11,7 +11,8 @@ use crate::dist::surrogate::{GaussianMixture, Gaussians, Surrogated};
 use crate::error::{Error, Result};
 use crate::math::linalg::cholesky;
 use crate::objectives::targets::Target;
-use crate::optim::sngd::{Adam, Method, Step, finite_objective};
+use crate::optim::sngd::{Method, Step, finite_objective};
+use crate::optim::{Adam, Update};
 
 /// Which matrix W is a square root of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +31,7 @@ pub struct AdamRoot<P> {
     root: Root,
     params: Vec<f64>,
     lambda_len: usize,
-    adam: Adam,
+    adam: Adam<Vec<f64>>,
     distribution: PhantomData<fn() -> P>,
 }
 
@@ -70,7 +71,7 @@ impl<P: Surrogated<Surrogate = GaussianMixture>> AdamRoot<P> {
         Ok(AdamRoot {
             surrogate,
             root,
-            adam: Adam::new(params.len(), lr)?,
+            adam: Adam::literal(lr, &params)?,
             params,
             lambda_len: lambda.len(),
             distribution: PhantomData,
@@ -138,7 +139,7 @@ impl<P: Surrogated<Surrogate = GaussianMixture>> Method for AdamRoot<P> {
         T: Target<Point = P, Gradient = P::Gradient>,
     {
         let (value, gradient) = self.objective_and_gradient(target)?;
-        self.adam.descend(&mut self.params, &gradient)?;
+        self.adam.checked_update(&mut self.params, &gradient)?;
         Ok(Step {
             value,
             searched: None,

@@ -9,7 +9,8 @@ use std::marker::PhantomData;
 use crate::dist::surrogate::{Surrogate, Surrogated};
 use crate::error::{Error, Result};
 use crate::objectives::targets::Target;
-use crate::optim::sngd::{Adam, LineSearch, Method, Step, finite_objective, search_step};
+use crate::optim::sngd::{LineSearch, Method, Step, finite_objective, search_step};
+use crate::optim::{Adam, Update};
 
 /// Which dual coordinates of the surrogate the SNGD state moves in.
 pub trait Form {
@@ -31,7 +32,7 @@ pub struct Sngd<P: Surrogated, F: Form> {
     surrogate: P::Surrogate,
     point: <P::Surrogate as Surrogate>::Point,
     lambda: Vec<f64>,
-    adam: Option<Adam>,
+    adam: Option<Adam<Vec<f64>>>,
     search: LineSearch,
     form: PhantomData<F>,
 }
@@ -49,7 +50,7 @@ impl<P: Surrogated, F: Form> Sngd<P, F> {
         let adam = if lambda.is_empty() {
             None
         } else {
-            Some(Adam::new(lambda.len(), lr_lambda)?)
+            Some(Adam::literal(lr_lambda, &lambda)?)
         };
         Ok(Sngd {
             surrogate,
@@ -105,7 +106,7 @@ impl<P: Surrogated, F: Form> Method for Sngd<P, F> {
         .ok_or_else(|| Error::Diverged(format!("SNGD: no step size {}", surrogate.domain())))?;
         self.point = next;
         if let Some(adam) = &mut self.adam {
-            adam.descend(&mut self.lambda, &g_lambda)?;
+            adam.checked_update(&mut self.lambda, &g_lambda)?;
         }
         Ok(Step {
             value,

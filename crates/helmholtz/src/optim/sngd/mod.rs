@@ -14,7 +14,8 @@
 //! * [`Mcef`]: the natural gradient of the minimal conditional exponential family of a
 //!   skew-normal (Lin, Khan & Schmidt 2019).
 //!
-//! The auxiliary parameters λ a surrogate does not cover are stepped by [`Adam`]. The step size
+//! The auxiliary parameters λ a surrogate does not cover are stepped by the crate's one Adam
+//! ([`crate::optim::Adam`] on an f64 vector, as the Adam baselines). The step size
 //! comes from a [`LineSearch`] that also keeps the iterate in the domain. GD, BFGS and a natural
 //! gradient with a given Fisher on a flat objective ([`baselines`]) are the baselines for counts.
 //!
@@ -48,7 +49,6 @@
 //! # Ok::<(), helmholtz::Error>(())
 //! ```
 
-mod adam;
 mod adam_root;
 pub mod baselines;
 mod form;
@@ -57,7 +57,6 @@ mod mcef;
 mod mean_form;
 mod natural_form;
 
-pub use adam::Adam;
 pub use adam_root::{AdamRoot, Root};
 pub use form::{Form, Sngd};
 pub use line_search::{LineSearch, search_along, search_step};

@@ -146,16 +146,13 @@ pub fn resume_fit(
     let ckpt = run.checkpoint(Slot::Last);
     let fitted = FittedModel::load(&ckpt, &config, x.nrows())?;
     let mut optimizer = vae_optimizer(&config, &fitted)?;
-    if let Some(optimizer) = optimizer.as_mut() {
-        let moments = read_tensors(&ckpt.join(OPTIMIZER_TENSORS), &optimizer.moments())?;
-        optimizer.set_moments(moments);
-    }
     let path = ckpt.join(CHECKPOINT_STATE);
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     let stored_state: FitState =
         serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))?;
     if let Some(optimizer) = optimizer.as_mut() {
-        optimizer.step = stored_state.optimizer_step;
+        let moments = read_tensors(&ckpt.join(OPTIMIZER_TENSORS), &optimizer.moments())?;
+        optimizer.restore_moments(stored_state.optimizer_step, moments)?;
     }
     let mut state = stored_state.state;
     if !overrides.is_empty() {
@@ -467,7 +464,7 @@ impl FitStore<'_> {
             let stored = FitState {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 state: state.clone(),
-                optimizer_step: optimizer.map_or(0, |o| o.step),
+                optimizer_step: optimizer.map_or(0, |o| o.step()),
             };
             let text = serde_json::to_string_pretty(&stored)
                 .map_err(|e| Error::Checkpoint(e.to_string()))?;
