@@ -40,6 +40,11 @@ pub trait Surrogate: Sync {
     /// ∇_μ̃ f at `point`: the natural gradient in natural coordinates (the direction of the VI
     /// form).
     fn gradient_in_mean(&self, point: &Self::Point, g: &Self::Gradient) -> Result<Vec<f64>>;
+    /// The numbers `point` is stored as, exactly (for checkpoints; no change of coordinates).
+    fn point_values(&self, point: &Self::Point) -> Vec<f64>;
+    /// The point stored as `values` by [`Surrogate::point_values`]; an error if their number
+    /// does not fit this surrogate.
+    fn point_from_values(&self, values: &[f64]) -> Result<Self::Point>;
 }
 
 /// A distribution optimised through a surrogate: it is made from a surrogate member and
@@ -348,6 +353,44 @@ impl Surrogate for GaussianMixture {
         out.extend(blocks);
         Ok(out)
     }
+
+    fn point_values(&self, point: &Gaussians) -> Vec<f64> {
+        let mut out = point.weights.clone();
+        for m in &point.means {
+            out.extend(m);
+        }
+        for sigma in &point.covariances {
+            push_matrix(&mut out, sigma, |v| v);
+        }
+        out
+    }
+
+    fn point_from_values(&self, values: &[f64]) -> Result<Gaussians> {
+        let (k, d) = (self.components, self.dim);
+        if values.len() != k + k * d + k * d * d {
+            return Err(Error::Dimension(format!(
+                "a mixture of {k} Gaussians of dimension {d} is stored as {} values, {} given",
+                k + k * d + k * d * d,
+                values.len()
+            )));
+        }
+        let (weights, rest) = values.split_at(k);
+        let (means, covariances) = rest.split_at(k * d);
+        Ok(Gaussians {
+            weights: weights.to_vec(),
+            means: means
+                .chunks(d.max(1))
+                .take(k)
+                .map(<[f64]>::to_vec)
+                .collect(),
+            covariances: (0..k)
+                .map(|c| {
+                    let block = &covariances[c * d * d..(c + 1) * d * d];
+                    Mat::from_fn(d, d, |r, col| block[col * d + r])
+                })
+                .collect(),
+        })
+    }
 }
 
 /// Any [`ExponentialFamily`] kept in its mean parameters μ̃ (the point is μ̃ itself); gradients
@@ -393,6 +436,14 @@ impl<F: ExponentialFamily + Sync> Surrogate for MeanCoordinates<F> {
             "a surrogate kept in mean coordinates takes gradients in η̃ only: use the MLE form"
                 .into(),
         ))
+    }
+
+    fn point_values(&self, point: &Vec<f64>) -> Vec<f64> {
+        point.clone()
+    }
+
+    fn point_from_values(&self, values: &[f64]) -> Result<Vec<f64>> {
+        Ok(values.to_vec())
     }
 }
 

@@ -11,7 +11,7 @@ use crate::dist::surrogate::{GaussianMixture, Gaussians, Surrogated};
 use crate::error::{Error, Result};
 use crate::math::linalg::cholesky;
 use crate::objectives::targets::Target;
-use crate::optim::sngd::{Method, Step, finite_objective};
+use crate::optim::sngd::{Method, MethodState, Step, finite_objective};
 use crate::optim::{Adam, Update};
 
 /// Which matrix W is a square root of.
@@ -144,6 +144,21 @@ impl<P: Surrogated<Surrogate = GaussianMixture>> Method for AdamRoot<P> {
             value,
             searched: None,
         })
+    }
+
+    fn state(&self) -> MethodState {
+        let mut state = MethodState::default();
+        state.put("params", self.params.clone());
+        state.put_adam("adam", &self.adam);
+        state
+    }
+
+    fn restore(&mut self, state: &MethodState) -> Result<()> {
+        let n = self.params.len();
+        let params = state.get("params", Some(n))?.to_vec();
+        self.adam.restore(state.adam("adam", n)?)?;
+        self.params = params;
+        Ok(())
     }
 }
 

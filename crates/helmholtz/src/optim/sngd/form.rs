@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use crate::dist::surrogate::{Surrogate, Surrogated};
 use crate::error::{Error, Result};
 use crate::objectives::targets::Target;
-use crate::optim::sngd::{LineSearch, Method, Step, finite_objective, search_step};
+use crate::optim::sngd::{LineSearch, Method, MethodState, Step, finite_objective, search_step};
 use crate::optim::{Adam, Update};
 
 /// Which dual coordinates of the surrogate the SNGD state moves in.
@@ -112,5 +112,28 @@ impl<P: Surrogated, F: Form> Method for Sngd<P, F> {
             value,
             searched: search.needs_values().then_some(searched),
         })
+    }
+
+    fn state(&self) -> MethodState {
+        let mut state = MethodState::default();
+        state.put("point", self.surrogate.point_values(&self.point));
+        state.put("lambda", self.lambda.clone());
+        if let Some(adam) = &self.adam {
+            state.put_adam("adam", adam);
+        }
+        state
+    }
+
+    fn restore(&mut self, state: &MethodState) -> Result<()> {
+        let point = self
+            .surrogate
+            .point_from_values(state.get("point", None)?)?;
+        let lambda = state.get("lambda", Some(self.lambda.len()))?.to_vec();
+        if let Some(adam) = &mut self.adam {
+            adam.restore(state.adam("adam", lambda.len())?)?;
+        }
+        self.point = point;
+        self.lambda = lambda;
+        Ok(())
     }
 }

@@ -10,7 +10,7 @@ use crate::dist::skew::{SkewGradient, SkewNormal};
 use crate::error::{Error, Result};
 use crate::math::linalg::cholesky;
 use crate::objectives::targets::Target;
-use crate::optim::sngd::{LineSearch, Method, Step, finite_objective, search_step};
+use crate::optim::sngd::{LineSearch, Method, MethodState, Step, finite_objective, search_step};
 
 /// MCEF on a skew-normal, kept in Lin's coordinates (μ, V, β).
 pub struct Mcef {
@@ -120,5 +120,27 @@ impl Method for Mcef {
             value,
             searched: None,
         })
+    }
+
+    fn state(&self) -> MethodState {
+        let mut state = MethodState::default();
+        state.put("mu", self.mu.clone());
+        state.put(
+            "v",
+            self.v.col_iter().flat_map(|c| c.iter().copied()).collect(),
+        );
+        state.put("beta", self.beta.clone());
+        state
+    }
+
+    fn restore(&mut self, state: &MethodState) -> Result<()> {
+        let d = self.mu.len();
+        let mu = state.get("mu", Some(d))?.to_vec();
+        let v = state.get("v", Some(d * d))?;
+        let beta = state.get("beta", Some(d))?.to_vec();
+        self.v = Mat::from_fn(d, d, |r, c| v[c * d + r]);
+        self.mu = mu;
+        self.beta = beta;
+        Ok(())
     }
 }

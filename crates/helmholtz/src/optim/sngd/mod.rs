@@ -64,8 +64,13 @@ pub use mcef::Mcef;
 pub use mean_form::{MeanForm, SngdMean};
 pub use natural_form::{NaturalForm, SngdNatural};
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
 use crate::objectives::targets::Target;
+use crate::optim::{Adam, OptimizerState, Update};
 
 /// What one step reports.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -90,6 +95,62 @@ pub trait Method {
     fn step<T>(&mut self, target: &T) -> Result<Step>
     where
         T: Target<Point = Self::Point, Gradient = Self::Gradient>;
+    /// Everything a resumed run needs to continue exactly: coordinates, auxiliary parameters
+    /// and optimiser moments.
+    fn state(&self) -> MethodState;
+    /// Continues from `state` (from [`Method::state`] of a method built the same way); a state
+    /// of another shape is refused with an error naming the entry, and nothing changes.
+    fn restore(&mut self, state: &MethodState) -> Result<()>;
+}
+
+/// A method's state for a checkpoint: named vectors of f64, stored exactly (serde).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MethodState {
+    /// The vectors by name.
+    pub values: BTreeMap<String, Vec<f64>>,
+}
+
+impl MethodState {
+    /// Stores `values` under `name`.
+    pub fn put(&mut self, name: &str, values: Vec<f64>) {
+        self.values.insert(name.to_string(), values);
+    }
+
+    /// The vector `name`, which must hold `len` values (any length when `len` is None).
+    pub fn get(&self, name: &str, len: Option<usize>) -> Result<&[f64]> {
+        let values = self
+            .values
+            .get(name)
+            .ok_or_else(|| Error::Checkpoint(format!("the method state has no entry {name:?}")))?;
+        match len {
+            Some(len) if values.len() != len => Err(Error::Checkpoint(format!(
+                "the method state's {name:?} holds {} values, {len} expected",
+                values.len()
+            ))),
+            _ => Ok(values),
+        }
+    }
+
+    /// Stores an Adam's step counter and moments under `prefix`.
+    pub(crate) fn put_adam(&mut self, prefix: &str, adam: &Adam<Vec<f64>>) {
+        let state = adam.state();
+        self.put(&format!("{prefix}.step"), vec![state.step as f64]);
+        for (name, moment) in ["m", "v"].iter().zip(state.moments) {
+            self.put(&format!("{prefix}.{name}"), moment);
+        }
+    }
+
+    /// The Adam state stored by [`MethodState::put_adam`] for `n` parameters.
+    pub(crate) fn adam(&self, prefix: &str, n: usize) -> Result<OptimizerState<Vec<f64>>> {
+        let step = self.get(&format!("{prefix}.step"), Some(1))?[0];
+        Ok(OptimizerState {
+            step: step as u64,
+            moments: vec![
+                self.get(&format!("{prefix}.m"), Some(n))?.to_vec(),
+                self.get(&format!("{prefix}.v"), Some(n))?.to_vec(),
+            ],
+        })
+    }
 }
 
 /// The target's value and gradient at `q`; a non-finite value is an error.
