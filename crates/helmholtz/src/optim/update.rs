@@ -5,6 +5,9 @@
 //! Each rule is written once, generic over the storage scalar ([`Real`]): the coefficients
 //! (learning rate, bias corrections) are computed in f64 and cast once per update to the
 //! storage type, and the per-element arithmetic runs in the storage type.
+//!
+//! (Just over 700 lines: the four rules, the scalar and storage traits they share, and their
+//! tests, the last 200 lines.)
 
 use std::fmt::Debug;
 use std::ops::{Add, Div, Mul, Sub, SubAssign};
