@@ -53,6 +53,9 @@ pub enum DataSource {
     Csv,
     /// Directories of PNG images given by `train` (and optionally `valid`, `test`).
     PngDir,
+    /// NumPy `.npy` arrays of shape (n, d), or `.npz` archives holding one such array (or one
+    /// named `x`), given by `train` (and optionally `valid`, `test`); values scaled by `scale`.
+    Npy,
 }
 
 /// How grey levels become binary data.
@@ -82,7 +85,7 @@ pub struct DataConfig {
     /// Data directory (default: `$HELMHOLTZ_DATA` or `data/`).
     #[serde(default)]
     pub dir: Option<PathBuf>,
-    /// Training file or directory (idx, csv, png-dir sources).
+    /// Training file or directory (idx, csv, png-dir, npy sources).
     #[serde(default)]
     pub train: Option<PathBuf>,
     /// Validation file or directory (optional).
@@ -91,7 +94,7 @@ pub struct DataConfig {
     /// Test file or directory (optional).
     #[serde(default)]
     pub test: Option<PathBuf>,
-    /// Divisor applied to CSV values (e.g. 255 or 16).
+    /// Factor applied to CSV and NPY values (e.g. `0.00392156862745098` = 1/255 for 8-bit pixels).
     #[serde(default = "default_scale")]
     pub scale: f32,
 }
@@ -443,11 +446,12 @@ impl Config {
         }
         let custom = matches!(
             self.data.source,
-            DataSource::Idx | DataSource::Csv | DataSource::PngDir
+            DataSource::Idx | DataSource::Csv | DataSource::PngDir | DataSource::Npy
         );
         if custom && self.data.train.is_none() {
             return fail(
-                "data.train must name the training file for idx, csv and png-dir sources".into(),
+                "data.train must name the training file for idx, csv, png-dir and npy sources"
+                    .into(),
             );
         }
         if self.eval.exact_kl && self.data.source != DataSource::Lines3x3 {

@@ -103,7 +103,9 @@ fn grey_splits(config: &DataConfig) -> Result<(Splits, Option<&'static str>)> {
             let (train, valid, test) = data::lines3x3_splits(config.binarize_seed);
             return Ok((Splits { train, valid, test }, None));
         }
-        DataSource::Idx | DataSource::Csv | DataSource::PngDir => (custom(config)?, None),
+        DataSource::Idx | DataSource::Csv | DataSource::PngDir | DataSource::Npy => {
+            (custom(config)?, None)
+        }
     };
     for (name, set) in [
         ("train", &splits.train),
@@ -152,6 +154,7 @@ fn custom(config: &DataConfig) -> Result<Splits> {
         match config.source {
             DataSource::Idx => data::load_idx_images(path, None),
             DataSource::Csv => data::read_csv(path, None, config.scale),
+            DataSource::Npy => data::npy::read_dataset(path, config.scale),
             _ => data::load_png_dir(path),
         }
     };

@@ -57,15 +57,15 @@ pub struct FitConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FitData {
-    /// digits, mnist, fashion-mnist, idx, csv or png-dir.
+    /// digits, mnist, fashion-mnist, idx, csv, png-dir or npy.
     pub source: DataSource,
     /// Data directory (default: `$HELMHOLTZ_DATA` or `data/`).
     #[serde(default)]
     pub dir: Option<PathBuf>,
-    /// Training file or directory (idx, csv, png-dir).
+    /// Training file or directory (idx, csv, png-dir, npy).
     #[serde(default)]
     pub train: Option<PathBuf>,
-    /// Divisor applied to CSV values.
+    /// Factor applied to CSV and NPY values (e.g. 1/255 for 8-bit pixels).
     #[serde(default = "one")]
     pub scale: f32,
     /// Use only the first N training points.
