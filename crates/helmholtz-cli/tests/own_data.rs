@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{scratch, text};
@@ -69,12 +69,13 @@ fn npz_bytes(member: &[u8]) -> Vec<u8> {
     out
 }
 
-fn fit(dir: &Path, source: &str, file: &str) -> String {
+/// Runs `helmholtz fit` of a 3-component diagonal GMM on `file` with extra `[data]` keys.
+fn run_fit(dir: &Path, source: &str, file: &str, keys: &str) -> (std::process::Output, PathBuf) {
     let config = dir.join(format!("{source}-{file}.toml"));
     std::fs::write(
         &config,
         format!(
-            "name = \"own\"\nseed = 0\n[data]\nsource = \"{source}\"\ntrain = \"{}\"\n[model]\nkind = \"gmm-diagonal\"\nlatents = 3\n[train]\nmax_steps = 500\ntol = 1e-12\n",
+            "name = \"own\"\nseed = 0\n[data]\nsource = \"{source}\"\ntrain = \"{}\"\n{keys}\n[model]\nkind = \"gmm-diagonal\"\nlatents = 3\n[train]\nmax_steps = 500\ntol = 1e-12\n",
             dir.join(file).display()
         ),
     )
@@ -88,6 +89,11 @@ fn fit(dir: &Path, source: &str, file: &str) -> String {
         .arg("--quiet")
         .output()
         .unwrap();
+    (output, out)
+}
+
+fn fit(dir: &Path, source: &str, file: &str, keys: &str) -> String {
+    let (output, out) = run_fit(dir, source, file, keys);
     assert!(output.status.success(), "{}", text(&output));
     std::fs::read_to_string(out.join("model.json")).unwrap()
 }
@@ -103,9 +109,25 @@ fn csv_npy_and_npz_files_of_the_same_points_give_the_same_fit() {
     let npy = npy_bytes(&points);
     std::fs::write(dir.join("points.npy"), &npy).unwrap();
     std::fs::write(dir.join("points.npz"), npz_bytes(&npy)).unwrap();
-    let from_csv = fit(&dir, "csv", "points.csv");
-    assert_eq!(fit(&dir, "npy", "points.npy"), from_csv);
-    assert_eq!(fit(&dir, "npy", "points.npz"), from_csv);
+    let from_csv = fit(&dir, "csv", "points.csv", "");
+    assert_eq!(fit(&dir, "npy", "points.npy", ""), from_csv);
+    assert_eq!(fit(&dir, "npy", "points.npz", ""), from_csv);
+    // Tab-separated, with a header row said to be there.
+    let tsv: String = std::iter::once("x\ty\n".to_string())
+        .chain(points.iter().map(|[x, y]| format!("{x}\t{y}\n")))
+        .collect();
+    std::fs::write(dir.join("points.tsv"), tsv).unwrap();
+    let keys = "header = true\ndelimiter = \"\\t\"";
+    assert_eq!(fit(&dir, "csv", "points.tsv", keys), from_csv);
+    // A delimiter that cannot be one is refused naming the key; nothing is created.
+    std::fs::copy(dir.join("points.csv"), dir.join("again.csv")).unwrap();
+    let (output, out) = run_fit(&dir, "csv", "again.csv", "delimiter = \"é\"");
+    let message = text(&output);
+    assert!(
+        !output.status.success() && message.contains("data.delimiter"),
+        "{message}"
+    );
+    assert!(!out.exists());
 
     // A file that is not NPY is refused with a message naming it.
     std::fs::write(dir.join("bad.npy"), "1,2\n3,4\n").unwrap();

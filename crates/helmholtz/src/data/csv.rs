@@ -8,18 +8,54 @@ use super::Dataset;
 use super::idx::read_maybe_gzip;
 use crate::error::{Error, Result};
 
-/// Reads a numeric CSV file, plain or gzip-compressed (detected from its first two bytes).
+/// How a CSV file is read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CsvOptions {
+    /// Whether the first row is a header: `Some(true)` skips it, `Some(false)` reads it as data,
+    /// `None` decides from the row: a header if none of its fields is a number, data if all
+    /// are, and an error naming row 1 otherwise.
+    pub header: Option<bool>,
+    /// The field delimiter (an ASCII character; `,` by default, `\t` for tab-separated files).
+    pub delimiter: u8,
+    /// A column (0-based) of non-negative integer class labels, removed from the features.
+    pub label_column: Option<usize>,
+    /// Every feature is multiplied by this (e.g. `1.0 / 255.0` for 8-bit pixels).
+    pub scale: f32,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            header: None,
+            delimiter: b',',
+            label_column: None,
+            scale: 1.0,
+        }
+    }
+}
+
+/// Reads a numeric CSV file, plain or gzip-compressed (detected from its first two bytes), with
+/// a comma delimiter and the header decided from the first row (see [`CsvOptions`]).
 ///
 /// Each row is one sample. `label_column` (0-based), if given, holds a non-negative integer class
 /// label and is removed from the features; every other cell is a feature, multiplied by `scale`
-/// (e.g. `1.0 / 255.0` for 8-bit pixels). A first row that does not parse as numbers is taken to be
-/// a header and skipped; no other header detection is done. Cells are trimmed of spaces.
+/// (e.g. `1.0 / 255.0` for 8-bit pixels). Cells are trimmed of spaces.
 ///
 /// Errors name the row (1-based line number) and column (1-based) for ragged rows, non-numeric
 /// cells, labels that are not non-negative integers, and NaN or infinite values.
 pub fn read_csv(path: &Path, label_column: Option<usize>, scale: f32) -> Result<Dataset> {
+    let options = CsvOptions {
+        label_column,
+        scale,
+        ..CsvOptions::default()
+    };
+    read_csv_with(path, &options)
+}
+
+/// Reads a numeric CSV file as `options` say.
+pub fn read_csv_with(path: &Path, options: &CsvOptions) -> Result<Dataset> {
     let bytes = read_maybe_gzip(path)?;
-    parse_csv(&bytes, path, label_column, scale)
+    parse_csv_with(&bytes, path, options)
 }
 
 /// Parses CSV text already in memory, as [`read_csv`] does; `path` only labels errors.
@@ -29,6 +65,17 @@ pub fn parse_csv(
     label_column: Option<usize>,
     scale: f32,
 ) -> Result<Dataset> {
+    let options = CsvOptions {
+        label_column,
+        scale,
+        ..CsvOptions::default()
+    };
+    parse_csv_with(bytes, path, &options)
+}
+
+/// Parses CSV text already in memory as `options` say; `path` only labels errors.
+pub fn parse_csv_with(bytes: &[u8], path: &Path, options: &CsvOptions) -> Result<Dataset> {
+    let (label_column, scale) = (options.label_column, options.scale);
     if !scale.is_finite() {
         return Err(Error::Config(format!(
             "CSV scale must be finite, got {scale}"
@@ -37,6 +84,7 @@ pub fn parse_csv(
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
+        .delimiter(options.delimiter)
         .trim(::csv::Trim::All)
         .from_reader(bytes);
 
@@ -47,8 +95,27 @@ pub fn parse_csv(
     for (index, record) in reader.records().enumerate() {
         let record = record.map_err(|e| Error::format(path, format!("CSV: {e}")))?;
         let row = record.position().map_or(index + 1, |p| p.line() as usize);
-        if index == 0 && record.iter().any(|cell| cell.parse::<f64>().is_err()) {
-            continue; // a header row
+        if index == 0 {
+            let numbers = record.iter().filter(|c| c.parse::<f64>().is_ok()).count();
+            match options.header {
+                Some(true) => continue,
+                None if numbers == 0 => continue, // a header row
+                None if numbers < record.len() => {
+                    let (col, cell) = record
+                        .iter()
+                        .enumerate()
+                        .find(|(_, c)| c.parse::<f64>().is_err())
+                        .unwrap_or((0, ""));
+                    return Err(Error::format(
+                        path,
+                        format!(
+                            "row {row}, column {}: '{cell}' is not a number, but other fields of row {row} are: a header has no numbers and a data row only numbers (set data.header = true or false to say which it is)",
+                            col + 1
+                        ),
+                    ));
+                }
+                _ => {}
+            }
         }
         match n_columns {
             None => {
@@ -160,6 +227,40 @@ mod tests {
         // The label column may be first.
         let ds = parse("7,1,2\n", Some(0)).unwrap();
         assert_eq!((ds.labels, ds.x[(1, 0)]), (Some(vec![7]), 1.0));
+    }
+
+    #[test]
+    fn the_header_is_decided_by_the_first_row_or_said_and_delimiters_are_options() {
+        // A first row with a number and a word is neither: an error naming row 1, not a dropped row.
+        let msg = message(parse("1,oops\n3,4\n", None).unwrap_err());
+        assert!(
+            msg.contains("row 1, column 2") && msg.contains("'oops'"),
+            "{msg}"
+        );
+        assert!(msg.contains("data.header"), "{msg}");
+        let with = |header, delimiter, text: &str| {
+            let options = CsvOptions {
+                header,
+                delimiter,
+                ..CsvOptions::default()
+            };
+            parse_csv_with(text.as_bytes(), Path::new("t.csv"), &options)
+        };
+        // A numeric first row that is a header (column names 1, 2) is skipped when said so.
+        let ds = with(Some(true), b',', "1,2\n3,4\n").unwrap();
+        assert_eq!((ds.n_samples(), ds.x[(0, 0)]), (1, 3.0));
+        // A header said to be absent is data, and a word in it is an error naming row 1.
+        assert_eq!(
+            with(Some(false), b',', "1,2\n3,4\n").unwrap().n_samples(),
+            2
+        );
+        let msg = message(with(Some(false), b',', "a,b\n3,4\n").unwrap_err());
+        assert!(msg.contains("row 1, column 1"), "{msg}");
+        // Tab- and semicolon-separated files.
+        let ds = with(None, b'\t', "x\ty\n1\t2\n3\t4\n").unwrap();
+        assert_eq!((ds.dim(), ds.n_samples(), ds.x[(1, 1)]), (2, 2, 4.0));
+        let ds = with(None, b';', "1;2.5\n").unwrap();
+        assert_eq!(ds.x[(1, 0)], 2.5);
     }
 
     #[test]

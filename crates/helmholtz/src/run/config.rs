@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::csv::CsvOptions;
 use crate::error::{Error, Result};
 use crate::models::{ParamSet, WeightInit};
 use crate::optim::natural::NaturalConfig;
@@ -97,9 +98,22 @@ pub struct DataConfig {
     /// Factor applied to CSV and NPY values (e.g. `0.00392156862745098` = 1/255 for 8-bit pixels).
     #[serde(default = "default_scale")]
     pub scale: f32,
+    /// Whether the first row of a CSV file is a header (true) or data (false); unset, it is a
+    /// header when none of its fields is a number.
+    #[serde(default)]
+    pub header: Option<bool>,
+    /// The CSV field delimiter, one ASCII character (default `,`; `"\t"` for tabs).
+    #[serde(default)]
+    pub delimiter: Option<char>,
 }
 
 impl DataConfig {
+    /// How CSV files of this section are read; a delimiter that is not one ASCII character is
+    /// an error naming `data.delimiter`.
+    pub fn csv_options(&self) -> Result<CsvOptions> {
+        csv_options(self.header, self.delimiter, self.scale)
+    }
+
     /// The data section of `source` with every other field at the default of the TOML form
     /// (fixed binarisation with seed 0, the default data directory, CSV scale 1).
     pub fn new(source: DataSource) -> Self {
@@ -112,8 +126,33 @@ impl DataConfig {
             valid: None,
             test: None,
             scale: default_scale(),
+            header: None,
+            delimiter: None,
         }
     }
+}
+
+/// CSV options from the `data` keys `header`, `delimiter` and `scale`.
+pub fn csv_options(
+    header: Option<bool>,
+    delimiter: Option<char>,
+    scale: f32,
+) -> Result<CsvOptions> {
+    let delimiter = match delimiter {
+        None => b',',
+        Some(c) if c.is_ascii() && c != '"' && c != '\n' && c != '\r' => c as u8,
+        Some(c) => {
+            return Err(Error::Config(format!(
+                "data.delimiter = {c:?} is not accepted: one ASCII character other than a quote or a line break (for example \",\", \";\" or \"\\t\")"
+            )));
+        }
+    };
+    Ok(CsvOptions {
+        header,
+        delimiter,
+        label_column: None,
+        scale,
+    })
 }
 
 fn default_binarize() -> Binarize {

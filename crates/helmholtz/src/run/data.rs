@@ -153,7 +153,7 @@ fn custom(config: &DataConfig) -> Result<Splits> {
     let read = |path: &Path| -> Result<Dataset> {
         match config.source {
             DataSource::Idx => data::load_idx_images(path, None),
-            DataSource::Csv => data::read_csv(path, None, config.scale),
+            DataSource::Csv => data::csv::read_csv_with(path, &config.csv_options()?),
             DataSource::Npy => data::npy::read_dataset(path, config.scale),
             _ => data::load_png_dir(path),
         }

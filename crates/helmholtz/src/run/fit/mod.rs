@@ -68,6 +68,13 @@ pub struct FitData {
     /// Factor applied to CSV and NPY values (e.g. 1/255 for 8-bit pixels).
     #[serde(default = "one")]
     pub scale: f32,
+    /// Whether the first CSV row is a header (true) or data (false); unset, a header when none
+    /// of its fields is a number.
+    #[serde(default)]
+    pub header: Option<bool>,
+    /// The CSV field delimiter, one ASCII character (default `,`).
+    #[serde(default)]
+    pub delimiter: Option<char>,
     /// Use only the first N training points.
     #[serde(default)]
     pub points: Option<usize>,
@@ -383,6 +390,8 @@ pub fn load_data(config: &FitConfig) -> Result<Mat<f64>> {
         valid: None,
         test: None,
         scale: d.scale,
+        header: d.header,
+        delimiter: d.delimiter,
     };
     let mut train: Dataset = super::data::load_splits(&hm)?.train;
     if let Some(n) = d.points {
