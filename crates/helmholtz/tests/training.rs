@@ -237,6 +237,26 @@ fn a_diverging_run_stops_with_a_clear_error_and_keeps_its_last_checkpoint() {
 }
 
 #[test]
+fn a_checkpoint_holding_non_finite_values_is_an_error_not_an_infinite_estimate() {
+    let dir = scratch("nonfinite");
+    let mut run = Run::create(config(TOY, &["train.epochs=1"]), &dir).unwrap();
+    run.train(&mut Silent, &AtomicBool::new(false)).unwrap();
+    let path = dir.join("checkpoints/last/params.safetensors");
+    let mut params = helmholtz::run::checkpoint::read_all_tensors(&path).unwrap();
+    params.tensors[0].data[0] = f32::NAN;
+    helmholtz::run::checkpoint::write_tensors(&path, &params).unwrap();
+    let err = Run::open_checkpoint(&dir, Slot::Last)
+        .err()
+        .expect("a NaN checkpoint must not open")
+        .to_string();
+    assert!(
+        err.contains("non-finite") && err.contains(&params.tensors[0].name),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn existing_runs_are_not_overwritten() {
     let dir = scratch("exists");
     Run::create(config(DIGITS, &[]), &dir).unwrap();

@@ -128,7 +128,14 @@ impl Run {
         let data = data::load(&config.data)?;
         let template =
             HelmholtzMachine::new(&stored.sizes, config.model.init, config.model.bias, 0)?;
-        let params = checkpoint::read_tensors(&ckpt.join("params.safetensors"), &template.params)?;
+        let params_path = ckpt.join("params.safetensors");
+        let params = checkpoint::read_tensors(&params_path, &template.params)?;
+        if let Some(name) = params.first_non_finite() {
+            return Err(Error::Checkpoint(format!(
+                "{}: parameter {name} holds a non-finite value, so the checkpoint cannot be evaluated or resumed (the run's other checkpoint, `--checkpoint best` or `last`, may be usable)",
+                params_path.display()
+            )));
+        }
         let model = HelmholtzMachine::from_params(&stored.sizes, params)?;
         if model.x_dim() != data.train.dim() {
             return Err(Error::Dimension(format!(
