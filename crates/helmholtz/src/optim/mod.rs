@@ -24,6 +24,18 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::models::{ParamSet, Tensor};
 
+/// Refuses a learning rate or step size that is not a finite positive number (NaN, ±inf, zero
+/// and negative values all get this one message, naming `what`).
+pub fn check_step_size(what: &str, value: f64) -> Result<()> {
+    if value.is_finite() && value > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "{what} must be a finite positive number (for example 0.01), got {value}"
+        )))
+    }
+}
+
 /// Which update rule, with its hyper-parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]

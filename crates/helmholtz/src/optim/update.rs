@@ -192,11 +192,7 @@ impl Rate {
     /// Base rate `lr` under `schedule`, at step 0; `lr` must be finite and positive and the
     /// schedule valid.
     pub fn new(lr: f64, schedule: Schedule) -> Result<Self> {
-        if !(lr.is_finite() && lr > 0.0) {
-            return Err(Error::Config(format!(
-                "learning rate must be positive, got {lr}"
-            )));
-        }
+        super::check_step_size("learning rate", lr)?;
         schedule.validate()?;
         Ok(Rate {
             lr,

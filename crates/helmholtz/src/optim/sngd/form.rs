@@ -47,6 +47,7 @@ impl<P: Surrogated, F: Form> Sngd<P, F> {
         lr_lambda: f64,
         search: LineSearch,
     ) -> Result<Self> {
+        search.validate()?;
         let adam = if lambda.is_empty() {
             None
         } else {

@@ -24,6 +24,20 @@ pub enum LineSearch {
 }
 
 impl LineSearch {
+    /// Refuses a step that is not a finite positive number and a grid without points.
+    pub fn validate(self) -> crate::error::Result<()> {
+        match self {
+            LineSearch::Fixed(step) => crate::optim::check_step_size("the step size β", step),
+            LineSearch::Backtracking { start, .. } => {
+                crate::optim::check_step_size("the first step size β of the backtracking", start)
+            }
+            LineSearch::Grid { points: 0 } => Err(crate::error::Error::Config(
+                "the grid line search needs at least one point".into(),
+            )),
+            LineSearch::Grid { .. } => Ok(()),
+        }
+    }
+
     /// Whether candidates are compared by their objective (otherwise only their domain counts).
     pub fn needs_values(self) -> bool {
         matches!(self, LineSearch::Grid { .. })

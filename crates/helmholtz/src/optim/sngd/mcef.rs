@@ -23,6 +23,7 @@ pub struct Mcef {
 impl Mcef {
     /// Starts at `start`; the step size comes from `search` (which must not compare values).
     pub fn new(start: &SkewNormal, search: LineSearch) -> Result<Self> {
+        search.validate()?;
         if search.needs_values() {
             return Err(Error::Config(
                 "MCEF keeps the covariance valid by backtracking or a fixed step".into(),
