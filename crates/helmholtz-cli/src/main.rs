@@ -72,12 +72,15 @@ enum Command {
         /// Number of samples.
         #[arg(long, default_value_t = 64)]
         n: usize,
-        /// Output PNG.
+        /// Output PNG (not overwritten unless --force).
         #[arg(short = 'o', long)]
         output: PathBuf,
         /// Seed of the samples.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Overwrite the output file if it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Plot the learning curves of one or more runs on one chart.
     Plot {
@@ -264,7 +267,8 @@ fn run(cli: Cli) -> Result<()> {
             n,
             output,
             seed,
-        } => sample::run(&run, n, seed, &output),
+            force,
+        } => sample::run(&run, n, seed, &output, force),
         Command::Plot {
             runs,
             output,

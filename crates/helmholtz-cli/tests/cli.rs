@@ -104,6 +104,43 @@ fn train_eval_sample_and_plot_a_short_quickstart_run() {
         &dir,
     );
     assert!(out.status.success() && png.is_file(), "{}", text(&out));
+    // The file exists now: refused without --force, and left as it was; other extensions,
+    // no samples and a grid too large to draw are refused before anything is written.
+    let before = std::fs::read(&png).unwrap();
+    let run_arg = run.to_str().unwrap();
+    let refused = |args: &[&str], expect: &str| {
+        let out = helmholtz(&[&["sample", run_arg][..], args].concat(), &dir);
+        let message = text(&out);
+        assert!(
+            !out.status.success() && message.contains(expect) && !message.contains("panicked"),
+            "{args:?}: {message}"
+        );
+    };
+    refused(&["-o", png.to_str().unwrap()], "--force");
+    assert_eq!(std::fs::read(&png).unwrap(), before);
+    let csv = dir.join("s.csv");
+    refused(&["-o", csv.to_str().unwrap()], "PNG images only");
+    let other = dir.join("t.png");
+    refused(&["--n", "0", "-o", other.to_str().unwrap()], "--n 0");
+    refused(
+        &["--n", "100000000000", "-o", other.to_str().unwrap()],
+        "pixels",
+    );
+    assert!(!csv.exists() && !other.exists());
+    let out = helmholtz(
+        &[
+            "sample",
+            run_arg,
+            "--n",
+            "4",
+            "--force",
+            "-o",
+            png.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_ne!(std::fs::read(&png).unwrap(), before, "--force overwrote it");
     let chart = dir.join("c.png");
     let out = helmholtz(
         &[

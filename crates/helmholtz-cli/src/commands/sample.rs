@@ -2,14 +2,46 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use helmholtz::run::Run;
 
 use crate::{out, plots};
 
-/// Draws `n` samples of the run's model with `seed` into the PNG `output`.
-pub fn run(dir: &Path, n: usize, seed: u64, output: &Path) -> Result<()> {
+/// The largest grid drawn, in pixels (a 16k × 16k grey image, 256 MiB).
+const MAX_PIXELS: usize = 1 << 28;
+
+/// Draws `n` samples of the run's model with `seed` into the PNG `output`, which must end in
+/// `.png` and must not exist unless `force`.
+pub fn run(dir: &Path, n: usize, seed: u64, output: &Path, force: bool) -> Result<()> {
+    let is_png = output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if !is_png {
+        bail!(
+            "{}: sample writes PNG images only; name the output FILE.png",
+            output.display()
+        );
+    }
+    if output.exists() && !force {
+        bail!(
+            "{} exists; sample does not overwrite a file unless --force is given",
+            output.display()
+        );
+    }
+    if n == 0 {
+        bail!("--n 0 draws nothing; give at least 1 sample");
+    }
     let run = Run::open(dir)?;
+    let (h, w) = image_shape(&run);
+    let scale = scale_for(h);
+    let pixels = (n as u128) * (h * w * scale * scale) as u128;
+    if pixels > MAX_PIXELS as u128 {
+        bail!(
+            "--n {n} would draw a grid of {pixels} pixels ({} MiB); at most {} samples of this model fit in {MAX_PIXELS} pixels",
+            pixels >> 20,
+            MAX_PIXELS / (h * w * scale * scale).max(1)
+        );
+    }
     write_samples(&run, n, seed, output)?;
     out!("wrote {}", output.display());
     Ok(())
