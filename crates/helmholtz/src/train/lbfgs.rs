@@ -26,9 +26,14 @@
 //! # Ok::<(), helmholtz::Error>(())
 //! ```
 
+use std::sync::atomic::AtomicBool;
+
+use crate::data::batches::IndicesOnly;
 use crate::error::{Error, Result};
 use crate::optim::quasi_newton::{LbfgsConfig, Minimum, minimize};
-use crate::train::trainer::{Algorithm, Batch, StepContext, StepStats};
+use crate::train::trainer::{
+    Algorithm, Batch, NoCheckpoints, Outcome, StepContext, StepStats, TrainState, Trainer,
+};
 
 /// One L-BFGS solve of `objective` (value and gradient to minimise) from the model's current
 /// parameters; `on_iteration(iteration, value)` runs on the caller's thread after every
@@ -111,4 +116,41 @@ where
         self.minimum = Some(minimum);
         Ok(stats)
     }
+}
+
+/// One L-BFGS solve of `objective` from `start` as a one-step run of the [`Trainer`]; returns
+/// what it found. A diverged solve is an [`Error::Diverged`] with the solver's message.
+pub fn solve<F, P>(
+    objective: F,
+    start: Vec<f64>,
+    config: LbfgsConfig,
+    on_iteration: P,
+) -> Result<Minimum>
+where
+    F: Fn(&[f64]) -> Result<(f64, Vec<f64>)> + Sync,
+    P: FnMut(u64, f64) -> Result<()>,
+{
+    let mut solve = LbfgsSolve::new(objective, config, on_iteration);
+    let mut params = start;
+    let trainer = Trainer {
+        epochs: 1,
+        batch_size: 1,
+        ..Trainer::default()
+    };
+    let outcome = trainer.fit(
+        &mut params,
+        &mut solve,
+        &IndicesOnly { n_points: 1 },
+        &mut TrainState::default(),
+        &mut [],
+        &mut NoCheckpoints,
+        &AtomicBool::new(false),
+    )?;
+    if let Outcome::Diverged(message) = outcome {
+        return Err(Error::Diverged(message));
+    }
+    solve
+        .minimum
+        .take()
+        .ok_or_else(|| Error::Diverged("L-BFGS returned no parameters".into()))
 }

@@ -5,21 +5,15 @@
 //! L-BFGS is argmin's ([`crate::optim::quasi_newton`]), with a Moré–Thuente line search (strong
 //! Wolfe conditions), on −L^H(θ) in f64.
 
-use std::sync::atomic::AtomicBool;
-
 use faer::MatRef;
 
-use crate::data::batches::IndicesOnly;
 use crate::error::{Error, Result};
 use crate::models::sparse_coding::SparseCoding;
 use crate::objectives::sparse_coding::{
     EntropyTerms, entropy_objective, entropy_objective_posteriors,
 };
-use crate::train::lbfgs::LbfgsSolve;
-use crate::train::trainer::{
-    Algorithm, Batch, EpochRecord, NoCheckpoints, Outcome, StepContext, StepStats, TrainState,
-    Trainer,
-};
+use crate::train::lbfgs::solve;
+use crate::train::trainer::{Algorithm, Batch, EpochRecord, StepContext, StepStats};
 
 pub use crate::optim::quasi_newton::{LbfgsConfig, defaults};
 
@@ -86,34 +80,14 @@ pub fn fit_lbfgs(
         ))
     };
     // One full-batch solve: the one-step case of the trainer.
-    let mut solve = LbfgsSolve::new(negative, config.clone(), |i, cost| {
+    let on_iteration = |i, cost: f64| {
         progress(i, -cost);
         Ok(())
-    });
-    let mut theta = start;
-    let trainer = Trainer {
-        epochs: 1,
-        batch_size: x.ncols().max(1),
-        ..Trainer::default()
     };
-    let outcome = trainer.fit(
-        &mut theta,
-        &mut solve,
-        &IndicesOnly {
-            n_points: x.ncols().max(1),
-        },
-        &mut TrainState::default(),
-        &mut [],
-        &mut NoCheckpoints,
-        &AtomicBool::new(false),
-    )?;
-    if let Outcome::Diverged(m) = outcome {
-        return Err(Error::Diverged(format!("{m} (entropy objective)")));
-    }
-    let minimum = solve
-        .minimum()
-        .cloned()
-        .ok_or_else(|| Error::Diverged("L-BFGS returned no parameters".into()))?;
+    let minimum = solve(negative, start, config.clone(), on_iteration).map_err(|e| match e {
+        Error::Diverged(m) => Error::Diverged(format!("{m} (entropy objective)")),
+        other => other,
+    })?;
     model.theta[offset..].copy_from_slice(&minimum.param);
     let terms = entropy_objective(model, x, beta, None)?;
     Ok(FitReport {

@@ -21,10 +21,10 @@ use crate::optim::{Optimizer, OptimizerConfig};
 use crate::run::checkpoint::{read_tensors, write_tensors};
 use crate::run::{CHECKPOINT_STATE, CONFIG_FILE, RunDir, SUMMARY_FILE};
 use crate::train::em::Em;
-use crate::train::lbfgs::LbfgsSolve;
+use crate::train::lbfgs::solve;
 use crate::train::trainer::{
-    CheckpointStore, Control, DivergenceGuard, EpochRecord, NoCheckpoints, Observer, Outcome, Slot,
-    TrainState, Trainer,
+    CheckpointStore, Control, DivergenceGuard, EpochRecord, Observer, Outcome, Slot, TrainState,
+    Trainer,
 };
 use crate::train::vae::VaeStep;
 
@@ -520,40 +520,14 @@ fn fit_sbn(
     };
     // One full-batch solve: the one-step case of the trainer; its iterations are logged as
     // they happen.
-    let mut solve = LbfgsSolve::new(negative, lbfgs, |i, value| {
+    let minimum = solve(negative, start, lbfgs, |i, value| {
         let ll = -value;
         run.log(&serde_json::json!({ "iteration": i, "log_likelihood": ll }))?;
         if i % 50 == 0 {
             progress(&format!("iteration {i}: log-likelihood {ll:.10}"));
         }
         Ok(())
-    });
-    let mut theta = start;
-    let trainer = Trainer {
-        epochs: 1,
-        batch_size: x.ncols(),
-        seed: config.seed,
-        objective_name: "log_likelihood",
-        ..Trainer::default()
-    };
-    let outcome = trainer.fit(
-        &mut theta,
-        &mut solve,
-        &IndicesOnly {
-            n_points: x.ncols(),
-        },
-        &mut TrainState::default(),
-        &mut [],
-        &mut NoCheckpoints,
-        &AtomicBool::new(false),
-    )?;
-    if let Outcome::Diverged(message) = outcome {
-        return Err(Error::Diverged(message));
-    }
-    let minimum = solve
-        .minimum()
-        .cloned()
-        .ok_or_else(|| Error::Diverged("L-BFGS returned no parameters".into()))?;
+    })?;
     let fitted = FittedModel::Sbn(ExactSbn::new(d, h, minimum.param)?);
     let dec = fitted.decompose(x, config)?;
     run.log(&dec.record("iteration", minimum.iterations as usize))?;
