@@ -10,6 +10,7 @@ pub mod npy;
 pub mod patches;
 pub mod png;
 pub mod synthetic;
+pub mod table;
 
 pub use binarize::{binarize_dynamic_into, binarize_fixed, binarize_fixed_cached};
 pub use csv::read_csv;
