@@ -5,16 +5,15 @@
 //! by Adam; the baselines are Adam with Ω = WᵀW or Ω⁻¹ = WᵀW, and (VI only) MCEF.
 
 use faer::Mat;
-use serde::Serialize;
 
 use helmholtz::dist::skew::{SkewGradient, SkewNormal, SkewT};
-use helmholtz::dist::surrogate::{GaussianMixture, Gaussians, Surrogated};
+use helmholtz::dist::surrogate::{GaussianMixture, Surrogated};
 use helmholtz::error::{Error, Result};
 use helmholtz::math::rng::{Stream, ids};
-use helmholtz::objectives::targets::MIN_NU;
 use helmholtz::objectives::targets::skew_normal::SkewNormalNll;
 use helmholtz::objectives::targets::skew_t::SkewTNll;
-use helmholtz::optim::sngd::{AdamRoot, Mcef, Method, Root, SngdMean, SngdNatural};
+pub use helmholtz::optim::sngd::SkewMethod;
+use helmholtz::optim::sngd::{Method, SkewStart, SngdMean, SngdNatural};
 
 use crate::sngd::{Progress, SkewSettings, SkewTrace, drive_minibatch};
 
@@ -26,42 +25,6 @@ pub struct SkewTask<D> {
     pub test: Mat<f64>,
     /// The generating distribution.
     pub truth: D,
-}
-
-/// The optimiser of a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SkewMethod {
-    /// SNGD: MVN(ξ, Ω) surrogate, λ by Adam.
-    Sngd,
-    /// Adam on (ξ, W, λ) with Ω = WᵀW.
-    AdamCovariance,
-    /// Adam on (ξ, W, λ) with Ω⁻¹ = WᵀW.
-    AdamPrecision,
-    /// The natural gradient of the minimal conditional exponential-family form (Lin, Khan &
-    /// Schmidt 2019), the authors' natural-gradient baseline for skew-normal VI.
-    Mcef,
-}
-
-impl SkewMethod {
-    /// Display name.
-    pub fn name(self) -> &'static str {
-        match self {
-            SkewMethod::Sngd => "SNGD (MVN surrogate, λ by Adam)",
-            SkewMethod::AdamCovariance => "Adam (covariance = WᵀW)",
-            SkewMethod::AdamPrecision => "Adam (precision = WᵀW)",
-            SkewMethod::Mcef => "MCEF natural gradient",
-        }
-    }
-
-    /// The square root of an Adam baseline.
-    pub(crate) fn root(self) -> Root {
-        if self == SkewMethod::AdamPrecision {
-            Root::Precision
-        } else {
-            Root::Covariance
-        }
-    }
 }
 
 /// The authors' generating (ξ, Ω, η): W, ξ, η standard normal, Ω = WᵀW/d + 1e-4 I.
@@ -83,6 +46,9 @@ fn check_sizes(what: &str, dim: usize, train: usize, test: usize) -> Result<()> 
     }
     Ok(())
 }
+
+/// The authors' first ν of a skew-t (fit and variational family).
+const START_NU: f64 = 50.0;
 
 /// The authors' synthetic task: W, ξ, η standard normal, Ω = WᵀW/d + 1e-4 I, `train + test`
 /// draws, all from `seed`.
@@ -118,70 +84,9 @@ pub fn skew_t_task(dim: usize, train: usize, test: usize, seed: u64) -> Result<S
     })
 }
 
-/// The authors' start of a skew-normal: ξ, η ~ N(0, 0.01²) from `seed`, Ω = `omega_scale`·I.
-pub(crate) struct SkewStart {
-    pub(crate) xi: Vec<f64>,
-    pub(crate) eta: Vec<f64>,
-    pub(crate) omega_scale: f64,
-}
-
-impl SkewStart {
-    pub(crate) fn new(dim: usize, omega_scale: f64, seed: u64) -> Self {
-        let mut rng = Stream::new(seed, &[ids::INIT]);
-        let xi: Vec<f64> = (0..dim).map(|_| 0.01 * rng.normal()).collect();
-        let eta: Vec<f64> = (0..dim).map(|_| 0.01 * rng.normal()).collect();
-        SkewStart {
-            xi,
-            eta,
-            omega_scale,
-        }
-    }
-
-    pub(crate) fn omega(&self) -> Mat<f64> {
-        let d = self.xi.len();
-        Mat::<f64>::identity(d, d) * faer::Scale(self.omega_scale)
-    }
-
-    pub(crate) fn gaussians(&self) -> Gaussians {
-        Gaussians::single(self.xi.clone(), self.omega())
-    }
-
-    /// W with WᵀW = Ω (covariance root) or Ω⁻¹ (precision root) at the start: √(scale) I or
-    /// I/√(scale).
-    pub(crate) fn root(&self, root: Root) -> Mat<f64> {
-        let d = self.xi.len();
-        let diagonal = match root {
-            Root::Precision => 1.0 / self.omega_scale.sqrt(),
-            Root::Covariance => self.omega_scale.sqrt(),
-        };
-        Mat::from_fn(d, d, |r, c| if r == c { diagonal } else { 0.0 })
-    }
-
-    /// The Adam baseline on the single Gaussian part with λ.
-    pub(crate) fn adam<P: Surrogated<Surrogate = GaussianMixture>>(
-        &self,
-        method: SkewMethod,
-        lambda: &[f64],
-        lr: f64,
-    ) -> Result<AdamRoot<P>> {
-        let root = method.root();
-        AdamRoot::new(
-            GaussianMixture::single(self.xi.len()),
-            root,
-            vec![0.0],
-            std::slice::from_ref(&self.xi),
-            &[self.root(root)],
-            lambda,
-            lr,
-        )
-    }
-}
-
-/// λ at the skew-t start: η and ln(50 − 2).
+/// λ at the skew-t start: η and ln(ν − 2) at the authors' ν = 50.
 pub(crate) fn skew_t_lambda(start: &SkewStart) -> Vec<f64> {
-    let mut lambda = start.eta.clone();
-    lambda.push((50.0 - MIN_NU).ln());
-    lambda
+    start.skew_t_lambda(START_NU)
 }
 
 /// Runs `method` on the skew-normal `task` from ξ, η ~ N(0, 0.01²), Ω = I; `progress(steps,
@@ -241,10 +146,7 @@ pub fn run_skew_normal(
         SkewMethod::Mcef => run(
             |d| {
                 let s = start(d);
-                Mcef::new(
-                    &SkewNormal::new(s.xi.clone(), s.omega(), s.eta.clone())?,
-                    settings.backtracking(),
-                )
+                s.mcef(settings.backtracking())
             },
             task,
             method,
@@ -319,13 +221,7 @@ pub(crate) fn sngd_natural<P: Surrogated<Surrogate = GaussianMixture>>(
     lambda: Vec<f64>,
     settings: &SkewSettings,
 ) -> Result<SngdNatural<P>> {
-    SngdNatural::new(
-        GaussianMixture::single(start.xi.len()),
-        start.gaussians(),
-        lambda,
-        settings.lr_lambda,
-        settings.backtracking(),
-    )
+    start.sngd_natural(lambda, settings.lr_lambda, settings.backtracking())
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ use faer::Mat;
 use helmholtz::data::batches::IndicesOnly;
 use helmholtz::dist::skew::{SkewNormal, SkewT};
 use helmholtz::dist::skew_mixture::SkewMixture;
-use helmholtz::dist::surrogate::{GaussianMixture, Gaussians};
 use helmholtz::error::{Error, Result};
 use helmholtz::math::rng::{Stream, ids};
 use helmholtz::models::logistic_regression::LogisticRegression;
@@ -17,9 +16,9 @@ use helmholtz::objectives::targets::Target;
 use helmholtz::objectives::targets::logistic_vi::{
     Noise, SkewMixtureElbo, SkewNormalElbo, SkewTElbo,
 };
-use helmholtz::optim::sngd::{AdamRoot, Mcef, Method, SngdNatural};
+use helmholtz::optim::sngd::{AdamRoot, Method, MixtureStart, SkewStart, SngdNatural};
 
-use crate::sngd::skew::{SkewMethod, SkewStart, skew_t_lambda, sngd_natural};
+use crate::sngd::skew::{SkewMethod, skew_t_lambda, sngd_natural};
 use crate::sngd::{Progress, SkewSettings, SkewTrace, drive};
 
 /// Draws per training step (the authors' 10).
@@ -125,8 +124,7 @@ pub fn run_skew_vi(
             drive_vi(adam, method, settings, model, target, progress)
         }
         SkewMethod::Mcef => {
-            let q = SkewNormal::new(start.xi.clone(), start.omega(), start.eta.clone())?;
-            let mcef = Mcef::new(&q, settings.backtracking())?;
+            let mcef = start.mcef(settings.backtracking())?;
             drive_vi(mcef, method, settings, model, target, progress)
         }
     }
@@ -160,37 +158,25 @@ pub fn run_skew_t_vi(
     }
 }
 
-/// SNGD on a `components`-component mixture from the authors' start: equal weights, ξ_k, η_k ~
-/// N(0, 0.01²) (one stream), Ω_k = 0.01 I, weights clipped at [`MIN_WEIGHT`].
+/// The authors' start of a `components`-component mixture: equal weights, ξ_k, η_k ~
+/// N(0, 0.01²), Ω_k = 0.01 I, weights clipped at [`MIN_WEIGHT`].
+fn mixture_start(components: usize, dim: usize, seed: u64) -> MixtureStart {
+    MixtureStart {
+        components,
+        dim,
+        omega_scale: OMEGA_SCALE,
+        min_weight: MIN_WEIGHT,
+        seed,
+    }
+}
+
+/// SNGD on a `components`-component mixture from the authors' start (one stream for ξ_k, η_k).
 pub(crate) fn mixture_sngd(
     components: usize,
     dim: usize,
     settings: &SkewSettings,
 ) -> Result<SngdNatural<SkewMixture>> {
-    let mut rng = Stream::new(settings.seed, &[ids::INIT]);
-    let mut means = Vec::new();
-    let mut lambda = Vec::new();
-    for _ in 0..components {
-        means.push((0..dim).map(|_| 0.01 * rng.normal()).collect());
-        lambda.extend((0..dim).map(|_| 0.01 * rng.normal()));
-    }
-    let surrogate = GaussianMixture {
-        components,
-        dim,
-        min_weight: MIN_WEIGHT,
-    };
-    let start = Gaussians {
-        weights: vec![1.0 / components as f64; components],
-        means,
-        covariances: vec![Mat::<f64>::identity(dim, dim) * faer::Scale(OMEGA_SCALE); components],
-    };
-    SngdNatural::new(
-        surrogate,
-        start,
-        lambda,
-        settings.lr_lambda,
-        settings.backtracking(),
-    )
+    mixture_start(components, dim, settings.seed).sngd(settings.lr_lambda, settings.backtracking())
 }
 
 /// Adam on a mixture: logits 0, component k from the skew-normal start of seed `seed + k`.
@@ -200,26 +186,7 @@ pub(crate) fn mixture_adam(
     dim: usize,
     settings: &SkewSettings,
 ) -> Result<AdamRoot<SkewMixture>> {
-    let root = method.root();
-    let starts: Vec<SkewStart> = (0..components)
-        .map(|k| SkewStart::new(dim, OMEGA_SCALE, settings.seed.wrapping_add(k as u64)))
-        .collect();
-    let means: Vec<Vec<f64>> = starts.iter().map(|s| s.xi.clone()).collect();
-    let roots: Vec<Mat<f64>> = starts.iter().map(|s| s.root(root)).collect();
-    let lambda: Vec<f64> = starts.iter().flat_map(|s| s.eta.clone()).collect();
-    AdamRoot::new(
-        GaussianMixture {
-            components,
-            dim,
-            min_weight: MIN_WEIGHT,
-        },
-        root,
-        vec![0.0; components],
-        &means,
-        &roots,
-        &lambda,
-        settings.lr_adam,
-    )
+    mixture_start(components, dim, settings.seed).adam(method, settings.lr_adam)
 }
 
 /// Runs `method` (SNGD or Adam) with a `components`-component skew-normal mixture: the negative
@@ -373,8 +340,7 @@ mod tests {
                     final_point(m.unwrap(), method, &settings, &model, target)
                 }
                 SkewMethod::Mcef => {
-                    let q = SkewNormal::new(start.xi.clone(), start.omega(), start.eta.clone());
-                    let m = Mcef::new(&q.unwrap(), settings.backtracking()).unwrap();
+                    let m = start.mcef(settings.backtracking()).unwrap();
                     final_point(m, method, &settings, &model, target)
                 }
                 _ => {

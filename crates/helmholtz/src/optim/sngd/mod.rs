@@ -19,6 +19,8 @@
 //! comes from a [`LineSearch`] that also keeps the iterate in the domain. GD, BFGS and a natural
 //! gradient with a given Fisher on a flat objective ([`baselines`]) are the baselines for counts.
 //!
+//! [`SkewStart`] and [`MixtureStart`] build each method at the start of a skew family.
+//!
 //! A method never loops: the caller takes steps, evaluates, and stops.
 //!
 //! Adding a target is one file in [`crate::objectives::targets`] (a [`Target`] and, for a new
@@ -56,6 +58,7 @@ mod line_search;
 mod mcef;
 mod mean_form;
 mod natural_form;
+mod skew_start;
 
 pub use adam_root::{AdamRoot, Root};
 pub use form::{Form, Sngd};
@@ -63,6 +66,7 @@ pub use line_search::{LineSearch, search_along, search_step};
 pub use mcef::Mcef;
 pub use mean_form::{MeanForm, SngdMean};
 pub use natural_form::{NaturalForm, SngdNatural};
+pub use skew_start::{MixtureStart, SkewMethod, SkewStart};
 
 use std::collections::BTreeMap;
 
