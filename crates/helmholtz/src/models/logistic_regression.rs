@@ -1,17 +1,20 @@
-//! Logistic regression as a likelihood for Bayesian inference: p(y | x, z) = Π σ(y_i x_iᵀz) with
-//! labels y ∈ {−1, 1}. The variational targets on it are in
+//! Bayesian logistic regression: the likelihood p(y | x, z) = Π σ(y_i x_iᵀz) with labels
+//! y ∈ {−1, 1} and the Gaussian prior z ~ N(0, s² I) on the weights (s = 1 unless set with
+//! [`LogisticRegression::with_prior_scale`]). The variational targets on it are in
 //! [`crate::objectives::targets::logistic_vi`].
 
 use faer::Mat;
 
 use crate::error::{Error, Result};
 
-/// Features and ±1 labels of a logistic-regression data set.
+/// Features and ±1 labels of a logistic-regression data set, and the prior's scale.
 pub struct LogisticRegression {
     /// Features, one row per point.
     pub x: Mat<f64>,
     /// Labels in {−1, 1}.
     pub y: Vec<f64>,
+    /// The prior's standard deviation s: z ~ N(0, s² I).
+    prior_scale: f64,
 }
 
 /// ln σ(t), stable for large |t|.
@@ -24,7 +27,7 @@ pub fn ln_sigmoid(t: f64) -> f64 {
 }
 
 impl LogisticRegression {
-    /// Checks one label per row, every label ±1 and finite features.
+    /// Checks one label per row, every label ±1 and finite features; the prior is N(0, I).
     pub fn new(x: Mat<f64>, y: Vec<f64>) -> Result<Self> {
         if x.nrows() != y.len() || x.nrows() == 0 || x.ncols() == 0 {
             return Err(Error::Dimension(format!(
@@ -46,7 +49,44 @@ impl LogisticRegression {
                 }
             }
         }
-        Ok(LogisticRegression { x, y })
+        Ok(LogisticRegression {
+            x,
+            y,
+            prior_scale: 1.0,
+        })
+    }
+
+    /// The same data with the prior N(0, s² I); s must be a positive finite number.
+    pub fn with_prior_scale(mut self, s: f64) -> Result<Self> {
+        if !(s.is_finite() && s > 0.0) {
+            return Err(Error::Config(format!(
+                "the prior scale must be a positive number, got {s}"
+            )));
+        }
+        self.prior_scale = s;
+        Ok(self)
+    }
+
+    /// The prior's standard deviation s.
+    pub fn prior_scale(&self) -> f64 {
+        self.prior_scale
+    }
+
+    /// 1/s², so that −ln N(z; 0, s² I) = ½|z|²/s² + [`prior_normaliser`](Self::prior_normaliser).
+    pub fn prior_precision(&self) -> f64 {
+        1.0 / (self.prior_scale * self.prior_scale)
+    }
+
+    /// (d/2) ln 2π + d ln s.
+    pub fn prior_normaliser(&self) -> f64 {
+        let d = self.dim() as f64;
+        0.5 * d * (2.0 * std::f64::consts::PI).ln() + d * self.prior_scale.ln()
+    }
+
+    /// ln N(z; 0, s² I).
+    pub fn log_prior(&self, z: &[f64]) -> f64 {
+        -(0.5 * z.iter().map(|v| v * v).sum::<f64>() * self.prior_precision()
+            + self.prior_normaliser())
     }
 
     /// Dimension of the weights z.
