@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use commands::{
-    RunArgs, bench, data, eval, experiment, fisher_rao, fit, plot, sample, sngd, sparse, train,
+    RunArgs, bench, data, eval, experiment, fisher_rao, fit, plot, sample, sngd, sparse, train, vi,
 };
 use helmholtz::run::{Slot, Split};
 
@@ -65,14 +65,22 @@ enum Command {
         #[command(flatten)]
         args: RunArgs,
     },
-    /// Draw samples from a trained model and save them as an image grid.
+    /// Variational inference for Bayesian logistic regression on your data (CSV/TSV/NPY/NPZ):
+    /// a Gaussian prior, a Gaussian, skew-normal, skew-t or skew-normal-mixture posterior fitted
+    /// by SNGD, Adam or MCEF; prints the posterior summary (see docs/VI.md).
+    Vi {
+        #[command(flatten)]
+        args: RunArgs,
+    },
+    /// Draw samples from a trained model and save them as an image grid (a vi run: posterior
+    /// draws as CSV, one column per feature).
     Sample {
         /// The run directory.
         run: PathBuf,
         /// Number of samples.
         #[arg(long, default_value_t = 64)]
         n: usize,
-        /// Output PNG (not overwritten unless --force).
+        /// Output PNG, or CSV for a vi run (not overwritten unless --force).
         #[arg(short = 'o', long)]
         output: PathBuf,
         /// Seed of the samples.
@@ -262,6 +270,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Fit { args } => fit::run(&args),
+        Command::Vi { args } => vi::run(&args),
         Command::Sample {
             run,
             n,

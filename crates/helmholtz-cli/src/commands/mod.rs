@@ -11,6 +11,7 @@ pub mod sample;
 pub mod sngd;
 pub mod sparse;
 pub mod train;
+pub mod vi;
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,4 @@
-//! `helmholtz sample RUN`: model samples as an image grid.
+//! `helmholtz sample RUN`: model samples as an image grid; a vi run's posterior draws as CSV.
 
 use std::path::Path;
 
@@ -13,6 +13,9 @@ const MAX_PIXELS: usize = 1 << 28;
 /// Draws `n` samples of the run's model with `seed` into the PNG `output`, which must end in
 /// `.png` and must not exist unless `force`.
 pub fn run(dir: &Path, n: usize, seed: u64, output: &Path, force: bool) -> Result<()> {
+    if helmholtz::run::vi::is_vi_run(dir) {
+        return super::vi::sample(dir, n, seed, output, force);
+    }
     let is_png = output
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("png"));

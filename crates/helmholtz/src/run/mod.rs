@@ -20,6 +20,7 @@ pub mod data;
 pub mod fit;
 mod hm;
 pub mod rundir;
+pub mod vi;
 
 pub use config::{Config, Split, config_changes};
 pub use data::RunData;

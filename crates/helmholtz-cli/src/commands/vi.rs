@@ -1,0 +1,111 @@
+//! `helmholtz vi`: variational inference for Bayesian logistic regression on the user's data,
+//! and `helmholtz sample` of a vi run's posterior.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use helmholtz::math::rng::{Stream, ids};
+use helmholtz::run::vi::{ViConfig, open_posterior, resume_vi, run_vi};
+
+use super::{ExitCode, RunArgs};
+use crate::signals::Stop;
+use crate::{out, out_part, plots};
+
+/// The most values `sample` writes for a vi run (8 GiB of f64 in memory).
+const MAX_VALUES: u128 = 1 << 30;
+
+/// `helmholtz vi CONFIG` or `helmholtz vi --resume RUN`.
+pub fn run(args: &RunArgs) -> Result<()> {
+    let quiet = args.quiet;
+    let progress = |line: &str| {
+        if !quiet {
+            crate::err!("{line}");
+        }
+    };
+    let new = match &args.resume {
+        Some(_) => None,
+        None => Some(ViConfig::load(args.config("vi")?, &args.overrides)?),
+    };
+    let dir = match (&args.resume, &new) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(config)) => args.out_dir(&config.name),
+        (None, None) => unreachable!("a new run has a config"),
+    };
+    let stop = Stop::install(dir.clone())?;
+    let outcome = match &new {
+        Some(config) => run_vi(config, &dir, progress, &stop.flag)
+            .with_context(|| format!("vi {}", config.name))?,
+        None => resume_vi(&dir, &args.overrides, progress, &stop.flag)
+            .with_context(|| format!("resuming {}", dir.display()))?,
+    };
+    plot_elbo(&dir)?;
+    if outcome.interrupted {
+        crate::err!("{}", outcome.summary.ended);
+        return Err(ExitCode(stop.exit_code()).into());
+    }
+    if !quiet {
+        out_part!("{}", outcome.text);
+        out!("wrote {}", dir.display());
+    }
+    Ok(())
+}
+
+/// The negative ELBO against steps and against training seconds, as PNGs in the run.
+fn plot_elbo(dir: &Path) -> Result<()> {
+    let records = helmholtz::run::read_metrics(&dir.join(helmholtz::run::METRICS_FILE))
+        .with_context(|| format!("reading the metrics of {}", dir.display()))?;
+    for (x_key, x_label, file) in [
+        ("step", "step", "elbo_steps.png"),
+        ("seconds", "training seconds", "elbo_seconds.png"),
+    ] {
+        let series = [plots::Series {
+            label: "negative ELBO".into(),
+            points: plots::metric_series(&records, "train", "negative_elbo", x_key),
+        }];
+        plots::line_chart(
+            &series,
+            "negative ELBO",
+            x_label,
+            "negative ELBO (nats)",
+            &dir.join(file),
+        )?;
+    }
+    Ok(())
+}
+
+/// `n` draws of the vi run's posterior into the CSV `output` (one column per feature), which
+/// must end in `.csv` and must not exist unless `force`.
+pub fn sample(dir: &Path, n: usize, seed: u64, output: &Path, force: bool) -> Result<()> {
+    let is_csv = output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if !is_csv {
+        bail!(
+            "{}: sample writes the posterior draws of a vi run as CSV; name the output FILE.csv",
+            output.display()
+        );
+    }
+    if output.exists() && !force {
+        bail!(
+            "{} exists; sample does not overwrite a file unless --force is given",
+            output.display()
+        );
+    }
+    if n == 0 {
+        bail!("--n 0 draws nothing; give at least 1 sample");
+    }
+    let (posterior, features) = open_posterior(dir)?;
+    let values = n as u128 * features.len() as u128;
+    if values > MAX_VALUES {
+        bail!(
+            "--n {n} would hold {values} values ({} MiB); at most {} draws of {} weights fit in {MAX_VALUES} values",
+            values * 8 >> 20,
+            MAX_VALUES / features.len().max(1) as u128,
+            features.len()
+        );
+    }
+    let draws = posterior.sample(n, &mut Stream::new(seed, &[ids::SAMPLE]))?;
+    helmholtz::data::table::write_csv(output, &features, draws.as_ref(), force)?;
+    out!("wrote {n} posterior draws to {}", output.display());
+    Ok(())
+}
