@@ -1,11 +1,13 @@
 //! Every experiment config shipped in configs/ parses and passes validation: Helmholtz-machine
-//! configs as `Config`, entropy-sum fits (those with `model.kind`) as `FitConfig`. Sparse-coding
+//! configs as `Config`, entropy-sum fits (those with `model.kind`) as `FitConfig`, variational
+//! inference (those with `model.prior_scale`) as `ViConfig`. Sparse-coding
 //! configs (those with `model.n_latents`) belong to helmholtz-experiments, which checks them.
 
 use std::path::Path;
 
 use helmholtz::run::Config;
 use helmholtz::run::fit::FitConfig;
+use helmholtz::run::vi::ViConfig;
 
 #[test]
 fn every_shipped_config_is_valid() {
@@ -21,8 +23,14 @@ fn every_shipped_config_is_valid() {
                 .and_then(|m| m.get("n_latents"))
                 .is_some();
             let fit = table.get("model").and_then(|m| m.get("kind")).is_some();
+            let vi = table
+                .get("model")
+                .and_then(|m| m.get("prior_scale"))
+                .is_some();
             let name = if fit {
                 FitConfig::load(&path, &[]).map(|c| c.name)
+            } else if vi {
+                ViConfig::load(&path, &[]).map(|c| c.name)
             } else if sparse {
                 continue;
             } else {

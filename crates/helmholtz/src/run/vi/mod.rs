@@ -366,10 +366,13 @@ impl ViConfig {
 }
 
 impl ViDataConfig {
-    /// Makes every relative path absolute against `base`.
+    /// Makes every relative path absolute against `base` (canonical when the file exists).
     fn resolve(&mut self, base: &Path) -> Result<()> {
         let absolute = |p: &Path| -> Result<PathBuf> {
-            std::path::absolute(base.join(p)).map_err(|e| Error::io(p, e))
+            let joined = base.join(p);
+            std::fs::canonicalize(&joined)
+                .or_else(|_| std::path::absolute(&joined))
+                .map_err(|e| Error::io(p, e))
         };
         self.train = absolute(&self.train)?;
         for path in [&mut self.labels, &mut self.test, &mut self.test_labels]
