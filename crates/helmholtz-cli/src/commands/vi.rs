@@ -99,7 +99,7 @@ pub fn sample(dir: &Path, n: usize, seed: u64, output: &Path, force: bool) -> Re
     if values > MAX_VALUES {
         bail!(
             "--n {n} would hold {values} values ({} MiB); at most {} draws of {} weights fit in {MAX_VALUES} values",
-            values * 8 >> 20,
+            (values * 8) >> 20,
             MAX_VALUES / features.len().max(1) as u128,
             features.len()
         );

@@ -12,7 +12,8 @@
 //! ```
 //!
 //! [`RunDir`] (`rundir.rs`) is the directory; [`Run`] (`hm.rs`) the Helmholtz-machine run;
-//! `fit/` the entropy-sum fits. The papers' sparse-coding runs live in `helmholtz-experiments`.
+//! `fit/` the entropy-sum fits; `vi/` variational inference for Bayesian logistic regression.
+//! The papers' sparse-coding runs live in `helmholtz-experiments`.
 
 pub mod checkpoint;
 pub mod config;
