@@ -211,3 +211,55 @@ fn em_and_vae_fits_resume_bit_for_bit_after_an_interruption() {
         "model.safetensors",
     );
 }
+
+/// `data.transform`: stored in the run, applied to the training points (standardized columns),
+/// and, since factor analysis is equivariant under per-column scaling, its maximum likelihood in
+/// the data's own units is the transformed one minus Σ ln scale per point. Binary models and
+/// constant columns are refused with a message.
+#[test]
+fn transforms_are_stored_applied_and_change_factor_analysis_only_by_the_jacobian() {
+    let plain = "entropy-factor-analysis";
+    let dir = temp_dir("fa-plain");
+    let (_, original) = run_fit(&config(plain, &["model.latents=3"]), &dir, |_| {}).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir = temp_dir("fa-standardized");
+    let (_, scaled) = run_fit(
+        &config(plain, &["model.latents=3", "data.transform=standardize"]),
+        &dir,
+        |_| {},
+    )
+    .unwrap();
+    let stored: helmholtz::data::table::Transform =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("transform.json")).unwrap())
+            .unwrap();
+    let (_, _, x) = open_fit(&dir).unwrap();
+    for r in 0..x.nrows() {
+        let mean = (0..x.ncols()).map(|c| x[(r, c)]).sum::<f64>() / x.ncols() as f64;
+        let var = (0..x.ncols()).map(|c| x[(r, c)].powi(2)).sum::<f64>() / x.ncols() as f64;
+        assert!(
+            mean.abs() < 1e-9 && (var - 1.0).abs() < 1e-9,
+            "{r}: {mean} {var}"
+        );
+    }
+    let (a, b) = (
+        original.decomposition.sum.elbo,
+        scaled.decomposition.sum.elbo - stored.log_scale(),
+    );
+    assert!((a - b).abs() < 1e-4 * a.abs(), "{a} vs {b}");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let err = FitConfig::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/entropy-bernoulli-mixture.toml"),
+        &["data.transform=min-max".into()],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("binary data"), "{err}");
+    // The digits without dequantisation have pixels that are 0 in every image.
+    let dir = temp_dir("constant");
+    let mut raw = config(plain, &["data.transform=standardize"]);
+    raw.data.dequantize = None;
+    let err = run_fit(&raw, &dir, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("column 1 (1-based) is constant"), "{err}");
+    assert!(!dir.exists(), "a refused fit leaves no run directory");
+}

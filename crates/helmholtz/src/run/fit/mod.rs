@@ -14,6 +14,7 @@ use faer::Mat;
 use serde::{Deserialize, Serialize};
 
 use super::config::{DataConfig, DataSource, parse_strict};
+use crate::data::table::{Transform, TransformKind};
 use crate::data::{self, Dataset};
 use crate::error::{Error, Result};
 use crate::math::rng::{Stream, ids};
@@ -33,6 +34,8 @@ pub use runner::*;
 pub const MODEL_JSON: &str = "model.json";
 /// The model file of VAE fits.
 pub const MODEL_TENSORS: &str = "model.safetensors";
+/// The transform of the training data (only when `data.transform` is not `none`).
+pub const TRANSFORM_FILE: &str = "transform.json";
 
 /// A fit: data, model, training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -90,6 +93,11 @@ pub struct FitData {
     /// without pixels of zero variance, which would make a per-pixel noise variance collapse.
     #[serde(default)]
     pub dequantize: Option<u32>,
+    /// For the continuous models: `none`, `min-max` (each column onto [0, 1]) or `standardize`
+    /// (each column to mean 0, variance 1), fitted on the training points after dequantisation;
+    /// the run stores it in `transform.json` and every ELBO and entropy is in its units.
+    #[serde(default)]
+    pub transform: TransformKind,
 }
 
 fn one() -> f32 {
@@ -310,6 +318,13 @@ impl FitConfig {
         if matches!(d.dequantize, Some(l) if l < 2) {
             return bad("data.dequantize is the number of grey levels, at least 2".into());
         }
+        if m.kind.binary() && d.transform != TransformKind::None {
+            return bad(format!(
+                "data.transform = \"{}\" applies to continuous models; model.kind = \"{}\" models binary data (remove data.transform)",
+                d.transform.name(),
+                kind_name(m.kind)
+            ));
+        }
         if d.points == Some(0) {
             return bad("data.points must be at least 1".into());
         }
@@ -378,8 +393,15 @@ pub fn kind_name(kind: ModelKind) -> &'static str {
     }
 }
 
-/// Loads the training points of `config` (D × N, f64), binarised or dequantised as asked.
+/// Loads the training points of `config` (D × N, f64), binarised or dequantised and then
+/// transformed as asked.
 pub fn load_data(config: &FitConfig) -> Result<Mat<f64>> {
+    load_transformed(config).map(|(x, _)| x)
+}
+
+/// [`load_data`] with the transform it fitted on the training points (the identity for
+/// `data.transform = "none"`).
+pub fn load_transformed(config: &FitConfig) -> Result<(Mat<f64>, Transform)> {
     let d = &config.data;
     let hm = DataConfig {
         source: d.source,
@@ -418,5 +440,13 @@ pub fn load_data(config: &FitConfig) -> Result<Mat<f64>> {
             }
         }
     }
-    Ok(x)
+    let rows = x.transpose();
+    let names: Vec<String> = (1..=rows.ncols())
+        .map(|j| format!("{j} (1-based)"))
+        .collect();
+    let transform = Transform::fit(d.transform, rows, &names)?;
+    if d.transform != TransformKind::None {
+        x = transform.apply(rows).transpose().to_owned();
+    }
+    Ok((x, transform))
 }

@@ -9,6 +9,7 @@ use faer::{Mat, MatRef};
 use serde::{Deserialize, Serialize};
 
 use crate::data::batches::IndicesOnly;
+use crate::data::table::TransformKind;
 use crate::dist::GapCriterion;
 use crate::error::{Error, Result};
 use crate::math::rng::{Stream, ids};
@@ -70,10 +71,21 @@ pub fn run_fit_until(
     stop: &AtomicBool,
 ) -> Result<(FittedModel, FitSummary)> {
     config.validate()?;
-    let x = load_data(config)?;
+    let (x, transform) = load_transformed(config)?;
     let text = toml::to_string(config).map_err(|e| Error::Config(e.to_string()))?;
     let run = RunDir::create(dir)?;
     run.write_file(CONFIG_FILE, text.as_bytes())?;
+    if transform.kind != TransformKind::None {
+        let json =
+            serde_json::to_string_pretty(&transform).map_err(|e| Error::Config(e.to_string()))?;
+        run.write_file(TRANSFORM_FILE, json.as_bytes())?;
+        progress(&format!(
+            "data.transform = \"{}\" fitted on the {} training points (stored in {TRANSFORM_FILE}); the ELBO and entropies are in the transformed units (add {:.6} per point, Σ ln scale, for the data's own units)",
+            transform.kind.name(),
+            x.ncols(),
+            transform.log_scale()
+        ));
+    }
     let (m, t) = (&config.model, &config.train);
     let d = x.nrows();
     let started = Instant::now();
