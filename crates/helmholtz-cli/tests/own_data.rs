@@ -112,6 +112,20 @@ fn csv_npy_and_npz_files_of_the_same_points_give_the_same_fit() {
     let from_csv = fit(&dir, "csv", "points.csv", "");
     assert_eq!(fit(&dir, "npy", "points.npy", ""), from_csv);
     assert_eq!(fit(&dir, "npy", "points.npz", ""), from_csv);
+    // The header of points.csv was decided from its first row: the log says so.
+    let config = dir.join("csv-points.csv.toml");
+    let output = Command::new(env!("CARGO_BIN_EXE_helmholtz"))
+        .arg("fit")
+        .arg(&config)
+        .arg("--out")
+        .arg(dir.join("run-noisy"))
+        .output()
+        .unwrap();
+    let log = text(&output);
+    assert!(
+        output.status.success() && log.contains("row 1 read as a header (x, y)"),
+        "{log}"
+    );
     // Tab-separated, with a header row said to be there.
     let tsv: String = std::iter::once("x\ty\n".to_string())
         .chain(points.iter().map(|[x, y]| format!("{x}\t{y}\n")))

@@ -149,6 +149,22 @@ fn join(a: &Dataset, b: &Dataset) -> Dataset {
     }
 }
 
+/// The lines to log about how the data files were read: for CSV sources with `data.header`
+/// unset, each file whose first row was taken as a header.
+pub fn header_notes(config: &DataConfig) -> Vec<String> {
+    if config.source != DataSource::Csv {
+        return Vec::new();
+    }
+    let Ok(options) = config.csv_options() else {
+        return Vec::new();
+    };
+    [&config.train, &config.valid, &config.test]
+        .into_iter()
+        .flatten()
+        .filter_map(|path| data::csv::detected_header_note(path, &options))
+        .collect()
+}
+
 fn custom(config: &DataConfig) -> Result<Splits> {
     let read = |path: &Path| -> Result<Dataset> {
         match config.source {

@@ -393,6 +393,23 @@ pub fn kind_name(kind: ModelKind) -> &'static str {
     }
 }
 
+/// The lines to log about how the training file was read (a CSV header decided from its first
+/// row).
+pub fn header_notes(config: &FitConfig) -> Vec<String> {
+    let d = &config.data;
+    if d.source != DataSource::Csv {
+        return Vec::new();
+    }
+    match super::config::csv_options(d.header, d.delimiter, d.scale) {
+        Ok(options) => d
+            .train
+            .iter()
+            .filter_map(|path| data::csv::detected_header_note(path, &options))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// Loads the training points of `config` (D × N, f64), binarised or dequantised and then
 /// transformed as asked.
 pub fn load_data(config: &FitConfig) -> Result<Mat<f64>> {
