@@ -133,6 +133,28 @@ fn csv_npy_and_npz_files_of_the_same_points_give_the_same_fit() {
     std::fs::write(dir.join("points.tsv"), tsv).unwrap();
     let keys = "header = true\ndelimiter = \"\\t\"";
     assert_eq!(fit(&dir, "csv", "points.tsv", keys), from_csv);
+    // A label column, by header name or by index, is left out of the data.
+    let labelled: String = std::iter::once("x,class,y\n".to_string())
+        .chain(
+            points
+                .iter()
+                .enumerate()
+                .map(|(i, [x, y])| format!("{x},{},{y}\n", i % 3)),
+        )
+        .collect();
+    std::fs::write(dir.join("labelled.csv"), labelled).unwrap();
+    assert_eq!(
+        fit(&dir, "csv", "labelled.csv", "label = \"class\""),
+        from_csv
+    );
+    std::fs::copy(dir.join("labelled.csv"), dir.join("labelled1.csv")).unwrap();
+    assert_eq!(fit(&dir, "csv", "labelled1.csv", "label = 1"), from_csv);
+    let (output, _) = run_fit(&dir, "csv", "labelled.csv", "label = \"kind\"");
+    let message = text(&output);
+    assert!(
+        !output.status.success() && message.contains("data.label = \"kind\" is not a column"),
+        "{message}"
+    );
     // A delimiter that cannot be one is refused naming the key; nothing is created.
     std::fs::copy(dir.join("points.csv"), dir.join("again.csv")).unwrap();
     let (output, out) = run_fit(&dir, "csv", "again.csv", "delimiter = \"é\"");

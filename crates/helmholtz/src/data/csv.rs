@@ -78,6 +78,31 @@ pub fn detected_header_note(path: &Path, options: &CsvOptions) -> Option<String>
     ))
 }
 
+/// The names in the header row of a CSV file read with `options` (empty when its first row is
+/// data: `options.header` false, or unset and the row holds numbers).
+pub fn header_names(path: &Path, options: &CsvOptions) -> Result<Vec<String>> {
+    let bytes = read_maybe_gzip(path)?;
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(options.delimiter)
+        .trim(::csv::Trim::All)
+        .from_reader(bytes.as_slice());
+    let Some(record) = reader.records().next() else {
+        return Ok(Vec::new());
+    };
+    let record = record.map_err(|e| Error::format(path, format!("CSV: {e}")))?;
+    let is_header = match options.header {
+        Some(h) => h,
+        None => record.iter().all(|c| c.parse::<f64>().is_err()),
+    };
+    Ok(if is_header {
+        record.iter().map(str::to_string).collect()
+    } else {
+        Vec::new()
+    })
+}
+
 /// Reads a numeric CSV file as `options` say.
 pub fn read_csv_with(path: &Path, options: &CsvOptions) -> Result<Dataset> {
     let bytes = read_maybe_gzip(path)?;

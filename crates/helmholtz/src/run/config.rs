@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::data::csv::CsvOptions;
+use crate::data::table::ColumnRef;
 use crate::error::{Error, Result};
 use crate::models::{ParamSet, WeightInit};
 use crate::optim::natural::NaturalConfig;
@@ -105,13 +106,20 @@ pub struct DataConfig {
     /// The CSV field delimiter, one ASCII character (default `,`; `"\t"` for tabs).
     #[serde(default)]
     pub delimiter: Option<char>,
+    /// A CSV column that is not a feature (a class label, an id): its 0-based index or its
+    /// header name; it is read as a non-negative integer label and left out of the data.
+    #[serde(default)]
+    pub label: Option<ColumnRef>,
 }
 
 impl DataConfig {
     /// How CSV files of this section are read; a delimiter that is not one ASCII character is
-    /// an error naming `data.delimiter`.
+    /// an error naming `data.delimiter`, a label column the training file does not have one
+    /// naming `data.label`.
     pub fn csv_options(&self) -> Result<CsvOptions> {
-        csv_options(self.header, self.delimiter, self.scale)
+        let mut options = csv_options(self.header, self.delimiter, self.scale)?;
+        options.label_column = label_index(self.label.as_ref(), self.train.as_deref(), &options)?;
+        Ok(options)
     }
 
     /// The data section of `source` with every other field at the default of the TOML form
@@ -128,6 +136,37 @@ impl DataConfig {
             scale: default_scale(),
             header: None,
             delimiter: None,
+            label: None,
+        }
+    }
+}
+
+/// The 0-based index of `data.label` in a CSV file read with `options`: an index as given, a
+/// name looked up in the header row of `train`.
+pub fn label_index(
+    label: Option<&ColumnRef>,
+    train: Option<&Path>,
+    options: &CsvOptions,
+) -> Result<Option<usize>> {
+    match label {
+        None => Ok(None),
+        Some(ColumnRef::Index(i)) => Ok(Some(*i)),
+        Some(ColumnRef::Name(name)) => {
+            let path = train
+                .ok_or_else(|| Error::Config(format!("data.label = {name:?} needs data.train")))?;
+            let names = crate::data::csv::header_names(path, options)?;
+            match names.iter().position(|n| n == name) {
+                Some(i) => Ok(Some(i)),
+                None if names.is_empty() => Err(Error::Config(format!(
+                    "data.label = {name:?}: {} has no header row to find the name in; give the column's 0-based index instead",
+                    path.display()
+                ))),
+                None => Err(Error::Config(format!(
+                    "data.label = {name:?} is not a column of {} (its header: {})",
+                    path.display(),
+                    names.join(", ")
+                ))),
+            }
         }
     }
 }

@@ -78,6 +78,9 @@ pub struct FitData {
     /// The CSV field delimiter, one ASCII character (default `,`).
     #[serde(default)]
     pub delimiter: Option<char>,
+    /// A CSV column left out of the data (a label, an id): 0-based index or header name.
+    #[serde(default)]
+    pub label: Option<crate::data::table::ColumnRef>,
     /// Use only the first N training points.
     #[serde(default)]
     pub points: Option<usize>,
@@ -431,6 +434,7 @@ pub fn load_transformed(config: &FitConfig) -> Result<(Mat<f64>, Transform)> {
         scale: d.scale,
         header: d.header,
         delimiter: d.delimiter,
+        label: d.label.clone(),
     };
     let mut train: Dataset = super::data::load_splits(&hm)?.train;
     if let Some(n) = d.points {
