@@ -168,6 +168,19 @@ pub struct SparseDataConfig {
     /// Patches: cutoff f₀ of the Olshausen–Field filter in cycles per pixel (SparseNet: 0.4).
     #[serde(default = "default_cutoff")]
     pub whiten_cutoff: f64,
+    /// Patches: your own patches instead of cutting them from images: a table (CSV, TSV, NPY or
+    /// NPZ) with one patch of `size` × `size` pixels per row, row-major. Its first `n` rows
+    /// train (all rows but the held-out ones when `n` is larger).
+    #[serde(default)]
+    pub train: Option<std::path::PathBuf>,
+    /// Patches from `train`: the held-out patches, a table of the same width; without it the
+    /// last `test_n` rows of `train` are held out.
+    #[serde(default)]
+    pub test: Option<std::path::PathBuf>,
+    /// Patches from a CSV `train`: whether its first row is a header (unset: when none of its
+    /// fields is a number).
+    #[serde(default)]
+    pub header: Option<bool>,
 }
 
 /// How natural-image patches are whitened.
@@ -317,7 +330,16 @@ impl SparseConfig {
                 }
             }
             "patches" => {
-                if d.size == 0 || d.n < 2 || d.test_n == 0 || d.images.is_empty() {
+                if d.train.is_some() && d.whiten == WhitenKind::OlshausenField {
+                    return Err(Error::Config(
+                        "data.whiten = \"olshausen-field\" filters whole images; patches from data.train are whitened by \"zca\"".into(),
+                    ));
+                }
+                if d.size == 0
+                    || d.n < 2
+                    || d.test_n == 0
+                    || (d.images.is_empty() && d.train.is_none())
+                {
                     return Err(Error::Config(format!(
                         "patches need size ≥ 1, n ≥ 2, test_n ≥ 1 and some images, got size {}, n {}, test_n {}, {} images",
                         d.size,
