@@ -181,6 +181,10 @@ pub struct SparseDataConfig {
     /// fields is a number).
     #[serde(default)]
     pub header: Option<bool>,
+    /// Patches from `train`: a column that is not a pixel (a label, an id), by 0-based index
+    /// or header name, left out.
+    #[serde(default)]
+    pub label: Option<helmholtz::data::table::ColumnRef>,
 }
 
 /// How natural-image patches are whitened.

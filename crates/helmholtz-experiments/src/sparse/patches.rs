@@ -126,6 +126,7 @@ fn own_patches(config: &SparseDataConfig, path: &Path) -> Result<(Mat<f64>, Mat<
     use helmholtz::data::table::{TableOptions, read_table};
     let options = TableOptions {
         header: config.header,
+        label: config.label.clone(),
         ..TableOptions::default()
     };
     let d = config.size * config.size;
