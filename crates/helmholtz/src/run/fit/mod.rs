@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use faer::Mat;
 use serde::{Deserialize, Serialize};
 
-use super::config::{DataConfig, DataSource, parse_strict};
+use super::config::{DataConfig, DataSource, parse_for_command};
 use crate::data::{self, Dataset};
 use crate::error::{Error, Result};
 use crate::math::rng::{Stream, ids};
@@ -271,7 +271,8 @@ impl Default for FitTrain {
 impl FitConfig {
     /// Parses a TOML text with `key=value` overrides and checks every field.
     pub fn parse(text: &str, overrides: &[String], origin: &Path) -> Result<Self> {
-        let config: FitConfig = parse_strict(text, overrides, origin)?;
+        let mut config: FitConfig = parse_for_command(text, overrides, origin, "fit")?;
+        super::config::record_data_dir(&mut config.data.dir, config.data.source, origin);
         config.validate()?;
         Ok(config)
     }
