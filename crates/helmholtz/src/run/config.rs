@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::csv::CsvOptions;
 use crate::error::{Error, Result};
+use crate::memory::bytes_of;
 use crate::models::{ParamSet, WeightInit};
 use crate::optim::natural::NaturalConfig;
 use crate::optim::{Optimizer, OptimizerConfig, Schedule};
@@ -439,6 +440,39 @@ impl Config {
     /// The resolved config as TOML (every default written out).
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a config always serialises")
+    }
+
+    /// Refuses, before anything is allocated, a Helmholtz machine on data of dimension `x_dim`
+    /// whose parameters (with their gradients, optimizer moments and natural-gradient state)
+    /// and the samples of one training step would not fit in memory.
+    pub fn check_memory(&self, x_dim: usize) -> Result<()> {
+        let mut sizes = vec![x_dim];
+        sizes.extend(&self.model.hidden);
+        let t = &self.train;
+        let threads = rayon::current_num_threads().max(1);
+        // p and q weights and biases, in f32.
+        let params = sizes
+            .windows(2)
+            .fold(sizes[sizes.len() - 1] as u128, |a, w| {
+                a.saturating_add(bytes_of(&[2, w[0] + 1, w[1] + 1], 1))
+            });
+        // Parameters, gradient, two optimizer moments, the natural gradient's copy, and one
+        // gradient per thread.
+        let copies = 5 + threads as u128 + u128::from(t.natural.is_some());
+        let width_sum = sizes.iter().fold(0usize, |a, &s| a.saturating_add(s));
+        // Samples, probabilities and scores of every level for the chunks in flight.
+        let step = bytes_of(
+            &[8, threads, t.chunk_points.min(t.batch_size), t.k, width_sum],
+            1,
+        );
+        let bytes = params
+            .saturating_mul(copies)
+            .saturating_add(step)
+            .saturating_mul(4);
+        crate::memory::check_allocation(
+            &format!("a Helmholtz machine of layer sizes {sizes:?} (K = {})", t.k),
+            bytes,
+        )
     }
 
     /// Checks the values that serde's types cannot.
