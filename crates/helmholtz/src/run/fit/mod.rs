@@ -23,9 +23,11 @@ use crate::models::vae::VaeKind;
 use crate::optim::Schedule;
 use crate::optim::quasi_newton::defaults as lbfgs_defaults;
 
+mod checks;
 mod model;
 mod runner;
 
+pub use checks::{check_fit_data, check_fit_memory};
 pub use model::*;
 pub use runner::*;
 
