@@ -352,6 +352,9 @@ impl SparseConfig {
             }
         }
         let t = &self.train;
+        if t.method != SparseMethod::Lbfgs {
+            helmholtz::optim::check_step_size("train.lr", t.lr)?;
+        }
         if t.method == SparseMethod::Em
             && (t.batch_size == 0 || t.epochs == 0 || !(t.lr.is_finite() && t.lr > 0.0))
         {

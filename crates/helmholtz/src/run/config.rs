@@ -502,12 +502,7 @@ impl Config {
                 t.wake_fraction
             ));
         }
-        if !(self.optimizer.lr.is_finite() && self.optimizer.lr > 0.0) {
-            return fail(format!(
-                "optimizer.lr must be positive, got {}",
-                self.optimizer.lr
-            ));
-        }
+        crate::optim::check_step_size("optimizer.lr", self.optimizer.lr)?;
         self.optimizer.schedule.validate()?;
         if let Some(natural) = &t.natural {
             natural.validate()?;

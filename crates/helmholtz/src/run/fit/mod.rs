@@ -345,9 +345,7 @@ impl FitConfig {
             if t.batch_size == 0 || t.epochs == 0 || t.eval_every == 0 {
                 return bad("train.batch_size, epochs and eval_every must be positive".into());
             }
-            if !(t.lr.is_finite() && t.lr > 0.0) {
-                return bad(format!("train.lr must be positive, got {}", t.lr));
-            }
+            crate::optim::check_step_size("train.lr", t.lr)?;
             t.schedule.validate()?;
             if t.optimal_variances && m.kind == ModelKind::Vae3 {
                 return bad(
