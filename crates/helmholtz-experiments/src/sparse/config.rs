@@ -5,7 +5,7 @@ use std::path::Path;
 
 use helmholtz::models::mlp::Activation;
 use helmholtz::models::sparse_coding::{PosteriorKind, ScaleParam};
-use helmholtz::run::config::parse_strict;
+use helmholtz::run::config::parse_for_command;
 use helmholtz::train::sparse_coding::{
     Annealing, EmConfig, LbfgsConfig, defaults as lbfgs_defaults,
 };
@@ -307,7 +307,12 @@ pub struct EncoderConfig {
 impl SparseConfig {
     /// Parses a TOML text with `key=value` overrides and checks every field.
     pub fn parse(text: &str, overrides: &[String], origin: &Path) -> Result<Self> {
-        let config: SparseConfig = parse_strict(text, overrides, origin)?;
+        let mut config: SparseConfig = parse_for_command(text, overrides, origin, "sparse")?;
+        if config.data.source == "patches" && config.data.dir.is_none() {
+            // Recorded absolute, so that a run's resolved config finds its images from anywhere.
+            let found = helmholtz::data::data_dir_near(origin.parent()).join("natural");
+            config.data.dir = std::path::absolute(&found).ok().or(Some(found));
+        }
         config.validate()?;
         Ok(config)
     }
@@ -373,6 +378,9 @@ impl SparseConfig {
             }
         }
         let t = &self.train;
+        if t.method != SparseMethod::Lbfgs {
+            helmholtz::optim::check_step_size("train.lr", t.lr)?;
+        }
         if t.method == SparseMethod::Em
             && (t.batch_size == 0 || t.epochs == 0 || !(t.lr.is_finite() && t.lr > 0.0))
         {

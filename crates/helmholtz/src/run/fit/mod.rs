@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use faer::Mat;
 use serde::{Deserialize, Serialize};
 
-use super::config::{DataConfig, DataSource, parse_strict};
+use super::config::{DataConfig, DataSource, parse_for_command};
 use crate::data::table::{Transform, TransformKind};
 use crate::data::{self, Dataset};
 use crate::error::{Error, Result};
@@ -24,9 +24,11 @@ use crate::models::vae::VaeKind;
 use crate::optim::Schedule;
 use crate::optim::quasi_newton::defaults as lbfgs_defaults;
 
+mod checks;
 mod model;
 mod runner;
 
+pub use checks::{check_fit_data, check_fit_memory};
 pub use model::*;
 pub use runner::*;
 
@@ -282,7 +284,8 @@ impl Default for FitTrain {
 impl FitConfig {
     /// Parses a TOML text with `key=value` overrides and checks every field.
     pub fn parse(text: &str, overrides: &[String], origin: &Path) -> Result<Self> {
-        let config: FitConfig = parse_strict(text, overrides, origin)?;
+        let mut config: FitConfig = parse_for_command(text, overrides, origin, "fit")?;
+        super::config::record_data_dir(&mut config.data.dir, config.data.source, origin);
         config.validate()?;
         Ok(config)
     }
@@ -360,9 +363,7 @@ impl FitConfig {
             if t.batch_size == 0 || t.epochs == 0 || t.eval_every == 0 {
                 return bad("train.batch_size, epochs and eval_every must be positive".into());
             }
-            if !(t.lr.is_finite() && t.lr > 0.0) {
-                return bad(format!("train.lr must be positive, got {}", t.lr));
-            }
+            crate::optim::check_step_size("train.lr", t.lr)?;
             t.schedule.validate()?;
             if t.optimal_variances && m.kind == ModelKind::Vae3 {
                 return bad(

@@ -72,6 +72,8 @@ pub fn run_fit_until(
 ) -> Result<(FittedModel, FitSummary)> {
     config.validate()?;
     let (x, transform) = load_transformed(config)?;
+    check_fit_data(x.as_ref(), config)?;
+    check_fit_memory(config, x.nrows(), x.ncols())?;
     let text = toml::to_string(config).map_err(|e| Error::Config(e.to_string()))?;
     let run = RunDir::create(dir)?;
     run.write_file(CONFIG_FILE, text.as_bytes())?;
