@@ -263,3 +263,45 @@ fn transforms_are_stored_applied_and_change_factor_analysis_only_by_the_jacobian
     assert!(err.contains("column 1 (1-based) is constant"), "{err}");
     assert!(!dir.exists(), "a refused fit leaves no run directory");
 }
+
+/// `evaluate_file`: a Gaussian mixture fitted to the shipped Engel CSV under standardize gives,
+/// on its own training file, exactly the log-likelihood of the fit in the data's own units
+/// (the stored transform, not a refitted one); a file of another width is refused.
+#[test]
+fn a_fit_run_evaluates_new_files_through_its_stored_transform() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/own-data");
+    let dir = temp_dir("engel");
+    let text = "name = \"engel\"\n[data]\nsource = \"csv\"\ntrain = \"engel.csv\"\ntransform = \"standardize\"\n[model]\nkind = \"gmm-full\"\nlatents = 2\n[train]\nmax_steps = 2000\ntol = 1e-12\n";
+    let config = FitConfig::parse(text, &[], &root.join("engel-gmm.toml")).unwrap();
+    let (_, summary) = run_fit(&config, &dir, |_| {}).unwrap();
+    let on_train = helmholtz::run::fit::evaluate_file(&dir, &root.join("engel.csv")).unwrap();
+    assert_eq!(on_train.points, 235);
+    let fitted = summary.decomposition.log_likelihood.unwrap();
+    assert_eq!(on_train.log_likelihood, Some(fitted - on_train.log_scale));
+    assert!(on_train.log_scale > 0.0);
+    // Half the points, written elsewhere: the same transform applies, the mean changes.
+    let lines: Vec<&str> = std::fs::read_to_string(root.join("engel.csv"))
+        .unwrap()
+        .lines()
+        .take(101)
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+        .leak()
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let half = dir.join("half.csv");
+    std::fs::write(&half, lines.join("\n")).unwrap();
+    let on_half = helmholtz::run::fit::evaluate_file(&dir, &half).unwrap();
+    assert_eq!(
+        (on_half.points, on_half.log_scale),
+        (100, on_train.log_scale)
+    );
+    let wide = dir.join("wide.csv");
+    std::fs::write(&wide, "a,b,c\n1,2,3\n4,5,6\n").unwrap();
+    let err = helmholtz::run::fit::evaluate_file(&dir, &wide)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("wide.csv has 3 columns"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

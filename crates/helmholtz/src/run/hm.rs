@@ -274,6 +274,43 @@ impl Run {
         )
     }
 
+    /// The mean importance-sampling log-likelihood of the points in `path` (the first
+    /// `max_points`), read and binarised as the run's test split ([`data::load_file_like`]),
+    /// with the number of points evaluated.
+    pub fn log_likelihood_of_file(
+        &self,
+        path: &Path,
+        k: usize,
+        max_points: Option<usize>,
+    ) -> Result<(f64, usize)> {
+        let set = data::load_file_like(&self.config.data, path)?;
+        if set.dim() != self.model.sizes[0] {
+            return Err(Error::Dimension(format!(
+                "{} has points of dimension {}; the model was trained on dimension {}",
+                path.display(),
+                set.dim(),
+                self.model.sizes[0]
+            )));
+        }
+        let data = RunData {
+            train: set.range(0, 0),
+            valid: set.range(0, 0),
+            test: set,
+            dynamic: false,
+        };
+        let ll = estimate(
+            &self.model,
+            &data,
+            &self.config,
+            Split::Test,
+            k,
+            max_points,
+            Estimator::LogLikelihood,
+        )?;
+        let n = max_points.unwrap_or(usize::MAX).min(data.test.n_samples());
+        Ok((ll, n))
+    }
+
     /// What the ELBO = entropy-sum identity needs, as this run trains: p follows the ELBO's
     /// gradient only with one sample per point (WS, or RWS with K = 1).
     pub fn conditions(&self) -> Conditions {

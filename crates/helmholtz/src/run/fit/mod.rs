@@ -437,7 +437,12 @@ pub fn load_transformed(config: &FitConfig) -> Result<(Mat<f64>, Transform)> {
         delimiter: d.delimiter,
         label: d.label.clone(),
     };
-    let mut train: Dataset = super::data::load_splits(&hm)?.train;
+    // Binary models binarise values in [0, 1]; continuous ones take any finite values.
+    let mut train: Dataset = if d.binarize {
+        super::data::load_splits(&hm)?.train
+    } else {
+        super::data::load_values(&hm)?.train
+    };
     if let Some(n) = d.points {
         if n > train.n_samples() {
             return Err(Error::Config(format!(
