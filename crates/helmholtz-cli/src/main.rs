@@ -57,6 +57,11 @@ enum Command {
         /// Which checkpoint: the last one, or the best by validation.
         #[arg(long, value_enum, default_value_t = CheckpointArg::Last)]
         checkpoint: CheckpointArg,
+        /// Evaluate the points of this file instead of a split, read as the run read its data
+        /// (format, header, delimiter, label column, scale; binarised as its test split, or
+        /// mapped by a fit's stored transform).
+        #[arg(long, conflicts_with_all = ["split", "entropy"])]
+        data: Option<PathBuf>,
     },
     /// Fit a model of the ELBO = entropy-sum identity from a TOML config (ppca, factor-analysis,
     /// gmm-diagonal, gmm-full, bernoulli-mixture, sbn-exact, vae-1, vae-2, vae-3), logging the
@@ -277,11 +282,20 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval {
             run,
             k,
+            points,
+            checkpoint,
+            data: Some(file),
+            ..
+        } => eval::file(&run, &file, k, points, checkpoint.into()),
+        Command::Eval {
+            run,
+            k,
             split,
             points,
             entropy,
             samples,
             checkpoint,
+            data: None,
         } => {
             if entropy {
                 fit::entropy(&run, split.into(), samples, points)

@@ -264,3 +264,67 @@ fn sparse_coding_trains_on_a_table_of_patches() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A Helmholtz machine trained on a CSV with a label column evaluates another file read the
+/// same way (`eval --data`); a file of another width is refused naming both dimensions.
+#[test]
+fn eval_data_scores_a_new_file_as_the_run_read_its_own() {
+    let dir = scratch("own-data", "eval-data");
+    let digits = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/embedded/digits.csv.gz");
+    let config = dir.join("rws.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"rws\"\n[data]\nsource = \"csv\"\ntrain = \"{}\"\nlabel = 64\nscale = 0.0625\nbinarize = \"fixed\"\n[model]\nhidden = [16, 4]\n[train]\nalgorithm = \"rws\"\nk = 5\nbatch_size = 50\nepochs = 2\n[optimizer]\nlr = 0.003\nrule = {{ kind = \"adam\" }}\n",
+            digits.display()
+        ),
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let helmholtz = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_helmholtz"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = helmholtz(&[
+        "train".as_ref(),
+        config.as_os_str(),
+        "--quiet".as_ref(),
+        "--out".as_ref(),
+        run.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = helmholtz(&[
+        "eval".as_ref(),
+        run.as_os_str(),
+        "--data".as_ref(),
+        digits.as_os_str(),
+        "--points".as_ref(),
+        "100".as_ref(),
+        "--k".as_ref(),
+        "20".as_ref(),
+    ]);
+    let message = text(&out);
+    assert!(
+        out.status.success() && message.contains("100 points, log-likelihood -"),
+        "{message}"
+    );
+    // 66 columns: 65 pixels and the label.
+    let narrow = dir.join("wide.csv");
+    let row = vec!["1"; 66].join(",");
+    std::fs::write(&narrow, format!("{row}\n{row}\n")).unwrap();
+    let out = helmholtz(&[
+        "eval".as_ref(),
+        run.as_os_str(),
+        "--data".as_ref(),
+        narrow.as_os_str(),
+    ]);
+    let message = text(&out);
+    assert!(
+        !out.status.success()
+            && message.contains("dimension 65; the model was trained on dimension 64"),
+        "{message}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
