@@ -483,6 +483,21 @@ fn bad_inputs_exit_1_with_a_message_naming_what_is_wrong() {
         assert_eq!(message.matches("error:").count(), 1, "{name}: {message}");
         assert!(!out.exists(), "{name}: a run directory was created");
     }
+    // A value of the wrong type names its key and line; a vi config given to `fit` says which
+    // command it is for.
+    let path = config(&dir, "typed", train, "family = 3\n");
+    let output = helmholtz(&["vi", path.to_str().unwrap()]);
+    let message = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(
+        message.contains("model.family") && message.contains("typed.toml:"),
+        "{message}"
+    );
+    let path = config(&dir, "elsewhere", train, "kind = \"logistic-regression\"\n");
+    let output = helmholtz(&["fit", path.to_str().unwrap()]);
+    let message = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(message.contains("helmholtz vi"), "{message}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

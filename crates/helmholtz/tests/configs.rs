@@ -1,6 +1,6 @@
 //! Every experiment config shipped in configs/ parses and passes validation: Helmholtz-machine
 //! configs as `Config`, entropy-sum fits (those with `model.kind`) as `FitConfig`, variational
-//! inference (those with `model.prior_scale`) as `ViConfig`. Sparse-coding
+//! inference (`model.kind = "logistic-regression"`) as `ViConfig`. Sparse-coding
 //! configs (those with `model.n_latents`) belong to helmholtz-experiments, which checks them.
 
 use std::path::Path;
@@ -22,15 +22,12 @@ fn every_shipped_config_is_valid() {
                 .get("model")
                 .and_then(|m| m.get("n_latents"))
                 .is_some();
-            let fit = table.get("model").and_then(|m| m.get("kind")).is_some();
-            let vi = table
-                .get("model")
-                .and_then(|m| m.get("prior_scale"))
-                .is_some();
-            let name = if fit {
-                FitConfig::load(&path, &[]).map(|c| c.name)
-            } else if vi {
+            let kind = table.get("model").and_then(|m| m.get("kind"));
+            let vi = kind.and_then(|k| k.as_str()) == Some("logistic-regression");
+            let name = if vi {
                 ViConfig::load(&path, &[]).map(|c| c.name)
+            } else if kind.is_some() {
+                FitConfig::load(&path, &[]).map(|c| c.name)
             } else if sparse {
                 continue;
             } else {

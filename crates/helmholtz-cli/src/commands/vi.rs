@@ -5,14 +5,12 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use helmholtz::math::rng::{Stream, ids};
+use helmholtz::memory::{bytes_of, check_allocation};
 use helmholtz::run::vi::{ViConfig, open_posterior, resume_vi, run_vi};
 
 use super::{ExitCode, RunArgs};
 use crate::signals::Stop;
 use crate::{out, out_part, plots};
-
-/// The most values `sample` writes for a vi run (8 GiB of f64 in memory).
-const MAX_VALUES: u128 = 1 << 30;
 
 /// `helmholtz vi CONFIG` or `helmholtz vi --resume RUN`.
 pub fn run(args: &RunArgs) -> Result<()> {
@@ -95,15 +93,12 @@ pub fn sample(dir: &Path, n: usize, seed: u64, output: &Path, force: bool) -> Re
         bail!("--n 0 draws nothing; give at least 1 sample");
     }
     let (posterior, features) = open_posterior(dir)?;
-    let values = n as u128 * features.len() as u128;
-    if values > MAX_VALUES {
-        bail!(
-            "--n {n} would hold {values} values ({} MiB); at most {} draws of {} weights fit in {MAX_VALUES} values",
-            (values * 8) >> 20,
-            MAX_VALUES / features.len().max(1) as u128,
-            features.len()
-        );
-    }
+    // The draws in f64, and the CSV text (at most 25 bytes a value).
+    let bytes = bytes_of(&[n, features.len()], 8 + 25);
+    check_allocation(
+        &format!("--n {n} draws of {} weights", features.len()),
+        bytes,
+    )?;
     let draws = posterior.sample(n, &mut Stream::new(seed, &[ids::SAMPLE]))?;
     helmholtz::data::table::write_csv(output, &features, draws.as_ref(), force)?;
     out!("wrote {n} posterior draws to {}", output.display());

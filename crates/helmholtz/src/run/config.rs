@@ -622,7 +622,14 @@ fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
 /// file is taken from the file's folder, one given by `--set` from the current directory, and
 /// both are stored absolute, so that a config (and a run's resolved `config.toml`) works from
 /// any directory.
-pub const PATH_KEYS: &[&str] = &["data.dir", "data.train", "data.valid", "data.test"];
+pub const PATH_KEYS: &[&str] = &[
+    "data.dir",
+    "data.train",
+    "data.valid",
+    "data.test",
+    "data.labels",
+    "data.test_labels",
+];
 
 /// Parses a TOML text into `T` after applying `key=value` overrides (dotted keys; values in TOML
 /// syntax, bare words taken as strings). Unknown keys are errors where `T` denies them; a value
@@ -688,8 +695,8 @@ pub fn record_data_dir(dir: &mut Option<PathBuf>, source: DataSource, origin: &P
 }
 
 /// Which command a config is meant for, judged from its keys, with the keys that tell:
-/// `vi` (`model.kind = "logistic-regression"`), `mle` (`model.family`), `train` (an
-/// `[optimizer]` section and `model.hidden`), `fit` (`model.kind`) or `sparse`
+/// `vi` (`model.kind = "logistic-regression"` or `model.prior_scale`), `mle` (`model.family`),
+/// `train` (an `[optimizer]` section and `model.hidden`), `fit` (`model.kind`) or `sparse`
 /// (`model.n_latents`, or `data.source` "bars" or "patches"). `None` when nothing tells.
 pub fn config_command(table: &toml::Table) -> Option<(&'static str, &'static str)> {
     let model = table.get("model").and_then(toml::Value::as_table);
@@ -703,6 +710,8 @@ pub fn config_command(table: &toml::Table) -> Option<(&'static str, &'static str
         .and_then(toml::Value::as_str);
     if kind == Some("logistic-regression") {
         Some(("vi", "model.kind = \"logistic-regression\""))
+    } else if in_model("prior_scale") {
+        Some(("vi", "model.prior_scale"))
     } else if in_model("family") {
         Some(("mle", "model.family"))
     } else if table.contains_key("optimizer") && in_model("hidden") {
@@ -1022,6 +1031,7 @@ mod tests {
         for (text, command) in [
             ("[model]\nfamily = \"skew-normal\"", "mle"),
             ("[model]\nkind = \"logistic-regression\"", "vi"),
+            ("[model]\nprior_scale = 2.0\nfamily = \"skew-t\"", "vi"),
             ("[model]\nn_latents = 10", "sparse"),
             ("[data]\nsource = \"bars\"", "sparse"),
         ] {

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::config::parse_strict;
+use super::config::parse_for_command;
 use crate::data::table::{ColumnRef, TransformKind};
 use crate::error::{Error, Result};
 use crate::optim::check_step_size;
@@ -139,10 +139,23 @@ pub fn method_name(method: SkewMethod) -> &'static str {
     }
 }
 
+/// The model of a vi run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ViModelKind {
+    /// Bayesian logistic regression with a Gaussian prior.
+    #[default]
+    LogisticRegression,
+}
+
 /// The `[model]` section.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ViModel {
+    /// "logistic-regression" (the default and only model; it marks the config as one for
+    /// `helmholtz vi`).
+    #[serde(default)]
+    pub kind: ViModelKind,
     /// The prior's standard deviation s: w ~ N(0, s² I) (default 1).
     #[serde(default = "one")]
     pub prior_scale: f64,
@@ -161,6 +174,7 @@ fn one() -> f64 {
 impl Default for ViModel {
     fn default() -> Self {
         ViModel {
+            kind: ViModelKind::LogisticRegression,
             prior_scale: 1.0,
             family: Family::default(),
             components: None,
@@ -258,20 +272,19 @@ impl ViTrain {
 }
 
 impl ViConfig {
-    /// Parses a TOML text with `key=value` overrides and checks every field; relative data
-    /// paths resolve against `base` (the config file's folder).
-    pub fn parse(text: &str, overrides: &[String], origin: &Path, base: &Path) -> Result<Self> {
-        let mut config: ViConfig = parse_strict(text, overrides, origin)?;
+    /// Parses a TOML text with `key=value` overrides and checks every field. Relative data
+    /// paths are taken from `origin`'s folder (from the current directory when given by an
+    /// override) and stored absolute ([`PATH_KEYS`](crate::run::config::PATH_KEYS)).
+    pub fn parse(text: &str, overrides: &[String], origin: &Path) -> Result<Self> {
+        let config: ViConfig = parse_for_command(text, overrides, origin, "vi")?;
         config.validate()?;
-        config.data.resolve(base)?;
         Ok(config)
     }
 
-    /// Reads and parses a config file; relative data paths resolve against its folder.
+    /// Reads and parses a config file.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, overrides, path, base)
+        Self::parse(&text, overrides, path)
     }
 
     /// The resolved config as TOML (every default written out, `train.lr` included).
@@ -365,26 +378,6 @@ impl ViConfig {
     }
 }
 
-impl ViDataConfig {
-    /// Makes every relative path absolute against `base` (canonical when the file exists).
-    fn resolve(&mut self, base: &Path) -> Result<()> {
-        let absolute = |p: &Path| -> Result<PathBuf> {
-            let joined = base.join(p);
-            std::fs::canonicalize(&joined)
-                .or_else(|_| std::path::absolute(&joined))
-                .map_err(|e| Error::io(p, e))
-        };
-        self.train = absolute(&self.train)?;
-        for path in [&mut self.labels, &mut self.test, &mut self.test_labels]
-            .into_iter()
-            .flatten()
-        {
-            *path = absolute(path)?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,7 +391,7 @@ mod tests {
 
     fn parse(extra: &[&str]) -> Result<ViConfig> {
         let overrides: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        ViConfig::parse(BASE, &overrides, Path::new("t.toml"), Path::new("/data"))
+        ViConfig::parse(BASE, &overrides, Path::new("/data/t.toml"))
     }
 
     /// Defaults, path resolution, and the resolved TOML parses back to the same config.
@@ -406,6 +399,8 @@ mod tests {
     fn defaults_resolve_and_round_trip() {
         let config = parse(&[]).unwrap();
         assert_eq!(config.data.train, Path::new("/data/train.csv"));
+        assert_eq!(config.model.kind, ViModelKind::LogisticRegression);
+        assert!(text_has_kind(&config));
         assert_eq!(config.data.label, Some(ColumnRef::Name("y".into())));
         assert!(config.data.intercept);
         assert_eq!(
@@ -414,11 +409,18 @@ mod tests {
         );
         assert_eq!(config.train.step_size(), 0.1);
         let text = config.to_toml().unwrap();
-        let back = ViConfig::parse(&text, &[], Path::new("r.toml"), Path::new("/else")).unwrap();
+        let back = ViConfig::parse(&text, &[], Path::new("/else/r.toml")).unwrap();
         assert_eq!(back.data, config.data);
         assert_eq!(back.train.step_size(), 0.1);
         let index = parse(&["data.label=0"]).unwrap();
         assert_eq!(index.data.label, Some(ColumnRef::Index(0)));
+    }
+
+    fn text_has_kind(config: &ViConfig) -> bool {
+        config
+            .to_toml()
+            .unwrap()
+            .contains("kind = \"logistic-regression\"")
     }
 
     /// Every bad combination is refused with a message naming the key.

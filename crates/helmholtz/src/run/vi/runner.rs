@@ -16,12 +16,14 @@ use crate::data::table::Transform;
 use crate::dist::skew::{SkewNormal, SkewT};
 use crate::error::{Error, Result};
 use crate::math::rng::{Stream, ids};
+use crate::memory::{bytes_of, check_allocation};
 use crate::models::logistic_regression::LogisticRegression;
 use crate::objectives::targets::Target;
 use crate::objectives::targets::logistic_vi::{
     GaussianElbo, Noise, SkewMixtureElbo, SkewNormalElbo, SkewTElbo,
 };
 use crate::optim::sngd::{LineSearch, Method, MethodState, MixtureStart, SkewMethod, SkewStart};
+use crate::run::config::config_command;
 use crate::run::{CHECKPOINT_STATE, CONFIG_FILE, RunDir, SUMMARY_FILE, config_changes};
 use crate::train::sngd::MethodSteps;
 use crate::train::trainer::{
@@ -203,13 +205,12 @@ pub fn resume_vi(
     train(&config, &data, &run, Some(saved), &mut progress, stop)
 }
 
-/// Whether `dir` holds a vi run (its config has `model.prior_scale`).
+/// Whether `dir` holds a vi run (its config is one for `helmholtz vi`).
 pub fn is_vi_run(dir: &Path) -> bool {
     std::fs::read_to_string(dir.join(CONFIG_FILE))
         .ok()
         .and_then(|text| toml::from_str::<toml::Table>(&text).ok())
-        .and_then(|t| t.get("model")?.get("prior_scale").cloned())
-        .is_some()
+        .is_some_and(|t| matches!(config_command(&t), Some(("vi", _))))
 }
 
 /// The fitted posterior of the vi run in `dir` and its feature names, from `posterior.json`.
@@ -537,6 +538,12 @@ fn finish(
     progress: &mut dyn FnMut(&str),
 ) -> Result<ViOutcome> {
     let t = &config.train;
+    // The draws, and the same again while they are made.
+    let bytes = bytes_of(&[t.final_draws, data.model.dim(), 2], 8);
+    check_allocation(
+        &format!("train.final_draws = {} draws of q", t.final_draws),
+        bytes,
+    )?;
     let mut rng = Stream::new(config.seed, &[ids::SAMPLE, FINAL_DRAWS_STREAM]);
     let draws = posterior.sample(t.final_draws, &mut rng)?;
     let (negative_elbo, negative_elbo_se) = posterior.negative_elbo(&data.model, draws.as_ref())?;
