@@ -8,13 +8,12 @@ use faer::Mat;
 use serde::Serialize;
 
 use helmholtz::dist::skew::{SkewGradient, SkewNormal, SkewT};
-use helmholtz::dist::surrogate::{GaussianMixture, Gaussians, Surrogated};
+use helmholtz::dist::surrogate::{GaussianMixture, Surrogated};
 use helmholtz::error::{Error, Result};
 use helmholtz::math::rng::{Stream, ids};
-use helmholtz::objectives::targets::MIN_NU;
 use helmholtz::objectives::targets::skew_normal::SkewNormalNll;
 use helmholtz::objectives::targets::skew_t::SkewTNll;
-use helmholtz::optim::sngd::{AdamRoot, Mcef, Method, Root, SngdMean, SngdNatural};
+use helmholtz::optim::sngd::{Mcef, Method, Root, SngdMean, SngdNatural};
 
 use crate::sngd::{Progress, SkewSettings, SkewTrace, drive_minibatch};
 
@@ -118,70 +117,13 @@ pub fn skew_t_task(dim: usize, train: usize, test: usize, seed: u64) -> Result<S
     })
 }
 
-/// The authors' start of a skew-normal: ξ, η ~ N(0, 0.01²) from `seed`, Ω = `omega_scale`·I.
-pub(crate) struct SkewStart {
-    pub(crate) xi: Vec<f64>,
-    pub(crate) eta: Vec<f64>,
-    pub(crate) omega_scale: f64,
-}
+pub(crate) use helmholtz::optim::sngd::starts::{SkewStart, skew_t_lambda};
 
-impl SkewStart {
-    pub(crate) fn new(dim: usize, omega_scale: f64, seed: u64) -> Self {
-        let mut rng = Stream::new(seed, &[ids::INIT]);
-        let xi: Vec<f64> = (0..dim).map(|_| 0.01 * rng.normal()).collect();
-        let eta: Vec<f64> = (0..dim).map(|_| 0.01 * rng.normal()).collect();
-        SkewStart {
-            xi,
-            eta,
-            omega_scale,
-        }
+/// An Adam baseline's square root.
+impl From<SkewMethod> for Root {
+    fn from(method: SkewMethod) -> Root {
+        method.root()
     }
-
-    pub(crate) fn omega(&self) -> Mat<f64> {
-        let d = self.xi.len();
-        Mat::<f64>::identity(d, d) * faer::Scale(self.omega_scale)
-    }
-
-    pub(crate) fn gaussians(&self) -> Gaussians {
-        Gaussians::single(self.xi.clone(), self.omega())
-    }
-
-    /// W with WᵀW = Ω (covariance root) or Ω⁻¹ (precision root) at the start: √(scale) I or
-    /// I/√(scale).
-    pub(crate) fn root(&self, root: Root) -> Mat<f64> {
-        let d = self.xi.len();
-        let diagonal = match root {
-            Root::Precision => 1.0 / self.omega_scale.sqrt(),
-            Root::Covariance => self.omega_scale.sqrt(),
-        };
-        Mat::from_fn(d, d, |r, c| if r == c { diagonal } else { 0.0 })
-    }
-
-    /// The Adam baseline on the single Gaussian part with λ.
-    pub(crate) fn adam<P: Surrogated<Surrogate = GaussianMixture>>(
-        &self,
-        method: SkewMethod,
-        lambda: &[f64],
-        lr: f64,
-    ) -> Result<AdamRoot<P>> {
-        let root = method.root();
-        AdamRoot::new(
-            GaussianMixture::single(self.xi.len()),
-            root,
-            vec![0.0],
-            std::slice::from_ref(&self.xi),
-            &[self.root(root)],
-            lambda,
-            lr,
-        )
-    }
-}
-
-/// λ at the skew-t start: η and ln(50 − 2).
-pub(crate) fn skew_t_lambda(start: &SkewStart) -> Vec<f64> {
-    let mut lambda = start.eta.clone();
-    lambda.push((50.0 - MIN_NU).ln());
-    lambda
 }
 
 /// Runs `method` on the skew-normal `task` from ξ, η ~ N(0, 0.01²), Ω = I; `progress(steps,

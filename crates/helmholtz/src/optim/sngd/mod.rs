@@ -19,7 +19,7 @@
 //! comes from a [`LineSearch`] that also keeps the iterate in the domain. GD, BFGS and a natural
 //! gradient with a given Fisher on a flat objective ([`baselines`]) are the baselines for counts;
 //! [`Flat`] takes GD or BFGS steps as a [`Method`] in a distribution's [`Unconstrained`]
-//! coordinates.
+//! coordinates. [`starts`] holds the paper's starting points.
 //!
 //! A method never loops: the caller takes steps, evaluates, and stops.
 //!
@@ -59,6 +59,7 @@ mod line_search;
 mod mcef;
 mod mean_form;
 mod natural_form;
+pub mod starts;
 
 pub use adam_root::{AdamRoot, Root};
 pub use flat::{Flat, FlatRule, Unconstrained};
