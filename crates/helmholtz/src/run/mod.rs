@@ -12,13 +12,15 @@
 //! ```
 //!
 //! [`RunDir`] (`rundir.rs`) is the directory; [`Run`] (`hm.rs`) the Helmholtz-machine run;
-//! `fit/` the entropy-sum fits. The papers' sparse-coding runs live in `helmholtz-experiments`.
+//! `fit/` the entropy-sum fits; `mle/` the maximum-likelihood fits of distributions to data
+//! files. The papers' sparse-coding runs live in `helmholtz-experiments`.
 
 pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod fit;
 mod hm;
+pub mod mle;
 pub mod rundir;
 
 pub use config::{Config, Split, config_changes};
