@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use commands::{
-    RunArgs, bench, data, eval, experiment, fisher_rao, fit, plot, sample, sngd, sparse, train,
+    RunArgs, bench, data, eval, experiment, fisher_rao, fit, mle, plot, sample, sngd, sparse, train,
 };
 use helmholtz::run::{Slot, Split};
 
@@ -34,10 +34,15 @@ enum Command {
         #[command(flatten)]
         args: RunArgs,
     },
-    /// Estimate the log-likelihood of a trained run by importance sampling.
+    /// Estimate the log-likelihood of a trained run by importance sampling; for an `mle` run,
+    /// the NLL of the rows of a file (--data).
     Eval {
         /// The run directory.
         run: PathBuf,
+        /// mle runs: the file whose NLL to give (read and transformed as the run's training
+        /// file).
+        #[arg(long)]
+        data: Option<PathBuf>,
         /// Importance samples per data point.
         #[arg(long, default_value_t = 1000)]
         k: usize,
@@ -65,14 +70,15 @@ enum Command {
         #[command(flatten)]
         args: RunArgs,
     },
-    /// Draw samples from a trained model and save them as an image grid.
+    /// Draw samples from a trained model and save them as an image grid (an `mle` run's draws
+    /// as CSV or NPY rows, in the data's units).
     Sample {
         /// The run directory.
         run: PathBuf,
         /// Number of samples.
         #[arg(long, default_value_t = 64)]
         n: usize,
-        /// Output PNG (not overwritten unless --force).
+        /// Output PNG, or .csv / .npy for an mle run (not overwritten unless --force).
         #[arg(short = 'o', long)]
         output: PathBuf,
         /// Seed of the samples.
@@ -81,6 +87,13 @@ enum Command {
         /// Overwrite the output file if it exists.
         #[arg(long)]
         force: bool,
+    },
+    /// Fit a distribution to a data file by maximum likelihood (negative-binomial, nb-mixture,
+    /// skew-normal, skew-t, t-copula) with surrogate natural gradient descent or a baseline, from
+    /// a TOML config (see configs/mle-nb.toml and docs/MLE.md), or resume such a run.
+    Mle {
+        #[command(flatten)]
+        args: RunArgs,
     },
     /// Plot the learning curves of one or more runs on one chart.
     Plot {
@@ -248,6 +261,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train { args } => train::run(&args),
         Command::Eval {
             run,
+            data,
             k,
             split,
             points,
@@ -255,20 +269,40 @@ fn run(cli: Cli) -> Result<()> {
             samples,
             checkpoint,
         } => {
-            if entropy {
+            if helmholtz::run::mle::is_mle_run(&run) {
+                let Some(file) = data else {
+                    anyhow::bail!(
+                        "{} is an mle run: give the file to evaluate with --data FILE (its training and test NLLs are in its summary.json)",
+                        run.display()
+                    );
+                };
+                mle::eval(&run, &file)
+            } else if data.is_some() {
+                anyhow::bail!(
+                    "--data evaluates a file under an `helmholtz mle` run; {} is not one",
+                    run.display()
+                )
+            } else if entropy {
                 fit::entropy(&run, split.into(), samples, points)
             } else {
                 eval::run(&run, k, split.into(), points, checkpoint.into())
             }
         }
         Command::Fit { args } => fit::run(&args),
+        Command::Mle { args } => mle::run(&args),
         Command::Sample {
             run,
             n,
             output,
             seed,
             force,
-        } => sample::run(&run, n, seed, &output, force),
+        } => {
+            if helmholtz::run::mle::is_mle_run(&run) {
+                mle::sample(&run, n, seed, &output, force)
+            } else {
+                sample::run(&run, n, seed, &output, force)
+            }
+        }
         Command::Plot {
             runs,
             output,
