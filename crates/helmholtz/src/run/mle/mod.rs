@@ -278,7 +278,11 @@ impl MleConfig {
             } else {
                 folder.join(path)
             };
-            std::path::absolute(&joined).map_err(|e| Error::io(&joined, e))
+            // The file's canonical path where it exists (no `..` left), else the absolute one
+            // (reading it names the missing file later).
+            std::fs::canonicalize(&joined)
+                .or_else(|_| std::path::absolute(&joined))
+                .map_err(|e| Error::io(&joined, e))
         };
         config.data.train = resolve(&config.data.train, "data.train")?;
         if let Some(test) = &config.data.test {
