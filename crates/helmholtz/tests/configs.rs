@@ -1,11 +1,13 @@
 //! Every experiment config shipped in configs/ parses and passes validation: Helmholtz-machine
-//! configs as `Config`, entropy-sum fits (those with `model.kind`) as `FitConfig`. Sparse-coding
+//! configs as `Config`, entropy-sum fits (those with `model.kind`) as `FitConfig`, distribution
+//! fits (those with `model.family`) as `MleConfig`. Sparse-coding
 //! configs (those with `model.n_latents`) belong to helmholtz-experiments, which checks them.
 
 use std::path::Path;
 
 use helmholtz::run::Config;
 use helmholtz::run::fit::FitConfig;
+use helmholtz::run::mle::MleConfig;
 
 #[test]
 fn every_shipped_config_is_valid() {
@@ -21,8 +23,11 @@ fn every_shipped_config_is_valid() {
                 .and_then(|m| m.get("n_latents"))
                 .is_some();
             let fit = table.get("model").and_then(|m| m.get("kind")).is_some();
+            let mle = table.get("model").and_then(|m| m.get("family")).is_some();
             let name = if fit {
                 FitConfig::load(&path, &[]).map(|c| c.name)
+            } else if mle {
+                MleConfig::load(&path, &[]).map(|c| c.name)
             } else if sparse {
                 continue;
             } else {
