@@ -34,34 +34,34 @@ enum Command {
         #[command(flatten)]
         args: RunArgs,
     },
-    /// Estimate the log-likelihood of a trained run by importance sampling; for an `mle` run,
-    /// the NLL of the rows of a file (--data).
+    /// Estimate the log-likelihood of a trained run by importance sampling.
     Eval {
         /// The run directory.
         run: PathBuf,
-        /// mle runs: the file whose NLL to give (read and transformed as the run's training
-        /// file).
-        #[arg(long)]
-        data: Option<PathBuf>,
         /// Importance samples per data point.
-        #[arg(long, default_value_t = 1000)]
+        #[arg(long, default_value_t = 1000, value_parser = commands::count::<usize>)]
         k: usize,
         /// Which split.
         #[arg(long, value_enum, default_value_t = SplitArg::Test)]
         split: SplitArg,
         /// Evaluate only the first N points.
-        #[arg(long)]
+        #[arg(long, value_parser = commands::count::<usize>)]
         points: Option<usize>,
         /// Print the ELBO and its entropy decomposition instead (fit runs: on their training
         /// points; Helmholtz machines: Monte Carlo over q with --samples draws per point).
         #[arg(long)]
         entropy: bool,
         /// q samples per point for --entropy on Helmholtz machines.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = commands::count::<usize>)]
         samples: usize,
         /// Which checkpoint: the last one, or the best by validation.
         #[arg(long, value_enum, default_value_t = CheckpointArg::Last)]
         checkpoint: CheckpointArg,
+        /// Evaluate the points of this file instead of a split, read as the run read its data
+        /// (format, header, delimiter, label column, scale; binarised as its test split, or
+        /// mapped by a fit's stored transform).
+        #[arg(long, conflicts_with_all = ["split", "entropy"])]
+        data: Option<PathBuf>,
     },
     /// Fit a model of the ELBO = entropy-sum identity from a TOML config (ppca, factor-analysis,
     /// gmm-diagonal, gmm-full, bernoulli-mixture, sbn-exact, vae-1, vae-2, vae-3), logging the
@@ -70,8 +70,7 @@ enum Command {
         #[command(flatten)]
         args: RunArgs,
     },
-    /// Draw samples from a trained model and save them as an image grid (an `mle` run's draws
-    /// as CSV or NPY rows, in the data's units).
+    /// Draw samples from a trained model and save them as an image grid.
     Sample {
         /// The run directory.
         run: PathBuf,
@@ -126,7 +125,7 @@ enum Command {
         args: RunArgs,
         /// Number of seeds, starting at the config's seed (one run directory per seed inside
         /// the output directory).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = commands::count::<u64>)]
         seeds: u64,
     },
     /// How localized the atoms of a sparse-coding patches run are (their spatial spread), and a
@@ -150,7 +149,7 @@ enum Command {
         #[arg(long, default_value_t = 0.1)]
         noise: f64,
         /// Distance between neighbouring patches.
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, default_value_t = 4, value_parser = commands::count::<usize>)]
         stride: usize,
         /// Seed of the noise.
         #[arg(long, default_value_t = 0)]
@@ -158,11 +157,11 @@ enum Command {
     },
     /// Measure RWS training throughput and where the time goes.
     Bench {
-        /// Config whose model and data to use (default: configs/mnist-rws.toml if MNIST is present,
-        /// else configs/quickstart.toml).
+        /// Config whose model and data to use (default: the built-in configs/mnist-rws.toml if
+        /// MNIST is present, else the built-in configs/quickstart.toml).
         config: Option<PathBuf>,
         /// Batches to time.
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, value_parser = commands::count::<usize>)]
         batches: usize,
         /// Override a config value, e.g. --set 'train.natural={ refresh_every = 10 }'.
         #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -200,7 +199,8 @@ enum ExperimentKind {
 
 #[derive(Subcommand)]
 pub enum DataAction {
-    /// Download and verify MNIST and Fashion-MNIST into data/ (runs scripts/fetch-data.sh).
+    /// Download and verify a data set into the data directory ($HELMHOLTZ_DATA, else the
+    /// nearest data/ folder holding a data set, else ./data) and say where it went.
     Fetch {
         /// mnist, fashion-mnist, natural (images for sparse-coding patches) or all.
         #[arg(default_value = "all")]
@@ -243,12 +243,22 @@ impl From<SplitArg> for Split {
 }
 
 fn main() {
-    let code = match run(Cli::parse()) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A bad value of a known flag (a count of 0, a word for a number) is an error like
+        // any other bad input (exit 1); help, version and usage errors keep clap's codes.
+        Err(err) if err.kind() == clap::error::ErrorKind::ValueValidation => {
+            let _ = err.print();
+            std::process::exit(1);
+        }
+        Err(err) => err.exit(),
+    };
+    let code = match run(cli) {
         Ok(()) => 0,
         Err(err) => match err.downcast_ref::<commands::ExitCode>() {
             Some(code) => code.0,
             None => {
-                err!("error: {err:#}");
+                err!("error: {}", message(&err));
                 1
             }
         },
@@ -256,33 +266,51 @@ fn main() {
     std::process::exit(code);
 }
 
+/// An error and its causes on one line, each said once: a cause whose text the message already
+/// holds (library errors that name their source) is not repeated.
+fn message(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train { args } => train::run(&args),
         Command::Eval {
             run,
-            data,
+            k,
+            points,
+            checkpoint,
+            data: Some(file),
+            ..
+        } => eval::file(&run, &file, k, points, checkpoint.into()),
+        Command::Eval {
+            run,
             k,
             split,
             points,
             entropy,
             samples,
             checkpoint,
+            data: None,
         } => {
             if helmholtz::run::mle::is_mle_run(&run) {
-                let Some(file) = data else {
-                    anyhow::bail!(
-                        "{} is an mle run: give the file to evaluate with --data FILE (its training and test NLLs are in its summary.json)",
-                        run.display()
-                    );
-                };
-                mle::eval(&run, &file)
-            } else if data.is_some() {
                 anyhow::bail!(
-                    "--data evaluates a file under an `helmholtz mle` run; {} is not one",
+                    "{} is an mle run: give the file to evaluate with --data FILE (its training and test NLLs are in its summary.json)",
                     run.display()
-                )
-            } else if entropy {
+                );
+            }
+            if entropy {
                 fit::entropy(&run, split.into(), samples, points)
             } else {
                 eval::run(&run, k, split.into(), points, checkpoint.into())

@@ -602,8 +602,12 @@ fn the_sngd_skew_normal_experiments_write_tables_and_plots() {
     }
     let dir = scratch("sngd-vi-bad");
     let out = helmholtz(&["experiment", "sngd-vi", "--dim", "0"], &dir);
-    assert!(!out.status.success());
-    assert!(text(&out).contains("positive dimension"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("'--dim <DIM>': 0 is not accepted"),
+        "{}",
+        text(&out)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

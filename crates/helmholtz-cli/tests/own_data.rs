@@ -101,6 +101,20 @@ fn csv_npy_and_npz_files_of_the_same_points_give_the_same_fit() {
     let from_csv = fit(&dir, "csv", "points.csv", "");
     assert_eq!(fit(&dir, "npy", "points.npy", ""), from_csv);
     assert_eq!(fit(&dir, "npy", "points.npz", ""), from_csv);
+    // The header of points.csv was decided from its first row: the log says so.
+    let config = dir.join("csv-points.csv.toml");
+    let output = Command::new(env!("CARGO_BIN_EXE_helmholtz"))
+        .arg("fit")
+        .arg(&config)
+        .arg("--out")
+        .arg(dir.join("run-noisy"))
+        .output()
+        .unwrap();
+    let log = text(&output);
+    assert!(
+        output.status.success() && log.contains("row 1 read as a header (x, y)"),
+        "{log}"
+    );
     // Tab-separated, with a header row said to be there.
     let tsv: String = std::iter::once("x\ty\n".to_string())
         .chain(points.iter().map(|[x, y]| format!("{x}\t{y}\n")))
@@ -108,6 +122,28 @@ fn csv_npy_and_npz_files_of_the_same_points_give_the_same_fit() {
     std::fs::write(dir.join("points.tsv"), tsv).unwrap();
     let keys = "header = true\ndelimiter = \"\\t\"";
     assert_eq!(fit(&dir, "csv", "points.tsv", keys), from_csv);
+    // A label column, by header name or by index, is left out of the data.
+    let labelled: String = std::iter::once("x,class,y\n".to_string())
+        .chain(
+            points
+                .iter()
+                .enumerate()
+                .map(|(i, [x, y])| format!("{x},{},{y}\n", i % 3)),
+        )
+        .collect();
+    std::fs::write(dir.join("labelled.csv"), labelled).unwrap();
+    assert_eq!(
+        fit(&dir, "csv", "labelled.csv", "label = \"class\""),
+        from_csv
+    );
+    std::fs::copy(dir.join("labelled.csv"), dir.join("labelled1.csv")).unwrap();
+    assert_eq!(fit(&dir, "csv", "labelled1.csv", "label = 1"), from_csv);
+    let (output, _) = run_fit(&dir, "csv", "labelled.csv", "label = \"kind\"");
+    let message = text(&output);
+    assert!(
+        !output.status.success() && message.contains("data.label = \"kind\" is not a column"),
+        "{message}"
+    );
     // A delimiter that cannot be one is refused naming the key; nothing is created.
     std::fs::copy(dir.join("points.csv"), dir.join("again.csv")).unwrap();
     let (output, out) = run_fit(&dir, "csv", "again.csv", "delimiter = \"é\"");
@@ -143,6 +179,141 @@ fn csv_npy_and_npz_files_of_the_same_points_give_the_same_fit() {
     assert!(
         !dir.join("run-bad").exists(),
         "nothing is created for bad data"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Sparse coding on the user's own patches: a CSV of 4×4 patches (sparse sums of bars with a
+/// little noise, drawn here) trains the patches pipeline without any image; the held-out rows
+/// are the last `test_n`. A width that is not size² is refused naming the file.
+#[test]
+fn sparse_coding_trains_on_a_table_of_patches() {
+    let dir = scratch("own-data", "patches");
+    let mut rng = 12345u64;
+    let mut uniform = move || {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (rng >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut csv = String::new();
+    for _ in 0..300 {
+        let mut patch = [0.0f64; 16];
+        for bar in 0..8 {
+            if uniform() < 0.25 {
+                let weight = 1.0 + uniform();
+                for k in 0..4 {
+                    let pixel = if bar < 4 {
+                        bar * 4 + k
+                    } else {
+                        k * 4 + bar - 4
+                    };
+                    patch[pixel] += weight;
+                }
+            }
+        }
+        let row: Vec<String> = patch
+            .iter()
+            .map(|v| format!("{}", v + 0.05 * (uniform() - 0.5)))
+            .collect();
+        csv.push_str(&row.join(","));
+        csv.push('\n');
+    }
+    std::fs::write(dir.join("patches.csv"), csv).unwrap();
+    let config = dir.join("patches.toml");
+    std::fs::write(
+        &config,
+        format!("name = \"own-patches\"\n[data]\nsource = \"patches\"\ntrain = \"{}\"\nsize = 4\nn = 1000\ntest_n = 50\n[model]\nn_latents = 8\nposterior = \"diagonal\"\nscale_floor = 1e-3\n[train]\nmethod = \"em\"\nmax_iters = 20\nbatch_size = 50\nepochs = 2\nlr = 0.5\n", dir.join("patches.csv").display()),
+    )
+    .unwrap();
+    let out = dir.join("run");
+    let output = Command::new(env!("CARGO_BIN_EXE_helmholtz"))
+        .arg("sparse")
+        .arg(&config)
+        .arg("--quiet")
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let metrics = std::fs::read_to_string(out.join("seed-0/metrics.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+    assert!(last["test"]["elbo"].as_f64().unwrap().is_finite(), "{last}");
+    let output = Command::new(env!("CARGO_BIN_EXE_helmholtz"))
+        .arg("sparse")
+        .arg(&config)
+        .args(["--set", "data.size=3", "--out"])
+        .arg(dir.join("bad"))
+        .output()
+        .unwrap();
+    let message = text(&output);
+    assert!(
+        !output.status.success() && message.contains("patches.csv has rows of 16 values"),
+        "{message}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A Helmholtz machine trained on a CSV with a label column evaluates another file read the
+/// same way (`eval --data`); a file of another width is refused naming both dimensions.
+#[test]
+fn eval_data_scores_a_new_file_as_the_run_read_its_own() {
+    let dir = scratch("own-data", "eval-data");
+    let digits = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/embedded/digits.csv.gz");
+    let config = dir.join("rws.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"rws\"\n[data]\nsource = \"csv\"\ntrain = \"{}\"\nlabel = 64\nscale = 0.0625\nbinarize = \"fixed\"\n[model]\nhidden = [16, 4]\n[train]\nalgorithm = \"rws\"\nk = 5\nbatch_size = 50\nepochs = 2\n[optimizer]\nlr = 0.003\nrule = {{ kind = \"adam\" }}\n",
+            digits.display()
+        ),
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let helmholtz = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_helmholtz"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = helmholtz(&[
+        "train".as_ref(),
+        config.as_os_str(),
+        "--quiet".as_ref(),
+        "--out".as_ref(),
+        run.as_os_str(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = helmholtz(&[
+        "eval".as_ref(),
+        run.as_os_str(),
+        "--data".as_ref(),
+        digits.as_os_str(),
+        "--points".as_ref(),
+        "100".as_ref(),
+        "--k".as_ref(),
+        "20".as_ref(),
+    ]);
+    let message = text(&out);
+    assert!(
+        out.status.success() && message.contains("100 points, log-likelihood -"),
+        "{message}"
+    );
+    // 66 columns: 65 pixels and the label.
+    let narrow = dir.join("wide.csv");
+    let row = vec!["1"; 66].join(",");
+    std::fs::write(&narrow, format!("{row}\n{row}\n")).unwrap();
+    let out = helmholtz(&[
+        "eval".as_ref(),
+        run.as_os_str(),
+        "--data".as_ref(),
+        narrow.as_os_str(),
+    ]);
+    let message = text(&out);
+    assert!(
+        !out.status.success()
+            && message.contains("dimension 65; the model was trained on dimension 64"),
+        "{message}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -121,6 +121,11 @@ fn fractions(values: &[f64]) -> (f64, f64, Vec<(f64, f64)>) {
 
 /// Runs the flows and the cosine histograms. `log` hears a line per target.
 pub fn run(settings: &Settings, log: &mut dyn FnMut(&str)) -> Result<Report> {
+    // Two cosines per drawn point, with the point's parameters and gradients.
+    helmholtz::memory::check_allocation(
+        &format!("{} Jeffreys-prior points", settings.points),
+        helmholtz::memory::bytes_of(&[settings.points, 64], 8),
+    )?;
     let mut summary = String::from("# Fisher–Rao gradient of the ELBO\n\n");
     let w = |summary: &mut String, args: std::fmt::Arguments<'_>| {
         summary.write_fmt(args).expect("writing to a String");

@@ -37,6 +37,10 @@ pub enum Error {
     /// A checkpoint that cannot be read or does not match the model.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// Work that needs more memory than this process can have, refused before allocating
+    /// (see [`crate::memory::check_allocation`]).
+    #[error("not enough memory: {0}")]
+    TooLarge(String),
     /// A run stopped on request (Ctrl-C, SIGTERM) after writing a checkpoint; it resumes.
     #[error("interrupted: {0}")]
     Interrupted(String),

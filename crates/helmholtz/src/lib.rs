@@ -45,6 +45,7 @@ pub mod error;
 pub mod eval;
 pub mod geometry;
 pub mod math;
+pub mod memory;
 pub mod models;
 pub mod objectives;
 pub mod optim;

@@ -211,3 +211,97 @@ fn em_and_vae_fits_resume_bit_for_bit_after_an_interruption() {
         "model.safetensors",
     );
 }
+
+/// `data.transform`: stored in the run, applied to the training points (standardized columns),
+/// and, since factor analysis is equivariant under per-column scaling, its maximum likelihood in
+/// the data's own units is the transformed one minus Σ ln scale per point. Binary models and
+/// constant columns are refused with a message.
+#[test]
+fn transforms_are_stored_applied_and_change_factor_analysis_only_by_the_jacobian() {
+    let plain = "entropy-factor-analysis";
+    let dir = temp_dir("fa-plain");
+    let (_, original) = run_fit(&config(plain, &["model.latents=3"]), &dir, |_| {}).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir = temp_dir("fa-standardized");
+    let (_, scaled) = run_fit(
+        &config(plain, &["model.latents=3", "data.transform=standardize"]),
+        &dir,
+        |_| {},
+    )
+    .unwrap();
+    let stored: helmholtz::data::table::Transform =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("transform.json")).unwrap())
+            .unwrap();
+    let (_, _, x) = open_fit(&dir).unwrap();
+    for r in 0..x.nrows() {
+        let mean = (0..x.ncols()).map(|c| x[(r, c)]).sum::<f64>() / x.ncols() as f64;
+        let var = (0..x.ncols()).map(|c| x[(r, c)].powi(2)).sum::<f64>() / x.ncols() as f64;
+        assert!(
+            mean.abs() < 1e-9 && (var - 1.0).abs() < 1e-9,
+            "{r}: {mean} {var}"
+        );
+    }
+    let (a, b) = (
+        original.decomposition.sum.elbo,
+        scaled.decomposition.sum.elbo - stored.log_scale(),
+    );
+    assert!((a - b).abs() < 1e-4 * a.abs(), "{a} vs {b}");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let err = FitConfig::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/entropy-bernoulli-mixture.toml"),
+        &["data.transform=min-max".into()],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("binary data"), "{err}");
+    // The digits without dequantisation have pixels that are 0 in every image.
+    let dir = temp_dir("constant");
+    let mut raw = config(plain, &["data.transform=standardize"]);
+    raw.data.dequantize = None;
+    let err = run_fit(&raw, &dir, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("column 1 (1-based) is constant"), "{err}");
+    assert!(!dir.exists(), "a refused fit leaves no run directory");
+}
+
+/// `evaluate_file`: a Gaussian mixture fitted to the shipped Engel CSV under standardize gives,
+/// on its own training file, exactly the log-likelihood of the fit in the data's own units
+/// (the stored transform, not a refitted one); a file of another width is refused.
+#[test]
+fn a_fit_run_evaluates_new_files_through_its_stored_transform() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/own-data");
+    let dir = temp_dir("engel");
+    let text = "name = \"engel\"\n[data]\nsource = \"csv\"\ntrain = \"engel.csv\"\ntransform = \"standardize\"\n[model]\nkind = \"gmm-full\"\nlatents = 2\n[train]\nmax_steps = 2000\ntol = 1e-12\n";
+    let config = FitConfig::parse(text, &[], &root.join("engel-gmm.toml")).unwrap();
+    let (_, summary) = run_fit(&config, &dir, |_| {}).unwrap();
+    let on_train = helmholtz::run::fit::evaluate_file(&dir, &root.join("engel.csv")).unwrap();
+    assert_eq!(on_train.points, 235);
+    let fitted = summary.decomposition.log_likelihood.unwrap();
+    assert_eq!(on_train.log_likelihood, Some(fitted - on_train.log_scale));
+    assert!(on_train.log_scale > 0.0);
+    // Half the points, written elsewhere: the same transform applies, the mean changes.
+    let lines: Vec<&str> = std::fs::read_to_string(root.join("engel.csv"))
+        .unwrap()
+        .lines()
+        .take(101)
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+        .leak()
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let half = dir.join("half.csv");
+    std::fs::write(&half, lines.join("\n")).unwrap();
+    let on_half = helmholtz::run::fit::evaluate_file(&dir, &half).unwrap();
+    assert_eq!(
+        (on_half.points, on_half.log_scale),
+        (100, on_train.log_scale)
+    );
+    let wide = dir.join("wide.csv");
+    std::fs::write(&wide, "a,b,c\n1,2,3\n4,5,6\n").unwrap();
+    let err = helmholtz::run::fit::evaluate_file(&dir, &wide)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("wide.csv has 3 columns"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -81,18 +81,37 @@ fn elementwise(sizes: &[usize], points: usize, k: usize, variant: Variant) -> us
     count
 }
 
+/// The config bench uses when none is given: the repository's MNIST RWS config when MNIST is
+/// present, else the quickstart (both built into the binary, so bench runs from any directory).
+const DEFAULT_CONFIGS: [(&str, &str); 2] = [
+    (
+        "configs/mnist-rws.toml",
+        include_str!("../../../../configs/mnist-rws.toml"),
+    ),
+    (
+        "configs/quickstart.toml",
+        include_str!("../../../../configs/quickstart.toml"),
+    ),
+];
+
 pub fn run(config: Option<PathBuf>, batches: usize, overrides: &[String]) -> Result<()> {
-    let mnist_present = helmholtz::data::default_data_dir().join("mnist").is_dir();
-    let path = config.unwrap_or_else(|| {
-        PathBuf::from(if mnist_present {
-            "configs/mnist-rws.toml"
-        } else {
-            "configs/quickstart.toml"
-        })
-    });
-    let config = Config::load(Path::new(&path), overrides)
-        .with_context(|| format!("loading {}", path.display()))?;
+    let (config, path) = match config {
+        Some(path) => (
+            Config::load(&path, overrides)
+                .with_context(|| format!("loading {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => {
+            let mnist_present = helmholtz::data::default_data_dir().join("mnist").is_dir();
+            let (name, text) = DEFAULT_CONFIGS[if mnist_present { 0 } else { 1 }];
+            (
+                Config::parse(text, overrides, Path::new(name))?,
+                format!("{name} (built in)"),
+            )
+        }
+    };
     let data = helmholtz::run::data::load(&config.data)?;
+    config.check_memory(data.train.dim())?;
     let mut sizes = vec![data.train.dim()];
     sizes.extend(&config.model.hidden);
     let mut model =
@@ -101,7 +120,15 @@ pub fn run(config: Option<PathBuf>, batches: usize, overrides: &[String]) -> Res
     let optimizer = config.optimizer.build(&model.params)?;
     let mut learner = HmLearner::from_config(t.wake_sleep(), t.natural.clone(), optimizer, &model)?;
     let b = t.batch_size.min(data.train.n_samples());
-    let batch = data.train.range(0, b).to_columns();
+    let first = data.train.range(0, b);
+    // Under dynamic binarisation the training set holds grey levels, binarised anew each epoch
+    // as the trainer does; one draw of them is timed here.
+    let first = if data.dynamic {
+        helmholtz::data::binarize_fixed(&first, config.data.binarize_seed)
+    } else {
+        first
+    };
+    let batch = first.to_columns();
     let indices: Vec<usize> = (0..b).collect();
     let view = Batch {
         values: &batch,
@@ -110,7 +137,7 @@ pub fn run(config: Option<PathBuf>, batches: usize, overrides: &[String]) -> Res
     };
     crate::out!(
         "bench: {} ({:?}, K = {}, batch {b}, {} threads, {} batches timed)",
-        path.display(),
+        path,
         sizes,
         t.k,
         rayon::current_num_threads(),

@@ -1,29 +1,66 @@
 //! `helmholtz data`: fetch and list the real data sets.
 
-use std::path::Path;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
 use crate::DataAction;
 
+/// The fetch script, built into the binary so that `data fetch` works from any directory.
+const FETCH_SCRIPT: &str = include_str!("../../../../scripts/fetch-data.sh");
+
+/// The sets `data fetch` knows, with the sub-directory each is written to.
+const FETCHABLE: [(&str, &str); 4] = [
+    ("mnist", "mnist"),
+    ("fashion-mnist", "fashion-mnist"),
+    ("natural", "natural"),
+    ("all", ""),
+];
+
+/// `helmholtz data fetch WHICH`: runs the built-in fetch script with the data directory
+/// ($HELMHOLTZ_DATA, or the nearest `data/` as every command finds it) made absolute, and says
+/// where it wrote.
+fn fetch(which: &str) -> Result<()> {
+    let which = if which == "fashion" {
+        "fashion-mnist"
+    } else {
+        which
+    };
+    let Some(&(_, sub)) = FETCHABLE.iter().find(|(name, _)| *name == which) else {
+        bail!(
+            "unknown data set {which:?}: data fetch knows {} (digits, lines3x3 and bars are built in)",
+            FETCHABLE.map(|(name, _)| name).join(", ")
+        );
+    };
+    let dir = std::path::absolute(helmholtz::data::default_data_dir())
+        .context("finding the data directory")?;
+    crate::err!("fetching {which} into {}", dir.display());
+    let mut child = Command::new("bash")
+        .args(["-s", "--", which])
+        .env(helmholtz::data::mnist::DATA_DIR_ENV, &dir)
+        .stdin(Stdio::piped())
+        .spawn()
+        .context("running bash (data fetch needs it)")?;
+    child
+        .stdin
+        .take()
+        .context("bash's standard input")?
+        .write_all(FETCH_SCRIPT.as_bytes())
+        .context("passing the fetch script to bash")?;
+    let status = child.wait().context("waiting for the fetch script")?;
+    if !status.success() {
+        bail!("fetching {which} into {} failed ({status})", dir.display());
+    }
+    let wrote = if sub.is_empty() { dir } else { dir.join(sub) };
+    crate::out!("wrote {}", wrote.display());
+    Ok(())
+}
+
 /// `helmholtz data fetch|list`.
 pub fn run(action: DataAction) -> Result<()> {
     match action {
-        DataAction::Fetch { which } => {
-            let script = Path::new("scripts/fetch-data.sh");
-            if !script.exists() {
-                bail!("scripts/fetch-data.sh not found: run this from the repository root");
-            }
-            let status = std::process::Command::new("bash")
-                .arg(script)
-                .arg(&which)
-                .status()
-                .context("running scripts/fetch-data.sh")?;
-            if !status.success() {
-                bail!("scripts/fetch-data.sh {which} failed ({status})");
-            }
-            Ok(())
-        }
+        DataAction::Fetch { which } => fetch(&which),
         DataAction::List => {
             let dir = helmholtz::data::default_data_dir();
             crate::out!("data directory: {}", dir.display());

@@ -17,19 +17,19 @@ pub struct Settings {
     #[arg(long, default_value = "mnist")]
     pub data: String,
     /// Epochs per run.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = super::count::<usize>)]
     pub epochs: usize,
     /// Number of seeds (0, 1, …).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = super::count::<u64>)]
     pub seeds: u64,
     /// Output directory (finished runs in it are reused).
     #[arg(long, default_value = "runs/nrws-vs-rws")]
     pub out: PathBuf,
     /// Importance samples of the per-epoch test estimate.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::count::<usize>)]
     pub k_eval: usize,
     /// Fisher refresh cadence (steps).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::count::<u64>)]
     pub refresh_every: u64,
     /// Learning rate of plain SGD, the same for every algorithm.
     #[arg(long, default_value_t = 0.02)]
@@ -39,10 +39,10 @@ pub struct Settings {
     pub only: Vec<String>,
     /// Hidden layer sizes, bottom to top (default 200,100,10; the NRWS paper's stack is
     /// 300,200,100,75,50,35,25,20,15,10,10).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = super::count::<usize>)]
     pub hidden: Vec<usize>,
     /// Minibatch size (default 100; 32 in the NRWS journal configs).
-    #[arg(long)]
+    #[arg(long, value_parser = super::count::<usize>)]
     pub batch: Option<usize>,
 }
 

@@ -17,10 +17,10 @@ pub struct Settings {
     #[arg(long, default_value = "runs/fisher-rao-elbo")]
     pub out: PathBuf,
     /// Model points drawn from the Jeffreys prior for each cosine histogram.
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = 50_000, value_parser = super::count::<usize>)]
     pub points: usize,
     /// Random targets (joint distributions from the Jeffreys prior of the 7-simplex).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = super::count::<usize>)]
     pub targets: usize,
     /// Random starting points of the latent-class flows.
     #[arg(long, default_value_t = 8)]

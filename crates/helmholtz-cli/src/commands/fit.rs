@@ -28,6 +28,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
         (None, Some(config)) => args.out_dir(&config.name),
         (None, None) => unreachable!("a new fit has a config"),
     };
+    if let Some(config) = &new {
+        for note in helmholtz::run::fit::header_notes(config) {
+            progress(&note);
+        }
+    }
     let stop = Stop::install(dir.clone())?;
     let (_, summary) = match &new {
         Some(config) => run_fit_until(config, &dir, progress, &stop.flag)

@@ -57,6 +57,24 @@ pub fn output_dir(path: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(path).map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))
 }
 
+/// The value parser of every count flag (`--iterations`, `--inits`, `--points`, `--samples`,
+/// `--seeds`, `--epochs`, `--k`, `--n`, …): a whole number of at least 1, since 0 would make
+/// an empty table, or one of NaN.
+pub fn count<T>(text: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + From<u8>,
+{
+    match text.trim().parse::<T>() {
+        Ok(value) if value >= T::from(1) => Ok(value),
+        Ok(_) => Err(format!(
+            "{text} is not accepted: give a count of at least 1 (0 would leave nothing to run or report)"
+        )),
+        Err(_) => Err(format!(
+            "{text:?} is not accepted: give a whole number of at least 1"
+        )),
+    }
+}
+
 /// A command's request to exit with a code other than 0 or 1 (a run stopped by a signal).
 #[derive(Debug)]
 pub struct ExitCode(pub i32);

@@ -55,7 +55,7 @@ pub fn image_shape(run: &Run) -> (usize, usize) {
 /// Grey-level samples p(x | h_1) of `n` dreams as a grid.
 pub fn write_samples(run: &Run, n: usize, seed: u64, output: &Path) -> Result<()> {
     let (h, w) = image_shape(run);
-    let images = run.sample_means(n, seed);
+    let images = run.sample_means(n, seed)?;
     let columns = (n as f64).sqrt().ceil() as usize;
     plots::image_grid(&images, h, w, columns.max(1), scale_for(h), output)
 }

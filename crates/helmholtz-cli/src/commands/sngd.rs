@@ -21,13 +21,13 @@ pub struct NbSettings {
     #[arg(long, default_value = "runs/sngd-nb")]
     pub out: PathBuf,
     /// Number of counts.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::count::<usize>)]
     pub n: usize,
     /// Random starting points.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = super::count::<usize>)]
     pub inits: usize,
     /// Iterations per run.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::count::<usize>)]
     pub iterations: usize,
     /// Seed of the data and the starts.
     #[arg(long, default_value_t = 0)]
@@ -94,16 +94,16 @@ pub struct NbMixtureSettings {
     #[arg(long, default_value = "runs/sngd-nb-mixture")]
     pub out: PathBuf,
     /// Mixture components.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::count::<usize>)]
     pub k: usize,
     /// Number of counts.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::count::<usize>)]
     pub n: usize,
     /// Random starting points.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = super::count::<usize>)]
     pub inits: usize,
     /// Iterations per run.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::count::<usize>)]
     pub iterations: usize,
     /// Seed of the data and the starts.
     #[arg(long, default_value_t = 0)]
@@ -136,22 +136,22 @@ pub struct SkewSettingsArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Dimension d (the paper: 1000).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = super::count::<usize>)]
     pub dim: usize,
     /// Training points.
-    #[arg(long, default_value_t = 9000)]
+    #[arg(long, default_value_t = 9000, value_parser = super::count::<usize>)]
     pub train: usize,
     /// Held-out points.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::count::<usize>)]
     pub test: usize,
     /// Optimisation steps per method.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::count::<usize>)]
     pub iterations: usize,
     /// Minibatch size.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::count::<usize>)]
     pub batch: usize,
     /// Steps between held-out evaluations.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::count::<usize>)]
     pub eval_every: usize,
     /// SNGD's step sizes in the surrogate's mean parameters (one run each).
     #[arg(long, value_delimiter = ',', default_values_t = [0.1, 0.03, 0.01])]
@@ -257,16 +257,16 @@ pub struct ViSettingsArgs {
     #[arg(long, default_value = "runs/sngd-vi")]
     pub out: PathBuf,
     /// Dimension d of the regression weights (the authors: 100).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::count::<usize>)]
     pub dim: usize,
     /// Data points (the authors: 100).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::count::<usize>)]
     pub n: usize,
     /// Optimisation steps per method (the authors: 1000).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::count::<usize>)]
     pub iterations: usize,
     /// Steps between evaluations of the negative ELBO (100 draws).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::count::<usize>)]
     pub eval_every: usize,
     /// SNGD's step sizes in the surrogate's natural parameters (one run each).
     #[arg(long, value_delimiter = ',', default_values_t = [0.1, 0.03, 0.01])]
@@ -283,7 +283,7 @@ pub struct ViSettingsArgs {
     /// Components of the variational family: 1 is a single skew-normal (baselines Adam and
     /// MCEF); more is a skew-normal mixture (SNGD through a mixture of Gaussians as one joint
     /// exponential family, baseline Adam).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::count::<usize>)]
     pub components: usize,
     /// Use a skew-t variational family (ν fitted from 50 by Adam; baseline Adam).
     #[arg(long, conflicts_with = "components")]
@@ -326,22 +326,22 @@ pub struct CopulaSettingsArgs {
     #[arg(long, default_value = "runs/sngd-copula")]
     pub out: PathBuf,
     /// Dimension d (the authors: 100).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::count::<usize>)]
     pub dim: usize,
     /// Training points (the authors: 900).
-    #[arg(long, default_value_t = 900)]
+    #[arg(long, default_value_t = 900, value_parser = super::count::<usize>)]
     pub train: usize,
     /// Held-out points (the authors: 100).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::count::<usize>)]
     pub test: usize,
     /// Optimisation steps per method.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = super::count::<usize>)]
     pub iterations: usize,
     /// Minibatch size.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = super::count::<usize>)]
     pub batch: usize,
     /// Steps between held-out evaluations.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::count::<usize>)]
     pub eval_every: usize,
     /// SNGD's step sizes in the surrogate's mean parameter Σ (one run each).
     #[arg(long, value_delimiter = ',', default_values_t = [0.1, 0.03])]

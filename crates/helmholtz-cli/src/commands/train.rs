@@ -129,6 +129,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
             let dir = args.out_dir(&config.name);
             if !quiet {
                 out!("training {} into {}", config.name, dir.display());
+                for note in helmholtz::run::data::header_notes(&config.data) {
+                    out!("{note}");
+                }
             }
             Run::create(config, &dir)?
         }

@@ -10,6 +10,7 @@
 use std::fmt::Write as _;
 
 use helmholtz::error::{Error, Result};
+use helmholtz::memory::{bytes_of, check_allocation};
 
 use crate::sngd::copula::{copula_task, run_copula};
 use crate::sngd::nb::{
@@ -24,6 +25,16 @@ use crate::sngd::{Progress, SkewSettings, SkewTrace};
 
 /// Where progress lines go (the CLI prints them on stderr).
 pub type Log<'a> = &'a mut dyn FnMut(&str);
+
+/// Refuses, before any data is drawn, a task of `points` points of dimension `dim` whose data
+/// (and a working copy), the 16 d × d matrices of a run (parameters, gradients, optimizer
+/// moments, factors) and the per-iteration trace would not fit in memory.
+fn check_task_memory(what: &str, dim: usize, points: usize, iterations: usize) -> Result<()> {
+    let bytes = bytes_of(&[2, points, dim.max(1)], 8)
+        .saturating_add(bytes_of(&[16, dim, dim], 8))
+        .saturating_add(bytes_of(&[4, iterations], 8));
+    check_allocation(what, bytes)
+}
 
 /// A formatting failure as a library error.
 fn fmt_error(e: std::fmt::Error) -> Error {
@@ -76,6 +87,12 @@ const STOP: f64 = 1e-10;
 
 /// `sngd-nb`: every method from every start, iterations to within 1e-6 of the optimum.
 pub fn nb_experiment(settings: &NbExperiment) -> Result<NbReport> {
+    check_task_memory(
+        &format!("sngd-nb with n = {}", settings.n),
+        1,
+        settings.n,
+        settings.iterations,
+    )?;
     let counts = nb_data(settings.n, settings.seed)?;
     let optimum = nb_optimum(&counts)?;
     let (mean, var) = counts.moments();
@@ -150,6 +167,15 @@ const MIXTURE_TOL: f64 = 1e-3;
 
 /// `sngd-nb-mixture`: SNGD, BFGS and GD from every start; progress lines go to `log`.
 pub fn nb_mixture_experiment(settings: &NbMixtureExperiment, log: Log<'_>) -> Result<NbReport> {
+    check_task_memory(
+        &format!(
+            "sngd-nb-mixture with k = {} and n = {}",
+            settings.k, settings.n
+        ),
+        settings.k.saturating_mul(3),
+        settings.n,
+        settings.iterations,
+    )?;
     let (counts, truth) = nb_mixture_data(settings.k, settings.n, settings.seed)?;
     let truth_nll = counts.mixture_nll(&truth.weights, &truth.r, &truth.s)?.0;
     let inits = nb_mixture_inits(&counts, settings.k, settings.inits, settings.seed);
@@ -458,6 +484,18 @@ fn skew_tables(
 /// λ = ln(ν − 2) by Adam beside η): SNGD with each step size, Adam in both roots with each
 /// learning rate.
 pub fn skew_experiment(args: &SkewExperiment, skew_t: bool, log: Log<'_>) -> Result<SkewReport> {
+    check_task_memory(
+        &format!(
+            "the {} task with d = {}, {} training and {} held-out points",
+            if skew_t { "skew-t" } else { "skew-normal" },
+            args.dim,
+            args.train,
+            args.test
+        ),
+        args.dim,
+        args.train.saturating_add(args.test),
+        args.iterations,
+    )?;
     let base = args.base(args.batch);
     let runs = skew_runs(base, &args.lr_theta, &args.lr_adam, &[]);
     let (traces, truth_nll, family) = if skew_t {
@@ -507,6 +545,17 @@ pub fn vi_experiment(
     if components == 0 {
         return Err(Error::Config("--components must be at least 1".into()));
     }
+    check_task_memory(
+        &format!(
+            "VI with d = {}, n = {} and {components} components",
+            args.dim, args.train
+        ),
+        args.dim,
+        args.train
+            .saturating_add(components.saturating_mul(args.dim))
+            .saturating_add(TRAIN_DRAWS),
+        args.iterations,
+    )?;
     let mixture = components > 1;
     let model = logistic_task(args.dim, args.train, args.seed)?;
     let base = args.base(TRAIN_DRAWS);
@@ -558,6 +607,15 @@ pub fn vi_experiment(
 /// `sngd-copula`: SNGD with each step size and Adam in both roots with each learning rate on
 /// the Student-t copula task.
 pub fn copula_experiment(args: &SkewExperiment, log: Log<'_>) -> Result<SkewReport> {
+    check_task_memory(
+        &format!(
+            "the copula task with d = {}, {} training and {} held-out points",
+            args.dim, args.train, args.test
+        ),
+        args.dim,
+        args.train.saturating_add(args.test),
+        args.iterations,
+    )?;
     let task = copula_task(args.dim, args.train, args.test, args.seed)?;
     let truth_nll = task.truth.nll(task.test.as_ref())?;
     let base = args.base(args.batch);

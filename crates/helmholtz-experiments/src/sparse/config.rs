@@ -5,7 +5,7 @@ use std::path::Path;
 
 use helmholtz::models::mlp::Activation;
 use helmholtz::models::sparse_coding::{PosteriorKind, ScaleParam};
-use helmholtz::run::config::parse_strict;
+use helmholtz::run::config::parse_for_command;
 use helmholtz::train::sparse_coding::{
     Annealing, EmConfig, LbfgsConfig, defaults as lbfgs_defaults,
 };
@@ -168,6 +168,23 @@ pub struct SparseDataConfig {
     /// Patches: cutoff f₀ of the Olshausen–Field filter in cycles per pixel (SparseNet: 0.4).
     #[serde(default = "default_cutoff")]
     pub whiten_cutoff: f64,
+    /// Patches: your own patches instead of cutting them from images: a table (CSV, TSV, NPY or
+    /// NPZ) with one patch of `size` × `size` pixels per row, row-major. Its first `n` rows
+    /// train (all rows but the held-out ones when `n` is larger).
+    #[serde(default)]
+    pub train: Option<std::path::PathBuf>,
+    /// Patches from `train`: the held-out patches, a table of the same width; without it the
+    /// last `test_n` rows of `train` are held out.
+    #[serde(default)]
+    pub test: Option<std::path::PathBuf>,
+    /// Patches from a CSV `train`: whether its first row is a header (unset: when none of its
+    /// fields is a number).
+    #[serde(default)]
+    pub header: Option<bool>,
+    /// Patches from `train`: a column that is not a pixel (a label, an id), by 0-based index
+    /// or header name, left out.
+    #[serde(default)]
+    pub label: Option<helmholtz::data::table::ColumnRef>,
 }
 
 /// How natural-image patches are whitened.
@@ -290,7 +307,12 @@ pub struct EncoderConfig {
 impl SparseConfig {
     /// Parses a TOML text with `key=value` overrides and checks every field.
     pub fn parse(text: &str, overrides: &[String], origin: &Path) -> Result<Self> {
-        let config: SparseConfig = parse_strict(text, overrides, origin)?;
+        let mut config: SparseConfig = parse_for_command(text, overrides, origin, "sparse")?;
+        if config.data.source == "patches" && config.data.dir.is_none() {
+            // Recorded absolute, so that a run's resolved config finds its images from anywhere.
+            let found = helmholtz::data::data_dir_near(origin.parent()).join("natural");
+            config.data.dir = std::path::absolute(&found).ok().or(Some(found));
+        }
         config.validate()?;
         Ok(config)
     }
@@ -317,7 +339,16 @@ impl SparseConfig {
                 }
             }
             "patches" => {
-                if d.size == 0 || d.n < 2 || d.test_n == 0 || d.images.is_empty() {
+                if d.train.is_some() && d.whiten == WhitenKind::OlshausenField {
+                    return Err(Error::Config(
+                        "data.whiten = \"olshausen-field\" filters whole images; patches from data.train are whitened by \"zca\"".into(),
+                    ));
+                }
+                if d.size == 0
+                    || d.n < 2
+                    || d.test_n == 0
+                    || (d.images.is_empty() && d.train.is_none())
+                {
                     return Err(Error::Config(format!(
                         "patches need size ≥ 1, n ≥ 2, test_n ≥ 1 and some images, got size {}, n {}, test_n {}, {} images",
                         d.size,
@@ -347,6 +378,9 @@ impl SparseConfig {
             }
         }
         let t = &self.train;
+        if t.method != SparseMethod::Lbfgs {
+            helmholtz::optim::check_step_size("train.lr", t.lr)?;
+        }
         if t.method == SparseMethod::Em
             && (t.batch_size == 0 || t.epochs == 0 || !(t.lr.is_finite() && t.lr > 0.0))
         {

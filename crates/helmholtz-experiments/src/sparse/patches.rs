@@ -74,6 +74,15 @@ pub struct Patches {
 /// from a second stream).
 pub fn load_patches(config: &SparseDataConfig, seed: u64) -> Result<Patches> {
     use helmholtz::data::patches::{Whitening, olshausen_field, random_patches, read_images};
+    if let Some(path) = &config.train {
+        let (train, test) = own_patches(config, path)?;
+        let whitening = Whitening::fit(train.as_ref(), config.whiten_epsilon)?;
+        return Ok(Patches {
+            train: whitening.apply(train.as_ref()),
+            test: whitening.apply(test.as_ref()),
+            whitening: Some(whitening),
+        });
+    }
     let dir = config
         .dir
         .clone()
@@ -109,6 +118,51 @@ pub fn load_patches(config: &SparseDataConfig, seed: u64) -> Result<Patches> {
         test: whitening.apply(test.as_ref()),
         whitening: Some(whitening),
     })
+}
+
+/// The user's patches (D × n training, D × m held-out, before whitening) from the table
+/// `path` (one patch of `size`² pixels per row) and `config.test`, or its last `test_n` rows.
+fn own_patches(config: &SparseDataConfig, path: &Path) -> Result<(Mat<f64>, Mat<f64>)> {
+    use helmholtz::data::table::{TableOptions, read_table};
+    let options = TableOptions {
+        header: config.header,
+        label: config.label.clone(),
+        ..TableOptions::default()
+    };
+    let d = config.size * config.size;
+    let read = |path: &Path| -> Result<Mat<f64>> {
+        let table = read_table(path, &options)?;
+        if table.values.ncols() != d {
+            return Err(Error::Config(format!(
+                "{} has rows of {} values; data.size = {} needs {d} (one {0}×{0} patch per row, row-major)",
+                path.display(),
+                table.values.ncols(),
+                config.size
+            )));
+        }
+        Ok(table.values.transpose().to_owned())
+    };
+    let all = read(path)?;
+    let (train, test) = match &config.test {
+        Some(test) => (all, read(test)?),
+        None => {
+            let rows = all.ncols();
+            if rows < config.test_n + 2 {
+                return Err(Error::Config(format!(
+                    "{} has {rows} patches: holding out data.test_n = {} leaves fewer than 2 to train on (give data.test or lower data.test_n)",
+                    path.display(),
+                    config.test_n
+                )));
+            }
+            let train = all.subcols(0, rows - config.test_n).to_owned();
+            (
+                train,
+                all.subcols(rows - config.test_n, config.test_n).to_owned(),
+            )
+        }
+    };
+    let n = config.n.min(train.ncols());
+    Ok((train.subcols(0, n).to_owned(), test))
 }
 
 /// What a patches run trains: per-point posteriors by EM, or an amortized encoder by Adam.

@@ -52,6 +52,57 @@ pub fn read_csv(path: &Path, label_column: Option<usize>, scale: f32) -> Result<
     read_csv_with(path, &options)
 }
 
+/// The note to log when `options.header` is unset and the file's first row is read as a header
+/// (none of its fields is a number): the file and the names found. None when the header was
+/// given, or the first row is data, or the file cannot be read (reading it reports that).
+pub fn detected_header_note(path: &Path, options: &CsvOptions) -> Option<String> {
+    if options.header.is_some() {
+        return None;
+    }
+    let bytes = read_maybe_gzip(path).ok()?;
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(options.delimiter)
+        .trim(::csv::Trim::All)
+        .from_reader(bytes.as_slice());
+    let record = reader.records().next()?.ok()?;
+    if record.iter().any(|c| c.parse::<f64>().is_ok()) {
+        return None;
+    }
+    let names: Vec<&str> = record.iter().collect();
+    Some(format!(
+        "{}: row 1 read as a header ({}) because none of its fields is a number; set data.header = false to read it as data",
+        path.display(),
+        names.join(", ")
+    ))
+}
+
+/// The names in the header row of a CSV file read with `options` (empty when its first row is
+/// data: `options.header` false, or unset and the row holds numbers).
+pub fn header_names(path: &Path, options: &CsvOptions) -> Result<Vec<String>> {
+    let bytes = read_maybe_gzip(path)?;
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(options.delimiter)
+        .trim(::csv::Trim::All)
+        .from_reader(bytes.as_slice());
+    let Some(record) = reader.records().next() else {
+        return Ok(Vec::new());
+    };
+    let record = record.map_err(|e| Error::format(path, format!("CSV: {e}")))?;
+    let is_header = match options.header {
+        Some(h) => h,
+        None => record.iter().all(|c| c.parse::<f64>().is_err()),
+    };
+    Ok(if is_header {
+        record.iter().map(str::to_string).collect()
+    } else {
+        Vec::new()
+    })
+}
+
 /// Reads a numeric CSV file as `options` say.
 pub fn read_csv_with(path: &Path, options: &CsvOptions) -> Result<Dataset> {
     let bytes = read_maybe_gzip(path)?;

@@ -41,6 +41,7 @@ pub fn gunzip_if_gzip(raw: Vec<u8>) -> std::io::Result<Vec<u8>> {
 ///
 /// Use it for any file that may or may not be gzipped; the file name is not consulted.
 pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
+    super::npy::check_file_memory(path)?;
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     gunzip_if_gzip(raw).map_err(|e| Error::format(path, format!("corrupt gzip data: {e}")))
 }
@@ -112,6 +113,14 @@ pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<IdxArray> {
         .chunks_exact(4)
         .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
         .collect();
+    // The bytes, then the f32 samples of a data set.
+    crate::memory::check_allocation(
+        &format!(
+            "{} (dimensions {dims:?}, as its header says)",
+            path.display()
+        ),
+        crate::memory::bytes_of(&dims, 1 + 4),
+    )?;
     let expected = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
     let found = bytes.len() - offset;
     if expected != Some(found) {

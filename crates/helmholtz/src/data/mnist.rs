@@ -34,17 +34,27 @@ pub const FASHION_MNIST_SUBDIR: &str = "fashion-mnist";
 pub const MNIST_N_TRAIN: usize = 50_000;
 
 /// The data directory: `$HELMHOLTZ_DATA` if set (and not empty); otherwise the nearest `data`
-/// directory, looking in the current directory and then its ancestors, that holds a `mnist` or
-/// `fashion-mnist` folder (so tests run from `crates/helmholtz` find the workspace's `data/`);
-/// otherwise `data` relative to the current directory.
+/// directory, looking in the current directory and then its ancestors, that holds a `mnist`,
+/// `fashion-mnist` or `natural` folder (so tests run from `crates/helmholtz` find the
+/// workspace's `data/`); otherwise `data` relative to the current directory.
 pub fn default_data_dir() -> PathBuf {
+    data_dir_near(None)
+}
+
+/// [`default_data_dir`], looking also in `config_dir` and its ancestors (after the current
+/// directory's) so that a config run from elsewhere finds the data of its repository.
+pub fn data_dir_near(config_dir: Option<&Path>) -> PathBuf {
     if let Some(dir) = std::env::var_os(DATA_DIR_ENV).filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    if let Ok(cwd) = std::env::current_dir() {
-        for ancestor in cwd.ancestors() {
+    let cwd = std::env::current_dir().ok();
+    for start in [cwd.as_deref(), config_dir].into_iter().flatten() {
+        for ancestor in start.ancestors() {
             let data = ancestor.join("data");
-            if data.join(MNIST_SUBDIR).is_dir() || data.join(FASHION_MNIST_SUBDIR).is_dir() {
+            if [MNIST_SUBDIR, FASHION_MNIST_SUBDIR, "natural"]
+                .iter()
+                .any(|sub| data.join(sub).is_dir())
+            {
                 return data;
             }
         }
@@ -67,8 +77,9 @@ fn find_file(dir: &Path, name: &str) -> Result<PathBuf> {
         std::io::Error::new(
             std::io::ErrorKind::NotFound,
             format!(
-                "missing (neither {name} nor {name}.gz is in {}); run scripts/fetch-data.sh to \
-                 download MNIST and Fashion-MNIST, or set {DATA_DIR_ENV} to the data directory",
+                "missing (neither {name} nor {name}.gz is in {}); run `helmholtz data fetch \
+                 mnist` (or fashion-mnist) to download it, or set {DATA_DIR_ENV} to the data \
+                 directory",
                 dir.display()
             ),
         ),
@@ -86,7 +97,7 @@ pub fn has_training_images(dir: &Path) -> bool {
 /// Reads `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte` and
 /// `t10k-labels-idx1-ubyte`, each raw or with a `.gz` suffix. Pixels are scaled to [0, 1]
 /// (value / 255), one 28×28 image per column, row-major, with labels. A missing file is an error
-/// that names it and suggests `scripts/fetch-data.sh`. Use [`standard_split`] to hold out the
+/// that names it and suggests `helmholtz data fetch`. Use [`standard_split`] to hold out the
 /// validation set.
 pub fn load_mnist_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
     let train_images = find_file(dir, "train-images-idx3-ubyte")?;
@@ -169,7 +180,7 @@ mod tests {
         .unwrap();
         let err = load_mnist_dir(&dir).unwrap_err().to_string();
         assert!(
-            err.contains("t10k-labels-idx1-ubyte") && err.contains("scripts/fetch-data.sh"),
+            err.contains("t10k-labels-idx1-ubyte") && err.contains("helmholtz data fetch"),
             "{err}"
         );
         write_idx(&dir.join("t10k-labels-idx1-ubyte"), &[2], &[9, 8], false).unwrap();

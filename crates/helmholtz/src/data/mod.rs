@@ -16,7 +16,9 @@ pub use binarize::{binarize_dynamic_into, binarize_fixed, binarize_fixed_cached}
 pub use csv::read_csv;
 pub use embedded::{embedded_digits, embedded_digits_splits};
 pub use idx::{IdxArray, load_idx_images, read_idx};
-pub use mnist::{Splits, default_data_dir, load_mnist_dir, load_mnist_splits, standard_split};
+pub use mnist::{
+    Splits, data_dir_near, default_data_dir, load_mnist_dir, load_mnist_splits, standard_split,
+};
 pub use npy::{NpyArray, read_npy, read_npz, read_npz_member};
 pub use png::{load_png_dir, read_png_gray};
 pub use synthetic::{lines3x3, lines3x3_distribution, lines3x3_splits};

@@ -36,6 +36,15 @@ use faer::{Mat, MatRef};
 
 use super::Dataset;
 use crate::error::{Error, Result};
+use crate::memory::{bytes_of, check_allocation};
+
+/// Refuses to read a file larger than the memory left (its length, from the file system).
+pub(crate) fn check_file_memory(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) => check_allocation(&format!("reading {}", path.display()), meta.len().into()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
 
 /// An array read from a `.npy` file or an `.npz` member.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,6 +66,7 @@ enum Kind {
 
 /// Reads a `.npy` file.
 pub fn read_npy(path: &Path) -> Result<NpyArray> {
+    check_file_memory(path)?;
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     parse_npy(&bytes, path)
 }
@@ -95,14 +105,22 @@ pub fn parse_npy(bytes: &[u8], origin: &Path) -> Result<NpyArray> {
             "dtype {descr:?} is not supported (accepted: floats f4/f8, signed and unsigned integers of 1 to 8 bytes, bool)"
         ))
     })?;
-    let count = shape
-        .iter()
-        .try_fold(1usize, |acc, &n| acc.checked_mul(n))
-        .ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
     let size = match kind {
         Kind::Float(s) | Kind::Int(s) | Kind::Unsigned(s) => s,
         Kind::Bool => 1,
     };
+    // The values as f64, then as the f32 samples of a data set.
+    check_allocation(
+        &format!(
+            "{} (shape {shape:?} of {descr}, as its header says)",
+            origin.display()
+        ),
+        bytes_of(&shape, 8 + 4),
+    )?;
+    let count = shape
+        .iter()
+        .try_fold(1usize, |acc, &n| acc.checked_mul(n))
+        .ok_or_else(|| bad(format!("shape {shape:?} overflows")))?;
     let body = &bytes[start + header_len..];
     if body.len() < count * size {
         return Err(bad(format!(
@@ -161,6 +179,7 @@ pub fn write_npy(path: &Path, values: MatRef<'_, f64>, force: bool) -> Result<()
 /// Reads every member of an `.npz` archive, in archive order, named as NumPy names them (the
 /// member's file name without `.npy`: `arr_0`, or the keyword given to `savez`).
 pub fn read_npz(path: &Path) -> Result<Vec<(String, NpyArray)>> {
+    check_file_memory(path)?;
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     parse_npz(&bytes, path)
 }
@@ -217,6 +236,13 @@ pub fn parse_npz(bytes: &[u8], origin: &Path) -> Result<Vec<(String, NpyArray)>>
         let member = match method {
             0 => raw.to_vec(),
             8 => {
+                check_allocation(
+                    &format!(
+                        "{} (member {name}, {size} bytes inflated)",
+                        origin.display()
+                    ),
+                    size as u128,
+                )?;
                 let mut inflated = Vec::with_capacity(size);
                 flate2::read::DeflateDecoder::new(raw)
                     .read_to_end(&mut inflated)

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::data::csv::CsvOptions;
+use crate::data::table::ColumnRef;
 use crate::error::{Error, Result};
+use crate::memory::bytes_of;
 use crate::models::{ParamSet, WeightInit};
 use crate::optim::natural::NaturalConfig;
 use crate::optim::{Optimizer, OptimizerConfig, Schedule};
@@ -105,13 +107,20 @@ pub struct DataConfig {
     /// The CSV field delimiter, one ASCII character (default `,`; `"\t"` for tabs).
     #[serde(default)]
     pub delimiter: Option<char>,
+    /// A CSV column that is not a feature (a class label, an id): its 0-based index or its
+    /// header name; it is read as a non-negative integer label and left out of the data.
+    #[serde(default)]
+    pub label: Option<ColumnRef>,
 }
 
 impl DataConfig {
     /// How CSV files of this section are read; a delimiter that is not one ASCII character is
-    /// an error naming `data.delimiter`.
+    /// an error naming `data.delimiter`, a label column the training file does not have one
+    /// naming `data.label`.
     pub fn csv_options(&self) -> Result<CsvOptions> {
-        csv_options(self.header, self.delimiter, self.scale)
+        let mut options = csv_options(self.header, self.delimiter, self.scale)?;
+        options.label_column = label_index(self.label.as_ref(), self.train.as_deref(), &options)?;
+        Ok(options)
     }
 
     /// The data section of `source` with every other field at the default of the TOML form
@@ -128,6 +137,37 @@ impl DataConfig {
             scale: default_scale(),
             header: None,
             delimiter: None,
+            label: None,
+        }
+    }
+}
+
+/// The 0-based index of `data.label` in a CSV file read with `options`: an index as given, a
+/// name looked up in the header row of `train`.
+pub fn label_index(
+    label: Option<&ColumnRef>,
+    train: Option<&Path>,
+    options: &CsvOptions,
+) -> Result<Option<usize>> {
+    match label {
+        None => Ok(None),
+        Some(ColumnRef::Index(i)) => Ok(Some(*i)),
+        Some(ColumnRef::Name(name)) => {
+            let path = train
+                .ok_or_else(|| Error::Config(format!("data.label = {name:?} needs data.train")))?;
+            let names = crate::data::csv::header_names(path, options)?;
+            match names.iter().position(|n| n == name) {
+                Some(i) => Ok(Some(i)),
+                None if names.is_empty() => Err(Error::Config(format!(
+                    "data.label = {name:?}: {} has no header row to find the name in; give the column's 0-based index instead",
+                    path.display()
+                ))),
+                None => Err(Error::Config(format!(
+                    "data.label = {name:?} is not a column of {} (its header: {})",
+                    path.display(),
+                    names.join(", ")
+                ))),
+            }
         }
     }
 }
@@ -424,7 +464,8 @@ impl Config {
     /// Parses a TOML text, applies `key=value` overrides (dotted keys; values in TOML syntax,
     /// bare words taken as strings) and checks every field.
     pub fn parse(text: &str, overrides: &[String], origin: &Path) -> Result<Self> {
-        let config: Config = parse_strict(text, overrides, origin)?;
+        let mut config: Config = parse_for_command(text, overrides, origin, "train")?;
+        record_data_dir(&mut config.data.dir, config.data.source, origin);
         config.validate()?;
         Ok(config)
     }
@@ -438,6 +479,39 @@ impl Config {
     /// The resolved config as TOML (every default written out).
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a config always serialises")
+    }
+
+    /// Refuses, before anything is allocated, a Helmholtz machine on data of dimension `x_dim`
+    /// whose parameters (with their gradients, optimizer moments and natural-gradient state)
+    /// and the samples of one training step would not fit in memory.
+    pub fn check_memory(&self, x_dim: usize) -> Result<()> {
+        let mut sizes = vec![x_dim];
+        sizes.extend(&self.model.hidden);
+        let t = &self.train;
+        let threads = rayon::current_num_threads().max(1);
+        // p and q weights and biases, in f32.
+        let params = sizes
+            .windows(2)
+            .fold(sizes[sizes.len() - 1] as u128, |a, w| {
+                a.saturating_add(bytes_of(&[2, w[0] + 1, w[1] + 1], 1))
+            });
+        // Parameters, gradient, two optimizer moments, the natural gradient's copy, and one
+        // gradient per thread.
+        let copies = 5 + threads as u128 + u128::from(t.natural.is_some());
+        let width_sum = sizes.iter().fold(0usize, |a, &s| a.saturating_add(s));
+        // Samples, probabilities and scores of every level for the chunks in flight.
+        let step = bytes_of(
+            &[8, threads, t.chunk_points.min(t.batch_size), t.k, width_sum],
+            1,
+        );
+        let bytes = params
+            .saturating_mul(copies)
+            .saturating_add(step)
+            .saturating_mul(4);
+        crate::memory::check_allocation(
+            &format!("a Helmholtz machine of layer sizes {sizes:?} (K = {})", t.k),
+            bytes,
+        )
     }
 
     /// Checks the values that serde's types cannot.
@@ -467,12 +541,7 @@ impl Config {
                 t.wake_fraction
             ));
         }
-        if !(self.optimizer.lr.is_finite() && self.optimizer.lr > 0.0) {
-            return fail(format!(
-                "optimizer.lr must be positive, got {}",
-                self.optimizer.lr
-            ));
-        }
+        crate::optim::check_step_size("optimizer.lr", self.optimizer.lr)?;
         self.optimizer.schedule.validate()?;
         if let Some(natural) = &t.natural {
             natural.validate()?;
@@ -549,42 +618,273 @@ fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
     }
 }
 
+/// The keys whose values are file or directory paths. A relative path written in a config
+/// file is taken from the file's folder, one given by `--set` from the current directory, and
+/// both are stored absolute, so that a config (and a run's resolved `config.toml`) works from
+/// any directory.
+pub const PATH_KEYS: &[&str] = &["data.dir", "data.train", "data.valid", "data.test"];
+
 /// Parses a TOML text into `T` after applying `key=value` overrides (dotted keys; values in TOML
-/// syntax, bare words taken as strings). Unknown keys are errors where `T` denies them.
+/// syntax, bare words taken as strings). Unknown keys are errors where `T` denies them; a value
+/// of the wrong type is an error naming its key and where it came from (`FILE:LINE`, or the
+/// `--set` that gave it). Relative [`PATH_KEYS`] are resolved against `origin`'s folder.
 pub fn parse_strict<T: serde::de::DeserializeOwned>(
     text: &str,
     overrides: &[String],
     origin: &Path,
 ) -> Result<T> {
+    parse_config(text, overrides, origin, None)
+}
+
+/// [`parse_strict`] for the config of `helmholtz COMMAND`: a config that does not parse and is
+/// recognisably meant for another command ([`config_command`]) is refused with the command it
+/// is for, instead of its first unknown key.
+pub fn parse_for_command<T: serde::de::DeserializeOwned>(
+    text: &str,
+    overrides: &[String],
+    origin: &Path,
+    command: &str,
+) -> Result<T> {
+    parse_config(text, overrides, origin, Some(command))
+}
+
+fn parse_config<T: serde::de::DeserializeOwned>(
+    text: &str,
+    overrides: &[String],
+    origin: &Path,
+    command: Option<&str>,
+) -> Result<T> {
     let mut table: toml::Table =
-        toml::from_str(text).map_err(|e| Error::Config(format!("{}: {e}", origin.display())))?;
+        toml::from_str(text).map_err(|e| syntax_error(text, origin, &e))?;
+    let meant_for = config_command(&table);
+    resolve_paths(&mut table, origin.parent());
+    let mut set = Vec::with_capacity(overrides.len());
     for item in overrides {
-        apply_override(&mut table, item)?;
+        set.push((apply_override(&mut table, item)?, item.as_str()));
     }
+    resolve_paths(&mut table, None);
     table.try_into().map_err(|e: toml::de::Error| {
-        Error::Config(format!("{}: {}", origin.display(), e.message()))
+        if let (Some(command), Some((other, reason))) = (command, meant_for)
+            && other != command
+        {
+            return Error::Config(format!(
+                "{} is a config for `helmholtz {other}` (it has {reason}), and this command takes a `helmholtz {command}` config; run `helmholtz {other} {}`",
+                origin.display(),
+                origin.display()
+            ));
+        }
+        located_error(&e, text, origin, &set)
     })
 }
 
-fn apply_override(table: &mut toml::Table, item: &str) -> Result<()> {
-    let (key, value) = item
-        .split_once('=')
-        .ok_or_else(|| Error::Config(format!("override {item:?} is not of the form key=value")))?;
+/// Fills an unset `data.dir` of a source read from the data directory (MNIST, Fashion-MNIST)
+/// with the absolute default one ([`crate::data::data_dir_near`] the config file), so that a
+/// run's resolved config finds its data from any directory.
+pub fn record_data_dir(dir: &mut Option<PathBuf>, source: DataSource, origin: &Path) {
+    if dir.is_none() && matches!(source, DataSource::Mnist | DataSource::FashionMnist) {
+        let found = crate::data::data_dir_near(origin.parent());
+        *dir = std::path::absolute(&found).ok().or(Some(found));
+    }
+}
+
+/// Which command a config is meant for, judged from its keys, with the keys that tell:
+/// `vi` (`model.kind = "logistic-regression"`), `mle` (`model.family`), `train` (an
+/// `[optimizer]` section and `model.hidden`), `fit` (`model.kind`) or `sparse`
+/// (`model.n_latents`, or `data.source` "bars" or "patches"). `None` when nothing tells.
+pub fn config_command(table: &toml::Table) -> Option<(&'static str, &'static str)> {
+    let model = table.get("model").and_then(toml::Value::as_table);
+    let in_model = |key: &str| model.is_some_and(|m| m.contains_key(key));
+    let kind = model
+        .and_then(|m| m.get("kind"))
+        .and_then(toml::Value::as_str);
+    let source = table
+        .get("data")
+        .and_then(|d| d.get("source"))
+        .and_then(toml::Value::as_str);
+    if kind == Some("logistic-regression") {
+        Some(("vi", "model.kind = \"logistic-regression\""))
+    } else if in_model("family") {
+        Some(("mle", "model.family"))
+    } else if table.contains_key("optimizer") && in_model("hidden") {
+        Some(("train", "an [optimizer] section and model.hidden"))
+    } else if kind.is_some() {
+        Some(("fit", "model.kind"))
+    } else if in_model("n_latents") {
+        Some(("sparse", "model.n_latents"))
+    } else if matches!(source, Some("bars" | "patches")) {
+        Some(("sparse", "data.source = \"bars\" or \"patches\""))
+    } else {
+        None
+    }
+}
+
+/// Makes the string values of [`PATH_KEYS`] absolute: relative ones joined to `base` first
+/// when given (the config file's folder), then to the current directory.
+fn resolve_paths(table: &mut toml::Table, base: Option<&Path>) {
+    for key in PATH_KEYS {
+        let mut parts = key.split('.');
+        let (Some(section), Some(name)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let Some(toml::Value::String(value)) = table
+            .get_mut(section)
+            .and_then(toml::Value::as_table_mut)
+            .and_then(|t| t.get_mut(name))
+        else {
+            continue;
+        };
+        let path = Path::new(value.as_str());
+        if path.is_absolute() || value.is_empty() {
+            continue;
+        }
+        let joined = match base {
+            Some(base) => base.join(path),
+            None => path.to_path_buf(),
+        };
+        if let Ok(absolute) = std::path::absolute(&joined) {
+            *value = absolute.to_string_lossy().into_owned();
+        }
+    }
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// A TOML syntax error as `FILE:LINE: message`.
+fn syntax_error(text: &str, origin: &Path, e: &toml::de::Error) -> Error {
+    match e.span() {
+        Some(span) => Error::Config(format!(
+            "{}:{}: {}",
+            origin.display(),
+            line_of(text, span.start),
+            e.message().trim_end()
+        )),
+        None => Error::Config(format!("{}: {}", origin.display(), e.message().trim_end())),
+    }
+}
+
+/// A deserialisation error of the merged table as `KEY (FILE:LINE): message` or
+/// `KEY (from --set KEY=VALUE): message`.
+fn located_error(e: &toml::de::Error, text: &str, origin: &Path, set: &[(String, &str)]) -> Error {
+    let message = plain_types(e.message());
+    // Errors from a table name the table path in a last line "in `a.b`".
+    let rendered = e.to_string();
+    let mut key: Vec<String> = rendered
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("in `").and_then(|l| l.strip_suffix('`')))
+        .map(|path| path.split('.').map(String::from).collect())
+        .unwrap_or_default();
+    for prefix in ["unknown field `", "missing field `"] {
+        if let Some(field) = message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('`').next())
+        {
+            key.push(field.to_string());
+        }
+    }
+    let dotted = key.join(".");
+    let from_set = set.iter().find(|(k, _)| {
+        *k == dotted || dotted.starts_with(&format!("{k}.")) || k.starts_with(&format!("{dotted}."))
+    });
+    let place = match from_set {
+        Some((_, item)) => format!("from --set {item}"),
+        None => match key_line(text, &key) {
+            Some(line) => format!("{}:{line}", origin.display()),
+            None => origin.display().to_string(),
+        },
+    };
+    if dotted.is_empty() {
+        Error::Config(format!("{place}: {message}"))
+    } else {
+        Error::Config(format!("{dotted} ({place}): {message}"))
+    }
+}
+
+/// The line of the deepest key of `path` written in `text` (the table that lacks a missing
+/// key, the key whose value is wrong).
+fn key_line(text: &str, path: &[String]) -> Option<usize> {
+    let document = toml::de::DeTable::parse(text).ok()?;
+    let mut table = document.get_ref();
+    let mut line = None;
+    for part in path {
+        let Some((k, v)) = table.get_key_value(part.as_str()) else {
+            break;
+        };
+        line = Some(line_of(text, k.span().start));
+        match v.get_ref() {
+            toml::de::DeValue::Table(inner) => table = inner,
+            _ => break,
+        }
+    }
+    line
+}
+
+/// serde's Rust type names in a message, in words.
+fn plain_types(message: &str) -> String {
+    const NAMES: [(&str, &str); 10] = [
+        ("usize", "a non-negative integer"),
+        ("u64", "a non-negative integer"),
+        ("u32", "a non-negative integer"),
+        ("u16", "a non-negative integer"),
+        ("u8", "a non-negative integer"),
+        ("i64", "an integer"),
+        ("i32", "an integer"),
+        ("f64", "a number"),
+        ("f32", "a number"),
+        ("char", "a single character"),
+    ];
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message.trim_end();
+    while let Some(at) = rest.find("expected ") {
+        let (before, after) = rest.split_at(at + "expected ".len());
+        out.push_str(before);
+        let word_end = after
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(after.len());
+        match NAMES.iter().find(|(rust, _)| *rust == &after[..word_end]) {
+            Some((_, words)) => {
+                out.push_str(words);
+                rest = &after[word_end..];
+            }
+            None => rest = after,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Applies one `key=value` override; returns its key.
+fn apply_override(table: &mut toml::Table, item: &str) -> Result<String> {
+    let (key, value) = item.split_once('=').ok_or_else(|| {
+        Error::Config(format!(
+            "--set {item}: not of the form key=value (e.g. --set train.epochs=5)"
+        ))
+    })?;
     let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(value.to_string()));
-    let parts: Vec<&str> = key.trim().split('.').collect();
+    let key = key.trim();
+    let parts: Vec<&str> = key.split('.').collect();
     let mut current = table;
     for part in &parts[..parts.len() - 1] {
         current = current
             .entry(part.to_string())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()))
             .as_table_mut()
-            .ok_or_else(|| Error::Config(format!("override {key}: {part} is not a table")))?;
+            .ok_or_else(|| {
+                Error::Config(format!("--set {item}: {part} is a value, not a table"))
+            })?;
     }
     current.insert(parts[parts.len() - 1].to_string(), value);
-    Ok(())
+    Ok(key.to_string())
 }
 
 #[cfg(test)]
@@ -658,6 +958,104 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("hiden"), "{err}");
+    }
+
+    #[test]
+    fn type_errors_name_the_key_and_its_file_line_or_set() {
+        let text = BASE.replace("epochs = 2", "epochs = \"ten\"");
+        let line = text.lines().position(|l| l.contains("\"ten\"")).unwrap() + 1;
+        let err = Config::parse(&text, &[], Path::new("dir/t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("train.epochs (dir/t.toml:{line}): invalid type"))
+                && err.contains("expected a non-negative integer"),
+            "{err}"
+        );
+        let err = Config::parse(BASE, &["train.epochs=ten".into()], Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("train.epochs (from --set train.epochs=ten): invalid type"),
+            "{err}"
+        );
+        // A key missing from a section points at the section's header.
+        let text = BASE.replace("batch_size = 10", "");
+        let line = text.lines().position(|l| l.contains("[train]")).unwrap() + 1;
+        let err = Config::parse(&text, &[], Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("train.batch_size (t.toml:{line}): missing field")),
+            "{err}"
+        );
+        // Inside an inline table.
+        let text = BASE.replace("kind = \"adam\"", "kind = \"adamx\"");
+        let err = Config::parse(&text, &[], Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        let line = text.lines().position(|l| l.contains("adamx")).unwrap() + 1;
+        assert!(
+            err.contains(&format!("optimizer.rule.kind (t.toml:{line})")),
+            "{err}"
+        );
+        let err = Config::parse("name = ", &[], Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("t.toml:1:"), "{err}");
+    }
+
+    #[test]
+    fn a_config_for_another_command_names_that_command() {
+        let fit =
+            "name = \"f\"\n[data]\nsource = \"digits\"\n[model]\nkind = \"ppca\"\nlatents = 2\n";
+        let err = Config::parse(fit, &[], Path::new("f.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("f.toml is a config for `helmholtz fit`")
+                && err.contains("takes a `helmholtz train` config"),
+            "{err}"
+        );
+        let table: toml::Table = toml::from_str(BASE).unwrap();
+        assert_eq!(config_command(&table).map(|c| c.0), Some("train"));
+        for (text, command) in [
+            ("[model]\nfamily = \"skew-normal\"", "mle"),
+            ("[model]\nkind = \"logistic-regression\"", "vi"),
+            ("[model]\nn_latents = 10", "sparse"),
+            ("[data]\nsource = \"bars\"", "sparse"),
+        ] {
+            let table: toml::Table = toml::from_str(text).unwrap();
+            assert_eq!(config_command(&table).map(|c| c.0), Some(command), "{text}");
+        }
+    }
+
+    #[test]
+    fn relative_data_paths_are_taken_from_the_config_folder_and_stored_absolute() {
+        let text = BASE.replace(
+            "source = \"digits\"",
+            "source = \"csv\"\ntrain = \"x.csv\"\ntest = \"/abs/y.csv\"",
+        );
+        let config = Config::parse(
+            &text,
+            &["data.valid=v.csv".into()],
+            Path::new("some/folder/t.toml"),
+        )
+        .unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            config.data.train.as_deref(),
+            Some(cwd.join("some/folder/x.csv").as_path())
+        );
+        assert_eq!(config.data.test.as_deref(), Some(Path::new("/abs/y.csv")));
+        // --set values are taken from the current directory.
+        assert_eq!(
+            config.data.valid.as_deref(),
+            Some(cwd.join("v.csv").as_path())
+        );
+        // The resolved config reads back to the same paths from anywhere.
+        let again = Config::parse(&config.to_toml(), &[], Path::new("elsewhere/c.toml")).unwrap();
+        assert_eq!(again.data, config.data);
     }
 
     #[test]

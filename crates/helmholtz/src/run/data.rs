@@ -23,7 +23,7 @@ pub struct RunData {
 /// `binarize_seed` and the test file with `binarize_seed + 1` (one stream per image, see
 /// [`data::binarize_fixed`]); MNIST-sized sets are cached under `DATA_DIR/cache/`.
 pub fn load(config: &DataConfig) -> Result<RunData> {
-    let (splits, cache_name) = grey_splits(config)?;
+    let (splits, cache_name) = grey_splits(config, true)?;
     if config.source == DataSource::Lines3x3 {
         // Binary by construction, drawn from binarize_seed.
         return Ok(RunData {
@@ -87,7 +87,7 @@ pub fn load(config: &DataConfig) -> Result<RunData> {
 
 /// The splits named by `config` as grey levels in [0, 1] (finite, in range), before any
 /// binarisation, with the name of their binarisation cache (MNIST-sized sets).
-fn grey_splits(config: &DataConfig) -> Result<(Splits, Option<&'static str>)> {
+fn grey_splits(config: &DataConfig, unit: bool) -> Result<(Splits, Option<&'static str>)> {
     let data_dir = config.dir.clone().unwrap_or_else(data::default_data_dir);
     let (splits, cache_name) = match config.source {
         DataSource::Digits => (data::embedded_digits_splits(), None),
@@ -114,7 +114,7 @@ fn grey_splits(config: &DataConfig) -> Result<(Splits, Option<&'static str>)> {
     ] {
         set.check_finite()
             .map_err(|e| Error::InvalidData(format!("{name} set: {e}")))?;
-        if set.to_columns().iter().any(|v| !(0.0..=1.0).contains(v)) {
+        if unit && set.to_columns().iter().any(|v| !(0.0..=1.0).contains(v)) {
             return Err(Error::InvalidData(format!(
                 "{name} set has values outside [0, 1]; scale the data (data.scale) before binarising"
             )));
@@ -126,7 +126,13 @@ fn grey_splits(config: &DataConfig) -> Result<(Splits, Option<&'static str>)> {
 /// The splits named by `config` as grey levels in [0, 1], not binarised (the lines toy is
 /// binary already).
 pub fn load_splits(config: &DataConfig) -> Result<Splits> {
-    grey_splits(config).map(|(splits, _)| splits)
+    grey_splits(config, true).map(|(splits, _)| splits)
+}
+
+/// The splits named by `config` with any finite values (for continuous models: no [0, 1]
+/// check, no binarisation).
+pub fn load_values(config: &DataConfig) -> Result<Splits> {
+    grey_splits(config, false).map(|(splits, _)| splits)
 }
 
 fn join(a: &Dataset, b: &Dataset) -> Dataset {
@@ -147,6 +153,79 @@ fn join(a: &Dataset, b: &Dataset) -> Dataset {
         labels,
         image_shape: a.image_shape,
     }
+}
+
+/// The lines to log about how the data files were read: for CSV sources with `data.header`
+/// unset, each file whose first row was taken as a header.
+pub fn header_notes(config: &DataConfig) -> Vec<String> {
+    if config.source != DataSource::Csv {
+        return Vec::new();
+    }
+    let Ok(options) = config.csv_options() else {
+        return Vec::new();
+    };
+    [&config.train, &config.valid, &config.test]
+        .into_iter()
+        .flatten()
+        .filter_map(|path| data::csv::detected_header_note(path, &options))
+        .collect()
+}
+
+/// A new file read as the run of `config` reads its data, for evaluation: the format from the
+/// run's source (CSV, NPY/NPZ, IDX, PNG directory), or, for the built-in sets, from the path (a
+/// directory of PNGs, `.npy`/`.npz`, `.csv`/`.tsv`/`.gz` CSV, anything else IDX); the run's CSV
+/// options (header, delimiter, label column) and scale; values checked to lie in [0, 1]; then
+/// binarised as the run's test split is (fixed binarisation with `binarize_seed + 1`, or checked
+/// to be binary when the run does not binarise).
+pub fn load_file_like(config: &DataConfig, path: &Path) -> Result<Dataset> {
+    let ext = |e: &str| path.extension().is_some_and(|x| x.eq_ignore_ascii_case(e));
+    let source = match config.source {
+        DataSource::Idx | DataSource::Csv | DataSource::PngDir | DataSource::Npy => config.source,
+        _ if path.is_dir() => DataSource::PngDir,
+        _ if ext("npy") || ext("npz") => DataSource::Npy,
+        _ if ext("csv") || ext("tsv") || ext("gz") => DataSource::Csv,
+        _ => DataSource::Idx,
+    };
+    let set = match source {
+        DataSource::Idx => data::load_idx_images(path, None)?,
+        DataSource::Csv => {
+            let mut options = csv_options_for(config, path)?;
+            if ext("tsv") && config.delimiter.is_none() {
+                options.delimiter = b'\t';
+            }
+            data::csv::read_csv_with(path, &options)?
+        }
+        DataSource::Npy => data::npy::read_dataset(path, config.scale)?,
+        _ => data::load_png_dir(path)?,
+    };
+    set.check_finite()
+        .map_err(|e| Error::InvalidData(format!("{}: {e}", path.display())))?;
+    if set.to_columns().iter().any(|v| !(0.0..=1.0).contains(v)) {
+        return Err(Error::InvalidData(format!(
+            "{} has values outside [0, 1] after data.scale = {}; the run's model reads binary data",
+            path.display(),
+            config.scale
+        )));
+    }
+    match config.binarize {
+        Binarize::None => {
+            set.check_binary()?;
+            Ok(set)
+        }
+        _ if config.source == DataSource::Lines3x3 => {
+            set.check_binary()?;
+            Ok(set)
+        }
+        _ => Ok(data::binarize_fixed(&set, config.binarize_seed + 1)),
+    }
+}
+
+/// The run's CSV options for a file of its own (a label column given by name is looked up in
+/// that file's header).
+fn csv_options_for(config: &DataConfig, path: &Path) -> Result<data::csv::CsvOptions> {
+    let mut options = super::config::csv_options(config.header, config.delimiter, config.scale)?;
+    options.label_column = super::config::label_index(config.label.as_ref(), Some(path), &options)?;
+    Ok(options)
 }
 
 fn custom(config: &DataConfig) -> Result<Splits> {

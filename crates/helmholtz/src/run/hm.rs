@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::eval::entropy::hm_entropy_sum;
 use crate::eval::{Estimator, IsConfig, exact_kl_from, importance_log_likelihood};
 use crate::math::rng::{Stream, ids};
+use crate::memory::bytes_of;
 use crate::models::HelmholtzMachine;
 use crate::optim::{Preconditioner, PreconditionerState};
 use crate::train::trainer::{CheckpointStore, DivergenceGuard, Trainer};
@@ -59,6 +60,7 @@ impl Run {
         }
         config.validate()?;
         let data = data::load(&config.data)?;
+        config.check_memory(data.train.dim())?;
         let mut sizes = vec![data.train.dim()];
         sizes.extend(&config.model.hidden);
         let model =
@@ -272,6 +274,43 @@ impl Run {
         )
     }
 
+    /// The mean importance-sampling log-likelihood of the points in `path` (the first
+    /// `max_points`), read and binarised as the run's test split ([`data::load_file_like`]),
+    /// with the number of points evaluated.
+    pub fn log_likelihood_of_file(
+        &self,
+        path: &Path,
+        k: usize,
+        max_points: Option<usize>,
+    ) -> Result<(f64, usize)> {
+        let set = data::load_file_like(&self.config.data, path)?;
+        if set.dim() != self.model.sizes[0] {
+            return Err(Error::Dimension(format!(
+                "{} has points of dimension {}; the model was trained on dimension {}",
+                path.display(),
+                set.dim(),
+                self.model.sizes[0]
+            )));
+        }
+        let data = RunData {
+            train: set.range(0, 0),
+            valid: set.range(0, 0),
+            test: set,
+            dynamic: false,
+        };
+        let ll = estimate(
+            &self.model,
+            &data,
+            &self.config,
+            Split::Test,
+            k,
+            max_points,
+            Estimator::LogLikelihood,
+        )?;
+        let n = max_points.unwrap_or(usize::MAX).min(data.test.n_samples());
+        Ok((ll, n))
+    }
+
     /// What the ELBO = entropy-sum identity needs, as this run trains: p follows the ELBO's
     /// gradient only with one sample per point (WS, or RWS with K = 1).
     pub fn conditions(&self) -> Conditions {
@@ -325,14 +364,24 @@ impl Run {
     }
 
     /// Grey-level model samples: p(x | h_1) for `n` dreams, one image per entry.
-    pub fn sample_means(&self, n: usize, seed: u64) -> Vec<Vec<f32>> {
+    pub fn sample_means(&self, n: usize, seed: u64) -> Result<Vec<Vec<f32>>> {
+        let width_sum = self
+            .model
+            .sizes
+            .iter()
+            .fold(0usize, |a, &s| a.saturating_add(s));
+        // Every level of n dreams with their probabilities, and the means twice (flat and split).
+        crate::memory::check_allocation(
+            &format!("drawing {n} samples"),
+            bytes_of(&[n, width_sum], 8).saturating_add(bytes_of(&[n, self.model.x_dim()], 8)),
+        )?;
         let mut pass = crate::models::Pass::new(&self.model.sizes, n);
         self.model
             .dream(n, false, &mut pass, &mut Stream::new(seed, &[ids::SAMPLE]));
         let d = self.model.x_dim();
         let mut means = vec![0.0f32; d * n];
         self.model.data_means(&pass.h[1], n, &mut means);
-        means.chunks_exact(d).map(|c| c.to_vec()).collect()
+        Ok(means.chunks_exact(d).map(|c| c.to_vec()).collect())
     }
 }
 
@@ -545,6 +594,15 @@ fn estimate(
     max_points: Option<usize>,
     estimator: Estimator,
 ) -> Result<f64> {
+    let threads = rayon::current_num_threads().max(1);
+    let width_sum = model.sizes.iter().fold(0usize, |a, &s| a.saturating_add(s));
+    // Per thread: the samples, probabilities and scores of one chunk of at most 1000 draws,
+    // and one pooled bound per chunk.
+    crate::memory::check_allocation(
+        &format!("importance sampling with K = {k}"),
+        bytes_of(&[threads, k.min(1000), width_sum], 16)
+            .saturating_add(bytes_of(&[threads, k / 1000 + 1], 8)),
+    )?;
     let (x, n) = split_columns(data, split, max_points)?;
     let seed = config.seed ^ 0x5EED_E7A1;
     let is = IsConfig {

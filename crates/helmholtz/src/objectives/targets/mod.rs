@@ -4,12 +4,15 @@
 //! ([`crate::optim::sngd`]) take any target; adding one is one file here (the target and, for a
 //! new distribution, its [`Surrogated`](crate::dist::surrogate::Surrogated) implementation).
 
+mod check;
 pub mod copula;
 pub mod logistic_vi;
 pub mod negative_binomial;
 mod reparameterised;
 pub mod skew_normal;
 pub mod skew_t;
+
+pub use check::{Coordinate, GradientCheck, check_gradient};
 
 use crate::error::Result;
 

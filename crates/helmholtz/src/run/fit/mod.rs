@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use faer::Mat;
 use serde::{Deserialize, Serialize};
 
-use super::config::{DataConfig, DataSource, parse_strict};
+use super::config::{DataConfig, DataSource, parse_for_command};
+use crate::data::table::{Transform, TransformKind};
 use crate::data::{self, Dataset};
 use crate::error::{Error, Result};
 use crate::math::rng::{Stream, ids};
@@ -23,9 +24,11 @@ use crate::models::vae::VaeKind;
 use crate::optim::Schedule;
 use crate::optim::quasi_newton::defaults as lbfgs_defaults;
 
+mod checks;
 mod model;
 mod runner;
 
+pub use checks::{check_fit_data, check_fit_memory};
 pub use model::*;
 pub use runner::*;
 
@@ -33,6 +36,8 @@ pub use runner::*;
 pub const MODEL_JSON: &str = "model.json";
 /// The model file of VAE fits.
 pub const MODEL_TENSORS: &str = "model.safetensors";
+/// The transform of the training data (only when `data.transform` is not `none`).
+pub const TRANSFORM_FILE: &str = "transform.json";
 
 /// A fit: data, model, training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -75,6 +80,9 @@ pub struct FitData {
     /// The CSV field delimiter, one ASCII character (default `,`).
     #[serde(default)]
     pub delimiter: Option<char>,
+    /// A CSV column left out of the data (a label, an id): 0-based index or header name.
+    #[serde(default)]
+    pub label: Option<crate::data::table::ColumnRef>,
     /// Use only the first N training points.
     #[serde(default)]
     pub points: Option<usize>,
@@ -90,6 +98,11 @@ pub struct FitData {
     /// without pixels of zero variance, which would make a per-pixel noise variance collapse.
     #[serde(default)]
     pub dequantize: Option<u32>,
+    /// For the continuous models: `none`, `min-max` (each column onto [0, 1]) or `standardize`
+    /// (each column to mean 0, variance 1), fitted on the training points after dequantisation;
+    /// the run stores it in `transform.json` and every ELBO and entropy is in its units.
+    #[serde(default)]
+    pub transform: TransformKind,
 }
 
 fn one() -> f32 {
@@ -271,7 +284,8 @@ impl Default for FitTrain {
 impl FitConfig {
     /// Parses a TOML text with `key=value` overrides and checks every field.
     pub fn parse(text: &str, overrides: &[String], origin: &Path) -> Result<Self> {
-        let config: FitConfig = parse_strict(text, overrides, origin)?;
+        let mut config: FitConfig = parse_for_command(text, overrides, origin, "fit")?;
+        super::config::record_data_dir(&mut config.data.dir, config.data.source, origin);
         config.validate()?;
         Ok(config)
     }
@@ -310,6 +324,13 @@ impl FitConfig {
         if matches!(d.dequantize, Some(l) if l < 2) {
             return bad("data.dequantize is the number of grey levels, at least 2".into());
         }
+        if m.kind.binary() && d.transform != TransformKind::None {
+            return bad(format!(
+                "data.transform = \"{}\" applies to continuous models; model.kind = \"{}\" models binary data (remove data.transform)",
+                d.transform.name(),
+                kind_name(m.kind)
+            ));
+        }
         if d.points == Some(0) {
             return bad("data.points must be at least 1".into());
         }
@@ -342,9 +363,7 @@ impl FitConfig {
             if t.batch_size == 0 || t.epochs == 0 || t.eval_every == 0 {
                 return bad("train.batch_size, epochs and eval_every must be positive".into());
             }
-            if !(t.lr.is_finite() && t.lr > 0.0) {
-                return bad(format!("train.lr must be positive, got {}", t.lr));
-            }
+            crate::optim::check_step_size("train.lr", t.lr)?;
             t.schedule.validate()?;
             if t.optimal_variances && m.kind == ModelKind::Vae3 {
                 return bad(
@@ -378,8 +397,32 @@ pub fn kind_name(kind: ModelKind) -> &'static str {
     }
 }
 
-/// Loads the training points of `config` (D × N, f64), binarised or dequantised as asked.
+/// The lines to log about how the training file was read (a CSV header decided from its first
+/// row).
+pub fn header_notes(config: &FitConfig) -> Vec<String> {
+    let d = &config.data;
+    if d.source != DataSource::Csv {
+        return Vec::new();
+    }
+    match super::config::csv_options(d.header, d.delimiter, d.scale) {
+        Ok(options) => d
+            .train
+            .iter()
+            .filter_map(|path| data::csv::detected_header_note(path, &options))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Loads the training points of `config` (D × N, f64), binarised or dequantised and then
+/// transformed as asked.
 pub fn load_data(config: &FitConfig) -> Result<Mat<f64>> {
+    load_transformed(config).map(|(x, _)| x)
+}
+
+/// [`load_data`] with the transform it fitted on the training points (the identity for
+/// `data.transform = "none"`).
+pub fn load_transformed(config: &FitConfig) -> Result<(Mat<f64>, Transform)> {
     let d = &config.data;
     let hm = DataConfig {
         source: d.source,
@@ -392,8 +435,14 @@ pub fn load_data(config: &FitConfig) -> Result<Mat<f64>> {
         scale: d.scale,
         header: d.header,
         delimiter: d.delimiter,
+        label: d.label.clone(),
     };
-    let mut train: Dataset = super::data::load_splits(&hm)?.train;
+    // Binary models binarise values in [0, 1]; continuous ones take any finite values.
+    let mut train: Dataset = if d.binarize {
+        super::data::load_splits(&hm)?.train
+    } else {
+        super::data::load_values(&hm)?.train
+    };
     if let Some(n) = d.points {
         if n > train.n_samples() {
             return Err(Error::Config(format!(
@@ -418,5 +467,13 @@ pub fn load_data(config: &FitConfig) -> Result<Mat<f64>> {
             }
         }
     }
-    Ok(x)
+    let rows = x.transpose();
+    let names: Vec<String> = (1..=rows.ncols())
+        .map(|j| format!("{j} (1-based)"))
+        .collect();
+    let transform = Transform::fit(d.transform, rows, &names)?;
+    if d.transform != TransformKind::None {
+        x = transform.apply(rows).transpose().to_owned();
+    }
+    Ok((x, transform))
 }

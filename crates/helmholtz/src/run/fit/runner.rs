@@ -9,6 +9,7 @@ use faer::{Mat, MatRef};
 use serde::{Deserialize, Serialize};
 
 use crate::data::batches::IndicesOnly;
+use crate::data::table::{Transform, TransformKind};
 use crate::dist::GapCriterion;
 use crate::error::{Error, Result};
 use crate::math::rng::{Stream, ids};
@@ -70,10 +71,23 @@ pub fn run_fit_until(
     stop: &AtomicBool,
 ) -> Result<(FittedModel, FitSummary)> {
     config.validate()?;
-    let x = load_data(config)?;
+    let (x, transform) = load_transformed(config)?;
+    check_fit_data(x.as_ref(), config)?;
+    check_fit_memory(config, x.nrows(), x.ncols())?;
     let text = toml::to_string(config).map_err(|e| Error::Config(e.to_string()))?;
     let run = RunDir::create(dir)?;
     run.write_file(CONFIG_FILE, text.as_bytes())?;
+    if transform.kind != TransformKind::None {
+        let json =
+            serde_json::to_string_pretty(&transform).map_err(|e| Error::Config(e.to_string()))?;
+        run.write_file(TRANSFORM_FILE, json.as_bytes())?;
+        progress(&format!(
+            "data.transform = \"{}\" fitted on the {} training points (stored in {TRANSFORM_FILE}); the ELBO and entropies are in the transformed units (add {:.6} per point, Σ ln scale, for the data's own units)",
+            transform.kind.name(),
+            x.ncols(),
+            transform.log_scale()
+        ));
+    }
     let (m, t) = (&config.model, &config.train);
     let d = x.nrows();
     let started = Instant::now();
@@ -540,6 +554,64 @@ pub fn open_fit(dir: &Path) -> Result<(FitConfig, FittedModel, Mat<f64>)> {
     let x = load_data(&config)?;
     let model = FittedModel::load(dir, &config, x.nrows())?;
     Ok((config, model, x))
+}
+
+/// A fit run's model on new data (see [`evaluate_file`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FileEvaluation {
+    /// Points evaluated.
+    pub points: usize,
+    /// The ELBO per point, in the data's own units.
+    pub elbo: f64,
+    /// The exact log-likelihood per point in the data's own units, where the model has one.
+    pub log_likelihood: Option<f64>,
+    /// Σ ln scale of the run's transform, subtracted from the transformed values (0 without one).
+    pub log_scale: f64,
+}
+
+/// The fitted model of the run in `dir` on the points of `path`: read with the run's data keys
+/// (its format from the run's source, or from the path for the built-in sets), binarised or
+/// dequantised as the training points were, mapped by the run's stored transform (not refitted),
+/// and reported in the data's own units.
+pub fn evaluate_file(dir: &Path, path: &Path) -> Result<FileEvaluation> {
+    let config = FitConfig::load(&dir.join(CONFIG_FILE), &[])?;
+    let mut reading = config.clone();
+    let ext = |e: &str| path.extension().is_some_and(|x| x.eq_ignore_ascii_case(e));
+    reading.data.source = match config.data.source {
+        DataSource::Idx | DataSource::Csv | DataSource::PngDir | DataSource::Npy => {
+            config.data.source
+        }
+        _ if path.is_dir() => DataSource::PngDir,
+        _ if ext("npy") || ext("npz") => DataSource::Npy,
+        _ if ext("csv") || ext("tsv") || ext("gz") => DataSource::Csv,
+        _ => DataSource::Idx,
+    };
+    reading.data.train = Some(path.to_path_buf());
+    reading.data.points = None;
+    reading.data.transform = TransformKind::None;
+    reading.data.binarize_seed = config.data.binarize_seed.wrapping_add(1);
+    reading.seed = config.seed.wrapping_add(1);
+    let raw = load_data(&reading)?;
+    let transform: Transform = match config.data.transform {
+        TransformKind::None => Transform::identity(raw.nrows()),
+        _ => {
+            let file = dir.join(TRANSFORM_FILE);
+            let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
+            serde_json::from_str(&text).map_err(|e| Error::format(&file, e.to_string()))?
+        }
+    };
+    let rows = raw.transpose();
+    transform.check_columns(rows, &path.display().to_string())?;
+    let x = transform.apply(rows).transpose().to_owned();
+    let model = FittedModel::load(dir, &config, x.nrows())?;
+    let dec = model.decompose(x.as_ref(), &config)?;
+    let log_scale = transform.log_scale();
+    Ok(FileEvaluation {
+        points: x.ncols(),
+        elbo: dec.sum.elbo - log_scale,
+        log_likelihood: dec.log_likelihood.map(|ll| ll - log_scale),
+        log_scale,
+    })
 }
 
 /// Whether `dir` holds a fit run (its config has a `model.kind`).
