@@ -745,9 +745,14 @@ fn the_shipped_example_fits_from_any_directory() {
     );
     let fit = Fit::read(dir.join("run"));
     assert_eq!(fit.summary()["rows"], 300);
-    let resolved = std::fs::read_to_string(dir.join("run/config.toml")).unwrap();
-    let train = repo_root().join("examples/data/counts.csv");
-    assert!(resolved.contains(path_str(&train)), "{resolved}");
+    let resolved: toml::Table =
+        toml::from_str(&std::fs::read_to_string(dir.join("run/config.toml")).unwrap()).unwrap();
+    let train = Path::new(resolved["data"]["train"].as_str().unwrap());
+    assert!(train.is_absolute(), "{resolved}");
+    assert_eq!(
+        train.canonicalize().unwrap(),
+        repo_root().join("examples/data/counts.csv")
+    );
     for plot in ["nll-by-step.png", "nll-by-seconds.png"] {
         assert!(dir.join("run").join(plot).exists(), "{plot}");
     }

@@ -48,7 +48,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::config::parse_strict;
+use super::config::parse_for_command;
 use crate::data::table::{ColumnRef, TransformKind};
 use crate::error::{Error, Result};
 use crate::optim::check_step_size;
@@ -261,33 +261,11 @@ pub struct MleTrain {
 const RESUMABLE: &[&str] = &["train.iterations"];
 
 impl MleConfig {
-    /// Parses a TOML text with `key=value` overrides, resolves relative data paths against the
-    /// folder of `origin` (paths given by an override against the current directory), fills in
-    /// the family's defaults and checks every value.
+    /// Parses a TOML text with `key=value` overrides (relative data paths resolve against the
+    /// folder of `origin`, those given by an override against the current directory, as for
+    /// every config), fills in the family's defaults and checks every value.
     pub fn parse(text: &str, overrides: &[String], origin: &Path) -> Result<Self> {
-        let mut config: MleConfig = parse_strict(text, overrides, origin)?;
-        let folder = origin.parent().unwrap_or(Path::new(""));
-        let overridden = |key: &str| {
-            overrides
-                .iter()
-                .any(|o| o.split_once('=').is_some_and(|(k, _)| k.trim() == key))
-        };
-        let resolve = |path: &Path, key: &str| -> Result<PathBuf> {
-            let joined = if path.is_absolute() || overridden(key) {
-                path.to_path_buf()
-            } else {
-                folder.join(path)
-            };
-            // The file's canonical path where it exists (no `..` left), else the absolute one
-            // (reading it names the missing file later).
-            std::fs::canonicalize(&joined)
-                .or_else(|_| std::path::absolute(&joined))
-                .map_err(|e| Error::io(&joined, e))
-        };
-        config.data.train = resolve(&config.data.train, "data.train")?;
-        if let Some(test) = &config.data.test {
-            config.data.test = Some(resolve(test, "data.test")?);
-        }
+        let mut config: MleConfig = parse_for_command(text, overrides, origin, "mle")?;
         config.fill_defaults();
         config.validate().map_err(|e| match e {
             Error::Config(message) => Error::Config(format!("{}: {message}", origin.display())),
