@@ -776,6 +776,12 @@ pub fn sample_run(dir: &Path, n: usize, seed: u64) -> Result<(Mat<f64>, Vec<Stri
         ));
     }
     let (_, fitted, transform, columns) = open_mle(dir)?;
+    // The draws, their transform back and the file's text.
+    let bytes = crate::memory::bytes_of(&[n, fitted.dim(), 3], 8);
+    crate::memory::check_allocation(
+        &format!("--n {n} draws of dimension {}", fitted.dim()),
+        bytes,
+    )?;
     let draws = fitted.sample(n, &mut Stream::new(seed, &[ids::SAMPLE]))?;
     Ok((transform.invert(draws.as_ref()), columns))
 }
