@@ -7,8 +7,9 @@
 //! counts, a multivariate skew-normal or skew-t on real vectors, a Student-t copula on points of
 //! (0, 1)^d. Methods ([`MleMethod`]): SNGD (default), and the baselines BFGS and GD in
 //! unconstrained coordinates for counts, Adam with a covariance or precision square root for the
-//! continuous families. Starts and default step sizes are the SNGD paper's
-//! ([`crate::optim::sngd::starts`]).
+//! continuous families. Default step sizes are the SNGD paper's; fits start from the data (an NB
+//! mixture at quantile groups, a skew family at its method-of-moments estimate) or, with
+//! `model.start = "paper"`, at the paper's random start ([`crate::optim::sngd::starts`]).
 //!
 //! A run directory holds
 //!
