@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use commands::{
-    RunArgs, bench, data, eval, experiment, fisher_rao, fit, plot, sample, sngd, sparse, train, vi,
+    RunArgs, bench, data, eval, experiment, fisher_rao, fit, mle, plot, sample, sngd, sparse,
+    train, vi,
 };
 use helmholtz::run::{Slot, Split};
 
@@ -85,7 +86,8 @@ enum Command {
         /// Number of samples.
         #[arg(long, default_value_t = 64)]
         n: usize,
-        /// Output PNG, or CSV for a vi run (not overwritten unless --force).
+        /// Output PNG for a Helmholtz machine; .csv for a vi run (posterior draws); .csv or .npy
+        /// for an mle run (not overwritten unless --force).
         #[arg(short = 'o', long)]
         output: PathBuf,
         /// Seed of the samples.
@@ -94,6 +96,13 @@ enum Command {
         /// Overwrite the output file if it exists.
         #[arg(long)]
         force: bool,
+    },
+    /// Fit a distribution to a data file by maximum likelihood (negative-binomial, nb-mixture,
+    /// skew-normal, skew-t, t-copula) with surrogate natural gradient descent or a baseline, from
+    /// a TOML config (see configs/mle-nb.toml and docs/MLE.md), or resume such a run.
+    Mle {
+        #[command(flatten)]
+        args: RunArgs,
     },
     /// Plot the learning curves of one or more runs on one chart.
     Plot {
@@ -305,6 +314,12 @@ fn run(cli: Cli) -> Result<()> {
             checkpoint,
             data: None,
         } => {
+            if helmholtz::run::mle::is_mle_run(&run) {
+                anyhow::bail!(
+                    "{} is an mle run: give the file to evaluate with --data FILE (its training and test NLLs are in its summary.json)",
+                    run.display()
+                );
+            }
             if entropy {
                 fit::entropy(&run, split.into(), samples, points)
             } else {
@@ -313,13 +328,20 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Fit { args } => fit::run(&args),
         Command::Vi { args } => vi::run(&args),
+        Command::Mle { args } => mle::run(&args),
         Command::Sample {
             run,
             n,
             output,
             seed,
             force,
-        } => sample::run(&run, n, seed, &output, force),
+        } => {
+            if helmholtz::run::mle::is_mle_run(&run) {
+                mle::sample(&run, n, seed, &output, force)
+            } else {
+                sample::run(&run, n, seed, &output, force)
+            }
+        }
         Command::Plot {
             runs,
             output,

@@ -23,21 +23,10 @@ fn points() -> Vec<[f64; 2]> {
         .collect()
 }
 
-/// A version-1 `.npy` file of an (n, 2) float64 array.
+/// The `.npy` bytes of an (n, 2) float64 array, as the library writes them.
 fn npy_bytes(points: &[[f64; 2]]) -> Vec<u8> {
-    let mut header = format!(
-        "{{'descr': '<f8', 'fortran_order': False, 'shape': ({}, 2), }}",
-        points.len()
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((header.len() as u16).to_le_bytes());
-    out.extend(header.as_bytes());
-    out.extend(points.iter().flatten().flat_map(|v| v.to_le_bytes()));
-    out
+    let values = faer::Mat::from_fn(points.len(), 2, |i, j| points[i][j]);
+    helmholtz::data::npy::npy_bytes(values.as_ref())
 }
 
 /// A one-member stored zip archive (as `np.savez(path, x=…)` lays it out).

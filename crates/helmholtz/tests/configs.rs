@@ -1,12 +1,14 @@
 //! Every experiment config shipped in configs/ parses and passes validation: Helmholtz-machine
 //! configs as `Config`, entropy-sum fits (those with `model.kind`) as `FitConfig`, variational
-//! inference (`model.kind = "logistic-regression"`) as `ViConfig`. Sparse-coding
+//! inference (`model.kind = "logistic-regression"`) as `ViConfig`, distribution fits (the other
+//! configs with `model.family`) as `MleConfig`. Sparse-coding
 //! configs (those with `model.n_latents`) belong to helmholtz-experiments, which checks them.
 
 use std::path::Path;
 
 use helmholtz::run::Config;
 use helmholtz::run::fit::FitConfig;
+use helmholtz::run::mle::MleConfig;
 use helmholtz::run::vi::ViConfig;
 
 #[test]
@@ -24,10 +26,13 @@ fn every_shipped_config_is_valid() {
                 .is_some();
             let kind = table.get("model").and_then(|m| m.get("kind"));
             let vi = kind.and_then(|k| k.as_str()) == Some("logistic-regression");
+            let mle = table.get("model").and_then(|m| m.get("family")).is_some();
             let name = if vi {
                 ViConfig::load(&path, &[]).map(|c| c.name)
             } else if kind.is_some() {
                 FitConfig::load(&path, &[]).map(|c| c.name)
+            } else if mle {
+                MleConfig::load(&path, &[]).map(|c| c.name)
             } else if sparse {
                 continue;
             } else {

@@ -43,8 +43,17 @@ pub fn run(dir: &Path, k: usize, split: Split, points: Option<usize>, slot: Slot
 
 /// Prints the model's log-likelihood of the points in `file`: importance sampling with `k`
 /// samples for a Helmholtz machine (first `points` points, checkpoint `slot`), the exact
-/// log-likelihood (or the ELBO) per point for a fit run, in the data's own units.
+/// log-likelihood (or the ELBO) per point for a fit run, the NLL of the fitted distribution for
+/// an mle run, in the data's own units.
 pub fn file(dir: &Path, file: &Path, k: usize, points: Option<usize>, slot: Slot) -> Result<()> {
+    if helmholtz::run::mle::is_mle_run(dir) {
+        if points.is_some() {
+            anyhow::bail!(
+                "--points applies to Helmholtz-machine runs; an mle run evaluates the whole file"
+            );
+        }
+        return super::mle::eval(dir, file);
+    }
     if helmholtz::run::fit::is_fit_run(dir) {
         if points.is_some() {
             anyhow::bail!(

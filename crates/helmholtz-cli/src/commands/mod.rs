@@ -6,6 +6,7 @@ pub mod eval;
 pub mod experiment;
 pub mod fisher_rao;
 pub mod fit;
+pub mod mle;
 pub mod plot;
 pub mod sample;
 pub mod sngd;

@@ -9,8 +9,8 @@ use helmholtz::dist::copula::{StudentTCopula, cov2corr};
 use helmholtz::dist::surrogate::{GaussianMixture, Gaussians};
 use helmholtz::error::{Error, Result};
 use helmholtz::math::rng::{Stream, ids};
-use helmholtz::objectives::targets::MIN_NU;
 use helmholtz::objectives::targets::copula::{CopulaGradient, CopulaNll};
+use helmholtz::optim::sngd::starts::copula_start;
 use helmholtz::optim::sngd::{AdamRoot, Method, SngdMean};
 
 use crate::sngd::skew::{SkewMethod, SkewTask};
@@ -40,14 +40,6 @@ pub fn copula_task(
         test: all.subrows(train, test).to_owned(),
         truth,
     })
-}
-
-/// The authors' start: R = cov2corr(I + WᵀW) with W ~ N(0, 0.01²), and λ = ln(50 − 2).
-fn copula_start(dim: usize, seed: u64) -> Result<(Mat<f64>, f64)> {
-    let mut rng = Stream::new(seed, &[ids::INIT]);
-    let w = Mat::from_fn(dim, dim, |_, _| 0.01 * rng.normal());
-    let r = cov2corr(&(Mat::<f64>::identity(dim, dim) + w.transpose() * &w))?;
-    Ok((r, (50.0 - MIN_NU).ln()))
 }
 
 /// Runs `method` (SNGD, or Adam in either square root) on `task` with minibatches drawn with

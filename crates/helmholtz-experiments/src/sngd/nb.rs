@@ -8,19 +8,21 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use helmholtz::dist::exponential_family::{ExponentialFamily, Gamma, Mixture};
+use helmholtz::dist::exponential_family::{Gamma, Mixture};
 use helmholtz::dist::negative_binomial::Counts;
 use helmholtz::dist::surrogate::MeanCoordinates;
 use helmholtz::error::{Error, Result};
 use helmholtz::math::rng::{Stream, ids};
-use helmholtz::math::special::{digamma, gamma_draw, negative_binomial_draw};
+use helmholtz::math::special::{digamma, negative_binomial_draw};
 use helmholtz::objectives::targets::negative_binomial::{
     NbMixtureNll, NbMixtureParams, NegativeBinomial, NegativeBinomialNll,
     nb_mixture_nll_unconstrained, softmax,
 };
 use helmholtz::optim::quasi_newton::{LbfgsConfig, minimize};
 use helmholtz::optim::sngd::baselines::{Bfgs, gd_step, ngd_step};
-use helmholtz::optim::sngd::{LineSearch, Method, SngdMean};
+use helmholtz::optim::sngd::starts::{nb_from_means, nb_mixture_surrogate_mean, nb_surrogate_mean};
+pub use helmholtz::optim::sngd::starts::{nb_inits, nb_mixture_inits};
+use helmholtz::optim::sngd::{LineSearch, Method, SngdMean, Unconstrained};
 
 /// The authors' line search for every method: the best of 1000 steps in (0, 1].
 const SEARCH: LineSearch = LineSearch::Grid { points: 1000 };
@@ -73,17 +75,6 @@ pub fn nb_data(n: usize, seed: u64) -> Result<Counts> {
         .map(|_| negative_binomial_draw(5.0, 1.0 / 11.0, &mut rng))
         .collect();
     Counts::new(&data)
-}
-
-/// `count` starting points: r ~ Gamma with mean 5 and standard deviation 2, s ~ U(0.05, 0.95).
-pub fn nb_inits(count: usize, seed: u64) -> Vec<(f64, f64)> {
-    let mut rng = Stream::new(seed, &[ids::INIT]);
-    (0..count)
-        .map(|_| {
-            let r = gamma_draw(6.25, &mut rng) * 0.8;
-            (r, 0.05 + 0.9 * rng.uniform_f64())
-        })
-        .collect()
 }
 
 /// The minimal mean NLL: L-BFGS in (ln r, logit s) from the method-of-moments estimate, to a
@@ -144,7 +135,7 @@ pub fn run_nb(
     let mut state = match method {
         NbMethod::Sngd => NbState::Sngd(SngdMean::<NegativeBinomial>::new(
             MeanCoordinates { family: Gamma },
-            Gamma.mean_from_natural(&Gamma::natural(r * (1.0 - s), s))?,
+            nb_surrogate_mean(r, s)?,
             Vec::new(),
             1.0,
             SEARCH,
@@ -224,16 +215,6 @@ pub fn iterations_to(trace: &NbTrace, optimum: f64, tol: f64) -> Option<usize> {
     trace.values.iter().position(|&v| v - optimum <= tol)
 }
 
-/// The components with means `means` and success probabilities `s` (r = m s/(1 − s)).
-fn from_means(weights: Vec<f64>, means: &[f64], s: Vec<f64>) -> NbMixtureParams {
-    let r = means
-        .iter()
-        .zip(&s)
-        .map(|(m, s)| m * s / (1.0 - s))
-        .collect();
-    NbMixtureParams { weights, r, s }
-}
-
 /// The authors' NB-mixture task: `k` components with means U(5, 5000), variance 9 × mean
 /// (s = 1/9), weights softmax(0.5 N(0, 1)), and `n` counts drawn from it. Returns the counts
 /// and the generating mixture.
@@ -246,7 +227,7 @@ pub fn nb_mixture_data(k: usize, n: usize, seed: u64) -> Result<(Counts, NbMixtu
     let mut rng = Stream::new(seed, &[ids::SYNTHETIC]);
     let logits: Vec<f64> = (0..k).map(|_| 0.5 * rng.normal()).collect();
     let means: Vec<f64> = (0..k).map(|_| 5.0 + 4995.0 * rng.uniform_f64()).collect();
-    let truth = from_means(softmax(&logits), &means, vec![1.0 / 9.0; k]);
+    let truth = nb_from_means(softmax(&logits), &means, vec![1.0 / 9.0; k]);
     let data: Vec<u64> = (0..n)
         .map(|_| {
             let u = rng.uniform_f64();
@@ -263,26 +244,6 @@ pub fn nb_mixture_data(k: usize, n: usize, seed: u64) -> Result<(Counts, NbMixtu
         })
         .collect();
     Ok((Counts::new(&data)?, truth))
-}
-
-/// The authors' starts: equal weights, means U(0.1 max x, 0.9 max x), s ~ U(0.001, 0.02).
-pub fn nb_mixture_inits(
-    counts: &Counts,
-    k: usize,
-    count: usize,
-    seed: u64,
-) -> Vec<NbMixtureParams> {
-    let top = counts.max() as f64;
-    let mut rng = Stream::new(seed, &[ids::INIT]);
-    (0..count)
-        .map(|_| {
-            let means: Vec<f64> = (0..k)
-                .map(|_| top * (0.1 + 0.8 * rng.uniform_f64()))
-                .collect();
-            let s = (0..k).map(|_| 0.001 + 0.019 * rng.uniform_f64()).collect();
-            from_means(vec![1.0 / k as f64; k], &means, s)
-        })
-        .collect()
 }
 
 /// Runs `method` (SNGD with the Gamma-mixture surrogate, BFGS or GD in (w, ln r, logit s)) on
@@ -305,25 +266,15 @@ pub fn run_nb_mixture(
     let unconstrained = |u: &[f64]| nb_mixture_nll_unconstrained(counts, u);
     let target = NbMixtureNll { counts };
     let mut state = match method {
-        NbMethod::Sngd => {
-            let mut mu = init.weights[..k - 1].to_vec();
-            for j in 0..k {
-                let (alpha, beta) = (init.r[j] * (1.0 - init.s[j]), init.s[j]);
-                let component = Gamma.mean_from_natural(&Gamma::natural(alpha, beta))?;
-                mu.extend(component.iter().map(|v| init.weights[j] * v));
-            }
-            NbState::Sngd(SngdMean::<NbMixtureParams>::new(
-                MeanCoordinates { family },
-                mu,
-                Vec::new(),
-                1.0,
-                SEARCH,
-            )?)
-        }
+        NbMethod::Sngd => NbState::Sngd(SngdMean::<NbMixtureParams>::new(
+            MeanCoordinates { family },
+            nb_mixture_surrogate_mean(init)?,
+            Vec::new(),
+            1.0,
+            SEARCH,
+        )?),
         NbMethod::Bfgs | NbMethod::Gd => {
-            let mut u: Vec<f64> = init.weights.iter().map(|p| p.ln()).collect();
-            u.extend(init.r.iter().map(|r| r.ln()));
-            u.extend(init.s.iter().map(|s| (s / (1.0 - s)).ln()));
+            let u = init.unconstrained();
             NbState::Flat {
                 bfgs: Bfgs::new(u.len()),
                 point: u,

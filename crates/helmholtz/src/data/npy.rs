@@ -32,7 +32,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use faer::Mat;
+use faer::{Mat, MatRef};
 
 use super::Dataset;
 use crate::error::{Error, Result};
@@ -140,6 +140,40 @@ pub fn parse_npy(bytes: &[u8], origin: &Path) -> Result<NpyArray> {
         shape,
         data: values,
     })
+}
+
+/// The bytes of a version-1 `.npy` file holding `values` (n × d) as a little-endian float64
+/// array of shape (n, d) in C order, as `np.save` writes it (the header padded so the data
+/// starts on a 64-byte boundary).
+pub fn npy_bytes(values: MatRef<'_, f64>) -> Vec<u8> {
+    let (n, d) = (values.nrows(), values.ncols());
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({n}, {d}), }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + 8 * n * d);
+    out.extend(b"\x93NUMPY\x01\x00");
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.as_bytes());
+    for i in 0..n {
+        for j in 0..d {
+            out.extend(values[(i, j)].to_le_bytes());
+        }
+    }
+    out
+}
+
+/// Writes `values` (n × d) as a `.npy` file ([`npy_bytes`]) to `path`, which must not exist
+/// unless `force`.
+pub fn write_npy(path: &Path, values: MatRef<'_, f64>, force: bool) -> Result<()> {
+    if !force && path.exists() {
+        return Err(Error::Config(format!(
+            "{} exists; pass --force to overwrite it",
+            path.display()
+        )));
+    }
+    std::fs::write(path, npy_bytes(values)).map_err(|e| Error::io(path, e))
 }
 
 /// Reads every member of an `.npz` archive, in archive order, named as NumPy names them (the
@@ -420,6 +454,29 @@ fn fortran_to_c(values: &[f64], shape: &[usize]) -> Vec<f64> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn written_arrays_read_back_exactly_and_are_not_overwritten() {
+        let values = Mat::from_fn(3, 2, |i, j| (i as f64 - 1.0) / 3.0 + j as f64 * 1e300);
+        let bytes = npy_bytes(values.as_ref());
+        assert_eq!((bytes.len() - 6 * 8) % 64, 0, "data on a 64-byte boundary");
+        let array = parse_npy(&bytes, Path::new("w.npy")).unwrap();
+        assert_eq!(array.shape, vec![3, 2]);
+        let back: Vec<f64> = (0..3)
+            .flat_map(|i| [values[(i, 0)], values[(i, 1)]])
+            .collect();
+        assert_eq!(array.data, back);
+        let path = std::env::temp_dir().join(format!("hh-npy-write-{}.npy", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        write_npy(&path, values.as_ref(), false).unwrap();
+        let err = write_npy(&path, values.as_ref(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exists") && err.contains("--force"), "{err}");
+        write_npy(&path, values.as_ref(), true).unwrap();
+        assert_eq!(read_npy(&path).unwrap(), array);
+        std::fs::remove_file(&path).unwrap();
+    }
 
     /// A `.npy` file as NumPy writes it (version 1, header padded to 64 bytes).
     fn npy(descr: &str, fortran: bool, shape: &[usize], body: &[u8]) -> Vec<u8> {

@@ -45,6 +45,21 @@ impl Counts {
         })
     }
 
+    /// Number of observations.
+    pub fn len(&self) -> usize {
+        self.n as usize
+    }
+
+    /// Always false: counts hold at least one observation.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0.0
+    }
+
+    /// The distinct values in increasing order, each with its multiplicity.
+    pub fn distinct(&self) -> &[(u64, f64)] {
+        &self.values
+    }
+
     /// The largest count.
     pub fn max(&self) -> u64 {
         self.values.last().map_or(0, |&(x, _)| x)

@@ -12,14 +12,16 @@
 //! ```
 //!
 //! [`RunDir`] (`rundir.rs`) is the directory; [`Run`] (`hm.rs`) the Helmholtz-machine run;
-//! `fit/` the entropy-sum fits; `vi/` variational inference for Bayesian logistic regression.
-//! The papers' sparse-coding runs live in `helmholtz-experiments`.
+//! `fit/` the entropy-sum fits; `mle/` the maximum-likelihood fits of distributions to data
+//! files; `vi/` variational inference for Bayesian logistic regression. The papers'
+//! sparse-coding runs live in `helmholtz-experiments`.
 
 pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod fit;
 mod hm;
+pub mod mle;
 pub mod rundir;
 pub mod vi;
 

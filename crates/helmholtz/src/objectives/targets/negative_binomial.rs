@@ -11,6 +11,7 @@ use crate::dist::negative_binomial::{Counts, NbMixtureGradient};
 use crate::dist::surrogate::{MeanCoordinates, Surrogated};
 use crate::error::{Error, Result};
 use crate::objectives::targets::Target;
+use crate::optim::sngd::Unconstrained;
 
 /// A negative binomial NB(r, s) in standard coordinates.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -167,28 +168,81 @@ impl Surrogated for NbMixtureParams {
     }
 }
 
+/// Unconstrained coordinates (ln r, logit s), the coordinates of the GD and BFGS baselines.
+impl Unconstrained for NegativeBinomial {
+    type Gradient = [f64; 2];
+
+    fn unconstrained(&self) -> Vec<f64> {
+        vec![self.r.ln(), (self.s / (1.0 - self.s)).ln()]
+    }
+
+    fn from_unconstrained(u: &[f64]) -> Result<Self> {
+        if u.len() != 2 {
+            return Err(Error::Dimension(format!(
+                "{} unconstrained NB coordinates, 2 expected",
+                u.len()
+            )));
+        }
+        Ok(NegativeBinomial {
+            r: u[0].exp(),
+            s: crate::math::sigmoid(u[1]),
+        })
+    }
+
+    fn gradient_in_unconstrained(&self, g: &[f64; 2]) -> Vec<f64> {
+        let (r, s) = (self.r, self.s);
+        vec![g[0] * r, g[1] * s * (1.0 - s)]
+    }
+}
+
+/// Unconstrained coordinates u = (w, ln r, logit s) with p = softmax(w) (w starts at ln p), as
+/// [`nb_mixture_nll_unconstrained`] takes them.
+impl Unconstrained for NbMixtureParams {
+    type Gradient = NbMixtureGradient;
+
+    fn unconstrained(&self) -> Vec<f64> {
+        let mut u: Vec<f64> = self.weights.iter().map(|p| p.ln()).collect();
+        u.extend(self.r.iter().map(|r| r.ln()));
+        u.extend(self.s.iter().map(|s| (s / (1.0 - s)).ln()));
+        u
+    }
+
+    fn from_unconstrained(u: &[f64]) -> Result<Self> {
+        let k = u.len() / 3;
+        if k == 0 || u.len() != 3 * k {
+            return Err(Error::Dimension(format!(
+                "{} unconstrained NB-mixture coordinates are not 3k",
+                u.len()
+            )));
+        }
+        Ok(NbMixtureParams {
+            weights: softmax(&u[..k]),
+            r: u[k..2 * k].iter().map(|v| v.exp()).collect(),
+            s: u[2 * k..]
+                .iter()
+                .map(|&v| crate::math::sigmoid(v))
+                .collect(),
+        })
+    }
+
+    fn gradient_in_unconstrained(&self, g: &NbMixtureGradient) -> Vec<f64> {
+        let (p, r, s) = (&self.weights, &self.r, &self.s);
+        let k = p.len();
+        // p = softmax(w): ∂f/∂w_k = p_k (g_k − Σ_j p_j g_j).
+        let mean_g: f64 = p.iter().zip(&g.weights).map(|(a, b)| a * b).sum();
+        let mut gradient: Vec<f64> = (0..k).map(|j| p[j] * (g.weights[j] - mean_g)).collect();
+        gradient.extend((0..k).map(|j| g.r[j] * r[j]));
+        gradient.extend((0..k).map(|j| g.s[j] * s[j] * (1.0 - s[j])));
+        gradient
+    }
+}
+
 /// The mixture's mean NLL in unconstrained coordinates u = (w, ln r, logit s), p = softmax(w),
 /// with its gradient (the coordinates of the GD and BFGS baselines).
 pub fn nb_mixture_nll_unconstrained(counts: &Counts, u: &[f64]) -> Result<(f64, Vec<f64>)> {
-    let k = u.len() / 3;
-    if k == 0 || u.len() != 3 * k {
-        return Err(Error::Dimension(format!(
-            "{} unconstrained NB-mixture coordinates are not 3k",
-            u.len()
-        )));
-    }
-    let p = softmax(&u[..k]);
-    let r: Vec<f64> = u[k..2 * k].iter().map(|v| v.exp()).collect();
-    let s: Vec<f64> = u[2 * k..]
-        .iter()
-        .map(|&v| crate::math::sigmoid(v))
-        .collect();
-    let (value, g) = counts.mixture_nll(&p, &r, &s)?;
-    let mean_g: f64 = p.iter().zip(&g.weights).map(|(a, b)| a * b).sum();
-    let mut gradient: Vec<f64> = (0..k).map(|j| p[j] * (g.weights[j] - mean_g)).collect();
-    gradient.extend((0..k).map(|j| g.r[j] * r[j]));
-    gradient.extend((0..k).map(|j| g.s[j] * s[j] * (1.0 - s[j])));
-    Ok((value, gradient))
+    let q = NbMixtureParams::from_unconstrained(u)?;
+    let (value, g) = counts.mixture_nll(&q.weights, &q.r, &q.s)?;
+    Ok((value, q.gradient_in_unconstrained(&g)))
 }
 
 /// softmax(logits), shifted by the largest logit.

@@ -31,6 +31,25 @@ impl Bfgs {
         }
     }
 
+    /// The estimate H, row by row (for a checkpoint).
+    pub fn inverse_hessian(&self) -> Vec<f64> {
+        self.inverse_hessian.iter().flatten().copied().collect()
+    }
+
+    /// Continues from an estimate H of `n` parameters stored by [`Bfgs::inverse_hessian`].
+    pub fn from_inverse_hessian(n: usize, values: &[f64]) -> Result<Self> {
+        if values.len() != n * n || values.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Checkpoint(format!(
+                "a BFGS estimate of {n} parameters needs {} finite values, got {}",
+                n * n,
+                values.len()
+            )));
+        }
+        Ok(Bfgs {
+            inverse_hessian: values.chunks(n.max(1)).map(<[f64]>::to_vec).collect(),
+        })
+    }
+
     /// One step from `x`.
     pub fn step(
         &mut self,

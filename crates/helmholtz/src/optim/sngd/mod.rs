@@ -17,7 +17,9 @@
 //! The auxiliary parameters λ a surrogate does not cover are stepped by the crate's one Adam
 //! ([`crate::optim::Adam`] on an f64 vector, as the Adam baselines). The step size
 //! comes from a [`LineSearch`] that also keeps the iterate in the domain. GD, BFGS and a natural
-//! gradient with a given Fisher on a flat objective ([`baselines`]) are the baselines for counts.
+//! gradient with a given Fisher on a flat objective ([`baselines`]) are the baselines for counts;
+//! [`Flat`] takes GD or BFGS steps as a [`Method`] in a distribution's [`Unconstrained`]
+//! coordinates. [`starts`] holds the paper's starting points.
 //!
 //! [`SkewStart`] and [`MixtureStart`] build each method at the start of a skew family.
 //!
@@ -53,14 +55,17 @@
 
 mod adam_root;
 pub mod baselines;
+mod flat;
 mod form;
 mod line_search;
 mod mcef;
 mod mean_form;
 mod natural_form;
 mod skew_start;
+pub mod starts;
 
 pub use adam_root::{AdamRoot, Root};
+pub use flat::{Flat, FlatRule, Unconstrained};
 pub use form::{Form, Sngd};
 pub use line_search::{LineSearch, search_along, search_step};
 pub use mcef::Mcef;
