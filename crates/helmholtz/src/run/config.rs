@@ -694,6 +694,14 @@ pub fn record_data_dir(dir: &mut Option<PathBuf>, source: DataSource, origin: &P
     }
 }
 
+/// The command that made the run in `dir`, judged from its `config.toml` by
+/// [`config_command`]; None when the directory holds no readable config.
+pub fn run_command(dir: &Path) -> Option<&'static str> {
+    let text = std::fs::read_to_string(dir.join(crate::run::CONFIG_FILE)).ok()?;
+    let table = toml::from_str::<toml::Table>(&text).ok()?;
+    config_command(&table).map(|(command, _)| command)
+}
+
 /// Which command a config is meant for, judged from its keys, with the keys that tell:
 /// `vi` (`model.kind = "logistic-regression"` or `model.prior_scale`), `mle` (`model.family`),
 /// `train` (an `[optimizer]` section and `model.hidden`), `fit` (`model.kind`) or `sparse`

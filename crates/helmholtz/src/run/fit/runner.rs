@@ -616,11 +616,7 @@ pub fn evaluate_file(dir: &Path, path: &Path) -> Result<FileEvaluation> {
 
 /// Whether `dir` holds a fit run (its config has a `model.kind`).
 pub fn is_fit_run(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join(CONFIG_FILE))
-        .ok()
-        .and_then(|text| toml::from_str::<toml::Table>(&text).ok())
-        .and_then(|t| t.get("model")?.get("kind").cloned())
-        .is_some()
+    crate::run::config::run_command(dir) == Some("fit")
 }
 
 fn step_line(name: &str, step: usize, dec: &Decomposition) -> String {

@@ -453,11 +453,7 @@ impl MleConfig {
 
 /// Whether `dir` holds an `mle` run (its config has a `model.family`).
 pub fn is_mle_run(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join(super::CONFIG_FILE))
-        .ok()
-        .and_then(|text| toml::from_str::<toml::Table>(&text).ok())
-        .and_then(|t| t.get("model")?.get("family").cloned())
-        .is_some()
+    super::config::run_command(dir) == Some("mle")
 }
 
 #[cfg(test)]

@@ -23,7 +23,6 @@ use crate::objectives::targets::logistic_vi::{
     GaussianElbo, Noise, SkewMixtureElbo, SkewNormalElbo, SkewTElbo,
 };
 use crate::optim::sngd::{LineSearch, Method, MethodState, MixtureStart, SkewMethod, SkewStart};
-use crate::run::config::config_command;
 use crate::run::{CHECKPOINT_STATE, CONFIG_FILE, RunDir, SUMMARY_FILE, config_changes};
 use crate::train::sngd::MethodSteps;
 use crate::train::trainer::{
@@ -207,10 +206,7 @@ pub fn resume_vi(
 
 /// Whether `dir` holds a vi run (its config is one for `helmholtz vi`).
 pub fn is_vi_run(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join(CONFIG_FILE))
-        .ok()
-        .and_then(|text| toml::from_str::<toml::Table>(&text).ok())
-        .is_some_and(|t| matches!(config_command(&t), Some(("vi", _))))
+    crate::run::config::run_command(dir) == Some("vi")
 }
 
 /// The fitted posterior of the vi run in `dir` and its feature names, from `posterior.json`.
