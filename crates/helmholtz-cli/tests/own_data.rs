@@ -141,7 +141,7 @@ fn csv_npy_and_npz_files_of_the_same_points_give_the_same_fit() {
     let (output, _) = run_fit(&dir, "csv", "labelled.csv", "label = \"kind\"");
     let message = text(&output);
     assert!(
-        !output.status.success() && message.contains("data.label = \"kind\" is not a column"),
+        !output.status.success() && message.contains("data.label = column \"kind\" does not exist"),
         "{message}"
     );
     // A delimiter that cannot be one is refused naming the key; nothing is created.

@@ -437,27 +437,51 @@ pub fn load_transformed(config: &FitConfig) -> Result<(Mat<f64>, Transform)> {
         delimiter: d.delimiter,
         label: d.label.clone(),
     };
-    // Binary models binarise values in [0, 1]; continuous ones take any finite values.
-    let mut train: Dataset = if d.binarize {
-        super::data::load_splits(&hm)?.train
-    } else {
-        super::data::load_values(&hm)?.train
-    };
-    if let Some(n) = d.points {
-        if n > train.n_samples() {
-            return Err(Error::Config(format!(
-                "data.points = {n}, but the training set has {} points",
-                train.n_samples()
-            )));
+    let points = |n_samples: usize| -> Result<usize> {
+        match d.points {
+            Some(n) if n > n_samples => Err(Error::Config(format!(
+                "data.points = {n}, but the training set has {n_samples} points"
+            ))),
+            Some(n) => Ok(n),
+            None => Ok(n_samples),
         }
-        train = train.range(0, n);
-    }
-    if d.binarize {
-        train = data::binarize_fixed(&train, d.binarize_seed);
-    }
-    let mut x = Mat::from_fn(train.dim(), train.n_samples(), |r, c| {
-        f64::from(train.x[(r, c)])
-    });
+    };
+    let custom_table = matches!(d.source, DataSource::Csv | DataSource::Npy);
+    let mut x = if !d.binarize && custom_table {
+        // Continuous models on the user's CSV or NPY file: read in f64, as written.
+        let path = d
+            .train
+            .as_ref()
+            .ok_or_else(|| Error::Config("data.train must name the training file".into()))?;
+        let options = data::table::TableOptions {
+            header: d.header,
+            delimiter: match d.delimiter {
+                Some(_) => {
+                    Some(super::config::csv_options(d.header, d.delimiter, d.scale)?.delimiter)
+                }
+                None => None,
+            },
+            label: d.label.clone(),
+        };
+        let table = data::table::read_table(path, &options)?;
+        let n = points(table.rows())?;
+        let scale = f64::from(d.scale);
+        Mat::from_fn(table.values.ncols(), n, |r, c| table.values[(c, r)] * scale)
+    } else {
+        // Binary models binarise values in [0, 1]; continuous ones take any finite values.
+        let mut train: Dataset = if d.binarize {
+            super::data::load_splits(&hm)?.train
+        } else {
+            super::data::load_values(&hm)?.train
+        };
+        train = train.range(0, points(train.n_samples())?);
+        if d.binarize {
+            train = data::binarize_fixed(&train, d.binarize_seed);
+        }
+        Mat::from_fn(train.dim(), train.n_samples(), |r, c| {
+            f64::from(train.x[(r, c)])
+        })
+    };
     if let Some(levels) = d.dequantize {
         let mut rng = Stream::new(config.seed, &[ids::SYNTHETIC]);
         let l = f64::from(levels);
