@@ -473,13 +473,17 @@ fn skew_normal_recovered_and_compared_with_adam() {
     let columns = ["a", "b", "c", "d", "e"];
     write_both(&dir, "train", &columns, &train);
     write_both(&dir, "test", &columns, &all.subrows(n, 500).to_owned());
-    let config = "[data]\ntrain = \"train.csv\"\ntest = \"test.csv\"\ntransform = \"standardize\"\n[model]\nfamily = \"skew-normal\"\n[train]\niterations = 400\n";
+    let config = "[data]\ntrain = \"train.csv\"\ntest = \"test.csv\"\ntransform = \"standardize\"\n[model]\nfamily = \"skew-normal\"\n[train]\niterations = 400\neval_every = 1\n";
     let npy = format!("data.train={}", dir.join("train.npy").display());
     let sngd = mle(
         &dir,
         "sngd",
         config,
-        &["train.lr_theta=0.5", "train.lr_lambda=0.1"],
+        &[
+            "train.lr_theta=1.0",
+            "train.lr_lambda=0.1",
+            "train.search=decrease",
+        ],
     );
     let adam = |name: &str, method: &str| {
         let method = format!("train.method={method}");
@@ -566,7 +570,11 @@ fn skew_t_recovered_and_compared_with_adam() {
         &dir,
         "sngd",
         config,
-        &["train.lr_theta=0.5", "train.lr_lambda=0.1"],
+        &[
+            "train.lr_theta=1.0",
+            "train.lr_lambda=0.1",
+            "train.search=decrease",
+        ],
     );
     let adam = |name: &str, method: &str| {
         let method = format!("train.method={method}");
@@ -589,7 +597,7 @@ fn skew_t_recovered_and_compared_with_adam() {
     };
     let se = standard_errors(nll, &truth_theta, n);
     let mut report = assert_recovered("skew-t", &names, &estimate, &truth_theta, &se);
-    report += &report_comparison(
+    report += &assert_sngd_leads(
         "skew-t",
         &sngd,
         &[

@@ -83,13 +83,15 @@ impl<P: Surrogated, F: Form> Method for Sngd<P, F> {
     {
         let q = self.distribution()?;
         let (value, g) = finite_objective(target, &q)?;
+        let value_at_start = value;
         let (g_surrogate, g_lambda) =
             q.pull_back(&self.surrogate, &self.point, &self.lambda, &g)?;
         let theta = F::coordinates(&self.surrogate, &self.point)?;
         // θ ← θ − β ∇f in the dual coordinates.
         let direction = F::direction(&self.surrogate, &self.point, &g_surrogate)?;
         let (surrogate, lambda, search) = (&self.surrogate, &self.lambda, self.search);
-        let (next, searched) = search_step(search, |beta| {
+        let decrease = matches!(search, LineSearch::Decrease { .. });
+        let found = search_step(search, |beta| {
             let candidate: Vec<f64> = theta
                 .iter()
                 .zip(&direction)
@@ -102,10 +104,25 @@ impl<P: Surrogated, F: Form> Method for Sngd<P, F> {
             } else {
                 0.0
             };
+            if decrease && value > value_at_start {
+                return None;
+            }
             Some((point, value))
-        })
-        .ok_or_else(|| Error::Diverged(format!("SNGD: no step size {}", surrogate.domain())))?;
-        self.point = next;
+        });
+        let searched = match found {
+            Some((next, searched)) => {
+                self.point = next;
+                searched
+            }
+            // No step size decreases the objective: the surrogate stays for this step.
+            None if decrease => value,
+            None => {
+                return Err(Error::Diverged(format!(
+                    "SNGD: no step size {}",
+                    surrogate.domain()
+                )));
+            }
+        };
         if let Some(adam) = &mut self.adam {
             adam.checked_update(&mut self.lambda, &g_lambda)?;
         }

@@ -15,6 +15,16 @@ pub enum LineSearch {
         /// Halvings at most.
         halvings: usize,
     },
+    /// Start at `start` and halve up to `halvings` times until the point is in the domain and
+    /// the objective (λ held) is no larger than at the step's start; when no step size does,
+    /// the surrogate stays where it is for this step. A descent method on a fixed (full-batch)
+    /// objective, where [`LineSearch::Backtracking`] may climb.
+    Decrease {
+        /// First step.
+        start: f64,
+        /// Halvings at most.
+        halvings: usize,
+    },
     /// The best of `points` equally spaced steps in (0, 1] by the objective (the authors' NB
     /// line search); ties go to the smaller step.
     Grid {
@@ -28,7 +38,7 @@ impl LineSearch {
     pub fn validate(self) -> crate::error::Result<()> {
         match self {
             LineSearch::Fixed(step) => crate::optim::check_step_size("the step size β", step),
-            LineSearch::Backtracking { start, .. } => {
+            LineSearch::Backtracking { start, .. } | LineSearch::Decrease { start, .. } => {
                 crate::optim::check_step_size("the first step size β of the backtracking", start)
             }
             LineSearch::Grid { points: 0 } => Err(crate::error::Error::Config(
@@ -40,7 +50,7 @@ impl LineSearch {
 
     /// Whether candidates are compared by their objective (otherwise only their domain counts).
     pub fn needs_values(self) -> bool {
-        matches!(self, LineSearch::Grid { .. })
+        matches!(self, LineSearch::Grid { .. } | LineSearch::Decrease { .. })
     }
 }
 
@@ -54,7 +64,7 @@ pub fn search_step<T: Send>(
     let valid = |beta: f64| candidate(beta).filter(|(_, v)| v.is_finite());
     match search {
         LineSearch::Fixed(beta) => valid(beta),
-        LineSearch::Backtracking { start, halvings } => {
+        LineSearch::Backtracking { start, halvings } | LineSearch::Decrease { start, halvings } => {
             (0..=halvings).find_map(|k| valid(start / 2f64.powi(k as i32)))
         }
         LineSearch::Grid { points } => {

@@ -245,6 +245,12 @@ pub struct MleTrain {
     /// definite (default 0.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lr_theta: Option<f64>,
+    /// Continuous SNGD: how β is chosen from `lr_theta`: `validity` (the paper's: halved until
+    /// the covariance stays positive definite) or `decrease` (halved until, besides, the NLL of
+    /// the step's batch does not increase; a descent method on the whole file). Default
+    /// `validity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchRule>,
     /// Continuous SNGD: Adam's learning rate for the auxiliary parameters (η, ln(ν − 2));
     /// default 0.01, 0.03 for the copula.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -256,6 +262,16 @@ pub struct MleTrain {
     /// (default 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grid: Option<usize>,
+}
+
+/// How continuous SNGD chooses its step size (`train.search`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SearchRule {
+    /// Halve β until the surrogate stays valid (the SNGD paper's rule).
+    Validity,
+    /// Halve β until the surrogate stays valid and the objective does not increase.
+    Decrease,
 }
 
 /// The keys of a config that `--resume` may change.
@@ -396,8 +412,8 @@ impl MleConfig {
             if sngd && t.lr_adam.is_some() {
                 return not_for("train.lr_adam", "the Adam baselines");
             }
-            if !sngd && (t.lr_theta.is_some() || t.lr_lambda.is_some()) {
-                return not_for("train.lr_theta and lr_lambda", "SNGD");
+            if !sngd && (t.lr_theta.is_some() || t.lr_lambda.is_some() || t.search.is_some()) {
+                return not_for("train.lr_theta, lr_lambda and search", "SNGD");
             }
             if family == Family::TCopula && d.transform != TransformKind::None {
                 return bad(format!(

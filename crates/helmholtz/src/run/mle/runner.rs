@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::data::{Observations, RunTables, read_observations, read_tables};
 use super::fitted::Fitted;
-use super::{Family, MleConfig, MleMethod, Start};
+use super::{Family, MleConfig, MleMethod, SearchRule, Start};
 use crate::data::batches::{BatchSource, Columns, IndicesOnly};
 use crate::data::table::Transform;
 use crate::dist::copula::StudentTCopula;
@@ -203,9 +203,16 @@ fn fit(
     } else {
         FlatRule::Bfgs
     };
-    let backtracking = LineSearch::Backtracking {
-        start: t.lr_theta.unwrap_or(0.1),
-        halvings: 20,
+    let start = t.lr_theta.unwrap_or(0.1);
+    let backtracking = match t.search {
+        Some(SearchRule::Decrease) => LineSearch::Decrease {
+            start,
+            halvings: 20,
+        },
+        _ => LineSearch::Backtracking {
+            start,
+            halvings: 20,
+        },
     };
     let lr_lambda = t.lr_lambda.unwrap_or(0.01);
     let lr_adam = t.lr_adam.unwrap_or(0.01);
