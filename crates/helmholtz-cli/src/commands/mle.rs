@@ -108,12 +108,7 @@ pub fn sample(dir: &Path, n: usize, seed: u64, output: &Path, force: bool) -> Re
             output.display()
         ),
     };
-    if output.exists() && !force {
-        bail!(
-            "{} exists; sample does not overwrite a file unless --force is given",
-            output.display()
-        );
-    }
+    super::sample::refuse_existing(output, force)?;
     let (draws, columns) = sample_run(dir, n, seed)?;
     if npy {
         helmholtz::data::npy::write_npy(output, draws.as_ref(), force)?;

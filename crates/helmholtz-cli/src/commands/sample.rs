@@ -25,12 +25,7 @@ pub fn run(dir: &Path, n: usize, seed: u64, output: &Path, force: bool) -> Resul
             output.display()
         );
     }
-    if output.exists() && !force {
-        bail!(
-            "{} exists; sample does not overwrite a file unless --force is given",
-            output.display()
-        );
-    }
+    super::sample::refuse_existing(output, force)?;
     if n == 0 {
         bail!("--n 0 draws nothing; give at least 1 sample");
     }
@@ -66,4 +61,16 @@ pub fn write_samples(run: &Run, n: usize, seed: u64, output: &Path) -> Result<()
 /// Pixel scale of a grid of images `height` pixels high.
 pub fn scale_for(height: usize) -> usize {
     (96 / height.max(1)).clamp(1, 16)
+}
+
+/// Refuses to write over an existing `output` unless `force` (every `sample` output: images,
+/// posterior draws, fitted-distribution draws).
+pub fn refuse_existing(output: &Path, force: bool) -> Result<()> {
+    if output.exists() && !force {
+        bail!(
+            "{} exists; sample does not overwrite a file unless --force is given",
+            output.display()
+        );
+    }
+    Ok(())
 }

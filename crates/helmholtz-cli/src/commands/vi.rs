@@ -83,12 +83,7 @@ pub fn sample(dir: &Path, n: usize, seed: u64, output: &Path, force: bool) -> Re
             output.display()
         );
     }
-    if output.exists() && !force {
-        bail!(
-            "{} exists; sample does not overwrite a file unless --force is given",
-            output.display()
-        );
-    }
+    super::sample::refuse_existing(output, force)?;
     if n == 0 {
         bail!("--n 0 draws nothing; give at least 1 sample");
     }

@@ -228,21 +228,7 @@ pub fn nb_mixture_data(k: usize, n: usize, seed: u64) -> Result<(Counts, NbMixtu
     let logits: Vec<f64> = (0..k).map(|_| 0.5 * rng.normal()).collect();
     let means: Vec<f64> = (0..k).map(|_| 5.0 + 4995.0 * rng.uniform_f64()).collect();
     let truth = nb_from_means(softmax(&logits), &means, vec![1.0 / 9.0; k]);
-    let data: Vec<u64> = (0..n)
-        .map(|_| {
-            let u = rng.uniform_f64();
-            let mut acc = 0.0;
-            let j = truth
-                .weights
-                .iter()
-                .position(|w| {
-                    acc += w;
-                    u < acc
-                })
-                .unwrap_or(k - 1);
-            negative_binomial_draw(truth.r[j], truth.s[j], &mut rng)
-        })
-        .collect();
+    let data: Vec<u64> = (0..n).map(|_| truth.draw(&mut rng)).collect();
     Ok((Counts::new(&data)?, truth))
 }
 

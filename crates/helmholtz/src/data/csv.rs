@@ -34,6 +34,78 @@ impl Default for CsvOptions {
     }
 }
 
+/// The CSV reader every table of this crate is read with: no header handling (the first row
+/// is decided by [`first_row`]), rows of any width (checked by the caller), cells trimmed.
+pub(crate) fn reader(bytes: &[u8], delimiter: u8) -> ::csv::Reader<&[u8]> {
+    ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .trim(::csv::Trim::All)
+        .from_reader(bytes)
+}
+
+/// What a file's first row is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FirstRow<'a> {
+    /// A header: said so, or, unsaid, none of its fields is a number.
+    Header,
+    /// Data: said so, or, unsaid, every field is a number.
+    Data,
+    /// Unsaid, and it mixes numbers and words: `cell` (0-based `column`) is the first word.
+    Mixed { column: usize, cell: &'a str },
+}
+
+/// The header rule: `header` as given, or decided from the row when `None`.
+pub(crate) fn first_row(record: &::csv::StringRecord, header: Option<bool>) -> FirstRow<'_> {
+    match header {
+        Some(true) => FirstRow::Header,
+        Some(false) => FirstRow::Data,
+        None => {
+            let mut words = record
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.parse::<f64>().is_err());
+            match words.next() {
+                None => FirstRow::Data,
+                Some(_) if words.count() + 1 == record.len() => FirstRow::Header,
+                Some((column, cell)) => FirstRow::Mixed { column, cell },
+            }
+        }
+    }
+}
+
+/// The error of a first row that mixes numbers and words.
+pub(crate) fn mixed_first_row(path: &Path, row: usize, column: usize, cell: &str) -> Error {
+    Error::format(
+        path,
+        format!(
+            "row {row}, column {}: '{cell}' is not a number, but other fields of row {row} are: a header has no numbers and a data row only numbers (set data.header = true or false to say which it is)",
+            column + 1
+        ),
+    )
+}
+
+/// A cell as a finite number; an error naming its row and (0-based) column otherwise.
+pub(crate) fn number(cell: &str, path: &Path, row: usize, column: usize) -> Result<f64> {
+    let value: f64 = cell.parse().map_err(|_| {
+        Error::format(
+            path,
+            format!("row {row}, column {}: '{cell}' is not a number", column + 1),
+        )
+    })?;
+    if !value.is_finite() {
+        return Err(Error::format(
+            path,
+            format!(
+                "row {row}, column {}: non-finite value '{cell}'",
+                column + 1
+            ),
+        ));
+    }
+    Ok(value)
+}
+
 /// Reads a numeric CSV file, plain or gzip-compressed (detected from its first two bytes), with
 /// a comma delimiter and the header decided from the first row (see [`CsvOptions`]).
 ///
@@ -60,14 +132,9 @@ pub fn detected_header_note(path: &Path, options: &CsvOptions) -> Option<String>
         return None;
     }
     let bytes = read_maybe_gzip(path).ok()?;
-    let mut reader = ::csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(options.delimiter)
-        .trim(::csv::Trim::All)
-        .from_reader(bytes.as_slice());
+    let mut reader = reader(bytes.as_slice(), options.delimiter);
     let record = reader.records().next()?.ok()?;
-    if record.iter().any(|c| c.parse::<f64>().is_ok()) {
+    if first_row(&record, None) != FirstRow::Header {
         return None;
     }
     let names: Vec<&str> = record.iter().collect();
@@ -82,21 +149,12 @@ pub fn detected_header_note(path: &Path, options: &CsvOptions) -> Option<String>
 /// data: `options.header` false, or unset and the row holds numbers).
 pub fn header_names(path: &Path, options: &CsvOptions) -> Result<Vec<String>> {
     let bytes = read_maybe_gzip(path)?;
-    let mut reader = ::csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(options.delimiter)
-        .trim(::csv::Trim::All)
-        .from_reader(bytes.as_slice());
+    let mut reader = reader(bytes.as_slice(), options.delimiter);
     let Some(record) = reader.records().next() else {
         return Ok(Vec::new());
     };
     let record = record.map_err(|e| Error::format(path, format!("CSV: {e}")))?;
-    let is_header = match options.header {
-        Some(h) => h,
-        None => record.iter().all(|c| c.parse::<f64>().is_err()),
-    };
-    Ok(if is_header {
+    Ok(if first_row(&record, options.header) == FirstRow::Header {
         record.iter().map(str::to_string).collect()
     } else {
         Vec::new()
@@ -132,12 +190,7 @@ pub fn parse_csv_with(bytes: &[u8], path: &Path, options: &CsvOptions) -> Result
             "CSV scale must be finite, got {scale}"
         )));
     }
-    let mut reader = ::csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(options.delimiter)
-        .trim(::csv::Trim::All)
-        .from_reader(bytes);
+    let mut reader = reader(bytes, options.delimiter);
 
     let mut n_columns: Option<usize> = None;
     let mut values: Vec<f32> = Vec::new();
@@ -147,25 +200,12 @@ pub fn parse_csv_with(bytes: &[u8], path: &Path, options: &CsvOptions) -> Result
         let record = record.map_err(|e| Error::format(path, format!("CSV: {e}")))?;
         let row = record.position().map_or(index + 1, |p| p.line() as usize);
         if index == 0 {
-            let numbers = record.iter().filter(|c| c.parse::<f64>().is_ok()).count();
-            match options.header {
-                Some(true) => continue,
-                None if numbers == 0 => continue, // a header row
-                None if numbers < record.len() => {
-                    let (col, cell) = record
-                        .iter()
-                        .enumerate()
-                        .find(|(_, c)| c.parse::<f64>().is_err())
-                        .unwrap_or((0, ""));
-                    return Err(Error::format(
-                        path,
-                        format!(
-                            "row {row}, column {}: '{cell}' is not a number, but other fields of row {row} are: a header has no numbers and a data row only numbers (set data.header = true or false to say which it is)",
-                            col + 1
-                        ),
-                    ));
+            match first_row(&record, options.header) {
+                FirstRow::Header => continue,
+                FirstRow::Mixed { column, cell } => {
+                    return Err(mixed_first_row(path, row, column, cell));
                 }
-                _ => {}
+                FirstRow::Data => {}
             }
         }
         match n_columns {
@@ -196,18 +236,7 @@ pub fn parse_csv_with(bytes: &[u8], path: &Path, options: &CsvOptions) -> Result
             Some(_) => {}
         }
         for (col, cell) in record.iter().enumerate() {
-            let value: f64 = cell.parse().map_err(|_| {
-                Error::format(
-                    path,
-                    format!("row {row}, column {}: '{cell}' is not a number", col + 1),
-                )
-            })?;
-            if !value.is_finite() {
-                return Err(Error::format(
-                    path,
-                    format!("row {row}, column {}: non-finite value '{cell}'", col + 1),
-                ));
-            }
+            let value = number(cell, path, row, col)?;
             if Some(col) == label_column {
                 if value < 0.0 || value.fract() != 0.0 || value > f64::from(u32::MAX) {
                     return Err(Error::format(

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use faer::{Mat, MatRef};
 use serde::{Deserialize, Serialize};
 
+use super::csv::{FirstRow, first_row, mixed_first_row, number};
 use super::idx::read_maybe_gzip;
 use super::npy::{NpyArray, read_npy, read_npz};
 use crate::error::{Error, Result};
@@ -275,12 +276,7 @@ pub fn parse_table(bytes: &[u8], path: &Path, options: &TableOptions) -> Result<
     } else {
         b','
     });
-    let mut reader = ::csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .trim(::csv::Trim::All)
-        .from_reader(bytes);
+    let mut reader = super::csv::reader(bytes, delimiter);
     let mut names: Option<Vec<String>> = None;
     let mut header = HeaderUse::Data;
     let mut width: Option<usize> = None;
@@ -293,25 +289,11 @@ pub fn parse_table(bytes: &[u8], path: &Path, options: &TableOptions) -> Result<
             continue; // a blank line
         }
         if index == 0 {
-            let numbers = record.iter().filter(|c| c.parse::<f64>().is_ok()).count();
-            let is_header = match options.header {
-                Some(h) => h,
-                None if numbers == 0 => true,
-                None if numbers < record.len() => {
-                    let (col, cell) = record
-                        .iter()
-                        .enumerate()
-                        .find(|(_, c)| c.parse::<f64>().is_err())
-                        .unwrap_or((0, ""));
-                    return Err(Error::format(
-                        path,
-                        format!(
-                            "row {row}, column {}: '{cell}' is not a number, but other fields of row {row} are: a header has no numbers and a data row only numbers (set data.header = true or false to say which it is)",
-                            col + 1
-                        ),
-                    ));
+            let is_header = match first_row(&record, options.header) {
+                FirstRow::Mixed { column, cell } => {
+                    return Err(mixed_first_row(path, row, column, cell));
                 }
-                None => false,
+                decided => decided == FirstRow::Header,
             };
             if is_header {
                 header = if options.header == Some(true) {
@@ -343,19 +325,7 @@ pub fn parse_table(bytes: &[u8], path: &Path, options: &TableOptions) -> Result<
             Some(_) => {}
         }
         for (col, cell) in record.iter().enumerate() {
-            let value: f64 = cell.parse().map_err(|_| {
-                Error::format(
-                    path,
-                    format!("row {row}, column {}: '{cell}' is not a number", col + 1),
-                )
-            })?;
-            if !value.is_finite() {
-                return Err(Error::format(
-                    path,
-                    format!("row {row}, column {}: non-finite value '{cell}'", col + 1),
-                ));
-            }
-            values.push(value);
+            values.push(number(cell, path, row, col)?);
         }
         rows += 1;
     }

@@ -10,6 +10,8 @@ use crate::dist::exponential_family::{ExponentialFamily, Gamma, Mixture};
 use crate::dist::negative_binomial::{Counts, NbMixtureGradient};
 use crate::dist::surrogate::{MeanCoordinates, Surrogated};
 use crate::error::{Error, Result};
+use crate::math::rng::Stream;
+use crate::math::special::negative_binomial_draw;
 use crate::objectives::targets::Target;
 use crate::optim::sngd::Unconstrained;
 
@@ -31,6 +33,23 @@ pub struct NbMixtureParams {
     pub r: Vec<f64>,
     /// Per-component s.
     pub s: Vec<f64>,
+}
+
+impl NbMixtureParams {
+    /// One draw: a component from one uniform (by the weights' running sum), then its count.
+    pub fn draw(&self, rng: &mut Stream) -> u64 {
+        let u = rng.uniform_f64();
+        let mut acc = 0.0;
+        let j = self
+            .weights
+            .iter()
+            .position(|w| {
+                acc += w;
+                u < acc
+            })
+            .unwrap_or(self.weights.len() - 1);
+        negative_binomial_draw(self.r[j], self.s[j], rng)
+    }
 }
 
 /// The mean NLL of counts under one negative binomial.

@@ -152,24 +152,7 @@ impl Fitted {
             Fitted::NegativeBinomial(q) => Ok(Mat::from_fn(n, 1, |_, _| {
                 negative_binomial_draw(q.r, q.s, rng) as f64
             })),
-            Fitted::NbMixture(q) => {
-                let k = q.weights.len();
-                let mut draws = Mat::zeros(n, 1);
-                for i in 0..n {
-                    let u = rng.uniform_f64();
-                    let mut acc = 0.0;
-                    let j = q
-                        .weights
-                        .iter()
-                        .position(|w| {
-                            acc += w;
-                            u < acc
-                        })
-                        .unwrap_or(k - 1);
-                    draws[(i, 0)] = negative_binomial_draw(q.r[j], q.s[j], rng) as f64;
-                }
-                Ok(draws)
-            }
+            Fitted::NbMixture(q) => Ok(Mat::from_fn(n, 1, |_, _| q.draw(rng) as f64)),
             Fitted::SkewNormal(q) => q.sample(n, rng),
             Fitted::SkewT(q) => q.sample(n, rng),
             Fitted::TCopula(q) => q.sample(n, rng),
