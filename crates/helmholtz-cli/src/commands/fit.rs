@@ -19,15 +19,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             crate::err!("{line}");
         }
     };
-    let new = match &args.resume {
-        Some(_) => None,
-        None => Some(FitConfig::load(args.config("fit")?, &args.overrides)?),
-    };
-    let dir = match (&args.resume, &new) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(config)) => args.out_dir(&config.name),
-        (None, None) => unreachable!("a new fit has a config"),
-    };
+    let (new, dir) = args.new_or_resume("fit", FitConfig::load, |c| &c.name)?;
     if let Some(config) = &new {
         for note in helmholtz::run::fit::header_notes(config) {
             progress(&note);

@@ -21,15 +21,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             err!("{line}");
         }
     };
-    let new = match &args.resume {
-        Some(_) => None,
-        None => Some(MleConfig::load(args.config("mle")?, &args.overrides)?),
-    };
-    let dir = match (&args.resume, &new) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(config)) => args.out_dir(&config.name),
-        (None, None) => unreachable!("a new fit has a config"),
-    };
+    let (new, dir) = args.new_or_resume("mle", MleConfig::load, |c| &c.name)?;
     let stop = Stop::install(dir.clone())?;
     let outcome = match &new {
         Some(config) => run_mle(config, &dir, progress, &stop.flag)

@@ -43,6 +43,26 @@ impl RunArgs {
         })
     }
 
+    /// For `helmholtz COMMAND CONFIG | --resume RUN`: the new run's config (read by `load` with
+    /// the `--set` overrides; None when resuming) and the run directory (`--resume`'s, or
+    /// `--out`, or runs/NAME with the config's `name`).
+    pub fn new_or_resume<C, E>(
+        &self,
+        command: &str,
+        load: impl FnOnce(&Path, &[String]) -> Result<C, E>,
+        name: impl FnOnce(&C) -> &str,
+    ) -> anyhow::Result<(Option<C>, PathBuf)>
+    where
+        anyhow::Error: From<E>,
+    {
+        if let Some(dir) = &self.resume {
+            return Ok((None, dir.clone()));
+        }
+        let config = load(self.config(command)?, &self.overrides)?;
+        let dir = self.out_dir(name(&config));
+        Ok((Some(config), dir))
+    }
+
     /// The run directory: `--out`, or runs/NAME.
     pub fn out_dir(&self, name: &str) -> PathBuf {
         self.out

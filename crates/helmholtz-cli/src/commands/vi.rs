@@ -20,15 +20,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             crate::err!("{line}");
         }
     };
-    let new = match &args.resume {
-        Some(_) => None,
-        None => Some(ViConfig::load(args.config("vi")?, &args.overrides)?),
-    };
-    let dir = match (&args.resume, &new) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(config)) => args.out_dir(&config.name),
-        (None, None) => unreachable!("a new run has a config"),
-    };
+    let (new, dir) = args.new_or_resume("vi", ViConfig::load, |c| &c.name)?;
     let stop = Stop::install(dir.clone())?;
     let outcome = match &new {
         Some(config) => run_vi(config, &dir, progress, &stop.flag)
