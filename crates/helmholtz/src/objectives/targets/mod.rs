@@ -4,6 +4,7 @@
 //! ([`crate::optim::sngd`]) take any target; adding one is one file here (the target and, for a
 //! new distribution, its [`Surrogated`](crate::dist::surrogate::Surrogated) implementation).
 
+pub mod centred_skew;
 mod check;
 pub mod copula;
 pub mod logistic_vi;

@@ -58,24 +58,35 @@ impl Bfgs {
         search: LineSearch,
     ) -> Result<(Vec<f64>, f64)> {
         let (_, g) = objective(x)?;
-        let h = &self.inverse_hessian;
-        let n = x.len();
-        let direction: Vec<f64> = (0..n)
-            .map(|i| (0..n).map(|j| h[i][j] * g[j]).sum())
-            .collect();
+        let direction = self.direction(&g);
         let (next, value) =
             search_along(x, &direction, search, |c| objective(c).ok().map(|(v, _)| v))
                 .ok_or_else(|| Error::Diverged("BFGS: no valid step".into()))?;
         let (_, g_next) = objective(&next)?;
         let s: Vec<f64> = next.iter().zip(x).map(|(a, b)| a - b).collect();
         let y: Vec<f64> = g_next.iter().zip(&g).map(|(a, b)| a - b).collect();
-        let sy: f64 = s.iter().zip(&y).map(|(a, b)| a * b).sum();
+        self.update(&s, &y);
+        Ok((next, value))
+    }
+
+    /// The direction H g.
+    pub(crate) fn direction(&self, g: &[f64]) -> Vec<f64> {
+        let h = &self.inverse_hessian;
+        (0..g.len())
+            .map(|i| (0..g.len()).map(|j| h[i][j] * g[j]).sum())
+            .collect()
+    }
+
+    /// The BFGS update with the step s and the gradient change y, skipped when sᵀy is not
+    /// positive.
+    pub(crate) fn update(&mut self, s: &[f64], y: &[f64]) {
+        let h = &self.inverse_hessian;
+        let n = s.len();
+        let sy: f64 = s.iter().zip(y).map(|(a, b)| a * b).sum();
         if sy > 1e-300 {
             // H ← (I − ρ s yᵀ) H (I − ρ y sᵀ) + ρ s sᵀ.
             let rho = 1.0 / sy;
-            let hy: Vec<f64> = (0..n)
-                .map(|i| (0..n).map(|j| h[i][j] * y[j]).sum())
-                .collect();
+            let hy = self.direction(y);
             let yhy: f64 = y.iter().zip(&hy).map(|(a, b)| a * b).sum();
             let mut updated = h.clone();
             for i in 0..n {
@@ -86,7 +97,6 @@ impl Bfgs {
             }
             self.inverse_hessian = updated;
         }
-        Ok((next, value))
     }
 }
 

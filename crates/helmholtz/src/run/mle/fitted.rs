@@ -13,6 +13,7 @@ use crate::dist::skew::{SkewNormal, SkewT};
 use crate::error::{Error, Result};
 use crate::math::rng::Stream;
 use crate::math::special::negative_binomial_draw;
+use crate::objectives::targets::centred_skew::CentredSkewNormal;
 use crate::objectives::targets::negative_binomial::{NbMixtureParams, NegativeBinomial};
 
 /// A distribution of one of the `mle` families, in its standard coordinates.
@@ -45,6 +46,12 @@ impl From<NbMixtureParams> for Fitted {
 impl From<SkewNormal> for Fitted {
     fn from(q: SkewNormal) -> Self {
         Fitted::SkewNormal(q)
+    }
+}
+
+impl From<CentredSkewNormal> for Fitted {
+    fn from(q: CentredSkewNormal) -> Self {
+        Fitted::SkewNormal(q.0)
     }
 }
 

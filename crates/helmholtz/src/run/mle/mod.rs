@@ -251,8 +251,19 @@ pub struct MleTrain {
     /// `validity`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<SearchRule>,
+    /// Continuous SNGD: how the auxiliary parameters λ move: `adam` (the paper's, default) or
+    /// `quasi-newton`: −H ∇_λ f with H BFGS's inverse-Hessian estimate, scaled by the
+    /// surrogate's β in the same line search (needs `search = "decrease"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda_step: Option<LambdaRule>,
+    /// Skew-normal SNGD: the coordinates the surrogate Gaussian stands for: `direct` (the
+    /// paper's N(ξ, Ω) with λ = η, default) or `centred` (the skew-normal's own mean and
+    /// covariance with λ = β, Lin's skew direction; far fewer steps, docs/MLE.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinates: Option<Coordinates>,
     /// Continuous SNGD: Adam's learning rate for the auxiliary parameters (η, ln(ν − 2));
-    /// default 0.01, 0.03 for the copula.
+    /// default 0.01, 0.03 for the copula. With `lambda_step = "quasi-newton"`, the scale of
+    /// BFGS's first inverse-Hessian estimate H = lr_lambda · I; default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lr_lambda: Option<f64>,
     /// Adam baselines: the learning rate (default 0.01).
@@ -272,6 +283,26 @@ pub enum SearchRule {
     Validity,
     /// Halve β until the surrogate stays valid and the objective does not increase.
     Decrease,
+}
+
+/// How continuous SNGD moves the auxiliary parameters (`train.lambda_step`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LambdaRule {
+    /// Adam with `train.lr_lambda` (the SNGD paper's).
+    Adam,
+    /// BFGS in λ, in the surrogate's line search.
+    QuasiNewton,
+}
+
+/// What skew-normal SNGD's surrogate Gaussian stands for (`train.coordinates`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Coordinates {
+    /// N(ξ, Ω) with λ = η (the SNGD paper's).
+    Direct,
+    /// N(mean, covariance) with λ = β (objectives::targets::centred_skew).
+    Centred,
 }
 
 /// The keys of a config that `--resume` may change.
@@ -316,10 +347,10 @@ impl MleConfig {
             t.grid.get_or_insert(1000);
         } else if t.method == MleMethod::Sngd {
             t.lr_theta.get_or_insert(0.1);
-            t.lr_lambda.get_or_insert(if family == Family::TCopula {
-                0.03
-            } else {
-                0.01
+            t.lr_lambda.get_or_insert(match (t.lambda_step, family) {
+                (Some(LambdaRule::QuasiNewton), _) => 1.0,
+                (_, Family::TCopula) => 0.03,
+                _ => 0.01,
             });
         } else {
             t.lr_adam.get_or_insert(0.01);
@@ -412,8 +443,23 @@ impl MleConfig {
             if sngd && t.lr_adam.is_some() {
                 return not_for("train.lr_adam", "the Adam baselines");
             }
-            if !sngd && (t.lr_theta.is_some() || t.lr_lambda.is_some() || t.search.is_some()) {
-                return not_for("train.lr_theta, lr_lambda and search", "SNGD");
+            if !sngd
+                && (t.lr_theta.is_some()
+                    || t.lr_lambda.is_some()
+                    || t.search.is_some()
+                    || t.lambda_step.is_some())
+            {
+                return not_for("train.lr_theta, lr_lambda, lambda_step and search", "SNGD");
+            }
+            if t.coordinates.is_some() && !(sngd && family == Family::SkewNormal) {
+                return not_for("train.coordinates", "SNGD on the skew-normal family");
+            }
+            if t.lambda_step == Some(LambdaRule::QuasiNewton)
+                && t.search != Some(SearchRule::Decrease)
+            {
+                return bad(
+                    "train.lambda_step = \"quasi-newton\" needs train.search = \"decrease\": its joint step must not increase the NLL (with \"validity\" it can climb)".into(),
+                );
             }
             if family == Family::TCopula && d.transform != TransformKind::None {
                 return bad(format!(

@@ -13,15 +13,16 @@ use serde_json::{Value, json};
 
 use super::data::{Observations, RunTables, read_observations, read_tables};
 use super::fitted::Fitted;
-use super::{Family, MleConfig, MleMethod, SearchRule, Start};
+use super::{Coordinates, Family, LambdaRule, MleConfig, MleMethod, MleTrain, SearchRule, Start};
 use crate::data::batches::{BatchSource, Columns, IndicesOnly};
 use crate::data::table::Transform;
 use crate::dist::copula::StudentTCopula;
 use crate::dist::exponential_family::{Gamma, Mixture};
 use crate::dist::skew::{SkewGradient, SkewNormal, SkewT};
-use crate::dist::surrogate::{GaussianMixture, Gaussians, MeanCoordinates};
+use crate::dist::surrogate::{GaussianMixture, Gaussians, MeanCoordinates, Surrogated};
 use crate::error::{Error, Result};
 use crate::math::rng::{Stream, ids};
+use crate::objectives::targets::centred_skew::{Centred, CentredSkewNormal};
 use crate::objectives::targets::copula::{CopulaGradient, CopulaNll};
 use crate::objectives::targets::negative_binomial::{
     NbMixtureNll, NbMixtureParams, NegativeBinomial, NegativeBinomialNll,
@@ -214,7 +215,6 @@ fn fit(
             halvings: 20,
         },
     };
-    let lr_lambda = t.lr_lambda.unwrap_or(0.01);
     let lr_adam = t.lr_adam.unwrap_or(0.01);
     let root = if t.method == MleMethod::AdamPrecision {
         Root::Precision
@@ -267,14 +267,15 @@ fn fit(
         }
         (Family::SkewNormal, Observations::Points(x)) => {
             let q = skew_start(config, x)?;
-            if sngd {
-                let method = SngdMean::<SkewNormal>::new(
-                    GaussianMixture::single(q.dim()),
-                    Gaussians::single(q.xi.clone(), q.omega.clone()),
-                    q.eta.clone(),
-                    lr_lambda,
-                    backtracking,
-                )?;
+            if sngd && t.coordinates == Some(Coordinates::Centred) {
+                let (m, s, beta) = CentredSkewNormal::coordinates(&q);
+                let method = gaussian_sngd(Gaussians::single(m, s), beta, t, backtracking)?;
+                session.train_points(method, x, progress, |m, points| {
+                    m.step(&Centred(SkewNormalNll { points }))
+                })
+            } else if sngd {
+                let point = Gaussians::single(q.xi.clone(), q.omega.clone());
+                let method = gaussian_sngd(point, q.eta.clone(), t, backtracking)?;
                 session.train_points(method, x, progress, skew_normal_step)
             } else {
                 let method = adam_at::<SkewNormal>(&q, root, &q.eta, lr_adam)?;
@@ -287,13 +288,8 @@ fn fit(
             let mut lambda = q.eta.clone();
             lambda.push((50.0 - MIN_NU).ln());
             if sngd {
-                let method = SngdMean::<SkewT>::new(
-                    GaussianMixture::single(q.dim()),
-                    Gaussians::single(q.xi.clone(), q.omega.clone()),
-                    lambda,
-                    lr_lambda,
-                    backtracking,
-                )?;
+                let point = Gaussians::single(q.xi.clone(), q.omega.clone());
+                let method = gaussian_sngd(point, lambda, t, backtracking)?;
                 session.train_points(method, x, progress, skew_t_step)
             } else {
                 let method = adam_at::<SkewT>(&q, root, &lambda, lr_adam)?;
@@ -304,13 +300,8 @@ fn fit(
             let d = x.ncols();
             let (r, lambda) = copula_start(d, seed)?;
             if sngd {
-                let method = SngdMean::<StudentTCopula>::new(
-                    GaussianMixture::single(d),
-                    Gaussians::single(vec![0.0; d], r),
-                    vec![lambda],
-                    lr_lambda,
-                    backtracking,
-                )?;
+                let point = Gaussians::single(vec![0.0; d], r);
+                let method = gaussian_sngd(point, vec![lambda], t, backtracking)?;
                 session.train_points(method, x, progress, copula_step)
             } else {
                 // WᵀW = R (or R⁻¹) with W = Lᵀ.
@@ -331,6 +322,26 @@ fn fit(
             "the {} family does not take these observations",
             family.name()
         ))),
+    }
+}
+
+/// Continuous SNGD from the surrogate Gaussian `point` and λ, which moves as `train.lambda_step`
+/// says, with `train.lr_lambda`.
+fn gaussian_sngd<P>(
+    point: Gaussians,
+    lambda: Vec<f64>,
+    train: &MleTrain,
+    search: LineSearch,
+) -> Result<SngdMean<P>>
+where
+    P: Surrogated<Surrogate = GaussianMixture>,
+{
+    let d = point.means[0].len();
+    let lr = train.lr_lambda.unwrap_or(0.01);
+    let method = SngdMean::<P>::new(GaussianMixture::single(d), point, lambda, lr, search)?;
+    match train.lambda_step {
+        Some(LambdaRule::QuasiNewton) => method.quasi_newton_lambda(lr),
+        _ => Ok(method),
     }
 }
 
