@@ -1,11 +1,10 @@
 //! `helmholtz train`: train a Helmholtz machine from a config, or resume a run.
 
 use std::io::IsTerminal;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use helmholtz::models::HelmholtzMachine;
-use helmholtz::run::{Config, EpochRecord, Observer, Outcome, Run, Split, StepRecord, TrainState};
+use helmholtz::run::{Config, EpochRecord, Observer, Outcome, Run, StepRecord, TrainState};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{ExitCode, RunArgs};
@@ -159,9 +158,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
     };
     let dir = run.dir.path().to_path_buf();
+    let stepped = run.state.step != step_before;
+    run.finish(&outcome, stepped || !had_summary, &mut |line| {
+        progress.message(line)
+    })?;
     match &outcome {
         Outcome::Interrupted => {
-            run.write_summary(&outcome, serde_json::json!({}))?;
             write_plots(&run)?;
             out!(
                 "interrupted; the checkpoint holds epoch {}, batch {}; continue with: helmholtz train --resume {}",
@@ -172,7 +174,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
             return Err(ExitCode(stop.exit_code()).into());
         }
         Outcome::Diverged(message) => {
-            run.write_summary(&outcome, serde_json::json!({}))?;
             let _ = write_plots(&run);
             bail!(
                 "training {} diverged: {message}; `helmholtz eval {}` uses the last good checkpoint (--checkpoint best: the best validated one)",
@@ -182,7 +183,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
         Outcome::Completed | Outcome::EarlyStopped => {}
     }
-    if run.state.step == step_before && had_summary {
+    if !stepped && had_summary {
         if !quiet {
             out!(
                 "{} had already finished at epoch {}; nothing to do (raise train.epochs with --set to continue)",
@@ -192,32 +193,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let mut extra = serde_json::json!({});
-    if let Some(k) = run
-        .config
-        .eval
-        .final_k
-        .filter(|_| run.data.test.n_samples() > 0)
-    {
-        progress.message(&format!(
-            "final test log-likelihood, K = {k} on {} points",
-            run.data.test.n_samples()
-        ));
-        let started = Instant::now();
-        let ll = run.log_likelihood(Split::Test, k, None)?;
-        let eval_s = started.elapsed().as_secs_f64();
-        run.log(
-            &serde_json::json!({"epoch": run.state.epoch, "step": run.state.step, "split": "test",
-            "k": k, "ll": ll, "nll_nats": -ll, "eval_s": eval_s}),
-        )?;
-        progress.message(&format!(
-            "test NLL {:.3} nats (K = {k}, {eval_s:.0} s)",
-            -ll
-        ));
-        extra["test_nll_nats"] = serde_json::json!(-ll);
-        extra["test_k"] = serde_json::json!(k);
-    }
-    run.write_summary(&outcome, extra)?;
     write_plots(&run)?;
     if !quiet {
         out!("done: {}", dir.display());

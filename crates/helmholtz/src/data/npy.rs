@@ -147,18 +147,39 @@ pub fn parse_npy(bytes: &[u8], origin: &Path) -> Result<NpyArray> {
 /// starts on a 64-byte boundary).
 pub fn npy_bytes(values: MatRef<'_, f64>) -> Vec<u8> {
     let (n, d) = (values.nrows(), values.ncols());
-    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({n}, {d}), }}");
+    let mut out = npy_header("<f8", n, d, 8);
+    for i in 0..n {
+        for j in 0..d {
+            out.extend(values[(i, j)].to_le_bytes());
+        }
+    }
+    out
+}
+
+/// The version-1 header of an `.npy` file of `descr` and shape (n, d), C order, padded to 64
+/// bytes, in a buffer with room for the data (`item` bytes a value).
+fn npy_header(descr: &str, n: usize, d: usize, item: usize) -> Vec<u8> {
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({n}, {d}), }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
     header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + 8 * n * d);
+    let mut out = Vec::with_capacity(10 + header.len() + item * n * d);
     out.extend(b"\x93NUMPY\x01\x00");
     out.extend((header.len() as u16).to_le_bytes());
     out.extend(header.as_bytes());
-    for i in 0..n {
-        for j in 0..d {
-            out.extend(values[(i, j)].to_le_bytes());
+    out
+}
+
+/// The bytes of a float32 `.npy` file of shape (n, d), C order, holding the columns of `points`
+/// (d × n, one point per column): each column is one row of the file.
+pub fn npy_bytes_f32(points: MatRef<'_, f32>) -> Vec<u8> {
+    let (d, n) = (points.nrows(), points.ncols());
+    let mut out = npy_header("<f4", n, d, 4);
+    for j in 0..n {
+        for i in 0..d {
+            out.extend(points[(i, j)].to_le_bytes());
         }
     }
     out

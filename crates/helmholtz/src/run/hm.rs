@@ -61,6 +61,80 @@ impl Run {
         config.validate()?;
         let data = data::load(&config.data)?;
         config.check_memory(data.train.dim())?;
+        let run_dir = RunDir::create(dir)?;
+        Self::start(run_dir, config, data)
+    }
+
+    /// Starts a new run in `dir` on in-memory data (one point per column of each array: the
+    /// train split and, when given, the validation and test splits). The arrays are written
+    /// into the run as `data/{train,valid,test}.npy` (float32) and the config's data section
+    /// points at them (source `npy`, scale 1; written relative to the run, so the directory
+    /// may move), so that the run resumes, evaluates and samples from the command line exactly
+    /// as one made from files. `config.data.binarize` applies as
+    /// for files. Config and arrays are checked before anything is created.
+    pub fn create_with_arrays(
+        mut config: Config,
+        dir: &Path,
+        train: faer::MatRef<'_, f32>,
+        valid: Option<faer::MatRef<'_, f32>>,
+        test: Option<faer::MatRef<'_, f32>>,
+    ) -> Result<Self> {
+        use super::config::DataSource;
+        let d = train.nrows();
+        for (name, x) in [("train", Some(train)), ("valid", valid), ("test", test)] {
+            let Some(x) = x else { continue };
+            if x.nrows() != d {
+                return Err(Error::Dimension(format!(
+                    "the {name} points have dimension {}, the training points {d}",
+                    x.nrows()
+                )));
+            }
+            let set = crate::data::Dataset::new(x.to_owned());
+            set.check_finite()?;
+            if config.data.binarize == super::config::Binarize::None {
+                set.check_binary()?;
+            }
+        }
+        if train.ncols() == 0 {
+            return Err(Error::InvalidData("no training points".into()));
+        }
+        let absolute = std::path::absolute(dir).map_err(|e| Error::io(dir, e))?;
+        config.data.source = DataSource::Npy;
+        config.data.scale = 1.0;
+        config.data.label = None;
+        let file = |name: &str, given: bool| {
+            given.then(|| absolute.join("data").join(format!("{name}.npy")))
+        };
+        config.data.train = file("train", true);
+        config.data.valid = file("valid", valid.is_some());
+        config.data.test = file("test", test.is_some());
+        config.validate()?;
+        config.check_memory(d)?;
+        let run_dir = RunDir::create(dir)?;
+        let folder = dir.join("data");
+        std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
+        for (name, x) in [("train", Some(train)), ("valid", valid), ("test", test)] {
+            if let Some(x) = x {
+                let path = folder.join(format!("{name}.npy"));
+                std::fs::write(&path, crate::data::npy::npy_bytes_f32(x))
+                    .map_err(|e| Error::io(&path, e))?;
+            }
+        }
+        let data = data::load(&config.data)?;
+        let mut stored = config.clone();
+        let relative =
+            |given: bool, name: &str| given.then(|| Path::new("data").join(format!("{name}.npy")));
+        stored.data.train = relative(true, "train");
+        stored.data.valid = relative(valid.is_some(), "valid");
+        stored.data.test = relative(test.is_some(), "test");
+        let mut run = Self::start(run_dir, stored, data)?;
+        run.config = config;
+        Ok(run)
+    }
+
+    /// The model and learner of a new run in the created `run_dir`, with its resolved config
+    /// written.
+    fn start(run_dir: RunDir, config: Config, data: RunData) -> Result<Self> {
         let mut sizes = vec![data.train.dim()];
         sizes.extend(&config.model.hidden);
         let model =
@@ -72,7 +146,6 @@ impl Run {
             optimizer,
             &model,
         )?;
-        let run_dir = RunDir::create(dir)?;
         run_dir.write_file(CONFIG_FILE, config_text(&config).as_bytes())?;
         Ok(Self::assemble(
             run_dir,
@@ -338,6 +411,55 @@ impl Run {
             samples,
             max_points,
         )
+    }
+
+    /// Ends a call of [`Run::train`] as every front end does: an interrupted or diverged run
+    /// writes its summary; a completed or early-stopped one that took steps (`stepped`), or
+    /// has no summary yet, first estimates the test log-likelihood with `eval.final_k` (logged
+    /// to metrics.jsonl, lines passed to `say`) and writes the summary with it. Returns the
+    /// test NLL in nats when it was estimated.
+    pub fn finish(
+        &mut self,
+        outcome: &Outcome,
+        stepped: bool,
+        say: &mut dyn FnMut(&str),
+    ) -> Result<Option<f64>> {
+        if matches!(outcome, Outcome::Interrupted | Outcome::Diverged(_)) {
+            self.write_summary(outcome, json!({}))?;
+            return Ok(None);
+        }
+        if !stepped && self.dir.join(SUMMARY_FILE).exists() {
+            return Ok(None);
+        }
+        let mut extra = json!({});
+        let mut nll = None;
+        if let Some(k) = self
+            .config
+            .eval
+            .final_k
+            .filter(|_| self.data.test.n_samples() > 0)
+        {
+            say(&format!(
+                "final test log-likelihood, K = {k} on {} points",
+                self.data.test.n_samples()
+            ));
+            let started = Instant::now();
+            let ll = self.log_likelihood(Split::Test, k, None)?;
+            let eval_s = started.elapsed().as_secs_f64();
+            self.log(
+                &json!({"epoch": self.state.epoch, "step": self.state.step, "split": "test",
+                "k": k, "ll": ll, "nll_nats": -ll, "eval_s": eval_s}),
+            )?;
+            say(&format!(
+                "test NLL {:.3} nats (K = {k}, {eval_s:.0} s)",
+                -ll
+            ));
+            extra["test_nll_nats"] = json!(-ll);
+            extra["test_k"] = json!(k);
+            nll = Some(-ll);
+        }
+        self.write_summary(outcome, extra)?;
+        Ok(nll)
     }
 
     /// Writes summary.json with the final metrics and timings; `outcome` says how the run ended.

@@ -1,0 +1,33 @@
+//! `helmholtz._core`: the thin layer between the `helmholtz` Python package
+//! (`python/helmholtz/`) and the Rust library.
+//!
+//! * [`convert`]: numpy ↔ library. A C-contiguous float32 array of shape (n, d) is the
+//!   library's column-major d × n matrix and is read in place; other dtypes and orders are
+//!   copied once; a wrong shape is a `ValueError` that says what was expected.
+//! * [`errors`]: the library's errors as Python exceptions (subclasses of `ValueError`,
+//!   `OSError`, `RuntimeError`, `MemoryError`) carrying its message; an interrupted run raises
+//!   `KeyboardInterrupt` after its checkpoint is written.
+//! * [`threads`]: every fit, evaluation and sampling runs with the GIL released, in a private
+//!   rayon pool of `n_threads` threads.
+//! * the runs ([`hm`]) and the data sets ([`datasets`]).
+
+mod convert;
+mod datasets;
+mod errors;
+mod hm;
+mod runs;
+mod threads;
+
+use pyo3::prelude::*;
+
+/// The compiled core of the `helmholtz` package.
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
+    convert::register(m)?;
+    datasets::register(m)?;
+    runs::register(m)?;
+    hm::register(m)?;
+    Ok(())
+}
