@@ -43,6 +43,41 @@ pub fn evaluate_vae(
     Ok(total)
 }
 
+/// The ELBO of each column of `x` with the draws of [`evaluate_vae`] (one reparameterised
+/// draw per point, the same for the same `batch_size` and `seed`), so that their mean is
+/// [`evaluate_vae`]'s ELBO.
+pub fn vae_point_elbos(
+    model: &GaussianVae,
+    x: MatRef<'_, f64>,
+    batch_size: usize,
+    seed: u64,
+) -> Result<Vec<f64>> {
+    use rayon::prelude::*;
+    if x.ncols() == 0 || batch_size == 0 {
+        return Err(Error::InvalidData(
+            "nothing to evaluate: no points or batches of 0".into(),
+        ));
+    }
+    let mut out = Vec::with_capacity(x.ncols());
+    for (b, start) in (0..x.ncols()).step_by(batch_size).enumerate() {
+        let end = (start + batch_size).min(x.ncols());
+        let eps = model.noise_from(end - start, &mut Stream::new(seed, &[ids::EVAL, b as u64]));
+        let batch: Vec<f64> = (start..end)
+            .into_par_iter()
+            .map(|j| {
+                model
+                    .elbo(x.subcols(j, 1), eps.subcols(j - start, 1), None)
+                    .map(|point| point.elbo)
+            })
+            .collect::<Result<_>>()?;
+        out.extend(batch);
+    }
+    if let Some(j) = out.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Diverged(format!("ELBO {} at point {j}", out[j])));
+    }
+    Ok(out)
+}
+
 /// One Adam (or any rule) step of a Gaussian VAE on a minibatch (with [`super::Trainer`], the
 /// epochs over the columns of the data in an order drawn from (seed, epoch)): one reparameterised draw per
 /// point from the stream (seed, TRAIN, epoch, batch), σ² (and α²) optionally set to their
@@ -219,5 +254,27 @@ mod tests {
         }
         assert!(gaps[0].0 > 50.0 * gaps[4].0, "{gaps:?}");
         assert!(gaps[4].1 < 0.01, "{gaps:?}");
+    }
+
+    #[test]
+    fn point_elbos_average_to_the_evaluation() {
+        let mut rng = Stream::new(3, &[]);
+        let x = Mat::from_fn(5, 230, |_, _| rng.normal());
+        for kind in [VaeKind::Vae1, VaeKind::Vae2, VaeKind::Vae3] {
+            let model = GaussianVae::new(kind, 5, &[4], 2, Activation::Tanh, 1).unwrap();
+            // Batches of 100: the last one is partial.
+            let total = evaluate_vae(&model, x.as_ref(), 100, 9).unwrap();
+            let each = vae_point_elbos(&model, x.as_ref(), 100, 9).unwrap();
+            assert_eq!(each.len(), 230);
+            let mean = each.iter().sum::<f64>() / 230.0;
+            assert!(
+                (mean - total.elbo).abs() < 1e-10 * total.elbo.abs(),
+                "{kind:?}: {mean} vs {}",
+                total.elbo
+            );
+            // Other draws, other values.
+            let other = vae_point_elbos(&model, x.as_ref(), 100, 10).unwrap();
+            assert_ne!(each, other);
+        }
     }
 }

@@ -193,6 +193,50 @@ impl FittedModel {
         })
     }
 
+    /// A score per column of `x`: the exact log-likelihood log p(x_n) where the model has one
+    /// (PPCA, factor analysis, mixtures, the SBN), else (VAEs) the ELBO of the point with the
+    /// draws of [`FittedModel::decompose`], so that the mean of the scores is the decomposition's
+    /// log-likelihood or ELBO.
+    pub fn point_scores(&self, x: MatRef<'_, f64>, config: &FitConfig) -> Result<Vec<f64>> {
+        match self {
+            FittedModel::Linear(model) => model.log_likelihoods(x),
+            FittedModel::Mixture(model) => model.log_likelihoods(x),
+            FittedModel::Sbn(model) => (0..x.ncols())
+                .map(|j| model.log_likelihood(x.subcols(j, 1), None))
+                .collect(),
+            FittedModel::Vae(model) => {
+                crate::train::vae::vae_point_elbos(model, x, VAE_EVAL_BATCH, config.seed)
+            }
+        }
+    }
+
+    /// Whether [`FittedModel::point_scores`] are exact log-likelihoods (false: ELBOs).
+    pub fn exact_scores(&self) -> bool {
+        !matches!(self, FittedModel::Vae(_))
+    }
+
+    /// The posterior means of the latents for each column of `x` (H × N, or C × N
+    /// responsibilities for a mixture): exact for PPCA, factor analysis and mixtures, the
+    /// encoder's means for a VAE, E[z | x] by enumeration for the SBN.
+    pub fn posterior_means(&self, x: MatRef<'_, f64>) -> Result<Mat<f64>> {
+        match self {
+            FittedModel::Linear(model) => model.posteriors(x).map(|(means, _)| means),
+            FittedModel::Mixture(model) => model.responsibilities(x).map(|(resp, _)| resp),
+            FittedModel::Sbn(model) => model.posterior_means(x),
+            FittedModel::Vae(model) => model.encode(x).map(|(means, _)| means),
+        }
+    }
+
+    /// `n` draws x ~ p(x) (D × n) from `seed`, in the units the model was fitted in.
+    pub fn sample(&self, n: usize, seed: u64) -> Result<Mat<f64>> {
+        match self {
+            FittedModel::Linear(model) => Ok(model.sample(n, seed)),
+            FittedModel::Mixture(model) => model.sample(n, seed).map(|(x, _)| x),
+            FittedModel::Sbn(model) => Ok(model.sample(n, seed)),
+            FittedModel::Vae(model) => model.sample(n, seed),
+        }
+    }
+
     /// Writes the model into the run directory `dir` (atomically: written, then renamed).
     pub fn save(&self, dir: &Path) -> Result<()> {
         match self {
@@ -207,6 +251,29 @@ impl FittedModel {
                 std::fs::rename(&partial, &path).map_err(|e| Error::io(&path, e))
             }
         }
+    }
+
+    /// The data dimension of the model stored in the fit run `dir` (whose config is `config`).
+    pub fn stored_dim(dir: &Path, config: &FitConfig) -> Result<usize> {
+        if config.model.kind.vae().is_some() {
+            let path = dir.join(MODEL_TENSORS);
+            let tensors = crate::run::checkpoint::read_all_tensors(&path)?;
+            return tensors
+                .tensors
+                .iter()
+                .find(|t| t.name == "encoder.0.w")
+                .and_then(|t| t.shape.get(1).copied())
+                .ok_or_else(|| Error::format(&path, "no encoder.0.w weights".to_string()));
+        }
+        let path = dir.join(MODEL_JSON);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let saved: SavedModel = serde_json::from_str(&text)
+            .map_err(|e| Error::InvalidData(format!("{}: {e}", path.display())))?;
+        Ok(match saved {
+            SavedModel::Linear { mean, .. } => mean.len(),
+            SavedModel::Mixture { means, .. } => means.first().map_or(0, Vec::len),
+            SavedModel::Sbn { dim, .. } => dim,
+        })
     }
 
     /// Reads the model of a fit run from `dir`, whose config is `config` and data dimension `dim`.
