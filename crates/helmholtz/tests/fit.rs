@@ -361,7 +361,8 @@ fn a_fit_on_an_array_is_the_fit_of_its_file_and_moves_with_its_data() {
     let ll = on_file.log_likelihood.unwrap();
     assert!((mean - ll).abs() < 1e-12 * ll.abs(), "{mean} vs {ll}");
     // Draws in the data's units, with the data's spread.
-    let draws = fit.sample(5000, 1).unwrap();
+    let (draws, components) = fit.sample(5000, 1).unwrap();
+    assert_eq!(components.map(|c| c.len()), Some(5000));
     assert_eq!((draws.nrows(), draws.ncols()), (3, 5000));
 
     // A refused fit (a constant column for factor analysis) leaves no trace.

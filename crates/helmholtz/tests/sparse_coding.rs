@@ -5,7 +5,7 @@
 use helmholtz::data::synthetic::{bars, match_fields};
 use helmholtz::models::sparse_coding::{PosteriorKind, SparseCoding};
 use helmholtz::objectives::sparse_coding::{entropy_objective, standard_elbo};
-use helmholtz::train::sparse_coding::{LbfgsConfig, Target, fit_lbfgs};
+use helmholtz::train::sparse_coding::{LbfgsConfig, Target, fit_lbfgs, fit_posteriors_at};
 
 fn config() -> LbfgsConfig {
     LbfgsConfig {
@@ -86,4 +86,53 @@ fn diagonal_posteriors_learn_and_annealing_makes_codes_sparser() {
     let (_, annealed) = fit(3.0);
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     assert!(mean(&annealed.lambda) < mean(&plain.lambda));
+}
+
+#[test]
+fn posteriors_at_a_held_prior_are_each_points_own_optimum() {
+    use helmholtz::objectives::sparse_coding::standard_elbo_points;
+    // The generating model of 4×4 bars: its fields, λ = 1 (Laplace(0, 1) latents), σ² = 0.01.
+    let data = bars(4, 60, 0.1, 3);
+    let (lambda, sigma2) = (vec![1.0; 8], 0.01);
+    for kind in [PosteriorKind::Diagonal, PosteriorKind::Full] {
+        let mut model = SparseCoding::new(16, 8, 1, kind, 0).unwrap();
+        model.set_dictionary(&data.fields).unwrap();
+        let (fitted, values) =
+            fit_posteriors_at(&model, data.x.as_ref(), &lambda, sigma2, &config()).unwrap();
+        assert_eq!(fitted.dictionary(), model.dictionary());
+        // Each value is that point's F_n, and the posteriors are a stationary point of F.
+        let mut grad = vec![0.0; fitted.theta.len()];
+        let again =
+            standard_elbo_points(&fitted, data.x.as_ref(), &lambda, sigma2, Some(&mut grad))
+                .unwrap();
+        for (a, b) in again.iter().zip(&values) {
+            assert!((a - b).abs() < 1e-12 * a.abs(), "{a} vs {b}");
+        }
+        let largest = grad.iter().fold(0.0f64, |m, g| m.max(g.abs())) * 60.0;
+        assert!(largest < 1e-3, "{kind:?}: gradient {largest}");
+        // Better than the unit Gaussian at zero, for every point.
+        let start = SparseCoding::new(16, 8, 60, kind, 0).unwrap();
+        let mut start = start;
+        start.set_dictionary(&data.fields).unwrap();
+        let before = standard_elbo_points(&start, data.x.as_ref(), &lambda, sigma2, None).unwrap();
+        assert!(values.iter().zip(&before).all(|(a, b)| a > b));
+        // The posterior means find the generating latents.
+        let mut dot = 0.0;
+        let (mut a2, mut b2) = (0.0, 0.0);
+        for n in 0..60 {
+            for k in 0..8 {
+                let (a, b) = (fitted.mean(n)[k], data.latents[(k, n)]);
+                dot += a * b;
+                a2 += a * a;
+                b2 += b * b;
+            }
+        }
+        let cosine = dot / (a2 * b2).sqrt();
+        assert!(cosine > 0.95, "{kind:?}: cosine {cosine}");
+        // A point alone gets the posterior it gets among the others.
+        let (alone, value) =
+            fit_posteriors_at(&model, data.x.subcols(11, 1), &lambda, sigma2, &config()).unwrap();
+        assert_eq!(alone.mean(0), fitted.mean(11));
+        assert_eq!(value[0], values[11]);
+    }
 }

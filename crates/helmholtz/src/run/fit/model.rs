@@ -194,9 +194,10 @@ impl FittedModel {
     }
 
     /// A score per column of `x`: the exact log-likelihood log p(x_n) where the model has one
-    /// (PPCA, factor analysis, mixtures, the SBN), else (VAEs) the ELBO of the point with the
-    /// draws of [`FittedModel::decompose`], so that the mean of the scores is the decomposition's
-    /// log-likelihood or ELBO.
+    /// (PPCA, factor analysis, mixtures, the SBN; their mean is the decomposition's
+    /// log-likelihood), else (VAEs) the ELBO of the point with one draw that depends only on the
+    /// point's values and the run's seed ([`crate::train::vae::vae_point_elbos`]; their mean
+    /// estimates the decomposition's ELBO, which uses other draws).
     pub fn point_scores(&self, x: MatRef<'_, f64>, config: &FitConfig) -> Result<Vec<f64>> {
         match self {
             FittedModel::Linear(model) => model.log_likelihoods(x),
@@ -204,9 +205,7 @@ impl FittedModel {
             FittedModel::Sbn(model) => (0..x.ncols())
                 .map(|j| model.log_likelihood(x.subcols(j, 1), None))
                 .collect(),
-            FittedModel::Vae(model) => {
-                crate::train::vae::vae_point_elbos(model, x, VAE_EVAL_BATCH, config.seed)
-            }
+            FittedModel::Vae(model) => crate::train::vae::vae_point_elbos(model, x, config.seed),
         }
     }
 
@@ -227,13 +226,14 @@ impl FittedModel {
         }
     }
 
-    /// `n` draws x ~ p(x) (D × n) from `seed`, in the units the model was fitted in.
-    pub fn sample(&self, n: usize, seed: u64) -> Result<Mat<f64>> {
+    /// `n` draws x ~ p(x) (D × n) from `seed`, in the units the model was fitted in, with the
+    /// component of each draw for a mixture.
+    pub fn sample(&self, n: usize, seed: u64) -> Result<(Mat<f64>, Option<Vec<usize>>)> {
         match self {
-            FittedModel::Linear(model) => Ok(model.sample(n, seed)),
-            FittedModel::Mixture(model) => model.sample(n, seed).map(|(x, _)| x),
-            FittedModel::Sbn(model) => Ok(model.sample(n, seed)),
-            FittedModel::Vae(model) => model.sample(n, seed),
+            FittedModel::Linear(model) => Ok((model.sample(n, seed), None)),
+            FittedModel::Mixture(model) => model.sample(n, seed).map(|(x, c)| (x, Some(c))),
+            FittedModel::Sbn(model) => Ok((model.sample(n, seed), None)),
+            FittedModel::Vae(model) => model.sample(n, seed).map(|x| (x, None)),
         }
     }
 

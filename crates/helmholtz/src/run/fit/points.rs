@@ -91,21 +91,23 @@ impl FitRunModel {
         ))
     }
 
-    /// A score per prepared point in the data's own units: the exact log-likelihood, or the
-    /// ELBO for VAEs ([`FittedModel::point_scores`]); their mean is [`FitRunModel::evaluate`]'s.
+    /// A score per prepared point in the data's own units: the exact log-likelihood, whose mean
+    /// is [`FitRunModel::evaluate`]'s, or the ELBO for VAEs ([`FittedModel::point_scores`]).
     pub fn scores(&self, x: MatRef<'_, f64>) -> Result<Vec<f64>> {
         let log_scale = self.transform.log_scale();
         let scores = self.model.point_scores(x, &self.config)?;
         Ok(scores.into_iter().map(|s| s - log_scale).collect())
     }
 
-    /// `n` draws x ~ p(x) (D × n) from `seed`, in the data's own units (the transform inverted).
-    pub fn sample(&self, n: usize, seed: u64) -> Result<Mat<f64>> {
-        let z = self.model.sample(n, seed)?;
+    /// `n` draws x ~ p(x) (D × n) from `seed`, in the data's own units (the transform
+    /// inverted), with the component of each draw for a mixture.
+    pub fn sample(&self, n: usize, seed: u64) -> Result<(Mat<f64>, Option<Vec<usize>>)> {
+        let (z, components) = self.model.sample(n, seed)?;
         if self.config.data.transform == TransformKind::None {
-            return Ok(z);
+            return Ok((z, components));
         }
-        Ok(self.transform.invert(z.transpose()).transpose().to_owned())
+        let x = self.transform.invert(z.transpose()).transpose().to_owned();
+        Ok((x, components))
     }
 }
 
