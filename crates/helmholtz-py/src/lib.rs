@@ -9,13 +9,15 @@
 //!   `KeyboardInterrupt` after its checkpoint is written.
 //! * [`threads`]: every fit, evaluation and sampling runs with the GIL released, in a private
 //!   rayon pool of `n_threads` threads.
-//! * the runs ([`hm`]) and the data sets ([`datasets`]).
+//! * the runs ([`hm`], [`fit`], [`sparse`]) and the data sets ([`datasets`]).
 
 mod convert;
 mod datasets;
 mod errors;
+mod fit;
 mod hm;
 mod runs;
+mod sparse;
 mod threads;
 
 use pyo3::prelude::*;
@@ -29,5 +31,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     datasets::register(m)?;
     runs::register(m)?;
     hm::register(m)?;
+    fit::register(m)?;
+    sparse::register(m)?;
     Ok(())
 }

@@ -360,6 +360,18 @@ fn a_fit_on_an_array_is_the_fit_of_its_file_and_moves_with_its_data() {
     let mean = scores.iter().sum::<f64>() / scores.len() as f64;
     let ll = on_file.log_likelihood.unwrap();
     assert!((mean - ll).abs() < 1e-12 * ll.abs(), "{mean} vs {ll}");
+    // A resume that rewrites the config keeps the stored points relative: the run still moves.
+    resume_fit(&moved, &["train.max_steps=250".into()], |_| {}, &stop).unwrap();
+    let rewritten = String::from_utf8(read(&moved, "config.toml")).unwrap();
+    assert!(
+        rewritten.contains("train = \"data/train.npy\""),
+        "{rewritten}"
+    );
+    assert!(rewritten.contains("max_steps = 250"), "{rewritten}");
+    let again = folder.join("again");
+    std::fs::rename(&moved, &again).unwrap();
+    let fit = FitRunModel::open(&again).unwrap();
+    open_fit(&again).unwrap();
     // Draws in the data's units, with the data's spread.
     let (draws, components) = fit.sample(5000, 1).unwrap();
     assert_eq!(components.map(|c| c.len()), Some(5000));

@@ -442,6 +442,14 @@ impl SparseConfig {
             )));
         }
         t.anneal.validate()?;
+        if t.method == SparseMethod::Lbfgs
+            && d.source != "patches"
+            && t.anneal != helmholtz::train::sparse_coding::Annealing::None
+        {
+            return Err(Error::Config(
+                "train.anneal changes β by epoch; a full-batch L-BFGS fit has none: set train.method = \"em\" or \"adam\", or remove train.anneal".into(),
+            ));
+        }
         let amortized = self.model.posterior == PosteriorFamily::Amortized;
         match (amortized, t.method, &self.model.encoder) {
             (true, SparseMethod::Adam, Some(encoder)) => {

@@ -25,18 +25,32 @@ from helmholtz._core import (
     __version__,
 )
 from helmholtz import datasets
+from helmholtz.fit import (
+    PPCA,
+    BernoulliMixture,
+    FactorAnalysis,
+    GaussianMixture,
+    GaussianVAE,
+)
 from helmholtz.machine import HelmholtzMachine
 from helmholtz.runs import Run
+from helmholtz.sparse import SparseCoding
 
 __all__ = [
+    "BernoulliMixture",
     "CheckpointError",
     "ConfigError",
     "DataError",
     "DivergedError",
+    "FactorAnalysis",
     "FileError",
+    "GaussianMixture",
+    "GaussianVAE",
     "HelmholtzMachine",
     "MemoryLimitError",
+    "PPCA",
     "Run",
+    "SparseCoding",
     "__version__",
     "datasets",
 ]

@@ -11,6 +11,23 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+def toml_value(value: Any) -> str:
+    """``value`` (bool, int, float, str, sequence or dict) written as a TOML value."""
+    import numpy as np
+
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return repr(float(value))
+
+
 def progress_callback(verbose: int, total_epochs: int | None = None) -> Callable | None:
     """A ``progress(event, info)`` callable for the core's training loops: a tqdm bar over
     epochs when tqdm is installed and ``verbose >= 1``, epoch lines otherwise, nothing when

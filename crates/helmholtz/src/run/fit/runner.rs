@@ -271,7 +271,7 @@ pub fn resume_fit(
     if !overrides.is_empty() {
         run.record_resume(overrides, &changes)?;
         let text = toml::to_string(&config).map_err(|e| Error::Config(e.to_string()))?;
-        run.write_file(CONFIG_FILE, text.as_bytes())?;
+        run.rewrite_config(&text)?;
     }
     let limit = match fitted {
         FittedModel::Vae(_) => config.train.epochs,
