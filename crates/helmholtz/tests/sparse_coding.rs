@@ -136,3 +136,54 @@ fn posteriors_at_a_held_prior_are_each_points_own_optimum() {
         assert_eq!(value[0], values[11]);
     }
 }
+
+/// A degenerate model (one λ near 0, a huge σ²; from 2 EM epochs on points far from 0): the
+/// E-step of a point reaches the kink of |μ|/λ at μ = 0 with a collapsed scale, where the
+/// Moré–Thuente line search halves its step forever. The minimisation stops after a bounded
+/// number of evaluations at the best point found, and says so.
+#[test]
+fn an_e_step_at_a_kink_stops_instead_of_searching_forever() {
+    use faer::Mat;
+    use helmholtz::optim::quasi_newton::{LINE_SEARCH_EVALUATIONS, minimize};
+    let atoms = [
+        [-0.6645020246505737, 0.7472864985466003],
+        [-0.3546369671821594, -0.9350040555000305],
+        [0.9002147316932678, 0.43544620275497437],
+    ];
+    let w = Mat::from_fn(2, 3, |r, c| atoms[c][r]);
+    let lambda = [0.012930342927575111, 11.479528427124023, 17.724821090698242];
+    let sigma2 = 9634.189453125;
+    let x = Mat::from_fn(2, 1, |r, _| [99.5019675493077, 101.92953205381698][r]);
+    let mut model = SparseCoding::new(2, 3, 1, PosteriorKind::Diagonal, 0).unwrap();
+    model.set_dictionary(&w).unwrap();
+    let e_step = LbfgsConfig {
+        max_iters: 20,
+        ..config()
+    };
+    let (fitted, values) = fit_posteriors_at(&model, x.as_ref(), &lambda, sigma2, &e_step).unwrap();
+    assert!(values[0].is_finite() && fitted.mean(0).iter().all(|m| m.is_finite()));
+    // The same problem through the minimiser: it reports the stall.
+    let offset = 6;
+    let objective = |p: &[f64]| {
+        let mut trial = model.clone();
+        trial.theta[offset..].copy_from_slice(p);
+        let mut grad = vec![0.0; trial.theta.len()];
+        let f = helmholtz::objectives::sparse_coding::standard_elbo_points(
+            &trial,
+            x.as_ref(),
+            &lambda,
+            sigma2,
+            Some(&mut grad),
+        )?;
+        Ok((-f[0], grad[offset..].iter().map(|g| -g).collect()))
+    };
+    let start = model.theta[offset..].to_vec();
+    let minimum = minimize(objective, start, &e_step, |_, _| {}).unwrap();
+    assert!(
+        minimum.stopped.contains("no progress"),
+        "{}",
+        minimum.stopped
+    );
+    assert!(minimum.evaluations <= 20 * (LINE_SEARCH_EVALUATIONS + 1));
+    assert_eq!(-minimum.value, values[0]);
+}
