@@ -92,6 +92,9 @@ fn fit_with_lines(
     Ok(summary)
 }
 
+/// Draws (n, d) with their components (a mixture's) or None.
+type Draws<'py> = (Bound<'py, PyArray2<f64>>, Option<Bound<'py, PyArray1<i64>>>);
+
 /// A fit run bound to its directory.
 #[pyclass(module = "helmholtz._core", name = "FitRun")]
 pub struct FitRun {
@@ -237,7 +240,7 @@ impl FitRun {
         py: Python<'py>,
         n: usize,
         seed: u64,
-    ) -> PyResult<(Bound<'py, PyArray2<f64>>, Option<Bound<'py, PyArray1<i64>>>)> {
+    ) -> PyResult<Draws<'py>> {
         if n == 0 {
             return Err(PyValueError::new_err(
                 "n_samples = 0: give at least 1 sample",
