@@ -21,6 +21,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import helmholtz
+from helmholtz import _core
 from helmholtz import (
     PPCA,
     BernoulliMixture,
@@ -386,3 +387,28 @@ def test_pickling_a_fitted_estimator_round_trips(estimator, clusters):
     assert copy.score(X) == estimator.score(X)
     assert copy.entropy_sum() == estimator.entropy_sum()
     np.testing.assert_array_equal(copy.score_samples(X[:10]), estimator.score_samples(X[:10]))
+
+
+def test_an_interrupted_python_fit_is_checkpointed_and_the_cli_finishes_it(clusters, tmp_path):
+    """An exception in the progress callback (as Ctrl-C, which the same path turns into a stop)
+    ends the fit after its step with a checkpoint; `helmholtz fit --resume` continues it to the
+    uninterrupted run's model, bit for bit."""
+    X = clusters[:300]
+    estimator = GaussianMixture(3, max_steps=40, tol=0.0, random_state=1)
+    lines = []
+
+    def progress(event, info):
+        lines.append(info["text"])
+        if len(lines) == 5:
+            raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        _core.FitRun.create(estimator.config(), os.fspath(tmp_path / "cut"), X, progress)
+    assert (tmp_path / "cut" / "checkpoints" / "last").is_dir()
+    assert len(metrics(tmp_path / "cut")) < 41
+    cli("fit", "--resume", tmp_path / "cut", "--quiet")
+    estimator.set_params(run_dir=tmp_path / "whole").fit(X)
+    assert (tmp_path / "cut" / "model.json").read_bytes() == (
+        tmp_path / "whole" / "model.json"
+    ).read_bytes()
+    assert metrics(tmp_path / "cut") == metrics(tmp_path / "whole")
