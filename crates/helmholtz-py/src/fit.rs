@@ -235,12 +235,7 @@ impl FitRun {
     /// `n` draws from the model, (n, d), in the data's own units, from `seed`, with the
     /// component of each draw (int64 (n,)) for a mixture, else None.
     #[pyo3(signature = (n, seed = 0))]
-    fn sample<'py>(
-        &self,
-        py: Python<'py>,
-        n: usize,
-        seed: u64,
-    ) -> PyResult<Draws<'py>> {
+    fn sample<'py>(&self, py: Python<'py>, n: usize, seed: u64) -> PyResult<Draws<'py>> {
         if n == 0 {
             return Err(PyValueError::new_err(
                 "n_samples = 0: give at least 1 sample",
