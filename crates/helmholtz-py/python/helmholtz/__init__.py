@@ -26,7 +26,7 @@ from helmholtz._core import (
 )
 from helmholtz import datasets
 from helmholtz.machine import HelmholtzMachine
-from helmholtz.runs import Run
+from helmholtz.runs import Run, resume, train
 
 __all__ = [
     "CheckpointError",
@@ -39,4 +39,6 @@ __all__ = [
     "Run",
     "__version__",
     "datasets",
+    "resume",
+    "train",
 ]

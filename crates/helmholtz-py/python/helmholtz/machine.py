@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, DensityMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from helmholtz import _core
@@ -37,7 +37,7 @@ def _toml(value: Any) -> str:
     return repr(float(value))
 
 
-class HelmholtzMachine(BaseEstimator):
+class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
     """A Helmholtz machine: a sigmoid belief net p(x, h₁, …, h_L) with a recognition net
     q(h | x), trained by reweighted wake-sleep (``"rws"``), wake-sleep (``"ws"``) or the
     bidirectional Helmholtz machine's rule (``"bihm"``), optionally with natural gradients
@@ -209,7 +209,7 @@ class HelmholtzMachine(BaseEstimator):
         how to binarize them) in a new run directory. Returns self."""
         self._check_params()
         X = validate_data(self, X, dtype=np.float32, order="C", reset=True)
-        self._check_range(X)
+        X = self._unit_interval(X)
         seed = self._seed()
         valid = None
         if self.validation_fraction is not None:
@@ -235,7 +235,7 @@ class HelmholtzMachine(BaseEstimator):
         first = not hasattr(self, "run_dir_")
         self._check_params()
         X = validate_data(self, X, dtype=np.float32, order="C", reset=first)
-        self._check_range(X)
+        X = self._unit_interval(X)
         if first:
             seed = self._seed()
             self._directory = RunDirectory(self.run_dir)
@@ -245,9 +245,12 @@ class HelmholtzMachine(BaseEstimator):
             )
         else:
             path = Path(self.run_dir_)
+            epoch = self._run.epoch
+            self._run.close()
+            self._run = None
             np.save(path / "data" / "train.npy", X)
             run = _core.HmRun.resume(
-                os.fspath(path), [f"train.epochs={self._run.epoch + 1}"]
+                os.fspath(path), [f"train.epochs={epoch + 1}"]
             )
         self._train(run)
         return self
@@ -267,28 +270,36 @@ class HelmholtzMachine(BaseEstimator):
         self.outcome_ = outcome
         self.params_ = dict(run.params())
 
-    def _check_range(self, X: np.ndarray) -> None:
-        if X.size and (X.min() < 0 or X.max() > 1):
+    def _unit_interval(self, X: np.ndarray) -> np.ndarray:
+        """``X``, which must hold values in [0, 1] (a ValueError says so otherwise)."""
+        if X.size and X.min() < 0:
+            raise ValueError(
+                f"Negative values in data passed to HelmholtzMachine (min {X.min():g}): it models "
+                "binary data; pass 0/1 data or grey values in [0, 1]"
+            )
+        if X.size and X.max() > 1:
             raise ValueError(
                 f"X holds values outside [0, 1] (min {X.min():g}, max {X.max():g}): a Helmholtz "
                 "machine models binary data; scale grey values to [0, 1] (they are binarized "
                 "as `binarize` says) or pass 0/1 data"
             )
+        return X
 
     # -- using the fit ---------------------------------------------------------------
 
     def _points(self, X) -> np.ndarray:
-        """``X`` validated, with grey values binarized as in training (fixed, seed 0 + the
-        random state) so that a model of binary data can score them."""
+        """``X`` validated, with grey values binarized (each value v becomes 1 with probability
+        v, from a stream named by the random state and the row's values, so a row is binarized
+        the same way in any batch) so that a model of binary data can score them."""
         check_is_fitted(self, "run_dir_")
         X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
-        self._check_range(X)
+        X = self._unit_interval(X)
         if not np.all((X == 0) | (X == 1)):
             if self.binarize == "none":
                 raise ValueError(
                     "X holds values other than 0 and 1 and binarize = 'none': pass binary data"
                 )
-            X = _core.binarize_fixed(X, self._seed())
+            X = _core.binarize_rows(X, self._seed())
         return X
 
     def score_samples(self, X, k: int | None = None) -> np.ndarray:
@@ -349,4 +360,5 @@ class HelmholtzMachine(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.positive_only = True
         tags.non_deterministic = False
+        tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
