@@ -4,7 +4,7 @@
 #   2. the Python package: a wheel built with maturin and installed with pip into a virtual
 #      environment (target/python-venv, or $HELMHOLTZ_VENV), then its pytest suite, which also
 #      runs the command-line binary that step 1 built.
-# Needs Rust and Python ≥ 3.11 with venv; pip fetches maturin, numpy, scikit-learn, pytest and
+# Needs Rust and Python ≥ 3.11 with venv; pip fetches maturin, numpy, scikit-learn, pytest, ray and
 # pandas from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ venv=${HELMHOLTZ_VENV:-target/python-venv}
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install -q --disable-pip-version-check "maturin>=1.16,<2" pytest pandas
+"$venv/bin/python" -m pip install -q --disable-pip-version-check "maturin>=1.16,<2" pytest pandas "ray>=2.40"
 
 rm -rf target/wheels
 "$venv/bin/maturin" build -q -m crates/helmholtz-py/Cargo.toml --out target/wheels

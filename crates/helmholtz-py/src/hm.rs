@@ -43,7 +43,7 @@ impl HmRun {
 /// Reports progress to a Python callable `progress(event, info)`; an exception the callable
 /// raises stops training as Ctrl-C does (the trainer finishes the batch and writes the
 /// checkpoint) and is raised after.
-struct PyObserver<'a> {
+pub(crate) struct PyObserver<'a> {
     progress: Option<&'a Py<PyAny>>,
     stop: &'a AtomicBool,
     /// The first Python exception raised during training (a signal, or the callback's own).
@@ -51,7 +51,21 @@ struct PyObserver<'a> {
     last_report: Instant,
 }
 
-impl PyObserver<'_> {
+impl<'a> PyObserver<'a> {
+    /// Reports to `progress`; stops with `stop` and keeps the first exception in `error`.
+    pub(crate) fn new(
+        progress: Option<&'a Py<PyAny>>,
+        stop: &'a AtomicBool,
+        error: &'a Mutex<Option<PyErr>>,
+    ) -> Self {
+        PyObserver {
+            progress,
+            stop,
+            error,
+            last_report: Instant::now(),
+        }
+    }
+
     fn call(&mut self, event: &str, info: serde_json::Value) {
         let Some(callback) = self.progress else {
             return;

@@ -27,6 +27,7 @@ from helmholtz._core import (
 from helmholtz import datasets
 from helmholtz.machine import HelmholtzMachine
 from helmholtz.runs import Run, resume, train
+from helmholtz.sweep import sweep
 
 __all__ = [
     "CheckpointError",
@@ -40,5 +41,6 @@ __all__ = [
     "__version__",
     "datasets",
     "resume",
+    "sweep",
     "train",
 ]
