@@ -120,10 +120,7 @@ fn an_mle_run_of_arrays_is_the_run_of_their_file_and_moves_with_its_data() {
     let err = run_mle_with_arrays(config.clone(), &refused, bad.as_ref(), None, quiet, &stop)
         .unwrap_err()
         .to_string();
-    assert!(
-        err.contains("the training array: row 4, column x2 is NaN"),
-        "{err}"
-    );
+    assert!(err.contains("data: row 4, column x2 is NaN"), "{err}");
     assert!(!refused.exists());
     let counts = MleConfig::parse(
         "name = \"c\"\n[data]\ntrain = \"x.csv\"\n[model]\nfamily = \"negative-binomial\"\n",
@@ -136,7 +133,7 @@ fn an_mle_run_of_arrays_is_the_run_of_their_file_and_moves_with_its_data() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("the training array: row 3, column x1: -1 is not a count"),
+        err.contains("data: row 3, column x1: -1 is not a count"),
         "{err}"
     );
     assert!(!refused.exists());

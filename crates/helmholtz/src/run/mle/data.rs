@@ -82,15 +82,15 @@ pub fn read_tables(config: &MleConfig) -> Result<RunTables> {
 
 /// The tables of a run whose data are arrays in memory rather than files (n × d, one
 /// observation per row; counts as whole numbers in one column), checked as files are: errors
-/// name them "the training array" and "the test array", rows counted from 1.
+/// name them `data` and `test` (the Python package's arguments), rows counted from 1.
 pub fn array_tables(
     config: &MleConfig,
     train: MatRef<'_, f64>,
     test: Option<MatRef<'_, f64>>,
 ) -> Result<RunTables> {
-    let train = Values::in_memory(train, Path::new("the training array"))?;
+    let train = Values::in_memory(train, Path::new("data"))?;
     let test = test
-        .map(|t| Values::in_memory(t, Path::new("the test array")))
+        .map(|t| Values::in_memory(t, Path::new("test")))
         .transpose()?;
     tables(config, train, test, Vec::new())
 }

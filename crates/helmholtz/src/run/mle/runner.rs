@@ -122,8 +122,7 @@ pub fn run_mle(
 
 /// Fits `config` to data given as arrays instead of files (the Python package's entry point):
 /// `train` (n × d, one observation per row; counts as whole numbers in one column) and `test`
-/// are checked as files are (errors name "the training array" and "the test array", rows
-/// counted from 1), then stored in the new run as `data/train.npy` and `data/test.npy`, which
+/// are checked as files are (errors name them `data` and `test`, rows counted from 1), then stored in the new run as `data/train.npy` and `data/test.npy`, which
 /// its `config.toml` names relative to the run. [`resume_mle`], [`eval_file`] and the command
 /// line (`helmholtz mle --resume`, `helmholtz eval`) read them from wherever the run is moved.
 /// The file options of `config.data` (header, delimiter, column) must be unset; its train and
