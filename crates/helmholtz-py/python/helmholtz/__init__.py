@@ -24,7 +24,7 @@ from helmholtz._core import (
     MemoryLimitError,
     __version__,
 )
-from helmholtz import datasets
+from helmholtz import datasets, sngd, vi
 from helmholtz.machine import HelmholtzMachine
 from helmholtz.runs import Run
 
@@ -39,4 +39,6 @@ __all__ = [
     "Run",
     "__version__",
     "datasets",
+    "sngd",
+    "vi",
 ]
