@@ -14,6 +14,7 @@ import pickle
 import shutil
 import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -228,12 +229,19 @@ def test_threads_do_not_change_the_fit():
 def test_ctrl_c_leaves_a_checkpoint_that_resumes_exactly(tmp_path):
     rng = np.random.default_rng(8)
     counts = rng.negative_binomial(5, 0.1, size=1000)
-    # A long fit interrupted after half a second: KeyboardInterrupt, and the checkpoint.
-    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
+    # A long fit interrupted once it has logged its first evaluation: KeyboardInterrupt, and
+    # the checkpoint.
+    def interrupt():
+        while not (tmp_path / "cut" / "metrics.jsonl").is_file():
+            time.sleep(0.01)
+        time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    watcher = threading.Thread(target=interrupt)
+    watcher.start()
     with pytest.raises(KeyboardInterrupt):
         sngd.fit(counts, family="negative-binomial", iterations=100_000, run_dir=tmp_path / "cut")
-    timer.join()
+    watcher.join()
     state = read(tmp_path / "cut" / "checkpoints" / "last", "state.json")["state"]
     done = state["step"]
     assert 0 < done < 100_000

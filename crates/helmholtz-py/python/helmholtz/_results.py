@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -142,11 +141,3 @@ def matrix(x: Any, name: str) -> np.ndarray:
             f"{name}: expected a 2-D array of shape (n_samples, n_features), got shape {array.shape}"
         )
     return finite_rows(np.ascontiguousarray(array, dtype=np.float64), name)
-
-
-def fspath(path: str | os.PathLike) -> str:
-    return os.fspath(Path(path))
-
-
-def keys_of(records: Iterable[dict]) -> list[str]:
-    return sorted({key for record in records for key in record})

@@ -104,7 +104,8 @@ class ViResult:
     test_log_predictive, test_accuracy : float or None
         The same on the held-out pair, when given.
     classes_ : numpy.ndarray
-        The label coding of ``y``: [0, 1] or [-1, 1].
+        The label coding of ``y``: [0, 1], or [-1, 1] when ``y`` was coded -1/+1 (known for
+        runs made from arrays, whose labels are stored in the run; other runs report [0, 1]).
     trace : Trace
         ``metrics.jsonl``: ``step``, ``seconds``, ``negative_elbo`` per evaluation.
     summary : dict
