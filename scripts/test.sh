@@ -29,4 +29,4 @@ rm -rf target/wheels
 
 # Run from outside the source tree so that the installed wheel, not python/helmholtz, is tested.
 cd target
-HELMHOLTZ_BIN="$PWD/debug/helmholtz" "../$venv/bin/python" -m pytest -q -p no:cacheprovider ../crates/helmholtz-py/tests
+HELMHOLTZ_CLI="$PWD/debug/helmholtz" "../$venv/bin/python" -m pytest -q -p no:cacheprovider ../crates/helmholtz-py/tests

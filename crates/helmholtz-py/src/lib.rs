@@ -9,14 +9,19 @@
 //!   `KeyboardInterrupt` after its checkpoint is written.
 //! * [`threads`]: every fit, evaluation and sampling runs with the GIL released, in a private
 //!   rayon pool of `n_threads` threads.
-//! * the runs ([`hm`]) and the data sets ([`datasets`]).
+//! * the runs ([`hm`]) and the data sets ([`datasets`]);
+//! * maximum-likelihood fits ([`mle`]), variational inference ([`vi`]) and SNGD on a Python
+//!   target ([`own_target`]).
 
 mod convert;
 mod datasets;
 mod errors;
 mod hm;
+mod mle;
+mod own_target;
 mod runs;
 mod threads;
+mod vi;
 
 use pyo3::prelude::*;
 
@@ -29,5 +34,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     datasets::register(m)?;
     runs::register(m)?;
     hm::register(m)?;
+    mle::register(m)?;
+    vi::register(m)?;
+    own_target::register(m)?;
     Ok(())
 }

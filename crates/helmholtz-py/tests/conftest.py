@@ -3,37 +3,17 @@ other) and small binary data."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-
-
-def cli_binary() -> Path:
-    """The `helmholtz` binary: $HELMHOLTZ_BIN, else the debug build of this checkout (built by
-    `cargo test` / `cargo build -p helmholtz-cli`), else `helmholtz` on PATH."""
-    given = os.environ.get("HELMHOLTZ_BIN")
-    if given:
-        return Path(given)
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    for profile in ("debug", "release"):
-        candidate = target / profile / "helmholtz"
-        if candidate.is_file():
-            return candidate
-    found = shutil.which("helmholtz")
-    if found:
-        return Path(found)
-    pytest.fail("no helmholtz binary: build it with `cargo build -p helmholtz-cli` or set HELMHOLTZ_BIN")
+import cli_binary
 
 
 @pytest.fixture(scope="session")
 def cli():
-    binary = cli_binary()
+    binary = cli_binary.cli()
 
     def run(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
         result = subprocess.run(

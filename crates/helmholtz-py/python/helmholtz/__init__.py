@@ -24,7 +24,7 @@ from helmholtz._core import (
     MemoryLimitError,
     __version__,
 )
-from helmholtz import datasets
+from helmholtz import datasets, sngd, vi
 from helmholtz.machine import HelmholtzMachine
 from helmholtz.runs import Run, resume, train
 from helmholtz.sweep import sweep
@@ -41,6 +41,8 @@ __all__ = [
     "__version__",
     "datasets",
     "resume",
+    "sngd",
     "sweep",
     "train",
+    "vi",
 ]

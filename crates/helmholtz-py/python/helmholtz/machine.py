@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin, TransformerMixin
@@ -17,24 +16,11 @@ from helmholtz._base import (
     progress_callback,
     unpack_directory,
 )
+from helmholtz._results import toml_value
 
 _ALGORITHMS = ("rws", "ws", "bihm")
 _BINARIZE = ("none", "fixed", "dynamic")
 _OPTIMIZERS = ("adam", "sgd")
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    return repr(float(value))
 
 
 class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
@@ -180,20 +166,20 @@ class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
             f"seed = {seed}",
             "[data]",
             'source = "npy"',
-            f"binarize = {_toml(self.binarize)}",
+            f"binarize = {toml_value(self.binarize)}",
             f"binarize_seed = {seed}",
             "[model]",
-            f"hidden = {_toml([int(h) for h in self.hidden])}",
-            f"init = {_toml(self.init)}",
-            f"bias = {_toml(self.bias)}",
+            f"hidden = {toml_value([int(h) for h in self.hidden])}",
+            f"init = {toml_value(self.init)}",
+            f"bias = {toml_value(self.bias)}",
             "[train]",
-            *[f"{key} = {_toml(value)}" for key, value in train.items()],
+            *[f"{key} = {toml_value(value)}" for key, value in train.items()],
         ]
         if self.natural is not None:
-            lines.append(f"natural = {_toml(dict(self.natural))}")
+            lines.append(f"natural = {toml_value(dict(self.natural))}")
         lines += [
             "[optimizer]",
-            f"lr = {_toml(self.learning_rate)}",
+            f"lr = {toml_value(self.learning_rate)}",
             f'rule = {{ kind = "{self.optimizer}" }}',
         ]
         if validating:

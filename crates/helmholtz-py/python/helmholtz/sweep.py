@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from helmholtz import _core
+from helmholtz._results import toml_value
 
 #: The final metrics a row of the table carries, where the run's summary has them.
 SUMMARY_KEYS = (
@@ -31,16 +32,6 @@ SUMMARY_KEYS = (
     "elbo",
     "gap",
 )
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return repr(value)
 
 
 def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -110,7 +101,7 @@ def sweep(
     points = grid_points(grid)
     jobs = []
     for i, point in enumerate(points):
-        overrides = [f"{key}={_toml_value(value)}" for key, value in point.items()]
+        overrides = [f"{key}={toml_value(value)}" for key, value in point.items()]
         jobs.append((text, os.fspath(path.resolve()), os.fspath((out / f"point-{i}").resolve()), overrides, n_threads))
 
     if backend == "ray":
