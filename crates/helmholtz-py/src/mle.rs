@@ -7,48 +7,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use faer::MatRef;
-use helmholtz::run::mle::{
-    MleConfig, MleOutcome, eval_values, resume_mle, run_mle_with_arrays, sample_run,
-};
+use helmholtz::run::mle::{MleConfig, eval_values, resume_mle, run_mle_with_arrays, sample_run};
 use numpy::{PyArray2, ToPyArray};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::convert::points;
 use crate::errors::IntoPy;
-use crate::hm::json_to_py;
+use crate::runs::{finished, report};
 use crate::threads::{detached, detached_until_signal};
-
-/// Lines of a run's log, sent to `progress("message", {"text": line})`.
-pub fn report<'a>(progress: Option<&'a Py<PyAny>>) -> impl FnMut(&str) + 'a {
-    move |line: &str| {
-        if let Some(callback) = progress {
-            Python::attach(|py| {
-                let info = serde_json::json!({ "text": line });
-                // A failing progress callback does not stop the fit.
-                if let Ok(info) = json_to_py(py, &info) {
-                    let _ = callback.call1(py, ("message", info));
-                }
-            });
-        }
-    }
-}
-
-/// The outcome of a run as Python: its summary (as `summary.json`), or KeyboardInterrupt after
-/// a Ctrl-C (the run's checkpoint is written, and `resume` continues it).
-fn finished<'py>(
-    py: Python<'py>,
-    result: helmholtz::Result<MleOutcome>,
-    signal: Option<PyErr>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let outcome = result.py_err()?;
-    if let Some(signal) = signal {
-        return Err(signal);
-    }
-    let summary = serde_json::to_value(&outcome.summary)
-        .map_err(|e| crate::errors::internal(e.to_string()))?;
-    json_to_py(py, &summary)
-}
 
 /// A new mle run in `dir` from a config's TOML text (its data paths are replaced) on the
 /// observations `train` (and `test`): (n, d) float64 arrays, one observation per row (counts
@@ -75,7 +42,7 @@ fn mle_fit<'py>(
     let (result, signal) = detached_until_signal(py, n_threads, &stop, || {
         run_mle_with_arrays(config, &dir, train, test, report(progress.as_ref()), &stop)
     })?;
-    finished(py, result, signal)
+    finished(py, result.map(|outcome| outcome.summary), signal)
 }
 
 /// Continues the mle run in `dir` (made here or by `helmholtz mle`) from its last checkpoint,
@@ -93,7 +60,7 @@ fn mle_resume<'py>(
     let (result, signal) = detached_until_signal(py, n_threads, &stop, || {
         resume_mle(&dir, &overrides, report(progress.as_ref()), &stop)
     })?;
-    finished(py, result, signal)
+    finished(py, result.map(|outcome| outcome.summary), signal)
 }
 
 /// The mean and total NLL (nats, in the data's units) of the rows of `x` ((n, d) float64, as

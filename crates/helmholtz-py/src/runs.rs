@@ -8,8 +8,8 @@ use pyo3::types::PyDict;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
-use crate::errors::IntoPy;
-use crate::hm::PyObserver;
+use crate::errors::{IntoPy, internal};
+use crate::hm::{PyObserver, json_to_py};
 use crate::threads::detached_until_signal;
 use helmholtz::run::Observer;
 
@@ -49,6 +49,37 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(config_command, m)?)?;
     m.add_function(wrap_pyfunction!(run_config, m)?)?;
     Ok(())
+}
+
+/// Lines of a run's log, sent to `progress("message", {"text": line})`; a failing callback
+/// does not stop the run.
+pub fn report<'a>(progress: Option<&'a Py<PyAny>>) -> impl FnMut(&str) + 'a {
+    move |line: &str| {
+        if let Some(callback) = progress {
+            Python::attach(|py| {
+                let info = serde_json::json!({ "text": line });
+                if let Ok(info) = json_to_py(py, &info) {
+                    let _ = callback.call1(py, ("message", info));
+                }
+            });
+        }
+    }
+}
+
+/// A finished run's summary as Python (as its `summary.json`), or the exception of the signal
+/// that stopped it (KeyboardInterrupt after Ctrl-C: the checkpoint is written and a resume
+/// continues it).
+pub fn finished<'py, S: serde::Serialize>(
+    py: Python<'py>,
+    summary: helmholtz::Result<S>,
+    signal: Option<PyErr>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let summary = summary.py_err()?;
+    if let Some(signal) = signal {
+        return Err(signal);
+    }
+    let summary = serde_json::to_value(&summary).map_err(|e| internal(e.to_string()))?;
+    json_to_py(py, &summary)
 }
 
 /// The command a config's TOML text is meant for ("train", "fit", "mle", "vi", "sparse"), as

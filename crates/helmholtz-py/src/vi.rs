@@ -6,32 +6,15 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use helmholtz::run::vi::{
-    ViConfig, ViOutcome, predict_run, resume_vi, run_vi_with_arrays, sample_run,
-};
+use helmholtz::run::vi::{ViConfig, predict_run, resume_vi, run_vi_with_arrays, sample_run};
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, ToPyArray};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::convert::points;
 use crate::errors::{IntoPy, internal};
-use crate::hm::json_to_py;
-use crate::mle::report;
+use crate::runs::{finished, report};
 use crate::threads::{detached, detached_until_signal};
-
-/// The summary of a vi run as Python (`summary.json`), or KeyboardInterrupt after a Ctrl-C.
-fn finished<'py>(
-    py: Python<'py>,
-    result: helmholtz::Result<ViOutcome>,
-    signal: Option<PyErr>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let outcome = result.py_err()?;
-    if let Some(signal) = signal {
-        return Err(signal);
-    }
-    let summary = serde_json::to_value(&outcome.summary).map_err(|e| internal(e.to_string()))?;
-    json_to_py(py, &summary)
-}
 
 /// A 1-D float64 array of labels, `name` in errors.
 fn labels<'py>(y: &Bound<'py, PyAny>, name: &str) -> PyResult<PyReadonlyArray1<'py, f64>> {
@@ -97,7 +80,7 @@ fn vi_fit<'py>(
             &stop,
         )
     })?;
-    finished(py, result, signal)
+    finished(py, result.map(|outcome| outcome.summary), signal)
 }
 
 /// Continues the vi run in `dir` from its last checkpoint with `overrides` such as
@@ -115,7 +98,7 @@ fn vi_resume<'py>(
     let (result, signal) = detached_until_signal(py, n_threads, &stop, || {
         resume_vi(&dir, &overrides, report(progress.as_ref()), &stop)
     })?;
-    finished(py, result, signal)
+    finished(py, result.map(|outcome| outcome.summary), signal)
 }
 
 /// `n` draws of the posterior of the vi run in `dir` from `seed`: a float64 array (n, weights),

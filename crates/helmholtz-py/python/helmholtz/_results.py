@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from helmholtz._base import RunDirectory, pack_directory, unpack_directory
 from helmholtz._core import ConfigError, DataError
 
 
@@ -143,3 +145,32 @@ def matrix(x: Any, name: str) -> np.ndarray:
             f"{name}: expected a 2-D array of shape (n_samples, n_features), got shape {array.shape}"
         )
     return finite_rows(np.ascontiguousarray(array, dtype=np.float64), name)
+
+
+class RunResult:
+    """A finished run read from its directory: ``run_dir``, and a temporary directory the
+    result owns (removed with it) when the run was made without one. ``_load`` reads the run;
+    pickling packs an owned directory into the pickle and unpacks it into a fresh one, and
+    keeps a given directory's path."""
+
+    def __init__(self, run_dir: str | os.PathLike, _directory: RunDirectory | None = None):
+        self._directory = _directory
+        self.run_dir = Path(run_dir)
+        self._load()
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict:
+        if self._directory is not None and self._directory.owned:
+            return {"archive": pack_directory(self.run_dir)}
+        return {"run_dir": os.fspath(self.run_dir)}
+
+    def __setstate__(self, state: dict) -> None:
+        if "archive" in state:
+            self._directory = unpack_directory(state["archive"])
+            self.run_dir = self._directory.path
+        else:
+            self._directory = None
+            self.run_dir = Path(state["run_dir"])
+        self._load()

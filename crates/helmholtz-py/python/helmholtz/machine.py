@@ -16,7 +16,7 @@ from helmholtz._base import (
     progress_callback,
     unpack_directory,
 )
-from helmholtz._results import toml_value
+from helmholtz._results import choice, config_text
 
 _ALGORITHMS = ("rws", "ws", "bihm")
 _BINARIZE = ("none", "fixed", "dynamic")
@@ -70,6 +70,9 @@ class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
     Attributes
     ----------
     run_dir_ : pathlib.Path
+    seed_ : int
+        The seed the fit drew from (``random_state``, or a fresh one when it is None); scores,
+        samples and posterior means draw from it too.
     sizes_ : list of int
         Layer sizes, data first.
     n_features_in_ : int
@@ -126,16 +129,9 @@ class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
     # -- configuration ---------------------------------------------------------------
 
     def _check_params(self) -> None:
-        for name, accepted in [
-            ("algorithm", _ALGORITHMS),
-            ("binarize", _BINARIZE),
-            ("optimizer", _OPTIMIZERS),
-        ]:
-            value = getattr(self, name)
-            if value not in accepted:
-                raise ValueError(
-                    f"{name} = {value!r}; accepted: {', '.join(map(repr, accepted))}"
-                )
+        choice(self.algorithm, "algorithm", _ALGORITHMS)
+        choice(self.binarize, "binarize", _BINARIZE)
+        choice(self.optimizer, "optimizer", _OPTIMIZERS)
         hidden = list(self.hidden) if self.hidden is not None else []
         if not hidden or any(int(h) != h or h < 1 for h in hidden):
             raise ValueError(f"hidden = {self.hidden!r}: give one or more layer sizes ≥ 1")
@@ -160,33 +156,21 @@ class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
             "batch_size": self.batch_size,
             "epochs": epochs,
             "wake_fraction": self.wake_fraction,
+            "natural": dict(self.natural) if self.natural is not None else None,
         }
-        lines = [
-            'name = "estimator"',
-            f"seed = {seed}",
-            "[data]",
-            'source = "npy"',
-            f"binarize = {toml_value(self.binarize)}",
-            f"binarize_seed = {seed}",
-            "[model]",
-            f"hidden = {toml_value([int(h) for h in self.hidden])}",
-            f"init = {toml_value(self.init)}",
-            f"bias = {toml_value(self.bias)}",
-            "[train]",
-            *[f"{key} = {toml_value(value)}" for key, value in train.items()],
-        ]
-        if self.natural is not None:
-            lines.append(f"natural = {toml_value(dict(self.natural))}")
-        lines += [
-            "[optimizer]",
-            f"lr = {toml_value(self.learning_rate)}",
-            f'rule = {{ kind = "{self.optimizer}" }}',
-        ]
+        sections = {
+            "data": {"source": "npy", "binarize": self.binarize, "binarize_seed": seed},
+            "model": {"hidden": [int(h) for h in self.hidden], "init": self.init, "bias": self.bias},
+            "train": train,
+            "optimizer": {"lr": self.learning_rate, "rule": {"kind": self.optimizer}},
+        }
         if validating:
-            lines += ["[eval]", f"every = {int(self.eval_every)}", f"k = {int(self.eval_k)}"]
-            if self.patience is not None:
-                lines.append(f"patience = {int(self.patience)}")
-        return "\n".join(lines) + "\n"
+            sections["eval"] = {
+                "every": int(self.eval_every),
+                "k": int(self.eval_k),
+                "patience": None if self.patience is None else int(self.patience),
+            }
+        return config_text({"name": "estimator", "seed": seed}, sections)
 
     # -- fitting ---------------------------------------------------------------------
 
@@ -197,6 +181,7 @@ class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float32, order="C", reset=True)
         X = self._unit_interval(X)
         seed = self._seed()
+        self.seed_ = seed
         valid = None
         if self.validation_fraction is not None:
             order = np.random.default_rng(seed).permutation(len(X))
@@ -224,6 +209,7 @@ class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
         X = self._unit_interval(X)
         if first:
             seed = self._seed()
+            self.seed_ = seed
             self._directory = RunDirectory(self.run_dir)
             config = self._config(seed, False, 1)
             run = _core.HmRun.create(
@@ -285,7 +271,7 @@ class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
                 raise ValueError(
                     "X holds values other than 0 and 1 and binarize = 'none': pass binary data"
                 )
-            X = _core.binarize_rows(X, self._seed())
+            X = _core.binarize_rows(X, self.seed_)
         return X
 
     def score_samples(self, X, k: int | None = None) -> np.ndarray:
@@ -293,7 +279,7 @@ class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
         (default ``eval_k``). The draws of a row depend on its values only: a row gets the same
         estimate in any batch."""
         X = self._points(X)
-        return self._run.score_samples(X, int(k or self.eval_k), self._seed(), self.n_threads)
+        return self._run.score_samples(X, int(k or self.eval_k), self.seed_, self.n_threads)
 
     def score(self, X, y=None, k: int | None = None) -> float:
         """The mean log-likelihood per row (nats; higher is better), by importance sampling."""
@@ -308,14 +294,14 @@ class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
     def sample(self, n_samples: int = 1, random_state: int | None = None) -> np.ndarray:
         """``n_samples`` binary draws x ~ p(x), float32 (n_samples, n_features)."""
         check_is_fitted(self, "run_dir_")
-        seed = self._seed() if random_state is None else int(random_state)
+        seed = self.seed_ if random_state is None else int(random_state)
         return self._run.sample(int(n_samples), seed)
 
     def transform(self, X, layer: int = 1, k: int = 100) -> np.ndarray:
         """Posterior means E_q[h_layer | x] of each row (exact for layer 1; an average of ``k``
         draws from q for deeper layers)."""
         X = self._points(X)
-        return self._run.transform(X, int(layer), int(k), self._seed(), self.n_threads)
+        return self._run.transform(X, int(layer), int(k), self.seed_, self.n_threads)
 
     def entropy_sum(self, X, samples: int = 100) -> dict:
         """The ELBO of the rows of ``X`` and its entropy decomposition (``posterior``,

@@ -27,9 +27,10 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from helmholtz import _core
-from helmholtz._base import RunDirectory, pack_directory, unpack_directory
+from helmholtz._base import RunDirectory
 from helmholtz._core import ConfigError, DataError
 from helmholtz._results import (
+    RunResult,
     Trace,
     choice,
     config_text,
@@ -96,7 +97,7 @@ def _reporter(verbose: int) -> Callable | None:
     return report
 
 
-class SngdResult:
+class SngdResult(RunResult):
     """A maximum-likelihood fit: the run directory of ``helmholtz mle`` and what it holds.
 
     Attributes
@@ -127,11 +128,6 @@ class SngdResult:
     config : dict
         The resolved config.
     """
-
-    def __init__(self, run_dir: str | os.PathLike, _directory: RunDirectory | None = None):
-        self._directory = _directory
-        self.run_dir = Path(run_dir)
-        self._load()
 
     def _load(self) -> None:
         import tomllib
@@ -189,20 +185,6 @@ class SngdResult:
             f"SngdResult(family={self.family!r}, method={self.method!r}, steps={self.steps}, "
             f"train_nll={self.train_nll:.6f}{test}, run_dir={os.fspath(self.run_dir)!r})"
         )
-
-    def __getstate__(self) -> dict:
-        if self._directory is not None and self._directory.owned:
-            return {"archive": pack_directory(self.run_dir)}
-        return {"run_dir": os.fspath(self.run_dir)}
-
-    def __setstate__(self, state: dict) -> None:
-        if "archive" in state:
-            self._directory = unpack_directory(state["archive"])
-            self.run_dir = self._directory.path
-        else:
-            self._directory = None
-            self.run_dir = Path(state["run_dir"])
-        self._load()
 
 
 def fit(

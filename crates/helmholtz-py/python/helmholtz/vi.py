@@ -26,9 +26,10 @@ from typing import Any, Callable
 import numpy as np
 
 from helmholtz import _core
-from helmholtz._base import RunDirectory, pack_directory, unpack_directory
+from helmholtz._base import RunDirectory
 from helmholtz._core import ConfigError, DataError
 from helmholtz._results import (
+    RunResult,
     Trace,
     choice,
     config_text,
@@ -72,7 +73,7 @@ def _reporter(verbose: int) -> Callable | None:
     return report
 
 
-class ViResult:
+class ViResult(RunResult):
     """A fitted posterior q(w): the run directory of ``helmholtz vi`` and what it holds.
 
     Attributes
@@ -111,11 +112,6 @@ class ViResult:
     summary : dict
     config : dict
     """
-
-    def __init__(self, run_dir: str | os.PathLike, _directory: RunDirectory | None = None):
-        self._directory = _directory
-        self.run_dir = Path(run_dir)
-        self._load()
 
     def _load(self) -> None:
         import tomllib
@@ -196,20 +192,6 @@ class ViResult:
             f"negative_elbo={self.negative_elbo:.4f} ± {self.negative_elbo_se:.4f}, "
             f"run_dir={os.fspath(self.run_dir)!r})"
         )
-
-    def __getstate__(self) -> dict:
-        if self._directory is not None and self._directory.owned:
-            return {"archive": pack_directory(self.run_dir)}
-        return {"run_dir": os.fspath(self.run_dir)}
-
-    def __setstate__(self, state: dict) -> None:
-        if "archive" in state:
-            self._directory = unpack_directory(state["archive"])
-            self.run_dir = self._directory.path
-        else:
-            self._directory = None
-            self.run_dir = Path(state["run_dir"])
-        self._load()
 
 
 def logistic_regression(

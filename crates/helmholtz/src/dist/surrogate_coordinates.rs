@@ -85,14 +85,10 @@ impl Surrogated for GaussianCoordinates {
         point: &Gaussians,
         lambda: &[f64],
     ) -> Result<Self> {
-        if surrogate.components != 1 {
-            return Err(Error::Config(
-                "GaussianCoordinates take a single Gaussian surrogate".into(),
-            ));
-        }
+        let (mean, covariance) = surrogate.single_gaussian(point, "GaussianCoordinates")?;
         Ok(GaussianCoordinates {
-            mean: point.means[0].clone(),
-            covariance: point.covariances[0].clone(),
+            mean: mean.to_vec(),
+            covariance: covariance.clone(),
             lambda: lambda.to_vec(),
         })
     }
