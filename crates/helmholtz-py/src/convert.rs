@@ -4,7 +4,7 @@
 //! any other dtype or memory order is copied once by `numpy.ascontiguousarray`. A wrong number
 //! of dimensions or an empty axis is a `ValueError` that says what was expected.
 
-use faer::{Mat, MatRef};
+use faer::MatRef;
 use numpy::{
     Element, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods, ToPyArray,
 };
@@ -109,11 +109,6 @@ pub fn columns_to_numpy<'py, T: Element + Copy>(
     let (d, n) = (x.nrows(), x.ncols());
     let rows = numpy::ndarray::Array2::from_shape_fn((n, d), |(i, j)| x[(j, i)]);
     rows.to_pyarray(py)
-}
-
-/// An owned copy of a view.
-pub fn owned<T: Copy>(x: MatRef<'_, T>) -> Mat<T> {
-    Mat::from_fn(x.nrows(), x.ncols(), |i, j| x[(i, j)])
 }
 
 /// The address of the first value the library reads from `x` as float32 points: the array's

@@ -111,7 +111,7 @@ impl FitRun {
     /// `x` (n, d) as the model sees it (D × n).
     fn prepared(&self, x: &Bound<'_, PyAny>) -> PyResult<Mat<f64>> {
         let points = points::<f64>(x, "X", "float64")?;
-        let raw = crate::convert::owned(points.columns());
+        let raw = points.columns().to_owned();
         self.fit.prepare(raw, "X").py_err()
     }
 }

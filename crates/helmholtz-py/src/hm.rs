@@ -18,7 +18,7 @@ use pyo3::types::PyDict;
 use crate::convert::points;
 use crate::errors::{DivergedError, IntoPy, internal};
 use crate::runs::tensor_to_numpy;
-use crate::threads::detached;
+use crate::threads::{detached, detached_until_signal};
 
 /// A Helmholtz-machine run bound to its directory (locked while open).
 #[pyclass(module = "helmholtz._core", name = "HmRun")]
@@ -40,9 +40,10 @@ impl HmRun {
     }
 }
 
-/// Reports progress to a Python callable `progress(event, info)` and turns Ctrl-C (checked
-/// between steps) into a stop: the trainer finishes the batch and writes the checkpoint.
-struct PyObserver<'a> {
+/// Reports progress to a Python callable `progress(event, info)`; an exception the callable
+/// raises stops training as Ctrl-C does (the trainer finishes the batch and writes the
+/// checkpoint) and is raised after.
+pub(crate) struct PyObserver<'a> {
     progress: Option<&'a Py<PyAny>>,
     stop: &'a AtomicBool,
     /// The first Python exception raised during training (a signal, or the callback's own).
@@ -50,7 +51,21 @@ struct PyObserver<'a> {
     last_report: Instant,
 }
 
-impl PyObserver<'_> {
+impl<'a> PyObserver<'a> {
+    /// Reports to `progress`; stops with `stop` and keeps the first exception in `error`.
+    pub(crate) fn new(
+        progress: Option<&'a Py<PyAny>>,
+        stop: &'a AtomicBool,
+        error: &'a Mutex<Option<PyErr>>,
+    ) -> Self {
+        PyObserver {
+            progress,
+            stop,
+            error,
+            last_report: Instant::now(),
+        }
+    }
+
     fn call(&mut self, event: &str, info: serde_json::Value) {
         let Some(callback) = self.progress else {
             return;
@@ -70,12 +85,6 @@ impl PyObserver<'_> {
         }
         self.stop.store(true, Ordering::SeqCst);
     }
-
-    fn check_signals(&mut self) {
-        if let Err(error) = Python::attach(|py| py.check_signals()) {
-            self.fail(error);
-        }
-    }
 }
 
 impl Observer<HelmholtzMachine> for PyObserver<'_> {
@@ -87,7 +96,6 @@ impl Observer<HelmholtzMachine> for PyObserver<'_> {
     }
 
     fn on_step(&mut self, record: &StepRecord, _: &TrainState) -> helmholtz::run::Control {
-        self.check_signals();
         if self.last_report.elapsed() >= Duration::from_millis(100)
             || record.batch + 1 == record.n_batches
         {
@@ -217,7 +225,7 @@ impl HmRun {
         let run = self.run_mut()?;
         let stop = AtomicBool::new(false);
         let error = Mutex::new(None);
-        let result = detached(py, n_threads, || {
+        let (result, signal) = detached_until_signal(py, n_threads, &stop, || {
             let mut observer = PyObserver {
                 progress: progress.as_ref(),
                 stop: &stop,
@@ -231,10 +239,10 @@ impl HmRun {
             let nll = run.finish(&outcome, stepped, &mut |line| observer.message(line))?;
             Ok::<_, helmholtz::Error>((outcome, nll))
         })?;
-        if let Some(error) = error
+        let raised = error
             .into_inner()
-            .expect("the error slot is never poisoned")
-        {
+            .expect("the error slot is never poisoned");
+        if let Some(error) = signal.or(raised) {
             // The checkpoint is written: a resume continues from it.
             result.py_err()?;
             return Err(error);
@@ -313,7 +321,8 @@ impl HmRun {
     }
 
     /// The posterior means E_q[h_layer | x] of each row of `x` (layer 1 … L): exact for the
-    /// first layer, an average of `k` draws from q for deeper ones.
+    /// first layer, an average of `k` draws from q for deeper ones (the draws of a row depend
+    /// on (seed, its values) only).
     #[pyo3(signature = (x, layer = 1, k = 100, seed = 0, n_threads = None))]
     fn transform<'py>(
         &self,
@@ -369,6 +378,7 @@ impl HmRun {
         .py_err()?;
         let mut value = serde_json::to_value(&sum).map_err(|e| internal(e.to_string()))?;
         value["gap"] = serde_json::json!(sum.gap());
+        value["intermediate"] = serde_json::json!(sum.intermediate);
         let violation = run.conditions().violation();
         value["identity_applies"] = serde_json::json!(violation.is_none());
         value["why"] = serde_json::json!(violation.unwrap_or_else(|| {
@@ -439,19 +449,40 @@ fn row_id(row: &[f32]) -> usize {
     (hash >> 16) as usize
 }
 
-/// The rows of `x` binarised once with `seed` (each value v becomes 1 with probability v), as
-/// a run with `binarize = "fixed"` binarises its data.
+/// The rows of `x` binarised with `seed`: each value v becomes 1 with probability v, from a
+/// stream named by (seed, the row's values), so that a row is binarised the same way in any
+/// batch.
 #[pyfunction]
-fn binarize_fixed<'py>(
+fn binarize_rows<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
     seed: u64,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let points = points::<f32>(x, "X", "float32")?;
-    let set = helmholtz::data::Dataset::new(crate::convert::owned(points.columns()));
-    set.check_finite().py_err()?;
-    let binary = py.detach(|| helmholtz::data::binarize_fixed(&set, seed));
-    Ok(crate::convert::columns_to_numpy(py, binary.x.as_ref()))
+    let (d, n) = (points.d(), points.n());
+    if let Some(v) = points.slice().iter().find(|v| !v.is_finite()) {
+        return Err(crate::errors::DataError::new_err(format!(
+            "X holds the non-finite value {v}"
+        )));
+    }
+    let slice = points.slice();
+    let binary: Vec<f32> = py.detach(|| {
+        slice
+            .chunks(d)
+            .flat_map(|row| {
+                let mut rng = Stream::new(seed, &[ids::BINARIZE, row_id(row) as u64]);
+                let mut uniforms = vec![0.0f32; d];
+                rng.fill_uniform_f32(&mut uniforms);
+                row.iter()
+                    .zip(uniforms)
+                    .map(|(&v, u)| if u < v { 1.0 } else { 0.0 })
+                    .collect::<Vec<f32>>()
+            })
+            .collect()
+    });
+    let rows = numpy::ndarray::Array2::from_shape_vec((n, d), binary)
+        .map_err(|e| internal(e.to_string()))?;
+    Ok(rows.to_pyarray(py))
 }
 
 fn check_dim(model: &HelmholtzMachine, d: usize) -> PyResult<()> {
@@ -465,7 +496,8 @@ fn check_dim(model: &HelmholtzMachine, d: usize) -> PyResult<()> {
 }
 
 /// E_q[h_layer | x] for each of the n points (columns of `x`), rows of `sizes[layer]` values:
-/// σ of the first recognition layer's preactivation for layer 1, else the mean of `k` draws.
+/// σ of the first recognition layer's preactivation for layer 1, else the mean of `k` draws
+/// from a stream named by (seed, the point's values).
 fn posterior_means(
     model: &HelmholtzMachine,
     x: &[f32],
@@ -482,7 +514,7 @@ fn posterior_means(
         || (Pass::new(&model.sizes, k), vec![0.0f32; model.sizes[1]]),
         |(pass, q0), (i, row)| {
             let point = &x[i * d..(i + 1) * d];
-            let mut rng = Stream::new(seed, &[ids::EVAL, i as u64]);
+            let mut rng = Stream::new(seed, &[ids::EVAL, row_id(point) as u64]);
             model.wake(point, 1, k, q0, pass, &mut rng);
             if layer == 1 {
                 for (value, a) in row.iter_mut().zip(q0.iter()) {
@@ -502,6 +534,6 @@ fn posterior_means(
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<HmRun>()?;
-    m.add_function(wrap_pyfunction!(binarize_fixed, m)?)?;
+    m.add_function(wrap_pyfunction!(binarize_rows, m)?)?;
     Ok(())
 }

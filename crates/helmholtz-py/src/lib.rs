@@ -9,16 +9,22 @@
 //!   `KeyboardInterrupt` after its checkpoint is written.
 //! * [`threads`]: every fit, evaluation and sampling runs with the GIL released, in a private
 //!   rayon pool of `n_threads` threads.
-//! * the runs ([`hm`], [`fit`], [`sparse`]) and the data sets ([`datasets`]).
+//! * the runs ([`hm`]) and the data sets ([`datasets`]);
+//! * entropy-sum fits ([`fit`]) and sparse coding ([`sparse`]);
+//! * maximum-likelihood fits ([`mle`]), variational inference ([`vi`]) and SNGD on a Python
+//!   target ([`own_target`]).
 
 mod convert;
 mod datasets;
 mod errors;
 mod fit;
 mod hm;
+mod mle;
+mod own_target;
 mod runs;
 mod sparse;
 mod threads;
+mod vi;
 
 use pyo3::prelude::*;
 
@@ -33,5 +39,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     hm::register(m)?;
     fit::register(m)?;
     sparse::register(m)?;
+    mle::register(m)?;
+    vi::register(m)?;
+    own_target::register(m)?;
     Ok(())
 }

@@ -18,7 +18,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::convert::{owned, points};
+use crate::convert::points;
 use crate::errors::IntoPy;
 use crate::threads::detached;
 
@@ -115,7 +115,7 @@ impl SparseRun {
                 self.model.dim()
             )));
         }
-        let raw = owned(points.columns());
+        let raw = points.columns().to_owned();
         let (q, values) = detached(py, n_threads, || {
             let x = self.model.whiten(raw.as_ref())?;
             self.model.posteriors(x.as_ref())
@@ -250,8 +250,8 @@ fn match_fields(learned: &Bound<'_, PyAny>, truth: &Bound<'_, PyAny>) -> PyResul
         )));
     }
     Ok(helmholtz::data::synthetic::match_fields(
-        owned(learned.columns()).as_ref(),
-        owned(truth.columns()).as_ref(),
+        learned.columns(),
+        truth.columns(),
     ))
 }
 

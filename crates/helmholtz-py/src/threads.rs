@@ -2,7 +2,9 @@
 //! number of cores). The library's results do not depend on the number of threads.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use pyo3::prelude::*;
 use rayon::ThreadPool;
@@ -38,7 +40,50 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    let n = match n_threads {
+    let pool = pool(threads(n_threads)?)?;
+    Ok(py.detach(|| pool.install(work)))
+}
+
+/// [`detached`] for long work that stops on request: while `work` runs in the pool, the
+/// calling (main) thread checks for signals every 20 ms (Python runs its signal handlers, such
+/// as Ctrl-C's KeyboardInterrupt, only there); a raised exception sets `stop`, `work` is
+/// expected to finish soon after (writing its checkpoint), and the exception is returned
+/// beside its result.
+pub fn detached_until_signal<T, F>(
+    py: Python<'_>,
+    n_threads: Option<usize>,
+    stop: &AtomicBool,
+    work: F,
+) -> PyResult<(T, Option<PyErr>)>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    let pool = pool(threads(n_threads)?)?;
+    Ok(py.detach(|| {
+        std::thread::scope(|scope| {
+            let worker = scope.spawn(|| pool.install(work));
+            let mut raised = None;
+            while !worker.is_finished() {
+                std::thread::sleep(Duration::from_millis(20));
+                if raised.is_none()
+                    && let Err(error) = Python::attach(|py| py.check_signals())
+                {
+                    raised = Some(error);
+                    stop.store(true, Ordering::SeqCst);
+                }
+            }
+            let result = worker
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (result, raised)
+        })
+    }))
+}
+
+/// The number of threads `n_threads` asks for (None: one per core).
+fn threads(n_threads: Option<usize>) -> PyResult<usize> {
+    Ok(match n_threads {
         Some(0) => {
             return Err(pyo3::exceptions::PyValueError::new_err(
                 "n_threads = 0: give at least 1, or None for one thread per core",
@@ -46,7 +91,5 @@ where
         }
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    let pool = pool(n)?;
-    Ok(py.detach(|| pool.install(work)))
+    })
 }

@@ -10,7 +10,6 @@ import os
 import pickle
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,9 @@ import sklearn.decomposition
 import sklearn.mixture
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from cli_binary import json_lines, without_timings
+from cli_binary import run_cli as cli
 
 import helmholtz
 from helmholtz import _core
@@ -30,44 +32,10 @@ from helmholtz import (
     GaussianVAE,
 )
 
-REPO = Path(__file__).resolve().parents[3]
-TIMINGS = {"fit_s", "epoch_s", "points_per_s", "seconds", "train_s"}
-
-
-def cli_binary() -> Path:
-    """The `helmholtz` binary: $HELMHOLTZ_BIN, else the debug or release build of this checkout
-    (under $CARGO_TARGET_DIR or target/), else `helmholtz` on PATH."""
-    given = os.environ.get("HELMHOLTZ_BIN")
-    if given:
-        return Path(given)
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    for profile in ("debug", "release"):
-        if (target / profile / "helmholtz").is_file():
-            return target / profile / "helmholtz"
-    found = shutil.which("helmholtz")
-    if found:
-        return Path(found)
-    pytest.fail("no helmholtz binary: build it with `cargo build -p helmholtz-cli` or set HELMHOLTZ_BIN")
-
-
-def cli(*args) -> str:
-    result = subprocess.run(
-        [str(cli_binary()), *map(str, args)], capture_output=True, text=True
-    )
-    assert result.returncode == 0, f"helmholtz {args}: {result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
-def without_timings(records):
-    if isinstance(records, dict):
-        return {k: without_timings(v) for k, v in records.items() if k not in TIMINGS}
-    if isinstance(records, list):
-        return [without_timings(r) for r in records]
-    return records
 
 
 def metrics(run: Path) -> list:
-    return [without_timings(json.loads(line)) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return json_lines(run / "metrics.jsonl")
 
 
 def summary(run: Path) -> dict:
@@ -301,7 +269,7 @@ def test_the_cli_continues_a_python_run_bit_for_bit(clusters, tmp_path):
     short = FactorAnalysis(2, max_steps=20, tol=0.0, run_dir=tmp_path / "short").fit(X)
     assert short.n_iter_ == 20
     cli("fit", "--resume", tmp_path / "short", "--set", "train.max_steps=60", "--quiet")
-    whole = FactorAnalysis(2, max_steps=60, tol=0.0, run_dir=tmp_path / "whole").fit(X)
+    FactorAnalysis(2, max_steps=60, tol=0.0, run_dir=tmp_path / "whole").fit(X)
     assert (tmp_path / "short" / "model.json").read_bytes() == (
         tmp_path / "whole" / "model.json"
     ).read_bytes()

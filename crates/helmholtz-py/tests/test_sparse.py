@@ -7,51 +7,19 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import helmholtz
+from cli_binary import json_lines, run_cli, without_timings
+
 from helmholtz import SparseCoding, _core
 from helmholtz.datasets import make_bars
 
-REPO = Path(__file__).resolve().parents[3]
-TIMINGS = {"fit_s", "epoch_s"}
 # The library's recovery threshold (helmholtz_experiments::sparse::RECOVERY_COSINE): a true
 # field counts as recovered when a distinct learned atom has |cosine| ≥ 0.95 with it.
 RECOVERY_COSINE = 0.95
-
-
-def cli_binary() -> Path:
-    """The `helmholtz` binary: $HELMHOLTZ_BIN, else the debug or release build of this checkout
-    (under $CARGO_TARGET_DIR or target/), else `helmholtz` on PATH."""
-    given = os.environ.get("HELMHOLTZ_BIN")
-    if given:
-        return Path(given)
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    for profile in ("debug", "release"):
-        if (target / profile / "helmholtz").is_file():
-            return target / profile / "helmholtz"
-    found = shutil.which("helmholtz")
-    if found:
-        return Path(found)
-    pytest.fail("no helmholtz binary: build it with `cargo build -p helmholtz-cli` or set HELMHOLTZ_BIN")
-
-
-def without_timings(records):
-    if isinstance(records, dict):
-        return {k: without_timings(v) for k, v in records.items() if k not in TIMINGS}
-    if isinstance(records, list):
-        return [without_timings(r) for r in records]
-    return records
-
-
-def read_json_lines(path: Path) -> list:
-    return [without_timings(json.loads(line)) for line in path.read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -127,13 +95,13 @@ def test_annealed_em_and_amortized_posteriors_train(bars):
         8, posterior="diagonal", anneal=[3.0, 2.0, 1.0], epochs=4, batch_size=100, max_iters=50,
         scale_floor=1e-3,
     ).fit(X)
-    records = read_json_lines(em.run_dir_ / "metrics.jsonl")
+    records = json_lines(em.run_dir_ / "metrics.jsonl")
     assert [r["train"]["beta"] for r in records] == [3.0, 2.0, 1.0, 1.0]
     assert em.n_iter_ == 4 and np.isfinite(em.score(X[:20]))
     amortized = SparseCoding(
         8, posterior="amortized", encoder_hidden=(32,), epochs=6, batch_size=50, lr=3e-3
     ).fit(X)
-    records = read_json_lines(amortized.run_dir_ / "metrics.jsonl")
+    records = json_lines(amortized.run_dir_ / "metrics.jsonl")
     assert records[-1]["train"]["elbo"] > records[0]["train"]["elbo"]
     means, covariances = amortized.transform(X[:10], return_covariance=True)
     # Rank-0 encoder: diagonal covariances.
@@ -153,16 +121,12 @@ def test_python_and_cli_runs_are_the_same(bars, tmp_path):
         (folder / "data").mkdir(parents=True)
         np.save(folder / "data" / "train.npy", X)
         (folder / "sparse.toml").write_text(estimator.config(n_samples=len(X)))
-        result = subprocess.run(
-            [str(cli_binary()), "sparse", folder / "sparse.toml", "--out", folder / "cli", "--quiet"],
-            capture_output=True, text=True,
-        )
-        assert result.returncode == 0, result.stderr
+        run_cli("sparse", folder / "sparse.toml", "--out", folder / "cli", "--quiet")
         estimator.set_params(run_dir=folder / "py").fit(X)
         cli_run = folder / "cli" / "seed-4"
         for file in ("model.safetensors",):
             assert (folder / "py" / file).read_bytes() == (cli_run / file).read_bytes(), name
-        assert read_json_lines(folder / "py" / "metrics.jsonl") == read_json_lines(
+        assert json_lines(folder / "py" / "metrics.jsonl") == json_lines(
             cli_run / "metrics.jsonl"
         ), name
         py_summary = without_timings(json.loads((folder / "py" / "summary.json").read_text()))

@@ -4,9 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use helmholtz::math::rng::{Stream, ids};
-use helmholtz::memory::{bytes_of, check_allocation};
-use helmholtz::run::vi::{ViConfig, open_posterior, resume_vi, run_vi};
+use helmholtz::run::vi::{ViConfig, resume_vi, run_vi, sample_run};
 
 use super::{ExitCode, RunArgs};
 use crate::signals::Stop;
@@ -76,17 +74,7 @@ pub fn sample(dir: &Path, n: usize, seed: u64, output: &Path, force: bool) -> Re
         );
     }
     super::sample::refuse_existing(output, force)?;
-    if n == 0 {
-        bail!("--n 0 draws nothing; give at least 1 sample");
-    }
-    let (posterior, features) = open_posterior(dir)?;
-    // The draws in f64, and the CSV text (at most 25 bytes a value).
-    let bytes = bytes_of(&[n, features.len()], 8 + 25);
-    check_allocation(
-        &format!("--n {n} draws of {} weights", features.len()),
-        bytes,
-    )?;
-    let draws = posterior.sample(n, &mut Stream::new(seed, &[ids::SAMPLE]))?;
+    let (draws, features) = sample_run(dir, n, seed)?;
     helmholtz::data::table::write_csv(output, &features, draws.as_ref(), force)?;
     out!("wrote {n} posterior draws to {}", output.display());
     Ok(())

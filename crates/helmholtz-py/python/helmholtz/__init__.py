@@ -24,7 +24,7 @@ from helmholtz._core import (
     MemoryLimitError,
     __version__,
 )
-from helmholtz import datasets
+from helmholtz import datasets, sngd, vi
 from helmholtz.fit import (
     PPCA,
     BernoulliMixture,
@@ -33,8 +33,9 @@ from helmholtz.fit import (
     GaussianVAE,
 )
 from helmholtz.machine import HelmholtzMachine
-from helmholtz.runs import Run
+from helmholtz.runs import Run, resume, train
 from helmholtz.sparse import SparseCoding
+from helmholtz.sweep import sweep
 
 __all__ = [
     "BernoulliMixture",
@@ -53,4 +54,9 @@ __all__ = [
     "SparseCoding",
     "__version__",
     "datasets",
+    "resume",
+    "sngd",
+    "sweep",
+    "train",
+    "vi",
 ]

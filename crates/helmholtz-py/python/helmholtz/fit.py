@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.base import (
@@ -24,58 +25,21 @@ from sklearn.base import (
     DensityMixin,
     TransformerMixin,
 )
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from helmholtz import _core
-from helmholtz._base import (
-    RunDirectory,
-    pack_directory,
-    progress_callback,
-    toml_value,
-    unpack_directory,
-)
+from helmholtz._core import ConfigError, DataError
+from helmholtz._base import RunDirectory, RunEstimator, progress_callback
+from helmholtz._results import choice, config_text, estimator_seed, positive_float, positive_int
 
 _TRANSFORMS = ("none", "min-max", "standardize")
 _ACTIVATIONS = ("tanh", "relu")
 
 
-def _positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} = {value!r}: give an integer ≥ {minimum}")
-    return int(value)
+class _EntropyFit(RunEstimator, ClassNamePrefixFeaturesOutMixin, BaseEstimator):
+    """What the entropy-sum estimators share: the run, scoring, decomposition."""
 
-
-def _positive_float(name: str, value, allow_zero: bool = False) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not ok or not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        relation = "≥ 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} = {value!r}: give a finite number {relation}")
-    return float(value)
-
-
-def _seed_of(name: str, value) -> int:
-    """An int seed from ``value``: itself when an int ≥ 0, else a draw from the RandomState
-    (None: numpy's global one), as scikit-learn's ``random_state``."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError(f"{name} = {value}: give an int ≥ 0")
-        return int(value)
-    try:
-        generator = check_random_state(value)
-    except ValueError:
-        raise ValueError(f"{name} = {value!r}: give an int, a numpy RandomState or None") from None
-    return int(generator.randint(np.iinfo(np.int32).max))
-
-
-def _choice(name: str, value, accepted: tuple) -> str:
-    if value not in accepted:
-        raise ValueError(f"{name} = {value!r}; accepted: {', '.join(map(repr, accepted))}")
-    return value
-
-
-class _EntropyFit(ClassNamePrefixFeaturesOutMixin, BaseEstimator):
-    """What the entropy-sum estimators share: the run, scoring, decomposition, pickling."""
+    _run_class = "FitRun"
 
     #: ``model.kind`` of the config.
     _kind: str = ""
@@ -94,18 +58,18 @@ class _EntropyFit(ClassNamePrefixFeaturesOutMixin, BaseEstimator):
         return self._kind
 
     def _check_params(self, n_samples: int, n_features: int) -> None:
-        _choice("data_transform", self.data_transform, _TRANSFORMS)
+        choice(self.data_transform, "data_transform", _TRANSFORMS)
         if self.dequantize is not None:
-            _positive_int("dequantize", self.dequantize, 2)
-
-    def _seed(self) -> int:
-        return _seed_of("random_state", self.random_state)
+            positive_int(self.dequantize, "dequantize", 2)
 
     def config(self, seed: int | None = None) -> str:
         """The ``helmholtz fit`` config (TOML) of this estimator's fit, its data read from
-        ``data/train.npy`` next to the config: ``helmholtz fit CONFIG`` runs the same fit."""
-        seed = self._seed() if seed is None else int(seed)
-        data = {"source": "npy", "train": "data/train.npy"}
+        ``data/train.npy`` next to the config: ``helmholtz fit CONFIG`` runs the same fit.
+        ``seed`` defaults to the fit's (``seed_``), or to one from ``random_state``."""
+        if seed is None:
+            seed = getattr(self, "seed_", None)
+        seed = estimator_seed(self.random_state) if seed is None else int(seed)
+        data: dict[str, Any] = {"source": "npy", "train": "data/train.npy"}
         if self._binary:
             data.update(binarize=True, binarize_seed=seed)
         else:
@@ -113,12 +77,10 @@ class _EntropyFit(ClassNamePrefixFeaturesOutMixin, BaseEstimator):
             if self.dequantize is not None:
                 data["dequantize"] = int(self.dequantize)
         model = {"kind": self._kind_name(), "latents": int(self.n_components), **self._model_keys()}
-        sections = [("data", data), ("model", model), ("train", self._train_keys())]
-        lines = [f"name = {toml_value(self._kind_name())}", f"seed = {seed}"]
-        for section, keys in sections:
-            lines.append(f"[{section}]")
-            lines += [f"{key} = {toml_value(value)}" for key, value in keys.items() if value is not None]
-        return "\n".join(lines) + "\n"
+        return config_text(
+            {"name": self._kind_name(), "seed": seed},
+            {"data": data, "model": model, "train": self._train_keys()},
+        )
 
     # -- fitting ---------------------------------------------------------------------
 
@@ -128,7 +90,7 @@ class _EntropyFit(ClassNamePrefixFeaturesOutMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float64, order="C", reset=True, ensure_min_samples=2)
         self._check_params(*X.shape)
         X = self._check_values(X)
-        seed = self._seed()
+        seed = estimator_seed(self.random_state)
         directory = RunDirectory(self.run_dir)
         progress = progress_callback(self.verbose)
         try:
@@ -139,6 +101,7 @@ class _EntropyFit(ClassNamePrefixFeaturesOutMixin, BaseEstimator):
             if progress is not None:
                 progress.close()
         self._directory = directory
+        self.seed_ = seed
         self._set_run(run)
         return self
 
@@ -192,31 +155,13 @@ class _EntropyFit(ClassNamePrefixFeaturesOutMixin, BaseEstimator):
 
     def _sample(self, n_samples: int, random_state):
         check_is_fitted(self, "run_dir_")
-        n = _positive_int("n_samples", n_samples)
-        seed = self._seed() if random_state is None else _seed_of("random_state", random_state)
+        n = positive_int(n_samples, "n_samples")
+        seed = self.seed_ if random_state is None else estimator_seed(random_state)
         return self._run.sample(n, seed)
 
     @property
     def _n_features_out(self) -> int:
         return int(self.n_components)
-
-    # -- pickling --------------------------------------------------------------------
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        run = state.pop("_run", None)
-        state.pop("_directory", None)
-        if run is not None:
-            state["_packed_run"] = pack_directory(Path(run.dir))
-        return state
-
-    def __setstate__(self, state):
-        packed = state.pop("_packed_run", None)
-        self.__dict__.update(state)
-        if packed is not None:
-            self._directory = unpack_directory(packed)
-            self._run = _core.FitRun.open(os.fspath(self._directory.path))
-            self.run_dir_ = self._directory.path
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -229,16 +174,16 @@ class _LinearGaussian(TransformerMixin, _EntropyFit):
 
     def _check_params(self, n_samples: int, n_features: int) -> None:
         super()._check_params(n_samples, n_features)
-        k = _positive_int("n_components", self.n_components)
+        k = positive_int(self.n_components, "n_components")
         if k >= n_features:
-            raise ValueError(
+            raise ConfigError(
                 f"n_components = {k}: {type(self).__name__} needs 1 ≤ n_components < n_features "
                 f"= {n_features}"
             )
         if self.fixed_noise is not None:
-            _positive_float("fixed_noise", self.fixed_noise)
-        _positive_int("max_steps", self.max_steps)
-        _positive_float("tol", self.tol, allow_zero=True)
+            positive_float(self.fixed_noise, "fixed_noise")
+        positive_int(self.max_steps, "max_steps")
+        positive_float(self.tol, "tol", allow_zero=True)
 
     def _model_keys(self) -> dict:
         return {"fixed_noise": None if self.fixed_noise is None else float(self.fixed_noise)}
@@ -346,9 +291,9 @@ class PPCA(_LinearGaussian):
 
     def _check_params(self, n_samples: int, n_features: int) -> None:
         super()._check_params(n_samples, n_features)
-        _choice("method", self.method, ("closed-form", "default"))
+        choice(self.method, "method", ("closed-form", "default"))
         if self.method == "closed-form" and self.fixed_noise is not None:
-            raise ValueError(
+            raise ConfigError(
                 "fixed_noise is for method = 'default' (EM): the closed form learns σ²"
             )
 
@@ -415,13 +360,13 @@ class _Mixture(DensityMixin, _EntropyFit):
 
     def _check_params(self, n_samples: int, n_features: int) -> None:
         super()._check_params(n_samples, n_features)
-        k = _positive_int("n_components", self.n_components)
+        k = positive_int(self.n_components, "n_components")
         if k > n_samples:
-            raise ValueError(
+            raise ConfigError(
                 f"n_components = {k}: more components than the {n_samples} rows of X"
             )
-        _positive_int("max_steps", self.max_steps)
-        _positive_float("tol", self.tol, allow_zero=True)
+        positive_int(self.max_steps, "max_steps")
+        positive_float(self.tol, "tol", allow_zero=True)
 
     def _train_keys(self) -> dict:
         return {"max_steps": int(self.max_steps), "tol": float(self.tol)}
@@ -506,11 +451,11 @@ class GaussianMixture(_Mixture):
         self.verbose = verbose
 
     def _kind_name(self) -> str:
-        _choice("covariance", self.covariance, ("full", "diagonal"))
+        choice(self.covariance, "covariance", ("full", "diagonal"))
         return {"full": "gmm-full", "diagonal": "gmm-diagonal"}[self.covariance]
 
     def _check_params(self, n_samples: int, n_features: int) -> None:
-        _choice("covariance", self.covariance, ("full", "diagonal"))
+        choice(self.covariance, "covariance", ("full", "diagonal"))
         super()._check_params(n_samples, n_features)
 
     def _set_params(self, params: dict) -> None:
@@ -572,10 +517,10 @@ class BernoulliMixture(_Mixture):
         if self.threshold is not None:
             threshold = self.threshold
             if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)) or not np.isfinite(threshold):
-                raise ValueError(f"threshold = {threshold!r}: give a finite number, or None")
+                raise ConfigError(f"threshold = {threshold!r}: give a finite number, or None")
             return (X > threshold).astype(np.float64)
         if X.size and (X.min() < 0 or X.max() > 1):
-            raise ValueError(
+            raise DataError(
                 f"X holds values outside [0, 1] (min {X.min():g}, max {X.max():g}) and threshold "
                 "= None: each value is the probability of a 1; pass values in [0, 1], or set "
                 "threshold to binarise by X > threshold"
@@ -676,26 +621,26 @@ class GaussianVAE(TransformerMixin, _EntropyFit):
         self.verbose = verbose
 
     def _kind_name(self) -> str:
-        _choice("variant", self.variant, (1, 2, 3))
+        choice(self.variant, "variant", (1, 2, 3))
         return f"vae-{self.variant}"
 
     def _check_params(self, n_samples: int, n_features: int) -> None:
         super()._check_params(n_samples, n_features)
-        _choice("variant", self.variant, (1, 2, 3))
-        _positive_int("n_components", self.n_components)
+        choice(self.variant, "variant", (1, 2, 3))
+        positive_int(self.n_components, "n_components")
         hidden = list(self.hidden) if self.hidden is not None else []
         for width in hidden:
-            _positive_int("hidden", width)
-        _choice("activation", self.activation, _ACTIVATIONS)
-        _positive_int("epochs", self.epochs)
-        _positive_int("batch_size", self.batch_size)
-        _positive_float("lr", self.lr)
-        _positive_int("eval_every", self.eval_every)
-        _positive_int("gap_window", self.gap_window)
+            positive_int(width, "hidden")
+        choice(self.activation, "activation", _ACTIVATIONS)
+        positive_int(self.epochs, "epochs")
+        positive_int(self.batch_size, "batch_size")
+        positive_float(self.lr, "lr")
+        positive_int(self.eval_every, "eval_every")
+        positive_int(self.gap_window, "gap_window")
         if self.gap_tolerance is not None:
-            _positive_float("gap_tolerance", self.gap_tolerance)
+            positive_float(self.gap_tolerance, "gap_tolerance")
         if self.optimal_variances and self.variant == 3:
-            raise ValueError(
+            raise ConfigError(
                 "optimal_variances = True: VAE-3's variances depend on z and have no closed form; "
                 "use variant 1 or 2"
             )

@@ -4,40 +4,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, DensityMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from helmholtz import _core
-from helmholtz._base import (
-    RunDirectory,
-    pack_directory,
-    progress_callback,
-    unpack_directory,
-)
+from helmholtz._base import RunDirectory, RunEstimator, progress_callback
+from helmholtz._core import ConfigError
+from helmholtz._results import choice, config_text, estimator_seed
 
 _ALGORITHMS = ("rws", "ws", "bihm")
 _BINARIZE = ("none", "fixed", "dynamic")
 _OPTIMIZERS = ("adam", "sgd")
 
 
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    return repr(float(value))
-
-
-class HelmholtzMachine(BaseEstimator):
+class HelmholtzMachine(RunEstimator, TransformerMixin, DensityMixin, BaseEstimator):
     """A Helmholtz machine: a sigmoid belief net p(x, h₁, …, h_L) with a recognition net
     q(h | x), trained by reweighted wake-sleep (``"rws"``), wake-sleep (``"ws"``) or the
     bidirectional Helmholtz machine's rule (``"bihm"``), optionally with natural gradients
@@ -84,6 +66,9 @@ class HelmholtzMachine(BaseEstimator):
     Attributes
     ----------
     run_dir_ : pathlib.Path
+    seed_ : int
+        The seed the fit drew from (``random_state``, or a fresh one when it is None); scores,
+        samples and posterior means draw from it too.
     sizes_ : list of int
         Layer sizes, data first.
     n_features_in_ : int
@@ -92,6 +77,8 @@ class HelmholtzMachine(BaseEstimator):
     params_ : dict of numpy arrays
         The parameters by name (``p.0.w`` ...: generative; ``q.0.w`` ...: recognition).
     """
+
+    _run_class = "HmRun"
 
     def __init__(
         self,
@@ -140,32 +127,16 @@ class HelmholtzMachine(BaseEstimator):
     # -- configuration ---------------------------------------------------------------
 
     def _check_params(self) -> None:
-        for name, accepted in [
-            ("algorithm", _ALGORITHMS),
-            ("binarize", _BINARIZE),
-            ("optimizer", _OPTIMIZERS),
-        ]:
-            value = getattr(self, name)
-            if value not in accepted:
-                raise ValueError(
-                    f"{name} = {value!r}; accepted: {', '.join(map(repr, accepted))}"
-                )
+        choice(self.algorithm, "algorithm", _ALGORITHMS)
+        choice(self.binarize, "binarize", _BINARIZE)
+        choice(self.optimizer, "optimizer", _OPTIMIZERS)
         hidden = list(self.hidden) if self.hidden is not None else []
         if not hidden or any(int(h) != h or h < 1 for h in hidden):
-            raise ValueError(f"hidden = {self.hidden!r}: give one or more layer sizes ≥ 1")
+            raise ConfigError(f"hidden = {self.hidden!r}: give one or more layer sizes ≥ 1")
         if self.validation_fraction is not None and not 0 < self.validation_fraction < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"validation_fraction = {self.validation_fraction!r}: give a number in (0, 1) or None"
             )
-
-    def _seed(self) -> int:
-        if self.random_state is None:
-            return int(np.random.SeedSequence().generate_state(1)[0])
-        if isinstance(self.random_state, (int, np.integer)):
-            return int(self.random_state)
-        raise ValueError(
-            f"random_state = {self.random_state!r}: give an int (or None for a fresh seed)"
-        )
 
     def _config(self, seed: int, validating: bool, epochs: int) -> str:
         train = {
@@ -174,33 +145,21 @@ class HelmholtzMachine(BaseEstimator):
             "batch_size": self.batch_size,
             "epochs": epochs,
             "wake_fraction": self.wake_fraction,
+            "natural": dict(self.natural) if self.natural is not None else None,
         }
-        lines = [
-            'name = "estimator"',
-            f"seed = {seed}",
-            "[data]",
-            'source = "npy"',
-            f"binarize = {_toml(self.binarize)}",
-            f"binarize_seed = {seed}",
-            "[model]",
-            f"hidden = {_toml([int(h) for h in self.hidden])}",
-            f"init = {_toml(self.init)}",
-            f"bias = {_toml(self.bias)}",
-            "[train]",
-            *[f"{key} = {_toml(value)}" for key, value in train.items()],
-        ]
-        if self.natural is not None:
-            lines.append(f"natural = {_toml(dict(self.natural))}")
-        lines += [
-            "[optimizer]",
-            f"lr = {_toml(self.learning_rate)}",
-            f'rule = {{ kind = "{self.optimizer}" }}',
-        ]
+        sections = {
+            "data": {"source": "npy", "binarize": self.binarize, "binarize_seed": seed},
+            "model": {"hidden": [int(h) for h in self.hidden], "init": self.init, "bias": self.bias},
+            "train": train,
+            "optimizer": {"lr": self.learning_rate, "rule": {"kind": self.optimizer}},
+        }
         if validating:
-            lines += ["[eval]", f"every = {int(self.eval_every)}", f"k = {int(self.eval_k)}"]
-            if self.patience is not None:
-                lines.append(f"patience = {int(self.patience)}")
-        return "\n".join(lines) + "\n"
+            sections["eval"] = {
+                "every": int(self.eval_every),
+                "k": int(self.eval_k),
+                "patience": None if self.patience is None else int(self.patience),
+            }
+        return config_text({"name": "estimator", "seed": seed}, sections)
 
     # -- fitting ---------------------------------------------------------------------
 
@@ -209,14 +168,15 @@ class HelmholtzMachine(BaseEstimator):
         how to binarize them) in a new run directory. Returns self."""
         self._check_params()
         X = validate_data(self, X, dtype=np.float32, order="C", reset=True)
-        self._check_range(X)
-        seed = self._seed()
+        X = self._unit_interval(X)
+        seed = estimator_seed(self.random_state)
+        self.seed_ = seed
         valid = None
         if self.validation_fraction is not None:
             order = np.random.default_rng(seed).permutation(len(X))
             n_valid = max(1, int(round(self.validation_fraction * len(X))))
             if n_valid >= len(X):
-                raise ValueError(
+                raise ConfigError(
                     f"validation_fraction = {self.validation_fraction} leaves no training rows of {len(X)}"
                 )
             valid, X = X[order[:n_valid]], X[order[n_valid:]]
@@ -235,9 +195,10 @@ class HelmholtzMachine(BaseEstimator):
         first = not hasattr(self, "run_dir_")
         self._check_params()
         X = validate_data(self, X, dtype=np.float32, order="C", reset=first)
-        self._check_range(X)
+        X = self._unit_interval(X)
         if first:
-            seed = self._seed()
+            seed = estimator_seed(self.random_state)
+            self.seed_ = seed
             self._directory = RunDirectory(self.run_dir)
             config = self._config(seed, False, 1)
             run = _core.HmRun.create(
@@ -245,9 +206,12 @@ class HelmholtzMachine(BaseEstimator):
             )
         else:
             path = Path(self.run_dir_)
+            epoch = self._run.epoch
+            self._run.close()
+            self._run = None
             np.save(path / "data" / "train.npy", X)
             run = _core.HmRun.resume(
-                os.fspath(path), [f"train.epochs={self._run.epoch + 1}"]
+                os.fspath(path), [f"train.epochs={epoch + 1}"]
             )
         self._train(run)
         return self
@@ -267,28 +231,36 @@ class HelmholtzMachine(BaseEstimator):
         self.outcome_ = outcome
         self.params_ = dict(run.params())
 
-    def _check_range(self, X: np.ndarray) -> None:
-        if X.size and (X.min() < 0 or X.max() > 1):
-            raise ValueError(
+    def _unit_interval(self, X: np.ndarray) -> np.ndarray:
+        """``X``, which must hold values in [0, 1] (a ValueError says so otherwise)."""
+        if X.size and X.min() < 0:
+            raise ConfigError(
+                f"Negative values in data passed to HelmholtzMachine (min {X.min():g}): it models "
+                "binary data; pass 0/1 data or grey values in [0, 1]"
+            )
+        if X.size and X.max() > 1:
+            raise ConfigError(
                 f"X holds values outside [0, 1] (min {X.min():g}, max {X.max():g}): a Helmholtz "
                 "machine models binary data; scale grey values to [0, 1] (they are binarized "
                 "as `binarize` says) or pass 0/1 data"
             )
+        return X
 
     # -- using the fit ---------------------------------------------------------------
 
     def _points(self, X) -> np.ndarray:
-        """``X`` validated, with grey values binarized as in training (fixed, seed 0 + the
-        random state) so that a model of binary data can score them."""
+        """``X`` validated, with grey values binarized (each value v becomes 1 with probability
+        v, from a stream named by the random state and the row's values, so a row is binarized
+        the same way in any batch) so that a model of binary data can score them."""
         check_is_fitted(self, "run_dir_")
         X = validate_data(self, X, dtype=np.float32, order="C", reset=False)
-        self._check_range(X)
+        X = self._unit_interval(X)
         if not np.all((X == 0) | (X == 1)):
             if self.binarize == "none":
-                raise ValueError(
+                raise ConfigError(
                     "X holds values other than 0 and 1 and binarize = 'none': pass binary data"
                 )
-            X = _core.binarize_fixed(X, self._seed())
+            X = _core.binarize_rows(X, self.seed_)
         return X
 
     def score_samples(self, X, k: int | None = None) -> np.ndarray:
@@ -296,7 +268,7 @@ class HelmholtzMachine(BaseEstimator):
         (default ``eval_k``). The draws of a row depend on its values only: a row gets the same
         estimate in any batch."""
         X = self._points(X)
-        return self._run.score_samples(X, int(k or self.eval_k), self._seed(), self.n_threads)
+        return self._run.score_samples(X, int(k or self.eval_k), self.seed_, self.n_threads)
 
     def score(self, X, y=None, k: int | None = None) -> float:
         """The mean log-likelihood per row (nats; higher is better), by importance sampling."""
@@ -311,14 +283,14 @@ class HelmholtzMachine(BaseEstimator):
     def sample(self, n_samples: int = 1, random_state: int | None = None) -> np.ndarray:
         """``n_samples`` binary draws x ~ p(x), float32 (n_samples, n_features)."""
         check_is_fitted(self, "run_dir_")
-        seed = self._seed() if random_state is None else int(random_state)
+        seed = self.seed_ if random_state is None else int(random_state)
         return self._run.sample(int(n_samples), seed)
 
     def transform(self, X, layer: int = 1, k: int = 100) -> np.ndarray:
         """Posterior means E_q[h_layer | x] of each row (exact for layer 1; an average of ``k``
         draws from q for deeper layers)."""
         X = self._points(X)
-        return self._run.transform(X, int(layer), int(k), self._seed(), self.n_threads)
+        return self._run.transform(X, int(layer), int(k), self.seed_, self.n_threads)
 
     def entropy_sum(self, X, samples: int = 100) -> dict:
         """The ELBO of the rows of ``X`` and its entropy decomposition (``posterior``,
@@ -327,26 +299,9 @@ class HelmholtzMachine(BaseEstimator):
         X = self._points(X)
         return self._run.entropy_sum(X, int(samples), self.n_threads)
 
-    # -- pickling --------------------------------------------------------------------
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        run = state.pop("_run", None)
-        state.pop("_directory", None)
-        if run is not None:
-            state["_packed_run"] = pack_directory(Path(run.dir))
-        return state
-
-    def __setstate__(self, state):
-        packed = state.pop("_packed_run", None)
-        self.__dict__.update(state)
-        if packed is not None:
-            self._directory = unpack_directory(packed)
-            self._run = _core.HmRun.open(os.fspath(self._directory.path))
-            self.run_dir_ = self._directory.path
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.positive_only = True
         tags.non_deterministic = False
+        tags.transformer_tags.preserves_dtype = ["float32"]
         return tags

@@ -88,3 +88,49 @@ def _params(path: Path, config: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if fitted.is_file():
         return "fit", _arrays(json.loads(fitted.read_text()))
     return "unknown", {}
+
+
+def train(
+    config: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    n_threads: int | None = None,
+    verbose: int = 0,
+) -> Run:
+    """Trains a Helmholtz machine from a config file into ``run_dir``, as ``helmholtz train
+    CONFIG --out RUN_DIR --set KEY=VALUE ...`` does (same run directory, same metrics), and
+    returns the finished :class:`Run`. Ctrl-C writes the checkpoint and raises
+    KeyboardInterrupt; :func:`resume` continues."""
+    path = Path(config)
+    text = path.read_text()
+    run = _core.HmRun.create_from_config(text, os.fspath(run_dir), list(overrides), os.fspath(path))
+    return _train(run, run_dir, n_threads, verbose)
+
+
+def resume(
+    run_dir: str | os.PathLike,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    n_threads: int | None = None,
+    verbose: int = 0,
+) -> Run:
+    """Continues the Helmholtz-machine run in ``run_dir`` from its last checkpoint (made by
+    Python or by ``helmholtz train``), as ``helmholtz train --resume RUN_DIR --set ...``; e.g.
+    ``resume(path, ["train.epochs=20"])``. Returns the :class:`Run`."""
+    run = _core.HmRun.resume(os.fspath(run_dir), list(overrides))
+    return _train(run, run_dir, n_threads, verbose)
+
+
+def _train(run, run_dir: str | os.PathLike, n_threads: int | None, verbose: int) -> Run:
+    """Trains an opened Helmholtz-machine run to its end, closes it and reads it."""
+    from helmholtz._base import progress_callback
+
+    progress = progress_callback(verbose)
+    try:
+        run.train(progress, n_threads)
+    finally:
+        if progress is not None:
+            progress.close()
+        run.close()
+    return Run.open(run_dir)

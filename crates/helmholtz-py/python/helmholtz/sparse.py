@@ -22,21 +22,16 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from helmholtz import _core
-from helmholtz._base import (
-    RunDirectory,
-    pack_directory,
-    progress_callback,
-    toml_value,
-    unpack_directory,
-)
-from helmholtz.fit import _choice, _positive_float, _positive_int, _seed_of
+from helmholtz._core import ConfigError, DataError
+from helmholtz._base import RunDirectory, RunEstimator, progress_callback
+from helmholtz._results import choice, config_text, estimator_seed, positive_float, positive_int
 
 _POSTERIORS = ("full", "diagonal", "amortized")
 _METHODS = ("lbfgs", "em", "adam")
 _ANNEALING = ("em-prior", "linear")
 
 
-class SparseCoding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class SparseCoding(RunEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Sparse coding with Laplace priors and Gaussian posteriors, trained on the entropy
     objective.
 
@@ -104,6 +99,8 @@ class SparseCoding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     n_features_in_ : int
     """
 
+    _run_class = "SparseRun"
+
     def __init__(
         self,
         n_components=10,
@@ -157,11 +154,11 @@ class SparseCoding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     # -- configuration ---------------------------------------------------------------
 
     def _method(self) -> str:
-        posterior = _choice("posterior", self.posterior, _POSTERIORS)
+        posterior = choice(self.posterior, "posterior", _POSTERIORS)
         if self.method is not None:
-            method = _choice("method", self.method, _METHODS)
+            method = choice(self.method, "method", _METHODS)
             if (posterior == "amortized") != (method == "adam"):
-                raise ValueError(
+                raise ConfigError(
                     f"method = {method!r} with posterior = {posterior!r}: Adam trains amortized "
                     "posteriors, and amortized posteriors are trained by Adam"
                 )
@@ -175,47 +172,47 @@ class SparseCoding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if anneal is None:
             return None
         if isinstance(anneal, str):
-            return {"kind": _choice("anneal", anneal, _ANNEALING)}
+            return {"kind": choice(anneal, "anneal", _ANNEALING)}
         try:
             values = [float(v) for v in anneal]
         except (TypeError, ValueError):
-            raise ValueError(
+            raise ConfigError(
                 f"anneal = {anneal!r}: give None, 'em-prior', 'linear' or a sequence of β ≥ 1"
             ) from None
         if not values or any(not np.isfinite(v) or v < 1 for v in values):
-            raise ValueError(f"anneal = {anneal!r}: every β must be a finite number ≥ 1")
+            raise ConfigError(f"anneal = {anneal!r}: every β must be a finite number ≥ 1")
         return {"kind": "steps", "values": values}
 
     def _check_params(self) -> str:
         method = self._method()
-        _positive_int("n_components", self.n_components)
+        positive_int(self.n_components, "n_components")
         anneal = self._anneal()
         if anneal is not None and method == "lbfgs":
-            raise ValueError(
+            raise ConfigError(
                 "anneal changes β by epoch; method = 'lbfgs' is one full-batch fit: use "
                 "method = 'em' (or posterior = 'amortized')"
             )
-        _positive_int("max_iters", self.max_iters)
-        _positive_int("history", self.history)
-        _positive_float("tol_grad", self.tol_grad)
-        _positive_float("tol_cost", self.tol_cost, allow_zero=True)
-        _positive_int("batch_size", self.batch_size)
-        _positive_int("epochs", self.epochs)
+        positive_int(self.max_iters, "max_iters")
+        positive_int(self.history, "history")
+        positive_float(self.tol_grad, "tol_grad")
+        positive_float(self.tol_cost, "tol_cost", allow_zero=True)
+        positive_int(self.batch_size, "batch_size")
+        positive_int(self.epochs, "epochs")
         if self.lr is not None:
-            _positive_float("lr", self.lr)
-        _positive_int("refine_every", self.refine_every)
-        _positive_float("scale_floor", self.scale_floor, allow_zero=True)
-        _choice("scale_param", self.scale_param, ("log", "linear"))
+            positive_float(self.lr, "lr")
+        positive_int(self.refine_every, "refine_every")
+        positive_float(self.scale_floor, "scale_floor", allow_zero=True)
+        choice(self.scale_param, "scale_param", ("log", "linear"))
         for width in self.encoder_hidden or ():
-            _positive_int("encoder_hidden", width)
-        _positive_int("encoder_rank", self.encoder_rank, 0)
+            positive_int(width, "encoder_hidden")
+        positive_int(self.encoder_rank, "encoder_rank", 0)
         if self.encoder_rank > self.n_components:
-            raise ValueError(
+            raise ConfigError(
                 f"encoder_rank = {self.encoder_rank}: at most n_components = {self.n_components}"
             )
-        _choice("encoder_activation", self.encoder_activation, ("tanh", "relu"))
-        _choice("whiten", self.whiten, ("none", "zca"))
-        _positive_float("whiten_epsilon", self.whiten_epsilon)
+        choice(self.encoder_activation, "encoder_activation", ("tanh", "relu"))
+        choice(self.whiten, "whiten", ("none", "zca"))
+        positive_float(self.whiten_epsilon, "whiten_epsilon")
         return method
 
     def config(self, seed: int | None = None, n_samples: int | None = None) -> str:
@@ -224,8 +221,10 @@ class SparseCoding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         the last fit): ``helmholtz sparse CONFIG --out DIR`` trains the same run in
         ``DIR/seed-<seed>``."""
         method = self._check_params()
-        seed = _seed_of("random_state", self.random_state) if seed is None else int(seed)
-        n = getattr(self, "_n_rows", None) if n_samples is None else _positive_int("n_samples", n_samples)
+        if seed is None:
+            seed = getattr(self, "seed_", None)
+        seed = estimator_seed(self.random_state) if seed is None else int(seed)
+        n = getattr(self, "_n_rows", None) if n_samples is None else positive_int(n_samples, "n_samples")
         data = {
             "source": "points",
             "train": "data/train.npy",
@@ -258,11 +257,9 @@ class SparseCoding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             "refine_every": int(self.refine_every),
             "anneal": self._anneal() or {"kind": "none"},
         }
-        lines = ['name = "sparse-coding"', f"seed = {seed}"]
-        for section, keys in (("data", data), ("model", model), ("train", train)):
-            lines.append(f"[{section}]")
-            lines += [f"{k} = {toml_value(v)}" for k, v in keys.items() if v is not None]
-        return "\n".join(lines) + "\n"
+        return config_text(
+            {"name": "sparse-coding", "seed": seed}, {"data": data, "model": model, "train": train}
+        )
 
     # -- fitting ---------------------------------------------------------------------
 
@@ -272,7 +269,7 @@ class SparseCoding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         X = validate_data(self, X, dtype=np.float64, order="C", reset=True, ensure_min_samples=2)
         self._check_params()
         self._n_rows = len(X)
-        seed = _seed_of("random_state", self.random_state)
+        seed = estimator_seed(self.random_state)
         directory = RunDirectory(self.run_dir)
         progress = progress_callback(self.verbose)
         try:
@@ -283,6 +280,7 @@ class SparseCoding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             if progress is not None:
                 progress.close()
         self._directory = directory
+        self.seed_ = seed
         self._set_run(run)
         return self
 
@@ -333,44 +331,26 @@ class SparseCoding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         over κ scaled by 1/16 … 4 with its ``map_best_scale`` (chosen with the clean image),
         ``patches``)."""
         check_is_fitted(self, "run_dir_")
-        sigma = _positive_float("sigma", sigma)
-        stride = _positive_int("stride", stride)
-        map_iterations = _positive_int("map_iterations", map_iterations)
+        sigma = positive_float(sigma, "sigma")
+        stride = positive_int(stride, "stride")
+        map_iterations = positive_int(map_iterations, "map_iterations")
         image = np.asarray(image, dtype=np.float64)
         if image.ndim != 2:
-            raise ValueError(f"image: expected a 2-D array (height, width), got shape {image.shape}")
+            raise DataError(f"image: expected a 2-D array (height, width), got shape {image.shape}")
         side = int(round(np.sqrt(self.n_features_in_)))
         if side * side != self.n_features_in_:
-            raise ValueError(
+            raise ConfigError(
                 f"denoise: the model's rows have {self.n_features_in_} values, not a square "
                 "patch; train on s × s patches (s² values per row) to denoise images"
             )
         if image.shape[0] < side or image.shape[1] < side:
-            raise ValueError(f"image of shape {image.shape}: smaller than a {side}×{side} patch")
-        seed = _seed_of("random_state", self.random_state if random_state is None else random_state)
+            raise DataError(f"image of shape {image.shape}: smaller than a {side}×{side} patch")
+        seed = self.seed_ if random_state is None else estimator_seed(random_state)
         return self._run.denoise(image, sigma, stride, map_iterations, seed, self.n_threads)
 
     @property
     def _n_features_out(self) -> int:
         return int(self.n_components)
-
-    # -- pickling --------------------------------------------------------------------
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        run = state.pop("_run", None)
-        state.pop("_directory", None)
-        if run is not None:
-            state["_packed_run"] = pack_directory(Path(run.dir))
-        return state
-
-    def __setstate__(self, state):
-        packed = state.pop("_packed_run", None)
-        self.__dict__.update(state)
-        if packed is not None:
-            self._directory = unpack_directory(packed)
-            self._run = _core.SparseRun.open(os.fspath(self._directory.path))
-            self.run_dir_ = self._directory.path
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -114,6 +114,42 @@ impl Table {
             .map(|j| self.values[(i, j)])
             .collect()
     }
+
+    /// A table of values already in memory (n × d, one observation per row), as an NPY file
+    /// of them would be read: columns `x1`, `x2`, …, no labels, every value finite and at least
+    /// one row and one column. `origin` names the values in errors (the Python package passes
+    /// its argument's name).
+    pub fn from_values(values: MatRef<'_, f64>, origin: &Path) -> Result<Table> {
+        let (n, d) = (values.nrows(), values.ncols());
+        if n == 0 || d == 0 {
+            return Err(Error::format(
+                origin,
+                format!("{n} rows of {d} columns hold no values"),
+            ));
+        }
+        for i in 0..n {
+            for j in 0..d {
+                let v = values[(i, j)];
+                if !v.is_finite() {
+                    return Err(Error::format(
+                        origin,
+                        format!(
+                            "row {}, column x{} is {v} (every value must be finite)",
+                            i + 1,
+                            j + 1
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(Table {
+            path: origin.to_path_buf(),
+            values: values.to_owned(),
+            columns: default_names(d),
+            labels: None,
+            header: HeaderUse::NotCsv,
+        })
+    }
 }
 
 fn default_names(d: usize) -> Vec<String> {
@@ -536,6 +572,34 @@ mod tests {
 
     fn parse(text: &str, options: &TableOptions) -> Result<Table> {
         parse_table(text.as_bytes(), Path::new("t.csv"), options)
+    }
+
+    /// Values in memory read as the NPY file of them: same values and names; a NaN or an empty
+    /// array is refused naming the origin, the row and the column.
+    #[test]
+    fn values_in_memory_read_as_their_npy_file() {
+        let values = Mat::from_fn(3, 2, |i, j| (i * 2 + j) as f64 - 1.5);
+        let dir = std::env::temp_dir().join(format!("table-values-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("x.npy");
+        std::fs::write(&file, super::super::npy::npy_bytes(values.as_ref())).unwrap();
+        let from_file = read_table(&file, &TableOptions::default()).unwrap();
+        let in_memory = Table::from_values(values.as_ref(), Path::new("X")).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(in_memory.values, from_file.values);
+        assert_eq!(in_memory.columns, from_file.columns);
+        assert_eq!(in_memory.header, HeaderUse::NotCsv);
+        let mut bad = values.clone();
+        bad[(2, 1)] = f64::NAN;
+        let err = Table::from_values(bad.as_ref(), Path::new("X"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("X: row 3, column x2 is NaN"), "{err}");
+        let empty = Mat::<f64>::zeros(0, 2);
+        let err = Table::from_values(empty.as_ref(), Path::new("X"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hold no values"), "{err}");
     }
 
     #[test]

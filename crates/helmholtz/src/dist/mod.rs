@@ -11,6 +11,7 @@ pub mod negative_binomial;
 pub mod skew;
 pub mod skew_mixture;
 pub mod surrogate;
+pub mod surrogate_coordinates;
 
 /// The ELBO beside its entropy decomposition: mean posterior entropy − prior entropy − expected
 /// entropy of the observable distribution. At stationary points of the models the identity covers,

@@ -144,6 +144,22 @@ impl GaussianMixture {
         }
     }
 
+    /// The mean and covariance of `point` when this surrogate is one Gaussian, else an error
+    /// saying that `what` (the distribution made from it) takes a single Gaussian surrogate.
+    pub fn single_gaussian<'p>(
+        &self,
+        point: &'p Gaussians,
+        what: &str,
+    ) -> Result<(&'p [f64], &'p Mat<f64>)> {
+        if self.components != 1 {
+            return Err(Error::Config(format!(
+                "{what} takes a single Gaussian surrogate, not a mixture of {}",
+                self.components
+            )));
+        }
+        Ok((&point.means[0], &point.covariances[0]))
+    }
+
     fn check(&self, point: &Gaussians) -> Result<()> {
         let k = self.components;
         if k == 0

@@ -29,8 +29,8 @@ pub use config::{Config, Split, config_changes};
 pub use data::RunData;
 pub use hm::Run;
 pub use rundir::{
-    CHECKPOINT_STATE, CONFIG_FILE, HISTORY_FILE, LOCK_FILE, METRICS_FILE, RunDir, SUMMARY_FILE,
-    read_metrics,
+    CHECKPOINT_STATE, CONFIG_FILE, DATA_FOLDER, HISTORY_FILE, LOCK_FILE, METRICS_FILE, RunDir,
+    SUMMARY_FILE, read_metrics, relative_to_run,
 };
 
 pub use crate::train::trainer::{

@@ -28,6 +28,8 @@ pub const SUMMARY_FILE: &str = "summary.json";
 pub const LOCK_FILE: &str = "lock";
 /// Resume history file name.
 pub const HISTORY_FILE: &str = "history.jsonl";
+/// The folder of a run that holds the data it was given as arrays.
+pub const DATA_FOLDER: &str = "data";
 /// The file a checkpoint writes last: a checkpoint folder without it is incomplete.
 pub const CHECKPOINT_STATE: &str = "state.json";
 
@@ -104,6 +106,17 @@ impl RunDir {
     /// Writes a file of the run atomically (temporary file, fsync, rename).
     pub fn write_file(&self, name: &str, contents: &[u8]) -> Result<()> {
         write_atomic(&self.path.join(name), contents)
+    }
+
+    /// Stores `values` (n × d, one observation per row) in the run as the float64 NPY file
+    /// `data/NAME.npy` and returns that path relative to the run, as a config inside the run
+    /// names it: the data of a run made from arrays travel with it (Python estimators and fits).
+    pub fn store_array(&self, name: &str, values: faer::MatRef<'_, f64>) -> Result<PathBuf> {
+        let folder = self.path.join(DATA_FOLDER);
+        std::fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
+        let file = format!("{name}.npy");
+        write_atomic(&folder.join(&file), &crate::data::npy::npy_bytes(values))?;
+        Ok(Path::new(DATA_FOLDER).join(file))
     }
 
     /// Replaces checkpoint `slot` with the files `write` puts into a fresh folder: fsynced, then
@@ -252,6 +265,20 @@ pub fn refuse_used(path: &Path) -> Result<()> {
         "is not empty; choose a new or empty directory with --out"
     };
     Err(Error::Config(format!("{} {what}", path.display())))
+}
+
+/// `path` relative to the run directory `dir` when it lies inside it (`data/train.npy`), else
+/// `path` as it is. A run's config names the data it holds this way, so that the run can be
+/// moved or copied and still finds them: a relative path in a config resolves against the
+/// config file's folder, which is the run.
+pub fn relative_to_run(path: &Path, dir: &Path) -> PathBuf {
+    match (std::path::absolute(path), std::path::absolute(dir)) {
+        (Ok(path_abs), Ok(dir_abs)) => match path_abs.strip_prefix(&dir_abs) {
+            Ok(inside) if !inside.as_os_str().is_empty() => inside.to_path_buf(),
+            _ => path.to_path_buf(),
+        },
+        _ => path.to_path_buf(),
+    }
 }
 
 /// The folder of checkpoint `slot` of the run in `run_dir`.
@@ -423,6 +450,29 @@ mod tests {
 
     fn read_state(dir: &Path, slot: Slot) -> String {
         std::fs::read_to_string(checkpoint_path(dir, slot).join(CHECKPOINT_STATE)).unwrap()
+    }
+
+    /// An array stored in a run reads back exactly from the relative path returned, and a path
+    /// inside the run is named relative to it; one outside keeps its form.
+    #[test]
+    fn stored_arrays_read_back_through_their_relative_path() {
+        let dir = scratch("arrays");
+        let run = RunDir::create(&dir).unwrap();
+        let values = faer::Mat::from_fn(4, 2, |i, j| 0.1 * i as f64 - 1.0 / (j + 3) as f64);
+        let relative = run.store_array("train", values.as_ref()).unwrap();
+        assert_eq!(relative, Path::new("data").join("train.npy"));
+        let table = crate::data::table::read_table(
+            &dir.join(&relative),
+            &crate::data::table::TableOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(table.values, values);
+        assert_eq!(relative_to_run(&dir.join(&relative), &dir), relative);
+        let outside = Path::new("/elsewhere/x.csv");
+        assert_eq!(relative_to_run(outside, &dir), outside);
+        assert_eq!(relative_to_run(&dir, &dir), dir);
+        drop(run);
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -48,12 +48,7 @@ impl Surrogated for CentredSkewNormal {
         point: &Gaussians,
         lambda: &[f64],
     ) -> Result<Self> {
-        if surrogate.components != 1 {
-            return Err(Error::Config(
-                "a skew-normal's surrogate is a single Gaussian".into(),
-            ));
-        }
-        let (m, s) = (&point.means[0], &point.covariances[0]);
+        let (m, s) = surrogate.single_gaussian(point, "a skew-normal")?;
         let d = m.len();
         if lambda.len() != d {
             return Err(Error::Dimension(format!(

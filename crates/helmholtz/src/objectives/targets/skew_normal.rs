@@ -6,7 +6,7 @@ use faer::MatRef;
 
 use crate::dist::skew::{SkewGradient, SkewNormal};
 use crate::dist::surrogate::{GaussianMixture, Gaussians, GaussiansGradient, Surrogated};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::objectives::targets::Target;
 
 /// The mean NLL of `points` (rows) under a skew-normal.
@@ -38,16 +38,8 @@ impl Surrogated for SkewNormal {
         point: &Gaussians,
         lambda: &[f64],
     ) -> Result<Self> {
-        if surrogate.components != 1 {
-            return Err(Error::Config(
-                "a skew-normal's surrogate is a single Gaussian".into(),
-            ));
-        }
-        SkewNormal::new(
-            point.means[0].clone(),
-            point.covariances[0].clone(),
-            lambda.to_vec(),
-        )
+        let (mean, covariance) = surrogate.single_gaussian(point, "a skew-normal")?;
+        SkewNormal::new(mean.to_vec(), covariance.clone(), lambda.to_vec())
     }
 
     fn pull_back(

@@ -151,13 +151,10 @@ impl<P: Surrogated, F: Form> Method for Sngd<P, F> {
                 Some(dl) => lambda.iter().zip(dl).map(|(a, d)| a - beta * d).collect(),
                 None => lambda.clone(),
             };
-            let value = if search.needs_values() || lambda_direction.is_some() {
+            // A quasi-Newton λ moves only under the decrease search, which evaluates here.
+            let value = if search.needs_values() {
                 let q = P::from_surrogate(surrogate, &point, &lambda).ok()?;
-                if search.needs_values() {
-                    target.value(&q).ok()?
-                } else {
-                    0.0
-                }
+                target.value(&q).ok()?
             } else {
                 0.0
             };

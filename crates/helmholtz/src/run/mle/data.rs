@@ -3,9 +3,9 @@
 //! values strictly inside (0, 1) for the copula, spread in every column for the skew families),
 //! and the transform fitted on the training file and applied to the others.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use faer::Mat;
+use faer::{Mat, MatRef};
 
 use super::{Family, MleConfig};
 use crate::data::table::{ColumnRef, HeaderUse, Table, TableOptions, Transform, read_table};
@@ -46,35 +46,85 @@ pub struct RunTables {
     pub notes: Vec<String>,
 }
 
+/// A table's values as a run reads them: n × d values (the configured column picked), the
+/// column names, where they came from and whether the first row was a header.
+struct Values {
+    path: PathBuf,
+    values: Mat<f64>,
+    columns: Vec<String>,
+    header: bool,
+}
+
+impl Values {
+    /// Values already in memory (an [`Table::from_values`] table): `origin` names them.
+    fn in_memory(values: MatRef<'_, f64>, origin: &Path) -> Result<Self> {
+        let table = Table::from_values(values, origin)?;
+        Ok(Values {
+            path: table.path,
+            values: table.values,
+            columns: table.columns,
+            header: false,
+        })
+    }
+}
+
 /// Reads the training (and test) files of `config`, checks them for the family and fits the
 /// transform on the training file.
 pub fn read_tables(config: &MleConfig) -> Result<RunTables> {
     let mut notes = Vec::new();
-    let train_path = &config.data.train;
-    let (train, columns, header) = read_values(config, train_path, &mut notes)?;
-    check_spread(config.model.family, train_path, &train, &columns)?;
+    let train = read_values(config, &config.data.train, &mut notes)?;
+    let test = match &config.data.test {
+        Some(path) => Some(read_values(config, path, &mut notes)?),
+        None => None,
+    };
+    tables(config, train, test, notes)
+}
+
+/// The tables of a run whose data are arrays in memory rather than files (n × d, one
+/// observation per row; counts as whole numbers in one column), checked as files are: errors
+/// name them `data` and `test` (the Python package's arguments), rows counted from 1.
+pub fn array_tables(
+    config: &MleConfig,
+    train: MatRef<'_, f64>,
+    test: Option<MatRef<'_, f64>>,
+) -> Result<RunTables> {
+    let train = Values::in_memory(train, Path::new("data"))?;
+    let test = test
+        .map(|t| Values::in_memory(t, Path::new("test")))
+        .transpose()?;
+    tables(config, train, test, Vec::new())
+}
+
+/// The run's tables from the values read: checked for the family, the transform fitted on the
+/// training values and applied to both.
+fn tables(
+    config: &MleConfig,
+    train: Values,
+    test: Option<Values>,
+    notes: Vec<String>,
+) -> Result<RunTables> {
+    check_spread(
+        config.model.family,
+        &train.path,
+        &train.values,
+        &train.columns,
+    )?;
     let transform = if config.model.family.counts() {
-        Transform::identity(train.ncols())
+        Transform::identity(train.values.ncols())
     } else {
-        Transform::fit(config.data.transform, train.as_ref(), &columns)?
+        Transform::fit(config.data.transform, train.values.as_ref(), &train.columns)?
     };
     let read = Read {
         config,
-        columns: &columns,
+        columns: &train.columns,
         transform: &transform,
     };
-    let train_obs = read.observations(train_path, &train, header)?;
-    let test = match &config.data.test {
-        Some(path) => {
-            let (test, _, header) = read_values(config, path, &mut notes)?;
-            Some(read.observations(path, &test, header)?)
-        }
-        None => None,
-    };
+    let train_obs = read.observations(&train)?;
+    let test = test.map(|t| read.observations(&t)).transpose()?;
     Ok(RunTables {
         train: train_obs,
         test,
-        columns,
+        columns: train.columns,
         transform,
         notes,
     })
@@ -89,22 +139,36 @@ pub fn read_observations(
     transform: &Transform,
 ) -> Result<(Observations, Vec<String>)> {
     let mut notes = Vec::new();
-    let (values, _, header) = read_values(config, path, &mut notes)?;
+    let values = read_values(config, path, &mut notes)?;
     let read = Read {
         config,
         columns,
         transform,
     };
-    Ok((read.observations(path, &values, header)?, notes))
+    Ok((read.observations(&values)?, notes))
+}
+
+/// New data in memory (n × d), checked and transformed as [`read_observations`] does with a
+/// file; `origin` names them in errors.
+pub fn observations_of_values(
+    config: &MleConfig,
+    values: MatRef<'_, f64>,
+    origin: &Path,
+    columns: &[String],
+    transform: &Transform,
+) -> Result<Observations> {
+    let values = Values::in_memory(values, origin)?;
+    let read = Read {
+        config,
+        columns,
+        transform,
+    };
+    read.observations(&values)
 }
 
 /// The table of `path` with the configured column picked, its column names, and whether its
 /// first row was a header.
-fn read_values(
-    config: &MleConfig,
-    path: &Path,
-    notes: &mut Vec<String>,
-) -> Result<(Mat<f64>, Vec<String>, bool)> {
+fn read_values(config: &MleConfig, path: &Path, notes: &mut Vec<String>) -> Result<Values> {
     let d = &config.data;
     let options = TableOptions {
         header: d.header,
@@ -115,11 +179,21 @@ fn read_values(
     notes.extend(table.header_note());
     let header = matches!(table.header, HeaderUse::Given | HeaderUse::Detected);
     let Some(column) = &d.column else {
-        return Ok((table.values.clone(), table.columns.clone(), header));
+        return Ok(Values {
+            path: path.to_path_buf(),
+            values: table.values,
+            columns: table.columns,
+            header,
+        });
     };
     let index = pick_column(&table, column)?;
     let values = Mat::from_fn(table.rows(), 1, |i, _| table.values[(i, index)]);
-    Ok((values, vec![table.columns[index].clone()], header))
+    Ok(Values {
+        path: path.to_path_buf(),
+        values,
+        columns: vec![table.columns[index].clone()],
+        header,
+    })
 }
 
 /// The index of `column` in `table`, or an error naming the columns there are.
@@ -160,10 +234,10 @@ struct Read<'a> {
 }
 
 impl Read<'_> {
-    /// `values` read from `path` (whose first row was a header when `header`), checked for
-    /// the family and made its observations.
-    fn observations(&self, path: &Path, values: &Mat<f64>, header: bool) -> Result<Observations> {
+    /// `values` checked for the family and made its observations.
+    fn observations(&self, values: &Values) -> Result<Observations> {
         let (config, columns, transform) = (self.config, self.columns, self.transform);
+        let (path, header, values) = (values.path.as_path(), values.header, &values.values);
         let family = config.model.family;
         let (n, d) = (values.nrows(), values.ncols());
         if d != columns.len() {

@@ -58,11 +58,13 @@ mod data;
 mod fitted;
 mod runner;
 
-pub use data::{Observations, RunTables, read_observations, read_tables};
+pub use data::{
+    Observations, RunTables, array_tables, observations_of_values, read_observations, read_tables,
+};
 pub use fitted::Fitted;
 pub use runner::{
-    FileNll, MleOutcome, MleSummary, PARAMS_FILE, SUMMARY_TEXT, eval_file, open_mle, resume_mle,
-    run_mle, sample_run,
+    FileNll, MleOutcome, MleSummary, PARAMS_FILE, SUMMARY_TEXT, eval_file, eval_values, open_mle,
+    resume_mle, run_mle, run_mle_with_arrays, sample_run,
 };
 
 /// A fit of a distribution to a data file.

@@ -11,7 +11,9 @@ use faer::{Mat, MatRef};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::data::{Observations, RunTables, read_observations, read_tables};
+use super::data::{
+    Observations, RunTables, array_tables, observations_of_values, read_observations, read_tables,
+};
 use super::fitted::Fitted;
 use super::{Coordinates, Family, LambdaRule, MleConfig, MleMethod, MleTrain, SearchRule, Start};
 use crate::data::batches::{BatchSource, Columns, IndicesOnly};
@@ -37,7 +39,9 @@ use crate::optim::sngd::starts::{
 use crate::optim::sngd::{
     AdamRoot, Flat, FlatRule, LineSearch, Method, MethodState, Root, SngdMean, Step,
 };
-use crate::run::{CHECKPOINT_STATE, CONFIG_FILE, RunDir, SUMMARY_FILE};
+use crate::run::{
+    CHECKPOINT_STATE, CONFIG_FILE, DATA_FOLDER, RunDir, SUMMARY_FILE, relative_to_run,
+};
 use crate::train::sngd::MethodSteps;
 use crate::train::trainer::{
     Batch, CheckpointStore, Control, EpochRecord, Observer, Outcome, Sampling, Slot, StepContext,
@@ -109,11 +113,57 @@ pub fn run_mle(
     config.validate()?;
     let tables = read_tables(config)?;
     let run = RunDir::create(dir)?;
-    run.write_file(CONFIG_FILE, config.to_toml()?.as_bytes())?;
+    run.write_file(CONFIG_FILE, stored_toml(config, &run)?.as_bytes())?;
     for note in &tables.notes {
         progress(note);
     }
     fit(config, &run, &tables, None, &mut progress, stop)
+}
+
+/// Fits `config` to data given as arrays instead of files (the Python package's entry point):
+/// `train` (n × d, one observation per row; counts as whole numbers in one column) and `test`
+/// are checked as files are (errors name them `data` and `test`, rows counted from 1), then stored in the new run as `data/train.npy` and `data/test.npy`, which
+/// its `config.toml` names relative to the run. [`resume_mle`], [`eval_file`] and the command
+/// line (`helmholtz mle --resume`, `helmholtz eval`) read them from wherever the run is moved.
+/// The file options of `config.data` (header, delimiter, column) must be unset; its train and
+/// test paths are replaced. The fit is the one [`run_mle`] makes of an NPY file of the same
+/// values.
+pub fn run_mle_with_arrays(
+    mut config: MleConfig,
+    dir: &Path,
+    train: MatRef<'_, f64>,
+    test: Option<MatRef<'_, f64>>,
+    mut progress: impl FnMut(&str),
+    stop: &AtomicBool,
+) -> Result<MleOutcome> {
+    let d = &config.data;
+    if d.header.is_some() || d.delimiter.is_some() || d.column.is_some() {
+        return Err(Error::Config(
+            "data.header, data.delimiter and data.column describe files; a fit of arrays models every column of the array as it is".into(),
+        ));
+    }
+    let absolute = std::path::absolute(dir).map_err(|e| Error::io(dir, e))?;
+    let in_run = |name: &str| absolute.join(DATA_FOLDER).join(format!("{name}.npy"));
+    config.data.train = in_run("train");
+    config.data.test = test.map(|_| in_run("test"));
+    config.validate()?;
+    let tables = array_tables(&config, train, test)?;
+    let run = RunDir::create(dir)?;
+    run.store_array("train", train)?;
+    if let Some(test) = test {
+        run.store_array("test", test)?;
+    }
+    run.write_file(CONFIG_FILE, stored_toml(&config, &run)?.as_bytes())?;
+    fit(&config, &run, &tables, None, &mut progress, stop)
+}
+
+/// The config as a run stores it: every default written out, data paths absolute except those
+/// of data inside the run, which are relative to it (so the run can move).
+fn stored_toml(config: &MleConfig, run: &RunDir) -> Result<String> {
+    let mut stored = config.clone();
+    stored.data.train = relative_to_run(&stored.data.train, run.path());
+    stored.data.test = stored.data.test.map(|p| relative_to_run(&p, run.path()));
+    stored.to_toml()
 }
 
 /// Continues the `mle` run in `dir` from its last checkpoint; `overrides` may raise
@@ -137,7 +187,7 @@ pub fn resume_mle(
     let mut state = stored_state.state;
     if !overrides.is_empty() {
         run.record_resume(overrides, &changes)?;
-        run.write_file(CONFIG_FILE, config.to_toml()?.as_bytes())?;
+        run.write_file(CONFIG_FILE, stored_toml(&config, &run)?.as_bytes())?;
     }
     let (iterations, eval_every) = (config.iterations() as u64, config.eval_every() as u64);
     if state.finished && !state.stopped_early && state.step < iterations {
@@ -769,11 +819,32 @@ pub struct FileNll {
 pub fn eval_file(dir: &Path, file: &Path) -> Result<FileNll> {
     let (config, fitted, transform, columns) = open_mle(dir)?;
     let (data, notes) = read_observations(&config, file, &columns, &transform)?;
-    let mean = data_nll(&fitted, &data, &transform)?;
+    file_nll(&fitted, &data, &transform, file, notes)
+}
+
+/// The NLL of the rows of `values` (n × d, one observation per row, in the data's units as the
+/// training data were given) under the `mle` run in `dir`: [`eval_file`] for data in memory,
+/// checked and transformed the same way; `origin` names them in errors.
+pub fn eval_values(dir: &Path, values: MatRef<'_, f64>, origin: &Path) -> Result<FileNll> {
+    let (config, fitted, transform, columns) = open_mle(dir)?;
+    let data = observations_of_values(&config, values, origin, &columns, &transform)?;
+    file_nll(&fitted, &data, &transform, origin, Vec::new())
+}
+
+/// The mean and total NLL of `data` under `fitted`; a row of zero density is an error naming
+/// `origin`.
+fn file_nll(
+    fitted: &Fitted,
+    data: &Observations,
+    transform: &Transform,
+    origin: &Path,
+    notes: Vec<String>,
+) -> Result<FileNll> {
+    let mean = data_nll(fitted, data, transform)?;
     if !mean.is_finite() {
         return Err(Error::InvalidData(format!(
             "{}: the NLL under the fit is {mean} (a row with zero density)",
-            file.display()
+            origin.display()
         )));
     }
     let rows = data.rows();

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use faer::Mat;
+use faer::{Mat, MatRef};
 
 use super::ViConfig;
 use crate::data::table::{HeaderUse, Table, TableOptions, Transform, read_table};
@@ -38,32 +38,79 @@ pub fn load_data(config: &ViConfig) -> Result<ViData> {
         label: d.label.clone(),
     };
     let mut notes = Vec::new();
-    let (train, train_labels) = read_split(&d.train, d.labels.as_deref(), &options, &mut notes)?;
+    let train = read_split(&d.train, d.labels.as_deref(), &options, &mut notes)?;
+    let test = match &d.test {
+        None => None,
+        Some(path) => Some(read_split(
+            path,
+            d.test_labels.as_deref(),
+            &options,
+            &mut notes,
+        )?),
+    };
+    from_splits(config, train, test, notes)
+}
+
+/// The data of `config` given as arrays in memory rather than files: features `x` (n × d, one
+/// point per row) and labels `y` (0/1 or −1/+1, one per row), and a held-out pair, checked as
+/// files are; errors name them "X", "y", "X_test" and "y_test" (rows counted from 1).
+pub fn load_arrays(
+    config: &ViConfig,
+    x: MatRef<'_, f64>,
+    y: &[f64],
+    test: Option<(MatRef<'_, f64>, &[f64])>,
+) -> Result<ViData> {
+    let split = |x: MatRef<'_, f64>, y: &[f64], names: [&str; 2]| -> Result<(Table, Vec<f64>)> {
+        let table = Table::from_values(x, Path::new(names[0]))?;
+        let labels = Table::from_values(
+            MatRef::from_column_major_slice(y, y.len(), 1),
+            Path::new(names[1]),
+        )?;
+        if y.len() != table.rows() {
+            return Err(Error::format(
+                names[1],
+                format!(
+                    "{} labels for the {} rows of {}",
+                    y.len(),
+                    table.rows(),
+                    names[0]
+                ),
+            ));
+        }
+        Ok((table, signed_labels(y, &labels)?))
+    };
+    let train = split(x, y, ["X", "y"])?;
+    let test = test
+        .map(|(x, y)| split(x, y, ["X_test", "y_test"]))
+        .transpose()?;
+    from_splits(config, train, test, Vec::new())
+}
+
+/// The model and the held-out split from the tables read: the transform fitted on the
+/// training features and applied to both, the intercept appended.
+fn from_splits(
+    config: &ViConfig,
+    (train, train_labels): (Table, Vec<f64>),
+    test: Option<(Table, Vec<f64>)>,
+    notes: Vec<String>,
+) -> Result<ViData> {
+    let d = &config.data;
     let transform = Transform::fit(d.transform, train.values.as_ref(), &train.columns)?;
     let mut features = train.columns.clone();
     if d.intercept {
         features.push(INTERCEPT.to_string());
     }
-    let design = |values: &Mat<f64>| {
-        let mapped = transform.apply(values.as_ref());
-        let width = mapped.ncols() + usize::from(d.intercept);
-        Mat::from_fn(mapped.nrows(), width, |i, j| {
-            if j < mapped.ncols() {
-                mapped[(i, j)]
-            } else {
-                1.0
-            }
-        })
-    };
-    let model = LogisticRegression::new(design(&train.values), train_labels)?
-        .with_prior_scale(config.model.prior_scale)?;
-    let test = match &d.test {
+    let model = LogisticRegression::new(
+        design(train.values.as_ref(), &transform, d.intercept),
+        train_labels,
+    )?
+    .with_prior_scale(config.model.prior_scale)?;
+    let test = match test {
         None => None,
-        Some(path) => {
-            let (table, labels) = read_split(path, d.test_labels.as_deref(), &options, &mut notes)?;
+        Some((table, labels)) => {
             if table.columns.len() != train.columns.len() {
                 return Err(Error::format(
-                    path,
+                    &table.path,
                     format!(
                         "the test file has {} feature columns ({}), the training file {} ({})",
                         table.columns.len(),
@@ -73,7 +120,10 @@ pub fn load_data(config: &ViConfig) -> Result<ViData> {
                     ),
                 ));
             }
-            Some((design(&table.values), labels))
+            Some((
+                design(table.values.as_ref(), &transform, d.intercept),
+                labels,
+            ))
         }
     };
     Ok(ViData {
@@ -82,6 +132,20 @@ pub fn load_data(config: &ViConfig) -> Result<ViData> {
         features,
         transform,
         notes,
+    })
+}
+
+/// The design matrix of feature rows `values`: `transform` applied, then a constant-1 column
+/// when `intercept`.
+pub fn design(values: MatRef<'_, f64>, transform: &Transform, intercept: bool) -> Mat<f64> {
+    let mapped = transform.apply(values);
+    let width = mapped.ncols() + usize::from(intercept);
+    Mat::from_fn(mapped.nrows(), width, |i, j| {
+        if j < mapped.ncols() {
+            mapped[(i, j)]
+        } else {
+            1.0
+        }
     })
 }
 

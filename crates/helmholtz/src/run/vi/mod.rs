@@ -35,9 +35,14 @@ mod data;
 mod posterior;
 mod runner;
 
-pub use data::{ViData, load_data};
-pub use posterior::{Marginal, Posterior, PosteriorSummary, Predictive, QUANTILE_LEVELS};
-pub use runner::{ViOutcome, ViSummary, is_vi_run, open_posterior, resume_vi, run_vi};
+pub use data::{ViData, design, load_arrays, load_data};
+pub use posterior::{
+    Marginal, Posterior, PosteriorSummary, Predictive, QUANTILE_LEVELS, positive_probabilities,
+};
+pub use runner::{
+    ViOutcome, ViSummary, is_vi_run, open_posterior, predict_run, resume_vi, run_vi,
+    run_vi_with_arrays, sample_run,
+};
 
 /// The posterior file of a vi run.
 pub const POSTERIOR_FILE: &str = "posterior.json";

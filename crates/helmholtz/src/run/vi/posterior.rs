@@ -486,6 +486,20 @@ pub fn predictive(draws: MatRef<'_, f64>, x: MatRef<'_, f64>, y: &[f64]) -> Pred
     }
 }
 
+/// The predictive probability of the label +1 for each row of `x`: (1/S) Σ_s σ(xᵢᵀw_s) over
+/// the S rows of `draws`.
+pub fn positive_probabilities(draws: MatRef<'_, f64>, x: MatRef<'_, f64>) -> Vec<f64> {
+    let (s, d) = (draws.nrows(), x.ncols());
+    (0..x.nrows())
+        .map(|i| {
+            let total: f64 = (0..s)
+                .map(|k| crate::math::sigmoid((0..d).map(|j| x[(i, j)] * draws[(k, j)]).sum()))
+                .sum();
+            total / s as f64
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -604,5 +618,38 @@ mod tests {
         assert!(p.log_predictive_per_point > -1e-4 && p.log_predictive_per_point < 0.0);
         assert_eq!(sorted_quantile(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.25), 2.0);
         assert_eq!(sorted_quantile(&[1.0, 2.0], 0.5), 1.5);
+    }
+
+    /// The probabilities of +1 are those the predictive scores: its log density per point is
+    /// the mean of ln p (label +1) or ln(1 − p) (label −1), since σ(−t) = 1 − σ(t), and its
+    /// accuracy the share of labels on the side of 1/2 that p is.
+    #[test]
+    fn positive_probabilities_agree_with_the_predictive() {
+        let q = Posterior::SkewNormal(skew_normal([0.5, -1.0], [2.0, -1.0]));
+        let w = q.sample(500, &mut Stream::new(4, &[])).unwrap();
+        let x = Mat::from_fn(40, 2, |i, j| ((i * 7 + j * 3) % 11) as f64 / 3.0 - 1.6);
+        let y: Vec<f64> = (0..40)
+            .map(|i| if (i * 5) % 3 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        let p = positive_probabilities(w.as_ref(), x.as_ref());
+        let scored = predictive(w.as_ref(), x.as_ref(), &y);
+        let log_density: f64 = p
+            .iter()
+            .zip(&y)
+            .map(|(p, y)| if *y > 0.0 { p.ln() } else { (1.0 - p).ln() })
+            .sum::<f64>()
+            / 40.0;
+        assert!(
+            (log_density - scored.log_predictive_per_point).abs() < 1e-12,
+            "{log_density} {}",
+            scored.log_predictive_per_point
+        );
+        let right = p
+            .iter()
+            .zip(&y)
+            .filter(|(p, y)| (**p > 0.5) == (**y > 0.0))
+            .count();
+        assert_eq!(right as f64 / 40.0, scored.accuracy);
+        assert!(p.iter().all(|v| *v > 0.0 && *v < 1.0));
     }
 }

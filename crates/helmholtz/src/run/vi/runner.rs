@@ -3,13 +3,16 @@
 //! ((seed, TRAIN, step)), the negative ELBO with `eval_draws` draws ((seed, EVAL, step)) every
 //! `eval_every` steps, checkpoints of the method's state, resume, and the final summaries.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
+use faer::{Mat, MatRef};
 use serde::{Deserialize, Serialize};
 
-use super::data::{ViData, load_data};
-use super::posterior::{Posterior, PosteriorSummary, Predictive, predictive};
+use super::data::{ViData, design, load_arrays, load_data};
+use super::posterior::{
+    Posterior, PosteriorSummary, Predictive, positive_probabilities, predictive,
+};
 use super::{Family, POSTERIOR_FILE, SUMMARY_TEXT, ViConfig, method_name};
 use crate::data::batches::IndicesOnly;
 use crate::data::table::Transform;
@@ -23,7 +26,10 @@ use crate::objectives::targets::logistic_vi::{
     GaussianElbo, Noise, SkewMixtureElbo, SkewNormalElbo, SkewTElbo,
 };
 use crate::optim::sngd::{LineSearch, Method, MethodState, MixtureStart, SkewMethod, SkewStart};
-use crate::run::{CHECKPOINT_STATE, CONFIG_FILE, RunDir, SUMMARY_FILE, config_changes};
+use crate::run::{
+    CHECKPOINT_STATE, CONFIG_FILE, DATA_FOLDER, RunDir, SUMMARY_FILE, config_changes,
+    relative_to_run,
+};
 use crate::train::sngd::MethodSteps;
 use crate::train::trainer::{
     Batch, CheckpointStore, Control, EpochRecord, Observer, Outcome, Sampling, Slot, StepContext,
@@ -106,6 +112,7 @@ impl ViSummary {
 }
 
 /// What a vi run returns.
+#[derive(Debug)]
 pub struct ViOutcome {
     /// The summary.
     pub summary: ViSummary,
@@ -149,8 +156,67 @@ pub fn run_vi(
         progress(note);
     }
     let run = RunDir::create(dir)?;
-    run.write_file(CONFIG_FILE, config.to_toml()?.as_bytes())?;
+    run.write_file(CONFIG_FILE, stored_toml(config, &run)?.as_bytes())?;
     train(config, &data, &run, None, &mut progress, stop)
+}
+
+/// Runs the vi config on data given as arrays instead of files (the Python package's entry
+/// point): features `x` (n × d, one point per row), labels `y` (0/1 or −1/+1) and an optional
+/// held-out pair, checked as files are (errors name "X", "y", "X_test", "y_test"), then stored in
+/// the new run as `data/train.npy`, `data/train-labels.npy`, `data/test.npy` and
+/// `data/test-labels.npy`, which its `config.toml` names relative to the run: [`resume_vi`] and
+/// `helmholtz vi --resume` read them from wherever the run is moved. The label and file options
+/// of `config.data` (label, labels, test_labels, header, delimiter) are replaced; intercept and
+/// transform apply as for files. The fit is the one [`run_vi`] makes of NPY files of the same
+/// values.
+pub fn run_vi_with_arrays(
+    mut config: ViConfig,
+    dir: &Path,
+    x: MatRef<'_, f64>,
+    y: &[f64],
+    test: Option<(MatRef<'_, f64>, &[f64])>,
+    mut progress: impl FnMut(&str),
+    stop: &AtomicBool,
+) -> Result<ViOutcome> {
+    let absolute = std::path::absolute(dir).map_err(|e| Error::io(dir, e))?;
+    let in_run = |name: &str| absolute.join(DATA_FOLDER).join(format!("{name}.npy"));
+    let d = &mut config.data;
+    d.train = in_run("train");
+    d.labels = Some(in_run("train-labels"));
+    d.label = None;
+    d.test = test.map(|_| in_run("test"));
+    d.test_labels = test.map(|_| in_run("test-labels"));
+    d.header = None;
+    d.delimiter = None;
+    config.validate()?;
+    let data = load_arrays(&config, x, y, test)?;
+    let run = RunDir::create(dir)?;
+    let column = |y: &[f64]| Mat::from_fn(y.len(), 1, |i, _| y[i]);
+    run.store_array("train", x)?;
+    run.store_array("train-labels", column(y).as_ref())?;
+    if let Some((x, y)) = test {
+        run.store_array("test", x)?;
+        run.store_array("test-labels", column(y).as_ref())?;
+    }
+    run.write_file(CONFIG_FILE, stored_toml(&config, &run)?.as_bytes())?;
+    train(&config, &data, &run, None, &mut progress, stop)
+}
+
+/// The config as a run stores it: every default written out, data paths absolute except those
+/// of data inside the run, which are relative to it (so the run can move).
+fn stored_toml(config: &ViConfig, run: &RunDir) -> Result<String> {
+    let mut stored = config.clone();
+    let d = &mut stored.data;
+    let inside = |p: &mut Option<PathBuf>| {
+        if let Some(path) = p {
+            *path = relative_to_run(path, run.path());
+        }
+    };
+    d.train = relative_to_run(&d.train, run.path());
+    inside(&mut d.labels);
+    inside(&mut d.test);
+    inside(&mut d.test_labels);
+    stored.to_toml()
 }
 
 /// The keys a resume may change: how long and how often, not what is fitted.
@@ -199,7 +265,7 @@ pub fn resume_vi(
     run.truncate_metrics_after(state.step)?;
     if !overrides.is_empty() {
         run.record_resume(overrides, &changes)?;
-        run.write_file(CONFIG_FILE, config.to_toml()?.as_bytes())?;
+        run.write_file(CONFIG_FILE, stored_toml(&config, &run)?.as_bytes())?;
     }
     train(&config, &data, &run, Some(saved), &mut progress, stop)
 }
@@ -228,6 +294,64 @@ pub fn open_posterior(dir: &Path) -> Result<(Posterior, Vec<String>)> {
         ));
     }
     Ok((posterior, summary.features))
+}
+
+/// `n` draws of the posterior of the vi run in `dir` from `seed` (rows, one column per weight;
+/// the stream `helmholtz sample` uses), with the feature names.
+pub fn sample_run(dir: &Path, n: usize, seed: u64) -> Result<(Mat<f64>, Vec<String>)> {
+    if n == 0 {
+        return Err(Error::Config(
+            "--n 0 draws nothing; give at least 1 sample".into(),
+        ));
+    }
+    let (posterior, features) = open_posterior(dir)?;
+    // The draws in f64, and the CSV text a caller may write (at most 25 bytes a value).
+    check_allocation(
+        &format!("--n {n} draws of {} weights", features.len()),
+        bytes_of(&[n, features.len()], 8 + 25),
+    )?;
+    let draws = posterior.sample(n, &mut Stream::new(seed, &[ids::SAMPLE]))?;
+    Ok((draws, features))
+}
+
+/// How the vi run in `dir` made its features: the transform of the file's columns and whether
+/// an intercept was appended (from `posterior.json`).
+#[derive(Deserialize)]
+struct Features {
+    intercept: bool,
+    transform: Transform,
+}
+
+/// The posterior predictive P(y = +1 | x, data) ≈ (1/S) Σ_s σ(xᵀw_s) of each row of `x` (the
+/// feature columns as the training data were given: the run's transform and intercept are
+/// applied here), over S = `draws` draws of the vi run's posterior in `dir` from `seed`.
+pub fn predict_run(dir: &Path, x: MatRef<'_, f64>, draws: usize, seed: u64) -> Result<Vec<f64>> {
+    if draws == 0 {
+        return Err(Error::Config(
+            "draws = 0: the predictive needs at least 1 draw of the posterior".into(),
+        ));
+    }
+    let path = dir.join(POSTERIOR_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let made: Features =
+        serde_json::from_str(&text).map_err(|e| Error::format(&path, e.to_string()))?;
+    let table = crate::data::table::Table::from_values(x, Path::new("X"))?;
+    let (posterior, features) = open_posterior(dir)?;
+    let columns = features.len() - usize::from(made.intercept);
+    if table.values.ncols() != columns {
+        return Err(Error::Dimension(format!(
+            "X has {} columns; the posterior was fitted on {columns} ({})",
+            table.values.ncols(),
+            features[..columns].join(", ")
+        )));
+    }
+    check_allocation(
+        &format!("draws = {draws} draws of {} weights", features.len()),
+        bytes_of(&[draws, features.len()], 8),
+    )?;
+    let w = posterior.sample(draws, &mut Stream::new(seed, &[ids::SAMPLE]))?;
+    let x = design(table.values.as_ref(), &made.transform, made.intercept);
+    Ok(positive_probabilities(w.as_ref(), x.as_ref()))
 }
 
 /// Everything a family × method run shares.
