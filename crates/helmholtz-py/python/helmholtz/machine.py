@@ -53,7 +53,8 @@ class HelmholtzMachine(RunEstimator, TransformerMixin, DensityMixin, BaseEstimat
         Share of the rows held out for early stopping (estimated every ``eval_every`` epochs,
         ``patience`` evaluations without improvement); None trains all epochs on all rows.
     eval_every, patience : int
-    random_state : int
+    random_state : int, numpy RandomState or None
+        The run's seed (None: a fresh one, kept as ``seed_``).
     run_dir : str or path or None
         Where the run is written; None uses a temporary directory removed with the estimator.
         The directory is a run like the command line's: ``helmholtz eval``, ``helmholtz train
@@ -283,7 +284,7 @@ class HelmholtzMachine(RunEstimator, TransformerMixin, DensityMixin, BaseEstimat
     def sample(self, n_samples: int = 1, random_state: int | None = None) -> np.ndarray:
         """``n_samples`` binary draws x ~ p(x), float32 (n_samples, n_features)."""
         check_is_fitted(self, "run_dir_")
-        seed = self.seed_ if random_state is None else int(random_state)
+        seed = self.seed_ if random_state is None else estimator_seed(random_state)
         return self._run.sample(int(n_samples), seed)
 
     def transform(self, X, layer: int = 1, k: int = 100) -> np.ndarray:
