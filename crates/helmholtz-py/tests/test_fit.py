@@ -101,6 +101,20 @@ def test_ppca_is_the_maximum_likelihood_solution_and_matches_sklearn(ppca_data):
     assert em.n_iter_ > 10 and ours.n_iter_ == 0
 
 
+@pytest.mark.parametrize("covariance", ["full", "diagonal"])
+def test_a_component_without_spread_breaks_the_identity_and_says_so(clusters, covariance):
+    # One cluster is flat along the last coordinate: its variance there is held at the floor,
+    # EM converges to a point that is not the ELBO's, and the decomposition says why.
+    X = clusters.copy()
+    X[::3, 2] = 1.0
+    ours = GaussianMixture(3, covariance=covariance, max_steps=5000, tol=1e-12, random_state=1)
+    decomposition = ours.fit(X).entropy_sum()
+    assert ours.converged_
+    assert decomposition["identity_applies"] is False
+    assert "variance floor" in decomposition["why"], decomposition["why"]
+    assert abs(decomposition["relative_gap"]) > 1e-4
+
+
 def test_factor_analysis_matches_sklearn_at_convergence(ppca_data):
     rng = np.random.default_rng(2)
     X = ppca_data * rng.uniform(0.5, 2.0, size=6)  # unequal noise per column

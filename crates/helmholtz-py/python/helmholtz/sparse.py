@@ -22,9 +22,11 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from helmholtz import _core
-from helmholtz._core import ConfigError, DataError
+from helmholtz._core import ConfigError, DataError, match_fields
 from helmholtz._base import RunDirectory, RunEstimator, progress_callback
 from helmholtz._results import choice, config_text, estimator_seed, positive_float, positive_int
+
+__all__ = ["SparseCoding", "match_fields"]
 
 _POSTERIORS = ("full", "diagonal", "amortized")
 _METHODS = ("lbfgs", "em", "adam")

@@ -44,6 +44,10 @@ pub struct Mixture {
     pub weights: Vec<f64>,
     /// The components.
     pub components: Components,
+    /// How many values the last M-step held at the variance floor: diagonal variances raised to
+    /// it, or singular full covariances that got it added. 0 at a regular EM fixed point; above
+    /// 0 the fixed point is not the ELBO's, and the entropy-sum identity does not apply.
+    pub floored: usize,
 }
 
 /// Which family [`Mixture::init`] builds.
@@ -105,6 +109,7 @@ impl Mixture {
         Ok(Mixture {
             weights: vec![1.0 / c as f64; c],
             components,
+            floored: 0,
         })
     }
 
@@ -369,14 +374,18 @@ impl Mixture {
             .sum::<f64>()
             / d as f64;
         let floor = VARIANCE_FLOOR * scale;
+        let mut floored = 0;
         self.components = match self.family() {
             Family::DiagonalGaussian => Components::DiagonalGaussian {
                 variances: Mat::from_fn(d, c, |r, k| {
-                    ((0..n)
+                    let variance = (0..n)
                         .map(|j| resp[(k, j)] * (x[(r, j)] - means[(r, k)]).powi(2))
                         .sum::<f64>()
-                        / mass[k])
-                        .max(floor)
+                        / mass[k];
+                    if variance < floor {
+                        floored += 1;
+                    }
+                    variance.max(floor)
                 }),
                 means,
             },
@@ -388,6 +397,7 @@ impl Mixture {
                         });
                         let mut s = &weighted * weighted.transpose() * faer::Scale(1.0 / mass[k]);
                         if s.llt(Side::Lower).is_err() {
+                            floored += 1;
                             for i in 0..d {
                                 s[(i, i)] += floor;
                             }
@@ -399,6 +409,7 @@ impl Mixture {
             },
             Family::Bernoulli => Components::Bernoulli { probs: means },
         };
+        self.floored = floored;
         Ok(log_likelihood)
     }
 
@@ -474,6 +485,33 @@ mod tests {
             assert!(model.entropy_sum(resp.as_ref(), elbo).relative_gap() > 1e-3);
             let (_, sum) = gap_at_convergence(&mut model, &x);
             assert!(sum.relative_gap() < 1e-8, "{family:?}: {sum:?}");
+        }
+    }
+
+    /// A coordinate that is constant within a component has no stationary variance: the M-step
+    /// holds it at the floor, the model counts it, and the identity's gap stays open (so the
+    /// decomposition must say that it does not apply).
+    #[test]
+    fn a_component_without_spread_is_floored_and_counted() {
+        let mut x = clusters(1500, 1);
+        let regular = {
+            let mut model = Mixture::init(x.as_ref(), 3, Family::DiagonalGaussian, 4).unwrap();
+            crate::train::em::fit(&mut model, x.as_ref(), 1e-14, 5000).unwrap();
+            model.floored
+        };
+        assert_eq!(regular, 0);
+        // The first cluster (every third point) loses its spread along coordinate 1.
+        for j in (0..x.ncols()).step_by(3) {
+            x[(1, j)] = 0.0;
+        }
+        for family in [Family::DiagonalGaussian, Family::FullGaussian] {
+            let mut model = Mixture::init(x.as_ref(), 3, family, 4).unwrap();
+            crate::train::em::fit(&mut model, x.as_ref(), 1e-14, 5000).unwrap();
+            assert!(model.floored >= 1, "{family:?}: nothing floored");
+            let (resp, _) = model.responsibilities(x.as_ref()).unwrap();
+            let elbo = model.elbo(x.as_ref(), resp.as_ref()).unwrap();
+            let sum = model.entropy_sum(resp.as_ref(), elbo);
+            assert!(sum.relative_gap() > 1e-3, "{family:?}: {sum:?}");
         }
     }
 
@@ -578,6 +616,7 @@ mod tests {
             components: Components::Bernoulli {
                 probs: Mat::from_fn(3, 2, |r, k| [[0.1, 0.9], [0.5, 0.2], [0.95, 0.05]][r][k]),
             },
+            floored: 0,
         };
         let n = 20_000;
         let (draws, labels) = model.sample(n, 4).unwrap();

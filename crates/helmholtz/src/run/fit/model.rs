@@ -167,6 +167,10 @@ impl FittedModel {
                 let elbo = model.elbo(x, resp.as_ref())?;
                 Decomposition {
                     sum: model.entropy_sum(resp.as_ref(), elbo),
+                    conditions: Conditions {
+                        floored_variances: model.floored,
+                        ..Conditions::plain()
+                    },
                     log_likelihood: Some(ll),
                     ..plain
                 }
@@ -310,6 +314,10 @@ fn from_columns(cols: &[Vec<f64>], rows: usize) -> Result<Mat<f64>> {
     Ok(Mat::from_fn(rows, cols.len(), |r, c| cols[c][r]))
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// The f64 JSON form of the non-VAE models.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
@@ -325,6 +333,9 @@ enum SavedModel {
         family: String,
         means: Vec<Vec<f64>>,
         spread: Vec<Vec<f64>>,
+        /// Values the last M-step held at the variance floor (absent: none).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        floored: usize,
     },
     Sbn {
         dim: usize,
@@ -365,6 +376,7 @@ impl SavedModel {
                     family: family.into(),
                     means,
                     spread,
+                    floored: m.floored,
                 }
             }
             FittedModel::Sbn(m) => SavedModel::Sbn {
@@ -404,6 +416,7 @@ impl SavedModel {
                 family,
                 means,
                 spread,
+                floored,
             } => {
                 let c = weights.len();
                 let means = from_columns(&means, dim)?;
@@ -430,6 +443,7 @@ impl SavedModel {
                 FittedModel::Mixture(Mixture {
                     weights,
                     components,
+                    floored,
                 })
             }
             SavedModel::Sbn {
