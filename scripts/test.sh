@@ -4,8 +4,8 @@
 #   2. the Python package: a wheel built with maturin and installed with pip into a virtual
 #      environment (python-venv in the target directory, or $HELMHOLTZ_VENV), then its pytest
 #      suite, which also runs the command-line binary that step 1 built.
-# Needs Rust and Python ≥ 3.11 with venv; pip fetches maturin, numpy, scikit-learn, pytest, ray and
-# pandas from PyPI.
+# Needs Rust and Python ≥ 3.11 with venv; pip fetches maturin, numpy, scikit-learn, pytest, ray,
+# pandas and mypy from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +22,7 @@ venv=$(realpath -m "${HELMHOLTZ_VENV:-$target/python-venv}")
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install -q --disable-pip-version-check "maturin>=1.16,<2" pytest pandas "ray>=2.40"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check "maturin>=1.16,<2" pytest pandas "ray>=2.40" "mypy>=1.18"
 
 rm -rf "$target/wheels"
 "$venv/bin/maturin" build -q -m crates/helmholtz-py/Cargo.toml --out "$target/wheels"

@@ -127,9 +127,10 @@ enum Command {
         which: ExperimentKind,
     },
     /// Learn sparse codes with the entropy objective (Laplace prior, Gaussian posteriors) over
-    /// several seeds: on bars (L-BFGS, with the ground-truth reference and a recovery score) or
-    /// on natural-image patches (EM with per-point posteriors, or Adam with an amortized
-    /// encoder; held-out ELBO, Gini sparseness, atoms ordered by λ).
+    /// several seeds: on bars (L-BFGS, with the ground-truth reference and a recovery score), on
+    /// natural-image patches (EM with per-point posteriors, or Adam with an amortized encoder;
+    /// held-out ELBO, Gini sparseness, atoms ordered by λ), or on your own points
+    /// (`data.source = "points"`: L-BFGS, EM or Adam).
     Sparse {
         #[command(flatten)]
         args: RunArgs,

@@ -10,16 +10,19 @@
 //! * [`threads`]: every fit, evaluation and sampling runs with the GIL released, in a private
 //!   rayon pool of `n_threads` threads.
 //! * the runs ([`hm`]) and the data sets ([`datasets`]);
+//! * entropy-sum fits ([`fit`]) and sparse coding ([`sparse`]);
 //! * maximum-likelihood fits ([`mle`]), variational inference ([`vi`]) and SNGD on a Python
 //!   target ([`own_target`]).
 
 mod convert;
 mod datasets;
 mod errors;
+mod fit;
 mod hm;
 mod mle;
 mod own_target;
 mod runs;
+mod sparse;
 mod threads;
 mod vi;
 
@@ -34,6 +37,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     datasets::register(m)?;
     runs::register(m)?;
     hm::register(m)?;
+    fit::register(m)?;
+    sparse::register(m)?;
     mle::register(m)?;
     vi::register(m)?;
     own_target::register(m)?;

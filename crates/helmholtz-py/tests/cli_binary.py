@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
+# The fields of runs' files that depend on the machine.
+TIMINGS = {"seconds", "fit_s", "epoch_s", "points_per_s", "train_s"}
 
 
 def cli() -> Path:
@@ -46,3 +48,17 @@ def metrics(run_dir: Path) -> list[dict]:
 
 def read(run_dir: Path, name: str) -> dict:
     return json.loads((Path(run_dir) / name).read_text())
+
+
+def without_timings(value):
+    """``value`` (parsed JSON) without the :data:`TIMINGS` fields, at any depth."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if k not in TIMINGS}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
+
+
+def json_lines(path: Path) -> list:
+    """The records of a JSON-lines file without their timings."""
+    return [without_timings(json.loads(line)) for line in Path(path).read_text().splitlines()]

@@ -3,12 +3,10 @@ run: equal metrics (but for timings) and equal parameters; and each side resumes
 run bit for bit. Ctrl-C during a fit writes a checkpoint and raises KeyboardInterrupt."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np

@@ -305,3 +305,107 @@ fn a_fit_run_evaluates_new_files_through_its_stored_transform() {
     assert!(err.contains("wide.csv has 3 columns"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `run_fit_with_array`: the points are stored in the run under a relative path, the run is the
+/// fit of the same points from an NPY file (model and metrics identical), it still opens and
+/// scores after its directory moves, `FitRunModel` gives per-point log-likelihoods averaging to
+/// `evaluate_file`'s, and a refused array leaves the directory as it was.
+#[test]
+fn a_fit_on_an_array_is_the_fit_of_its_file_and_moves_with_its_data() {
+    use helmholtz::math::rng::Stream;
+    use helmholtz::run::fit::{FitRunModel, evaluate_file, run_fit_with_array};
+    let mut rng = Stream::new(4, &[]);
+    // 300 points around three centres in 3 dimensions (one point per column).
+    let x = faer::Mat::from_fn(3, 300, |r, c| {
+        3.0 * ((c % 3) as f64 - 1.0) * (r as f64 - 1.0) + 0.7 * rng.normal()
+    });
+    let text = "name = \"array\"\nseed = 2\n[data]\nsource = \"npy\"\ntrain = \"x.npy\"\n[model]\nkind = \"gmm-full\"\nlatents = 3\n[train]\nmax_steps = 200\ntol = 1e-12\n";
+    let folder = temp_dir("array-file");
+    std::fs::create_dir_all(&folder).unwrap();
+    helmholtz::data::npy::write_npy(&folder.join("x.npy"), x.transpose(), false).unwrap();
+    let config = FitConfig::parse(text, &[], &folder.join("array.toml")).unwrap();
+    let from_file = folder.join("from-file");
+    let (_, file_summary) = run_fit(&config, &from_file, |_| {}).unwrap();
+    let from_array = folder.join("from-array");
+    let stop = AtomicBool::new(false);
+    let (_, array_summary) =
+        run_fit_with_array(&config, &from_array, x.as_ref(), |_| {}, &stop).unwrap();
+    assert_eq!(
+        array_summary.decomposition, file_summary.decomposition,
+        "the same fit"
+    );
+    let read = |dir: &Path, name: &str| std::fs::read(dir.join(name)).unwrap();
+    assert_eq!(
+        read(&from_array, "model.json"),
+        read(&from_file, "model.json")
+    );
+    assert_eq!(
+        read(&from_array, "metrics.jsonl"),
+        read(&from_file, "metrics.jsonl")
+    );
+    let stored = String::from_utf8(read(&from_array, "config.toml")).unwrap();
+    assert!(stored.contains("train = \"data/train.npy\""), "{stored}");
+
+    let moved = folder.join("moved");
+    std::fs::rename(&from_array, &moved).unwrap();
+    let (_, model, points) = open_fit(&moved).unwrap();
+    assert_eq!(points, x, "the stored points, read back exactly");
+    let fit = FitRunModel::open(&moved).unwrap();
+    assert_eq!(fit.model, model);
+    let on_file = evaluate_file(&moved, &folder.join("x.npy")).unwrap();
+    let prepared = fit.prepare(x.clone(), "x").unwrap();
+    let (evaluation, _) = fit.evaluate(prepared.as_ref()).unwrap();
+    assert_eq!(evaluation, on_file);
+    let scores = fit.scores(prepared.as_ref()).unwrap();
+    let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+    let ll = on_file.log_likelihood.unwrap();
+    assert!((mean - ll).abs() < 1e-12 * ll.abs(), "{mean} vs {ll}");
+    // A resume that rewrites the config keeps the stored points relative: the run still moves.
+    resume_fit(&moved, &["train.max_steps=250".into()], |_| {}, &stop).unwrap();
+    let rewritten = String::from_utf8(read(&moved, "config.toml")).unwrap();
+    assert!(
+        rewritten.contains("train = \"data/train.npy\""),
+        "{rewritten}"
+    );
+    assert!(rewritten.contains("max_steps = 250"), "{rewritten}");
+    let again = folder.join("again");
+    std::fs::rename(&moved, &again).unwrap();
+    let fit = FitRunModel::open(&again).unwrap();
+    open_fit(&again).unwrap();
+    // Draws in the data's units, with the data's spread.
+    let (draws, components) = fit.sample(5000, 1).unwrap();
+    assert_eq!(components.map(|c| c.len()), Some(5000));
+    assert_eq!((draws.nrows(), draws.ncols()), (3, 5000));
+
+    // A refused fit (a constant column for factor analysis) leaves no trace.
+    let mut fa = config.clone();
+    fa.model.kind = helmholtz::run::fit::ModelKind::FactorAnalysis;
+    fa.model.latents = 1;
+    let constant = faer::Mat::from_fn(3, 50, |r, c| {
+        if r == 1 {
+            2.0
+        } else {
+            (c * (r + 1)) as f64 % 7.0
+        }
+    });
+    let refused = folder.join("refused");
+    let err = run_fit_with_array(&fa, &refused, constant.as_ref(), |_| {}, &stop)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("data column 2 is constant"), "{err}");
+    assert!(!refused.exists());
+    std::fs::create_dir(&refused).unwrap();
+    run_fit_with_array(&fa, &refused, constant.as_ref(), |_| {}, &stop).unwrap_err();
+    assert_eq!(
+        std::fs::read_dir(&refused).unwrap().count(),
+        0,
+        "emptied again"
+    );
+    let mut nan = x.clone();
+    nan[(2, 7)] = f64::NAN;
+    let err = run_fit_with_array(&config, &folder.join("nan"), nan.as_ref(), |_| {}, &stop)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("feature 2 of point 7"), "{err}");
+    let _ = std::fs::remove_dir_all(&folder);
+}

@@ -27,8 +27,12 @@ pub fn run(args: &RunArgs, seeds: u64) -> Result<()> {
     let config = SparseConfig::load(args.config("sparse")?, &args.overrides)?;
     let out = args.out_dir(&config.name);
     helmholtz::run::rundir::refuse_used(&out)?;
-    if config.data.source == "patches" {
-        return patches(&config, seeds, &out, quiet);
+    let full_batch = config.train.method == helmholtz_experiments::sparse::SparseMethod::Lbfgs;
+    match config.data.source.as_str() {
+        "patches" => return patches(&config, seeds, &out, quiet),
+        "points" if !full_batch => return patches(&config, seeds, &out, quiet),
+        "points" => return points(&config, seeds, &out, quiet),
+        _ => {}
     }
     let mut table = BarsTable::default();
     for seed in config.seed..config.seed + seeds {
@@ -65,8 +69,44 @@ pub fn run(args: &RunArgs, seeds: u64) -> Result<()> {
     Ok(())
 }
 
-/// Patches: EM or amortized Adam with the configured annealing, per seed; atoms ordered by λ,
-/// ELBO and entropy curves, and a per-epoch table.
+/// Points by full-batch L-BFGS, per seed: the objective and entropies, and the atoms when the
+/// points are square images.
+fn points(config: &SparseConfig, seeds: u64, out: &Path, quiet: bool) -> Result<()> {
+    use helmholtz_experiments::sparse::run_points;
+    let mut lines = String::from(
+        "| seed | L^H | posterior H | prior H | noise H | σ² | iterations | stopped |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for seed in config.seed..config.seed + seeds {
+        let dir = out.join(format!("seed-{seed}"));
+        let (model, outcome) = run_points(config, seed, &dir, move |i, f| {
+            if !quiet && i % 250 == 0 {
+                crate::err!("seed {seed}: iteration {i}, L^H {f:.6}");
+            }
+        })
+        .with_context(|| format!("points run with seed {seed}"))?;
+        let w = model.dictionary();
+        if let Some(side) = config.data.image_side(w.nrows()) {
+            draw_atoms(&w, &outcome.lambda, side, &dir.join("atoms.png"))?;
+        }
+        lines.push_str(&format!(
+            "| {seed} | {:.6} | {:.4} | {:.4} | {:.4} | {:.6} | {} | {} |\n",
+            outcome.objective,
+            outcome.entropies[0],
+            outcome.entropies[1],
+            outcome.entropies[2],
+            outcome.sigma2,
+            outcome.iterations,
+            outcome.stopped
+        ));
+    }
+    let path = out.join("results.md");
+    std::fs::write(&path, &lines).with_context(|| format!("writing {}", path.display()))?;
+    crate::out_part!("{lines}");
+    Ok(())
+}
+
+/// Patches (or points by EM or Adam): EM or amortized Adam with the configured annealing, per
+/// seed; atoms ordered by λ, ELBO and entropy curves, and a per-epoch table.
 fn patches(config: &SparseConfig, seeds: u64, out: &Path, quiet: bool) -> Result<()> {
     let mut table = PatchesTable::default();
     let stop = Stop::install(out.join(format!("seed-{}", config.seed)))?;
@@ -137,18 +177,23 @@ fn report_patches_seed(
     for e in &epochs {
         if !quiet {
             crate::err!(
-                "seed {seed}, epoch {}: β {}, train ELBO {:.3}, held-out ELBO {:.3}, Gini {:.3}, median atom spread {:.2} px, {:.1} s",
+                "seed {seed}, epoch {}: β {}, train ELBO {:.3}, held-out ELBO {:.3}, Gini {:.3}{}, {:.1} s",
                 e.epoch,
                 e.train.beta,
                 e.train.elbo,
                 e.test.elbo,
                 e.gini.0,
-                e.atom_spread[1],
+                e.atom_spread.map_or(String::new(), |s| format!(
+                    ", median atom spread {:.2} px",
+                    s[1]
+                )),
                 e.epoch_s
             );
         }
     }
-    draw_atoms(&w, &terms.lambda, config.data.size, &dir.join("atoms.png"))?;
+    if let Some(side) = config.data.image_side(w.nrows()) {
+        draw_atoms(&w, &terms.lambda, side, &dir.join("atoms.png"))?;
+    }
     let series = |name: &str, f: &dyn Fn(&PatchesEpoch) -> f64| plots::Series {
         label: name.to_string(),
         points: epochs.iter().map(|e| (e.epoch as f64, f(e))).collect(),

@@ -72,39 +72,18 @@ pub fn run_bars(
     config: &SparseConfig,
     seed: u64,
     dir: &Path,
-    mut progress: impl FnMut(u64, f64) + Send + Sync + 'static,
+    progress: impl FnMut(u64, f64) + Send + Sync + 'static,
 ) -> Result<(SparseCoding, Bars, BarsOutcome)> {
     let io = io_error;
     let data = bars(config.data.side, config.data.n, config.data.noise, seed);
     let _run = create_run_dir(config, seed, dir)?;
     let (d, n) = (data.x.nrows(), data.x.ncols());
-    let mut model = SparseCoding::new(
-        d,
-        config.model.n_latents,
-        n,
-        config.model.posterior.per_point(),
-        seed,
-    )?
-    .with_scale_param(config.model.scale_param);
-    model.scale_floor = config.model.scale_floor;
-    let trace = Arc::new(Mutex::new(Vec::new()));
-    let recorder = Arc::clone(&trace);
-    let start = Instant::now();
-    let report = fit_lbfgs(
-        &mut model,
-        data.x.as_ref(),
-        1.0,
-        Target::All,
-        &config.train.lbfgs(),
-        move |i, f| {
-            recorder
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((i, f));
-            progress(i, f);
-        },
-    )?;
-    let fit_s = start.elapsed().as_secs_f64();
+    let FullBatch {
+        model,
+        report,
+        trace,
+        fit_s,
+    } = fit_full_batch(config, seed, data.x.as_ref(), progress)?;
 
     let mut truth = model.clone();
     let mut fields = Mat::zeros(d, config.model.n_latents);
@@ -143,7 +122,7 @@ pub fn run_bars(
         fit_s,
         &report,
     );
-    write_metrics(dir, &trace.lock().unwrap_or_else(|e| e.into_inner()))?;
+    write_metrics(dir, &trace)?;
     write_model(dir, &model, &report.terms)?;
     let summary =
         serde_json::to_string_pretty(&outcome).map_err(|e| Error::Config(e.to_string()))?;
@@ -176,7 +155,63 @@ fn outcome(
     }
 }
 
-fn write_metrics(dir: &Path, trace: &[(u64, f64)]) -> Result<()> {
+/// A full-batch L-BFGS fit of the entropy objective: the model, the report, the objective per
+/// iteration and the seconds it took.
+pub(super) struct FullBatch {
+    pub(super) model: SparseCoding,
+    pub(super) report: FitReport,
+    pub(super) trace: Vec<(u64, f64)>,
+    pub(super) fit_s: f64,
+}
+
+/// Maximises the entropy objective over the dictionary and every posterior of the columns of
+/// `x` by full-batch L-BFGS, from the model of `config` drawn with `seed` (the bars fit, and the
+/// points runs of `train.method = "lbfgs"`).
+pub(super) fn fit_full_batch(
+    config: &SparseConfig,
+    seed: u64,
+    x: faer::MatRef<'_, f64>,
+    mut progress: impl FnMut(u64, f64) + Send + Sync + 'static,
+) -> Result<FullBatch> {
+    let (d, n) = (x.nrows(), x.ncols());
+    let mut model = SparseCoding::new(
+        d,
+        config.model.n_latents,
+        n,
+        config.model.posterior.per_point(),
+        seed,
+    )?
+    .with_scale_param(config.model.scale_param);
+    model.scale_floor = config.model.scale_floor;
+    let trace = Arc::new(Mutex::new(Vec::new()));
+    let recorder = Arc::clone(&trace);
+    let start = Instant::now();
+    let report = fit_lbfgs(
+        &mut model,
+        x,
+        1.0,
+        Target::All,
+        &config.train.lbfgs(),
+        move |i, f| {
+            recorder
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((i, f));
+            progress(i, f);
+        },
+    )?;
+    let fit_s = start.elapsed().as_secs_f64();
+    let trace = std::mem::take(&mut *trace.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(FullBatch {
+        model,
+        report,
+        trace,
+        fit_s,
+    })
+}
+
+/// The objective per iteration of a full-batch fit as `metrics.jsonl`.
+pub(super) fn write_metrics(dir: &Path, trace: &[(u64, f64)]) -> Result<()> {
     let path = dir.join(METRICS_FILE);
     let io = |source| Error::Io {
         path: path.clone(),

@@ -132,11 +132,15 @@ impl SparseTrainConfig {
     }
 }
 
-/// The data section: the bars generator or natural-image patches (entropy.md §3.1).
+/// The data section: the bars generator, natural-image patches (entropy.md §3.1), or the user's
+/// own points.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SparseDataConfig {
-    /// "bars" or "patches".
+    /// "bars", "patches", or "points": the rows of the table `train` (any dimension D; the first
+    /// `n` of them, all when it has fewer), held out `test` (without it, the per-epoch
+    /// evaluation of EM and Adam runs refits the training points), whitened as `whiten` says
+    /// (default "none"). Points of D = s² values are s × s images (atoms' spread, denoising).
     pub source: String,
     /// Bars: bars per direction (H = 2·side fields on a side × side grid).
     #[serde(default = "default_side")]
@@ -159,10 +163,11 @@ pub struct SparseDataConfig {
     /// Patches: held-out patches (other positions of the same images) for the per-epoch ELBO.
     #[serde(default = "default_test_n")]
     pub test_n: usize,
-    /// Patches: "zca" (whiten the patches, default) or "olshausen-field" (filter the images).
-    #[serde(default)]
-    pub whiten: WhitenKind,
-    /// Patches: ZCA regulariser ε as a fraction of the mean eigenvalue.
+    /// Patches: "zca" (whiten the patches, the default) or "olshausen-field" (filter the images);
+    /// points: "none" (the default) or "zca".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whiten: Option<WhitenKind>,
+    /// Patches and points: ZCA regulariser ε as a fraction of the mean eigenvalue.
     #[serde(default = "default_epsilon")]
     pub whiten_epsilon: f64,
     /// Patches: cutoff f₀ of the Olshausen–Field filter in cycles per pixel (SparseNet: 0.4).
@@ -174,11 +179,11 @@ pub struct SparseDataConfig {
     #[serde(default)]
     pub train: Option<std::path::PathBuf>,
     /// Patches from `train`: the held-out patches, a table of the same width; without it the
-    /// last `test_n` rows of `train` are held out.
+    /// last `test_n` rows of `train` are held out. Points: the held-out points.
     #[serde(default)]
     pub test: Option<std::path::PathBuf>,
-    /// Patches from a CSV `train`: whether its first row is a header (unset: when none of its
-    /// fields is a number).
+    /// Patches or points from a CSV `train`: whether its first row is a header (unset: when none
+    /// of its fields is a number).
     #[serde(default)]
     pub header: Option<bool>,
     /// Patches from `train`: a column that is not a pixel (a label, an id), by 0-based index
@@ -187,16 +192,40 @@ pub struct SparseDataConfig {
     pub label: Option<helmholtz::data::table::ColumnRef>,
 }
 
-/// How natural-image patches are whitened.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// How natural-image patches (or points) are whitened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WhitenKind {
+    /// As given (points only).
+    None,
     /// ZCA on the patches ([`helmholtz::data::patches::Whitening`]).
-    #[default]
     Zca,
     /// The 1/f-whitening, low-pass filter of Olshausen's images on whole images
     /// ([`helmholtz::data::patches::olshausen_field`]).
     OlshausenField,
+}
+
+impl SparseDataConfig {
+    /// The whitening of the data: `whiten`, or the source's default (patches: ZCA; points and
+    /// bars: none).
+    pub fn whitening(&self) -> WhitenKind {
+        self.whiten.unwrap_or(match self.source.as_str() {
+            "patches" => WhitenKind::Zca,
+            _ => WhitenKind::None,
+        })
+    }
+
+    /// The side of the square images that points of dimension `d` are: `size` for patches, √d
+    /// for bars and for points whose dimension is a square; None for other points.
+    pub fn image_side(&self, d: usize) -> Option<usize> {
+        match self.source.as_str() {
+            "patches" => Some(self.size),
+            _ => {
+                let side = (d as f64).sqrt().round() as usize;
+                (side * side == d).then_some(side)
+            }
+        }
+    }
 }
 
 /// Pixels cropped from each edge of an Olshausen–Field filtered image, where the periodic
@@ -338,8 +367,31 @@ impl SparseConfig {
                     )));
                 }
             }
+            "points" => {
+                if d.train.is_none() || d.n == 0 {
+                    return Err(Error::Config(
+                        "data.source = \"points\" needs data.train (a table of one point per row) and n ≥ 1".into(),
+                    ));
+                }
+                if d.whitening() == WhitenKind::OlshausenField {
+                    return Err(Error::Config(
+                        "data.whiten = \"olshausen-field\" filters whole images; points are whitened by \"none\" or \"zca\"".into(),
+                    ));
+                }
+                if !(d.whiten_epsilon.is_finite() && d.whiten_epsilon > 0.0) {
+                    return Err(Error::Config(format!(
+                        "data.whiten_epsilon must be positive, got {}",
+                        d.whiten_epsilon
+                    )));
+                }
+            }
             "patches" => {
-                if d.train.is_some() && d.whiten == WhitenKind::OlshausenField {
+                if d.whitening() == WhitenKind::None {
+                    return Err(Error::Config(
+                        "data.whiten = \"none\" is for points; patches are whitened by \"zca\" or \"olshausen-field\"".into(),
+                    ));
+                }
+                if d.train.is_some() && d.whitening() == WhitenKind::OlshausenField {
                     return Err(Error::Config(
                         "data.whiten = \"olshausen-field\" filters whole images; patches from data.train are whitened by \"zca\"".into(),
                     ));
@@ -373,7 +425,7 @@ impl SparseConfig {
             }
             other => {
                 return Err(Error::Config(format!(
-                    "data.source must be \"bars\" or \"patches\", got {other:?}"
+                    "data.source must be \"bars\", \"patches\" or \"points\", got {other:?}"
                 )));
             }
         }
@@ -390,12 +442,20 @@ impl SparseConfig {
             )));
         }
         t.anneal.validate()?;
+        if t.method == SparseMethod::Lbfgs
+            && d.source != "patches"
+            && t.anneal != helmholtz::train::sparse_coding::Annealing::None
+        {
+            return Err(Error::Config(
+                "train.anneal changes β by epoch; a full-batch L-BFGS fit has none: set train.method = \"em\" or \"adam\", or remove train.anneal".into(),
+            ));
+        }
         let amortized = self.model.posterior == PosteriorFamily::Amortized;
         match (amortized, t.method, &self.model.encoder) {
             (true, SparseMethod::Adam, Some(encoder)) => {
-                if d.source != "patches" {
+                if d.source == "bars" {
                     return Err(Error::Config(
-                        "amortized posteriors are trained on patches (data.source = \"patches\")"
+                        "amortized posteriors are trained on patches or points (data.source = \"patches\" or \"points\")"
                             .into(),
                     ));
                 }

@@ -15,14 +15,15 @@ use std::path::Path;
 use faer::Mat;
 use serde::{Deserialize, Serialize};
 
-use super::{SparseConfig, load_patches};
-use helmholtz::data::patches::{GrayImage, read_images};
+use super::SparseConfig;
+use super::config::WhitenKind;
+use super::model::SparseRunModel;
+use helmholtz::data::patches::{GrayImage, Whitening, read_images};
 use helmholtz::error::{Error, Result};
 use helmholtz::math::rng::{Stream, ids};
-use helmholtz::models::sparse_coding::SparseCoding;
 use helmholtz::objectives::sparse_coding::entropy_objective;
 use helmholtz::optim::fista::fista;
-use helmholtz::run::{CONFIG_FILE, checkpoint};
+use helmholtz::run::CONFIG_FILE;
 use helmholtz::train::sparse_coding::evaluate;
 
 /// What to denoise and how.
@@ -95,12 +96,7 @@ pub fn denoise_run(
     run_dir: &Path,
     config: &DenoiseConfig,
 ) -> Result<(DenoiseOutcome, DenoisedImages)> {
-    if config.stride == 0 || !(config.noise_sd.is_finite() && config.noise_sd > 0.0) {
-        return Err(Error::Config(format!(
-            "denoising needs stride ≥ 1 and a positive noise_sd, got {} and {}",
-            config.stride, config.noise_sd
-        )));
-    }
+    check_denoise(config)?;
     let run = SparseConfig::load(&run_dir.join(CONFIG_FILE), &[])?;
     if run.data.source != "patches" {
         return Err(Error::Config(format!(
@@ -108,39 +104,7 @@ pub fn denoise_run(
             run_dir.display()
         )));
     }
-    let tensors = checkpoint::read_all_tensors(&run_dir.join("model.safetensors"))?;
-    let find = |name: &str| {
-        tensors
-            .tensors
-            .iter()
-            .find(|t| t.name == name)
-            .ok_or_else(|| {
-                Error::format(
-                    run_dir.join("model.safetensors"),
-                    format!("tensor {name} is missing"),
-                )
-            })
-    };
-    let dictionary = find("dictionary")?;
-    let (d, h) = (dictionary.shape[0], dictionary.shape[1]);
-    let size = run.data.size;
-    if d != size * size {
-        return Err(Error::format(
-            run_dir.join("model.safetensors"),
-            format!("a {d}-dimensional dictionary for {size}×{size} patches"),
-        ));
-    }
-    let w = Mat::from_fn(d, h, |r, c| dictionary.data[c * d + r] as f64);
-    // The run's whitening filter, recomputed from its config (deterministic in the seed).
-    let whitening = load_patches(&run.data, run.seed)?
-        .whitening
-        .ok_or_else(|| {
-            Error::Config(format!(
-                "{}: denoising maps patches back through the inverse of a ZCA filter; this run \
-                 filtered whole images (Olshausen–Field), whose low-pass filter has no inverse",
-                run_dir.display()
-            ))
-        })?;
+    let model = SparseRunModel::open(run_dir)?;
     let dir = run
         .data
         .dir
@@ -153,11 +117,62 @@ pub fn denoise_run(
         )));
     }
     let image = read_images(&dir, &[config.image.as_str()])?.remove(0);
+    denoise_image(&model, &image, config)
+}
+
+fn check_denoise(config: &DenoiseConfig) -> Result<()> {
+    if config.stride == 0 || !(config.noise_sd.is_finite() && config.noise_sd > 0.0) {
+        return Err(Error::Config(format!(
+            "denoising needs stride ≥ 1 and a positive noise_sd, got {} and {}",
+            config.stride, config.noise_sd
+        )));
+    }
+    Ok(())
+}
+
+/// Adds Gaussian noise of `config.noise_sd` (from `config.seed`) to the clean `image` (values
+/// in [0, 1]) and denoises it with the model of a patches run, or of a points run whose points
+/// are square images (`config.image` is not used): posterior means and MAP codes, as
+/// [`denoise_run`].
+pub fn denoise_image(
+    model: &SparseRunModel,
+    image: &GrayImage,
+    config: &DenoiseConfig,
+) -> Result<(DenoiseOutcome, DenoisedImages)> {
+    check_denoise(config)?;
+    let run = &model.config;
+    let (d, h) = (model.dictionary.nrows(), model.dictionary.ncols());
+    let w = &model.dictionary;
+    let size = run.data.image_side(d).ok_or_else(|| {
+        Error::Config(format!(
+            "{}: its points of {d} values are not square images, so it cannot denoise one",
+            model.dir.display()
+        ))
+    })?;
+    if d != size * size {
+        return Err(Error::format(
+            model.dir.join("model.safetensors"),
+            format!("a {d}-dimensional dictionary for {size}×{size} patches"),
+        ));
+    }
+    // The run's whitening filter, or none for points used as given.
+    let whitening: Option<&Whitening> = match (&model.whitening, run.data.whitening()) {
+        (Some(whitening), _) => Some(whitening),
+        (None, WhitenKind::None) => None,
+        (None, _) => {
+            return Err(Error::Config(format!(
+                "{}: denoising maps patches back through the inverse of a ZCA filter; this run \
+                 filtered whole images (Olshausen–Field), whose low-pass filter has no inverse",
+                model.dir.display()
+            )));
+        }
+    };
     let (height, width) = (image.height, image.width);
-    if height < size || width < size {
+    if height < size || width < size || image.values.len() != height * width {
         return Err(Error::Dimension(format!(
-            "{}: smaller than a {size}×{size} patch",
-            image.path.display()
+            "{}: an image of {height}×{width} ({} values) smaller than a {size}×{size} patch, or of the wrong size",
+            image.path.display(),
+            image.values.len()
         )));
     }
     let mut rng = Stream::new(config.seed, &[ids::SAMPLE]);
@@ -179,25 +194,29 @@ pub fn denoise_run(
         .flat_map(|t| positions(width).into_iter().map(move |l| (t, l)))
         .collect();
     let m = grid.len();
+    // Patches cut from images had their means removed in training; points are used as given.
+    let centre = run.data.source == "patches";
     let mut means = vec![0.0; m];
     let mut centred = Mat::<f64>::zeros(d, m);
     for (j, &(top, left)) in grid.iter().enumerate() {
         for p in 0..d {
             centred[(p, j)] = noisy[(top + p / size) * width + left + p % size];
         }
-        means[j] = (0..d).map(|p| centred[(p, j)]).sum::<f64>() / d as f64;
+        if centre {
+            means[j] = (0..d).map(|p| centred[(p, j)]).sum::<f64>() / d as f64;
+        }
         for p in 0..d {
             centred[(p, j)] -= means[j];
         }
     }
-    let white = whitening.apply(centred.as_ref());
+    let white = match whitening {
+        Some(whitening) => whitening.apply(centred.as_ref()),
+        None => centred,
+    };
 
-    let mut model = SparseCoding::new(d, h, 1, run.model.posterior.per_point(), 0)?
-        .with_scale_param(run.model.scale_param);
-    model.scale_floor = run.model.scale_floor;
-    model.set_dictionary(&w)?;
+    let coding = model.per_point_template()?;
     let (_, fitted) = evaluate(
-        &model,
+        &coding,
         white.as_ref(),
         run.train.batch_size,
         &run.train.lbfgs(),
@@ -207,7 +226,10 @@ pub fn denoise_run(
     let kappa: Vec<f64> = terms.lambda.iter().map(|l| terms.sigma2 / l).collect();
 
     let assemble = |codes: &Mat<f64>| -> Vec<f64> {
-        let patches = &whitening.inverse * (&w * codes);
+        let patches = match whitening {
+            Some(whitening) => &whitening.inverse * (w * codes),
+            None => w * codes,
+        };
         let mut sum = vec![0.0; height * width];
         let mut count = vec![0.0; height * width];
         for (j, &(top, left)) in grid.iter().enumerate() {
@@ -242,12 +264,11 @@ pub fn denoise_run(
         map_best_scale: best.1,
         patches: m,
     };
-    let GrayImage { values: clean, .. } = image;
     Ok((
         outcome,
         DenoisedImages {
             shape: (height, width),
-            images: [clean, noisy, posterior, map],
+            images: [image.values.clone(), noisy, posterior, map],
         },
     ))
 }

@@ -72,10 +72,15 @@ pub(super) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
 /// Creates the run directory (refusing one that holds anything; locked while the returned
 /// handle lives) and writes the resolved config (with the run's seed) into it.
 pub(super) fn create_run_dir(config: &SparseConfig, seed: u64, dir: &Path) -> Result<RunDir> {
+    let run = RunDir::create(dir)?;
+    write_config(&run, config, seed)?;
+    Ok(run)
+}
+
+/// Writes the resolved config (with the run's seed) into `run`.
+pub(super) fn write_config(run: &RunDir, config: &SparseConfig, seed: u64) -> Result<()> {
     let mut resolved = config.clone();
     resolved.seed = seed;
     let text = toml::to_string(&resolved).map_err(|e| Error::Config(e.to_string()))?;
-    let run = RunDir::create(dir)?;
-    run.write_file(CONFIG_FILE, text.as_bytes())?;
-    Ok(run)
+    run.write_file(CONFIG_FILE, text.as_bytes())
 }

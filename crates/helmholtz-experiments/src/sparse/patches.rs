@@ -54,26 +54,46 @@ pub struct PatchesEpoch {
     /// sd): EM, the fitted posteriors; Adam, the encoder's.
     pub gini: (f64, f64),
     /// Quartiles (25 %, 50 %, 75 %) of the atoms' spatial spread in pixels
-    /// ([`helmholtz::eval::sparseness::spatial_spread`]; 6.5 for a flat 16×16 atom).
-    pub atom_spread: [f64; 3],
+    /// ([`helmholtz::eval::sparseness::spatial_spread`]; 6.5 for a flat 16×16 atom); none for
+    /// points that are not square images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub atom_spread: Option<[f64; 3]>,
     /// Seconds of training (the held-out evaluation not included).
     pub epoch_s: f64,
 }
 
-/// The data of a patches run: whitened training and held-out patches and the whitening filter.
+/// The data of a patches or points run: whitened training and held-out patches (or points) and
+/// the whitening filter.
 pub struct Patches {
     /// Training patches, D × n, whitened.
     pub train: Mat<f64>,
     /// Held-out patches, D × test_n, whitened with the training filter.
     pub test: Mat<f64>,
-    /// The ZCA filter fitted on the training patches (none when the images were filtered).
+    /// The ZCA filter fitted on the training patches (none when the images were filtered, or
+    /// for points used as given).
     pub whitening: Option<helmholtz::data::patches::Whitening>,
 }
 
 /// Cuts and whitens the patches of `config` (training positions from `seed`, held-out positions
-/// from a second stream).
+/// from a second stream), or reads and whitens its points.
 pub fn load_patches(config: &SparseDataConfig, seed: u64) -> Result<Patches> {
     use helmholtz::data::patches::{Whitening, olshausen_field, random_patches, read_images};
+    if config.source == "points" {
+        let (train, test) = own_points(config)?;
+        if config.whitening() == WhitenKind::None {
+            return Ok(Patches {
+                train,
+                test,
+                whitening: None,
+            });
+        }
+        let whitening = Whitening::fit(train.as_ref(), config.whiten_epsilon)?;
+        return Ok(Patches {
+            train: whitening.apply(train.as_ref()),
+            test: whitening.apply(test.as_ref()),
+            whitening: Some(whitening),
+        });
+    }
     if let Some(path) = &config.train {
         let (train, test) = own_patches(config, path)?;
         let whitening = Whitening::fit(train.as_ref(), config.whiten_epsilon)?;
@@ -95,7 +115,7 @@ pub fn load_patches(config: &SparseDataConfig, seed: u64) -> Result<Patches> {
     }
     let names: Vec<&str> = config.images.iter().map(String::as_str).collect();
     let mut images = read_images(&dir, &names)?;
-    if config.whiten == WhitenKind::OlshausenField {
+    if config.whitening() == WhitenKind::OlshausenField {
         images = olshausen_field(&images, config.whiten_cutoff, OLSHAUSEN_FIELD_BORDER)?;
     }
     let train = random_patches(&images, config.size, config.n, seed)?;
@@ -105,7 +125,7 @@ pub fn load_patches(config: &SparseDataConfig, seed: u64) -> Result<Patches> {
         config.test_n,
         seed.wrapping_add(1 << 32),
     )?;
-    if config.whiten == WhitenKind::OlshausenField {
+    if config.whitening() == WhitenKind::OlshausenField {
         return Ok(Patches {
             train,
             test,
@@ -165,6 +185,39 @@ fn own_patches(config: &SparseDataConfig, path: &Path) -> Result<(Mat<f64>, Mat<
     Ok((train.subcols(0, n).to_owned(), test))
 }
 
+/// The user's points (D × n training, D × m held-out) from the table `config.train` (its first
+/// `n` rows, all when it has fewer) and `config.test`, or the training points when no test
+/// table is given.
+fn own_points(config: &SparseDataConfig) -> Result<(Mat<f64>, Mat<f64>)> {
+    use helmholtz::data::table::{TableOptions, read_table};
+    let options = TableOptions {
+        header: config.header,
+        label: config.label.clone(),
+        ..TableOptions::default()
+    };
+    let read = |path: &Path| -> Result<Mat<f64>> {
+        Ok(read_table(path, &options)?.values.transpose().to_owned())
+    };
+    let path = config
+        .train
+        .as_ref()
+        .ok_or_else(|| Error::Config("data.train must name the table of points".into()))?;
+    let all = read(path)?;
+    let train = all.subcols(0, config.n.min(all.ncols())).to_owned();
+    let test = match &config.test {
+        Some(test) => read(test)?,
+        None => train.clone(),
+    };
+    if test.nrows() != train.nrows() {
+        return Err(Error::Dimension(format!(
+            "the held-out points have {} values, the training points {}",
+            test.nrows(),
+            train.nrows()
+        )));
+    }
+    Ok((train, test))
+}
+
 /// What a patches run trains: per-point posteriors by EM, or an amortized encoder by Adam.
 enum PatchesLearner {
     Em(SparseCoding, SparseEmStep),
@@ -195,9 +248,22 @@ pub fn run_patches_until(
     progress: impl FnMut(usize, usize, f64),
     stop: &AtomicBool,
 ) -> Result<(Mat<f64>, Vec<PatchesEpoch>, EntropyTerms)> {
-    use helmholtz::optim::Optimizer;
     let patches = load_patches(&config.data, seed)?;
     let run = create_run_dir(config, seed, dir)?;
+    start_patches(config, seed, run, &patches, progress, stop)
+}
+
+/// A new patches (or points) run by EM or Adam in the created `run` (its config written) on
+/// `patches`.
+pub(super) fn start_patches(
+    config: &SparseConfig,
+    seed: u64,
+    run: RunDir,
+    patches: &Patches,
+    progress: impl FnMut(usize, usize, f64),
+    stop: &AtomicBool,
+) -> Result<(Mat<f64>, Vec<PatchesEpoch>, EntropyTerms)> {
+    use helmholtz::optim::Optimizer;
     let (d, n) = (patches.train.nrows(), patches.train.ncols());
     let h = config.model.n_latents;
     let anneal = config.train.anneal.clone();
@@ -223,7 +289,7 @@ pub fn run_patches_until(
         config,
         seed,
         run,
-        &patches,
+        patches,
         learner,
         TrainState::default(),
         Vec::new(),
@@ -241,9 +307,11 @@ pub fn resume_patches(
     use helmholtz::optim::Optimizer;
     let run = RunDir::open(dir)?;
     let config = SparseConfig::load(&run.join(CONFIG_FILE), &[])?;
-    if config.data.source != "patches" {
+    let full_batch =
+        config.data.source == "points" && config.train.method == super::SparseMethod::Lbfgs;
+    if config.data.source == "bars" || full_batch {
         return Err(Error::Config(format!(
-            "{} is a {} run; only patches runs resume (a bars fit is one L-BFGS solve)",
+            "{} is a {} run fitted by L-BFGS; only EM and Adam runs resume (a full-batch fit is one L-BFGS solve)",
             dir.display(),
             config.data.source
         )));
@@ -308,7 +376,11 @@ pub fn resume_patches(
 }
 
 /// The amortized model of a patches config.
-fn amortized_model(config: &SparseConfig, d: usize, seed: u64) -> Result<AmortizedSparseCoding> {
+pub(super) fn amortized_model(
+    config: &SparseConfig,
+    d: usize,
+    seed: u64,
+) -> Result<AmortizedSparseCoding> {
     let encoder = config
         .model
         .encoder

@@ -79,7 +79,7 @@ impl PatchesTable {
         for e in epochs {
             writeln!(
                 self.text,
-                "| {seed} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {:.2} | {:.3} ± {:.3} | {:.2} ({:.2}–{:.2}) | {:.1} |",
+                "| {seed} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {:.2} | {:.2} | {:.3} ± {:.3} | {} | {:.1} |",
                 e.epoch,
                 e.train.beta,
                 e.train.objective,
@@ -93,9 +93,10 @@ impl PatchesTable {
                 e.test.entropies[2],
                 e.gini.0,
                 e.gini.1,
-                e.atom_spread[1],
-                e.atom_spread[0],
-                e.atom_spread[2],
+                e.atom_spread.map_or("–".to_string(), |s| format!(
+                    "{:.2} ({:.2}–{:.2})",
+                    s[1], s[0], s[2]
+                )),
                 e.epoch_s
             )
             .expect("writing to a String");

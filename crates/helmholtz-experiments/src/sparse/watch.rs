@@ -53,17 +53,20 @@ impl<P: FnMut(usize, usize, f64)> PatchesWatch<'_, P> {
             None,
         )?;
         write(&terms)?;
-        let spread = helmholtz::eval::sparseness::spatial_spread(
-            dictionary.as_ref(),
-            self.config.data.size,
-        )?;
+        let spread = match self.config.data.image_side(dictionary.nrows()) {
+            Some(side) => Some(quartiles(helmholtz::eval::sparseness::spatial_spread(
+                dictionary.as_ref(),
+                side,
+            )?)),
+            None => None,
+        };
         let epoch = PatchesEpoch {
             epoch: record.epoch,
             train,
             test,
             test_refined,
             gini,
-            atom_spread: quartiles(spread),
+            atom_spread: spread,
             epoch_s: record.epoch_s,
         };
         self.run.log_serialized(&epoch)?;

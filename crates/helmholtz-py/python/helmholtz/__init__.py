@@ -25,19 +25,33 @@ from helmholtz._core import (
     __version__,
 )
 from helmholtz import datasets, sngd, vi
+from helmholtz.fit import (
+    PPCA,
+    BernoulliMixture,
+    FactorAnalysis,
+    GaussianMixture,
+    GaussianVAE,
+)
 from helmholtz.machine import HelmholtzMachine
 from helmholtz.runs import Run, resume, train
+from helmholtz.sparse import SparseCoding
 from helmholtz.sweep import sweep
 
 __all__ = [
+    "BernoulliMixture",
     "CheckpointError",
     "ConfigError",
     "DataError",
     "DivergedError",
+    "FactorAnalysis",
     "FileError",
+    "GaussianMixture",
+    "GaussianVAE",
     "HelmholtzMachine",
     "MemoryLimitError",
+    "PPCA",
     "Run",
+    "SparseCoding",
     "__version__",
     "datasets",
     "resume",

@@ -8,47 +8,50 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
-def progress_callback(verbose: int, total_epochs: int | None = None) -> Callable | None:
-    """A ``progress(event, info)`` callable for the core's training loops: a tqdm bar over
-    epochs when tqdm is installed and ``verbose >= 1``, epoch lines otherwise, nothing when
-    ``verbose == 0``."""
-    if not verbose:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - depends on the environment
-        tqdm = None
-    state: dict[str, Any] = {"bar": None}
+class Progress:
+    """The ``progress(event, info)`` callable that the core's training loops call: a tqdm bar
+    over epochs when tqdm is installed, epoch lines otherwise; ``close`` ends the bar."""
 
-    def report(event: str, info: dict) -> None:
-        if event == "epoch_start" and tqdm is not None and state["bar"] is None:
-            state["bar"] = tqdm(total=total_epochs, initial=info["epoch"], unit="epoch")
+    def __init__(self, verbose: int, total_epochs: int | None = None):
+        self.verbose = verbose
+        self.total_epochs = total_epochs
+        self.bar: Any = None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # pragma: no cover - depends on the environment
+            tqdm = None
+        self.tqdm = tqdm
+
+    def __call__(self, event: str, info: dict) -> None:
+        if event == "epoch_start" and self.tqdm is not None and self.bar is None:
+            self.bar = self.tqdm(total=self.total_epochs, initial=info["epoch"], unit="epoch")
         elif event == "epoch":
-            bar = state["bar"]
             bound = info.get("bound")
-            if bar is not None:
-                bar.update(1)
+            if self.bar is not None:
+                self.bar.update(1)
                 if bound is not None:
-                    bar.set_postfix(bound=f"{bound:.4f}")
-            elif verbose >= 1:
+                    self.bar.set_postfix(bound=f"{bound:.4f}")
+            else:
                 extra = f" bound {bound:.4f}" if bound is not None else ""
                 print(f"epoch {info.get('epoch')}{extra}")
-        elif event == "message" and verbose >= 1:
+        elif event == "message":
             text = info.get("text", "")
-            if state["bar"] is not None:
-                state["bar"].write(text)
+            if self.bar is not None:
+                self.bar.write(text)
             else:
                 print(text)
 
-    def close() -> None:
-        if state["bar"] is not None:
-            state["bar"].close()
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
-    report.close = close  # type: ignore[attr-defined]
-    return report
+
+def progress_callback(verbose: int, total_epochs: int | None = None) -> Progress | None:
+    """The progress reporter of a fit: None (silent) when ``verbose == 0``."""
+    return Progress(verbose, total_epochs) if verbose else None
 
 
 class RunDirectory:
@@ -56,6 +59,7 @@ class RunDirectory:
     temporary one the estimator owns and removes when it is garbage-collected."""
 
     def __init__(self, given: str | os.PathLike | None):
+        self.owned: str | None
         if given is None:
             self.owned = tempfile.mkdtemp(prefix="helmholtz-")
             self.path = Path(self.owned) / "run"
@@ -64,8 +68,9 @@ class RunDirectory:
             self.path = Path(given)
 
     def __del__(self) -> None:
-        if getattr(self, "owned", None):
-            shutil.rmtree(self.owned, ignore_errors=True)
+        owned = getattr(self, "owned", None)
+        if owned:
+            shutil.rmtree(owned, ignore_errors=True)
 
 
 def pack_directory(path: Path) -> bytes:
@@ -80,5 +85,31 @@ def unpack_directory(data: bytes) -> RunDirectory:
     """A fresh temporary run directory holding the archive of :func:`pack_directory`."""
     directory = RunDirectory(None)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
-        archive.extractall(directory.owned, filter="data")
+        archive.extractall(directory.path.parent, filter="data")
     return directory
+
+
+class RunEstimator:
+    """Pickling for an estimator whose fit is a run directory (``self._run``, a ``_core`` run
+    class named by ``_run_class``): the directory is packed into the pickle and unpacked into
+    a fresh temporary one that the unpickled estimator owns."""
+
+    _run_class: str = ""
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        run = state.pop("_run", None)
+        state.pop("_directory", None)
+        if run is not None:
+            state["_packed_run"] = pack_directory(Path(run.dir))
+        return state
+
+    def __setstate__(self, state):
+        from helmholtz import _core
+
+        packed = state.pop("_packed_run", None)
+        self.__dict__.update(state)
+        if packed is not None:
+            self._directory = unpack_directory(packed)
+            self._run = getattr(_core, self._run_class).open(os.fspath(self._directory.path))
+            self.run_dir_ = self._directory.path

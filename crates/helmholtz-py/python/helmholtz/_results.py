@@ -92,11 +92,21 @@ def config_text(top: dict[str, Any], sections: dict[str, dict[str, Any]]) -> str
     return "\n".join(lines) + "\n"
 
 
-def choice(value: Any, name: str, accepted: Sequence[str]) -> str:
-    """``value`` when it is one of ``accepted``, else a ConfigError naming ``name``."""
-    if not isinstance(value, str) or value not in accepted:
-        raise ConfigError(f"{name} = {value!r}: accepted are {', '.join(map(repr, accepted))}")
-    return value
+def choice(value: Any, name: str, accepted: Sequence[Any]) -> Any:
+    """The one of ``accepted`` (strings or integers) that ``value`` is, else a ConfigError
+    naming ``name``."""
+    for option in accepted:
+        if isinstance(option, str):
+            same = isinstance(value, str) and value == option
+        else:
+            same = (
+                isinstance(value, (int, np.integer))
+                and not isinstance(value, (bool, np.bool_))
+                and value == option
+            )
+        if same:
+            return option
+    raise ConfigError(f"{name} = {value!r}: accepted are {', '.join(map(repr, accepted))}")
 
 
 def seed_of(random_state: Any) -> int:
@@ -110,6 +120,46 @@ def seed_of(random_state: Any) -> int:
     if random_state < 0:
         raise ConfigError(f"random_state = {random_state}: give a non-negative integer")
     return int(random_state)
+
+
+def estimator_seed(random_state: Any) -> int:
+    """An estimator's seed from ``random_state``, as scikit-learn reads it: an integer ≥ 0 is
+    the seed; None or a numpy ``RandomState`` gives a fresh draw (the fit keeps it as
+    ``seed_``)."""
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, (bool, np.bool_)):
+        if random_state < 0:
+            raise ConfigError(f"random_state = {random_state}: give an integer ≥ 0")
+        return int(random_state)
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max))
+    raise ConfigError(
+        f"random_state = {random_state!r}: give an integer ≥ 0, a numpy RandomState or None"
+    )
+
+
+def positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    """``value`` when it is an integer ≥ ``minimum``, else a ConfigError naming ``name``."""
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, (int, np.integer))
+        or value < minimum
+    ):
+        raise ConfigError(f"{name} = {value!r}: give an integer ≥ {minimum}")
+    return int(value)
+
+
+def positive_float(value: Any, name: str, allow_zero: bool = False) -> float:
+    """``value`` when it is a finite number > 0 (≥ 0 with ``allow_zero``), else a ConfigError
+    naming ``name``."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+    if not ok or not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        relation = "≥ 0" if allow_zero else "> 0"
+        raise ConfigError(f"{name} = {value!r}: give a finite number {relation}")
+    return float(value)
 
 
 def numbers(x: Any, name: str) -> np.ndarray:

@@ -10,20 +10,16 @@ from sklearn.base import BaseEstimator, DensityMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from helmholtz import _core
-from helmholtz._base import (
-    RunDirectory,
-    pack_directory,
-    progress_callback,
-    unpack_directory,
-)
-from helmholtz._results import choice, config_text
+from helmholtz._base import RunDirectory, RunEstimator, progress_callback
+from helmholtz._core import ConfigError
+from helmholtz._results import choice, config_text, estimator_seed
 
 _ALGORITHMS = ("rws", "ws", "bihm")
 _BINARIZE = ("none", "fixed", "dynamic")
 _OPTIMIZERS = ("adam", "sgd")
 
 
-class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
+class HelmholtzMachine(RunEstimator, TransformerMixin, DensityMixin, BaseEstimator):
     """A Helmholtz machine: a sigmoid belief net p(x, h₁, …, h_L) with a recognition net
     q(h | x), trained by reweighted wake-sleep (``"rws"``), wake-sleep (``"ws"``) or the
     bidirectional Helmholtz machine's rule (``"bihm"``), optionally with natural gradients
@@ -57,7 +53,8 @@ class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
         Share of the rows held out for early stopping (estimated every ``eval_every`` epochs,
         ``patience`` evaluations without improvement); None trains all epochs on all rows.
     eval_every, patience : int
-    random_state : int
+    random_state : int, numpy RandomState or None
+        The run's seed (None: a fresh one, kept as ``seed_``).
     run_dir : str or path or None
         Where the run is written; None uses a temporary directory removed with the estimator.
         The directory is a run like the command line's: ``helmholtz eval``, ``helmholtz train
@@ -81,6 +78,8 @@ class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
     params_ : dict of numpy arrays
         The parameters by name (``p.0.w`` ...: generative; ``q.0.w`` ...: recognition).
     """
+
+    _run_class = "HmRun"
 
     def __init__(
         self,
@@ -134,20 +133,11 @@ class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
         choice(self.optimizer, "optimizer", _OPTIMIZERS)
         hidden = list(self.hidden) if self.hidden is not None else []
         if not hidden or any(int(h) != h or h < 1 for h in hidden):
-            raise ValueError(f"hidden = {self.hidden!r}: give one or more layer sizes ≥ 1")
+            raise ConfigError(f"hidden = {self.hidden!r}: give one or more layer sizes ≥ 1")
         if self.validation_fraction is not None and not 0 < self.validation_fraction < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"validation_fraction = {self.validation_fraction!r}: give a number in (0, 1) or None"
             )
-
-    def _seed(self) -> int:
-        if self.random_state is None:
-            return int(np.random.SeedSequence().generate_state(1)[0])
-        if isinstance(self.random_state, (int, np.integer)):
-            return int(self.random_state)
-        raise ValueError(
-            f"random_state = {self.random_state!r}: give an int (or None for a fresh seed)"
-        )
 
     def _config(self, seed: int, validating: bool, epochs: int) -> str:
         train = {
@@ -180,14 +170,14 @@ class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
         self._check_params()
         X = validate_data(self, X, dtype=np.float32, order="C", reset=True)
         X = self._unit_interval(X)
-        seed = self._seed()
+        seed = estimator_seed(self.random_state)
         self.seed_ = seed
         valid = None
         if self.validation_fraction is not None:
             order = np.random.default_rng(seed).permutation(len(X))
             n_valid = max(1, int(round(self.validation_fraction * len(X))))
             if n_valid >= len(X):
-                raise ValueError(
+                raise ConfigError(
                     f"validation_fraction = {self.validation_fraction} leaves no training rows of {len(X)}"
                 )
             valid, X = X[order[:n_valid]], X[order[n_valid:]]
@@ -208,7 +198,7 @@ class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
         X = validate_data(self, X, dtype=np.float32, order="C", reset=first)
         X = self._unit_interval(X)
         if first:
-            seed = self._seed()
+            seed = estimator_seed(self.random_state)
             self.seed_ = seed
             self._directory = RunDirectory(self.run_dir)
             config = self._config(seed, False, 1)
@@ -245,12 +235,12 @@ class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
     def _unit_interval(self, X: np.ndarray) -> np.ndarray:
         """``X``, which must hold values in [0, 1] (a ValueError says so otherwise)."""
         if X.size and X.min() < 0:
-            raise ValueError(
+            raise ConfigError(
                 f"Negative values in data passed to HelmholtzMachine (min {X.min():g}): it models "
                 "binary data; pass 0/1 data or grey values in [0, 1]"
             )
         if X.size and X.max() > 1:
-            raise ValueError(
+            raise ConfigError(
                 f"X holds values outside [0, 1] (min {X.min():g}, max {X.max():g}): a Helmholtz "
                 "machine models binary data; scale grey values to [0, 1] (they are binarized "
                 "as `binarize` says) or pass 0/1 data"
@@ -268,7 +258,7 @@ class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
         X = self._unit_interval(X)
         if not np.all((X == 0) | (X == 1)):
             if self.binarize == "none":
-                raise ValueError(
+                raise ConfigError(
                     "X holds values other than 0 and 1 and binarize = 'none': pass binary data"
                 )
             X = _core.binarize_rows(X, self.seed_)
@@ -294,7 +284,7 @@ class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
     def sample(self, n_samples: int = 1, random_state: int | None = None) -> np.ndarray:
         """``n_samples`` binary draws x ~ p(x), float32 (n_samples, n_features)."""
         check_is_fitted(self, "run_dir_")
-        seed = self.seed_ if random_state is None else int(random_state)
+        seed = self.seed_ if random_state is None else estimator_seed(random_state)
         return self._run.sample(int(n_samples), seed)
 
     def transform(self, X, layer: int = 1, k: int = 100) -> np.ndarray:
@@ -309,24 +299,6 @@ class HelmholtzMachine(TransformerMixin, DensityMixin, BaseEstimator):
         entropies identity applies to this training (``identity_applies``, ``why``)."""
         X = self._points(X)
         return self._run.entropy_sum(X, int(samples), self.n_threads)
-
-    # -- pickling --------------------------------------------------------------------
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        run = state.pop("_run", None)
-        state.pop("_directory", None)
-        if run is not None:
-            state["_packed_run"] = pack_directory(Path(run.dir))
-        return state
-
-    def __setstate__(self, state):
-        packed = state.pop("_packed_run", None)
-        self.__dict__.update(state)
-        if packed is not None:
-            self._directory = unpack_directory(packed)
-            self._run = _core.HmRun.open(os.fspath(self._directory.path))
-            self.run_dir_ = self._directory.path
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

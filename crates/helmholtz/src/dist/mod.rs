@@ -82,6 +82,14 @@ pub struct Conditions {
     /// The generative parameters ascend the ELBO (not, e.g., a K-sample importance-weighted
     /// bound, whose stationary points are not the ELBO's).
     pub generative_on_elbo: bool,
+    /// Variances (or covariances) that the training held at a floor instead of their stationary
+    /// value: there the update is not the ELBO's (0 for a regular fit).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub floored_variances: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Conditions {
@@ -93,6 +101,7 @@ impl Conditions {
             beta: 1.0,
             kl_annealing: false,
             generative_on_elbo: true,
+            floored_variances: 0,
         }
     }
 
@@ -119,6 +128,13 @@ impl Conditions {
                 "the generative parameters are trained on an importance-weighted bound, not the ELBO"
                     .to_string(),
             );
+        }
+        if self.floored_variances > 0 {
+            reasons.push(format!(
+                "{} variance(s) are held at the variance floor (a component has no spread along \
+                 some coordinate), where the update is not the ELBO's",
+                self.floored_variances
+            ));
         }
         (!reasons.is_empty()).then(|| {
             format!(
@@ -206,6 +222,16 @@ mod tests {
         };
         let message = fixed.violation().unwrap();
         assert!(message.contains("observation variance is fixed") && message.contains("β = 2"));
+        let floored = Conditions {
+            floored_variances: 3,
+            ..Conditions::plain()
+        };
+        assert!(
+            floored
+                .violation()
+                .unwrap()
+                .contains("3 variance(s) are held at the variance floor")
+        );
     }
 
     #[test]

@@ -226,6 +226,52 @@ impl LinearGaussian {
         Ok(-0.5 * (d as f64 * (2.0 * std::f64::consts::PI).ln() + log_det + trace))
     }
 
+    /// log N(x_n; μ, C) for each column of `x`, C = WWᵀ + Ψ.
+    pub fn log_likelihoods(&self, x: MatRef<'_, f64>) -> Result<Vec<f64>> {
+        self.check(x)?;
+        let chol = self
+            .marginal_covariance()
+            .llt(Side::Lower)
+            .map_err(|e| Error::Diverged(format!("WWᵀ + Ψ is not positive definite: {e:?}")))?;
+        let d = x.nrows();
+        let log_det = 2.0 * (0..d).map(|i| chol.L()[(i, i)].ln()).sum::<f64>();
+        // ‖L⁻¹(x − μ)‖² per point.
+        let mut solved = Mat::from_fn(d, x.ncols(), |r, c| x[(r, c)] - self.mean[r]);
+        faer::linalg::triangular_solve::solve_lower_triangular_in_place(
+            chol.L(),
+            solved.as_mut(),
+            faer::Par::Seq,
+        );
+        let constant = d as f64 * (2.0 * std::f64::consts::PI).ln() + log_det;
+        Ok((0..x.ncols())
+            .map(|c| -0.5 * (constant + (0..d).map(|r| solved[(r, c)].powi(2)).sum::<f64>()))
+            .collect())
+    }
+
+    /// C = WWᵀ + Ψ, the covariance of x.
+    pub fn marginal_covariance(&self) -> Mat<f64> {
+        let mut c = &self.w * self.w.transpose();
+        for i in 0..c.nrows() {
+            c[(i, i)] += self.noise.variance(i);
+        }
+        c
+    }
+
+    /// `n` draws x = μ + Wz + ε, z ~ N(0, I_H), ε ~ N(0, Ψ) (D × n), from `seed`.
+    pub fn sample(&self, n: usize, seed: u64) -> Mat<f64> {
+        let (d, h) = (self.w.nrows(), self.n_latents());
+        let mut rng = Stream::new(seed, &[ids::SAMPLE]);
+        let mut x = Mat::zeros(d, n);
+        for c in 0..n {
+            let z: Vec<f64> = (0..h).map(|_| rng.normal()).collect();
+            for r in 0..d {
+                let signal: f64 = (0..h).map(|k| self.w[(r, k)] * z[k]).sum();
+                x[(r, c)] = self.mean[r] + signal + self.noise.variance(r).sqrt() * rng.normal();
+            }
+        }
+        x
+    }
+
     /// What the entropy-sum identity needs, as this model is trained.
     pub fn conditions(&self) -> Conditions {
         Conditions {
@@ -474,5 +520,44 @@ mod tests {
         assert!(LinearGaussian::ppca_ml(bad.as_ref(), 3).is_err());
         let model = LinearGaussian::ppca_ml(x.as_ref(), 3).unwrap();
         assert!(model.log_likelihood(x.subrows(0, 7)).is_err());
+    }
+
+    #[test]
+    fn per_point_log_likelihoods_average_to_the_log_likelihood_and_samples_follow_the_model() {
+        let x = data(2000, 6);
+        let model = LinearGaussian::ppca_ml(x.as_ref(), 3).unwrap();
+        let each = model.log_likelihoods(x.as_ref()).unwrap();
+        let mean = each.iter().sum::<f64>() / each.len() as f64;
+        let ll = model.log_likelihood(x.as_ref()).unwrap();
+        assert!((mean - ll).abs() < 1e-11 * ll.abs(), "{mean} vs {ll}");
+        // A point's density does not depend on the batch it is scored in.
+        let alone = model.log_likelihoods(x.subcols(7, 1)).unwrap();
+        assert!((alone[0] - each[7]).abs() < 1e-12);
+
+        // The model's own draws: their mean is μ, and their mean log-density is −H[N(μ, C)]
+        // (the log-density of a D-dimensional Gaussian has standard deviation √(D/2)).
+        let n = 20_000;
+        let draws = model.sample(n, 9);
+        for r in 0..8 {
+            let m = (0..n).map(|c| draws[(r, c)]).sum::<f64>() / n as f64;
+            let se = (model.marginal_covariance()[(r, r)] / n as f64).sqrt();
+            assert!(
+                (m - model.mean[r]).abs() < 5.0 * se,
+                "mean {r}: {m} vs {}",
+                model.mean[r]
+            );
+        }
+        let own = model.log_likelihood(draws.as_ref()).unwrap();
+        let negative_entropy = -gaussian_entropy(
+            8,
+            log_det_spd(model.marginal_covariance().as_ref()).unwrap(),
+        );
+        let se = (8.0f64 / 2.0).sqrt() / (n as f64).sqrt();
+        assert!(
+            (own - negative_entropy).abs() < 5.0 * se,
+            "{own} vs {negative_entropy}"
+        );
+        // Another seed, other draws.
+        assert_ne!(model.sample(3, 9), model.sample(3, 10));
     }
 }

@@ -44,6 +44,10 @@ pub struct Mixture {
     pub weights: Vec<f64>,
     /// The components.
     pub components: Components,
+    /// How many values the last M-step held at the variance floor: diagonal variances raised to
+    /// it, or singular full covariances that got it added. 0 at a regular EM fixed point; above
+    /// 0 the fixed point is not the ELBO's, and the entropy-sum identity does not apply.
+    pub floored: usize,
 }
 
 /// Which family [`Mixture::init`] builds.
@@ -105,6 +109,7 @@ impl Mixture {
         Ok(Mixture {
             weights: vec![1.0 / c as f64; c],
             components,
+            floored: 0,
         })
     }
 
@@ -202,11 +207,22 @@ impl Mixture {
 
     /// The responsibilities r_n = p(c | x_n) (C × N) and the log-likelihood per point.
     pub fn responsibilities(&self, x: MatRef<'_, f64>) -> Result<(Mat<f64>, f64)> {
+        let (resp, log_px) = self.posteriors_and_evidence(x)?;
+        Ok((resp, log_px.iter().sum::<f64>() / log_px.len() as f64))
+    }
+
+    /// log p(x_n) for each column of `x`.
+    pub fn log_likelihoods(&self, x: MatRef<'_, f64>) -> Result<Vec<f64>> {
+        self.posteriors_and_evidence(x).map(|(_, log_px)| log_px)
+    }
+
+    /// The responsibilities (C × N) and log p(x_n) per point.
+    fn posteriors_and_evidence(&self, x: MatRef<'_, f64>) -> Result<(Mat<f64>, Vec<f64>)> {
         self.check(x)?;
         let joint = self.joint_log(x)?;
         let (c, n) = (joint.nrows(), joint.ncols());
         let mut resp = Mat::zeros(c, n);
-        let mut total = 0.0;
+        let mut evidence = Vec::with_capacity(n);
         for j in 0..n {
             let column: Vec<f64> = (0..c).map(|k| joint[(k, j)]).collect();
             let log_px = logsumexp(&column);
@@ -215,12 +231,69 @@ impl Mixture {
                     "point {j} has likelihood {log_px}"
                 )));
             }
-            total += log_px;
+            evidence.push(log_px);
             for k in 0..c {
                 resp[(k, j)] = (column[k] - log_px).exp();
             }
         }
-        Ok((resp, total / n as f64))
+        Ok((resp, evidence))
+    }
+
+    /// `n` draws from the mixture (D × n), from `seed`: a component c ~ π, then x ~ p(x | c).
+    /// Returns the draws and their components.
+    pub fn sample(&self, n: usize, seed: u64) -> Result<(Mat<f64>, Vec<usize>)> {
+        let d = self.dim();
+        let mut rng = Stream::new(seed, &[ids::SAMPLE]);
+        // Cholesky factors of the full covariances, once.
+        let factors: Vec<Mat<f64>> = match &self.components {
+            Components::FullGaussian { covariances, .. } => covariances
+                .iter()
+                .enumerate()
+                .map(|(k, s)| {
+                    s.llt(Side::Lower)
+                        .map(|chol| chol.L().to_owned())
+                        .map_err(|e| {
+                            Error::Diverged(format!(
+                                "component {k}: covariance not positive definite ({e:?})"
+                            ))
+                        })
+                })
+                .collect::<Result<_>>()?,
+            _ => Vec::new(),
+        };
+        let mut x = Mat::zeros(d, n);
+        let mut labels = Vec::with_capacity(n);
+        for j in 0..n {
+            let u = rng.uniform_f64();
+            let mut k = 0;
+            let mut cumulative = self.weights[0];
+            while u >= cumulative && k + 1 < self.weights.len() {
+                k += 1;
+                cumulative += self.weights[k];
+            }
+            labels.push(k);
+            match &self.components {
+                Components::DiagonalGaussian { means, variances } => {
+                    for r in 0..d {
+                        x[(r, j)] = means[(r, k)] + variances[(r, k)].sqrt() * rng.normal();
+                    }
+                }
+                Components::FullGaussian { means, .. } => {
+                    let eps: Vec<f64> = (0..d).map(|_| rng.normal()).collect();
+                    let l = &factors[k];
+                    for r in 0..d {
+                        x[(r, j)] =
+                            means[(r, k)] + (0..=r).map(|c| l[(r, c)] * eps[c]).sum::<f64>();
+                    }
+                }
+                Components::Bernoulli { probs } => {
+                    for r in 0..d {
+                        x[(r, j)] = f64::from(u8::from(rng.uniform_f64() < probs[(r, k)]));
+                    }
+                }
+            }
+        }
+        Ok((x, labels))
     }
 
     /// The ELBO per point with posteriors `resp` (C × N, columns summing to 1).
@@ -301,14 +374,18 @@ impl Mixture {
             .sum::<f64>()
             / d as f64;
         let floor = VARIANCE_FLOOR * scale;
+        let mut floored = 0;
         self.components = match self.family() {
             Family::DiagonalGaussian => Components::DiagonalGaussian {
                 variances: Mat::from_fn(d, c, |r, k| {
-                    ((0..n)
+                    let variance = (0..n)
                         .map(|j| resp[(k, j)] * (x[(r, j)] - means[(r, k)]).powi(2))
                         .sum::<f64>()
-                        / mass[k])
-                        .max(floor)
+                        / mass[k];
+                    if variance < floor {
+                        floored += 1;
+                    }
+                    variance.max(floor)
                 }),
                 means,
             },
@@ -320,6 +397,7 @@ impl Mixture {
                         });
                         let mut s = &weighted * weighted.transpose() * faer::Scale(1.0 / mass[k]);
                         if s.llt(Side::Lower).is_err() {
+                            floored += 1;
                             for i in 0..d {
                                 s[(i, i)] += floor;
                             }
@@ -331,6 +409,7 @@ impl Mixture {
             },
             Family::Bernoulli => Components::Bernoulli { probs: means },
         };
+        self.floored = floored;
         Ok(log_likelihood)
     }
 
@@ -409,6 +488,33 @@ mod tests {
         }
     }
 
+    /// A coordinate that is constant within a component has no stationary variance: the M-step
+    /// holds it at the floor, the model counts it, and the identity's gap stays open (so the
+    /// decomposition must say that it does not apply).
+    #[test]
+    fn a_component_without_spread_is_floored_and_counted() {
+        let mut x = clusters(1500, 1);
+        let regular = {
+            let mut model = Mixture::init(x.as_ref(), 3, Family::DiagonalGaussian, 4).unwrap();
+            crate::train::em::fit(&mut model, x.as_ref(), 1e-14, 5000).unwrap();
+            model.floored
+        };
+        assert_eq!(regular, 0);
+        // The first cluster (every third point) loses its spread along coordinate 1.
+        for j in (0..x.ncols()).step_by(3) {
+            x[(1, j)] = 0.0;
+        }
+        for family in [Family::DiagonalGaussian, Family::FullGaussian] {
+            let mut model = Mixture::init(x.as_ref(), 3, family, 4).unwrap();
+            crate::train::em::fit(&mut model, x.as_ref(), 1e-14, 5000).unwrap();
+            assert!(model.floored >= 1, "{family:?}: nothing floored");
+            let (resp, _) = model.responsibilities(x.as_ref()).unwrap();
+            let elbo = model.elbo(x.as_ref(), resp.as_ref()).unwrap();
+            let sum = model.entropy_sum(resp.as_ref(), elbo);
+            assert!(sum.relative_gap() > 1e-3, "{family:?}: {sum:?}");
+        }
+    }
+
     #[test]
     fn bernoulli_mixtures_at_an_em_fixed_point_satisfy_the_identity() {
         let mut rng = Stream::new(2, &[]);
@@ -446,5 +552,93 @@ mod tests {
         bad[(1, 5)] = f64::INFINITY;
         assert!(Mixture::init(bad.as_ref(), 2, Family::DiagonalGaussian, 0).is_err());
         assert!(model.responsibilities(x.subrows(0, 1)).is_err());
+    }
+
+    #[test]
+    fn per_point_log_likelihoods_average_to_the_log_likelihood_and_samples_follow_the_mixture() {
+        let x = clusters(900, 5);
+        for family in [Family::DiagonalGaussian, Family::FullGaussian] {
+            let mut model = Mixture::init(x.as_ref(), 3, family, 1).unwrap();
+            crate::train::em::fit(&mut model, x.as_ref(), 1e-12, 2000).unwrap();
+            let each = model.log_likelihoods(x.as_ref()).unwrap();
+            let (_, ll) = model.responsibilities(x.as_ref()).unwrap();
+            let mean = each.iter().sum::<f64>() / each.len() as f64;
+            assert!(
+                (mean - ll).abs() < 1e-12 * ll.abs(),
+                "{family:?}: {mean} vs {ll}"
+            );
+
+            let n = 30_000;
+            let (draws, labels) = model.sample(n, 3).unwrap();
+            for k in 0..3 {
+                let members: Vec<usize> = (0..n).filter(|&j| labels[j] == k).collect();
+                let share = members.len() as f64 / n as f64;
+                let w = model.weights[k];
+                assert!(
+                    (share - w).abs() < 5.0 * (w * (1.0 - w) / n as f64).sqrt(),
+                    "{family:?}: component {k} drawn {share}, weight {w}"
+                );
+                let m = members.len() as f64;
+                let mean = |r: usize| members.iter().map(|&j| draws[(r, j)]).sum::<f64>() / m;
+                let (mu, cov) = match &model.components {
+                    Components::DiagonalGaussian { means, variances } => (
+                        means.col(k).to_owned(),
+                        Mat::from_fn(2, 2, |i, j| if i == j { variances[(i, k)] } else { 0.0 }),
+                    ),
+                    Components::FullGaussian { means, covariances } => {
+                        (means.col(k).to_owned(), covariances[k].clone())
+                    }
+                    Components::Bernoulli { .. } => unreachable!(),
+                };
+                for r in 0..2 {
+                    assert!(
+                        (mean(r) - mu[r]).abs() < 5.0 * (cov[(r, r)] / m).sqrt(),
+                        "{family:?}: component {k} mean {r}"
+                    );
+                }
+                // The covariance between the two coordinates (zero for diagonal components).
+                let c01 = members
+                    .iter()
+                    .map(|&j| (draws[(0, j)] - mean(0)) * (draws[(1, j)] - mean(1)))
+                    .sum::<f64>()
+                    / m;
+                let se = (cov[(0, 0)] * cov[(1, 1)] / m).sqrt();
+                assert!(
+                    (c01 - cov[(0, 1)]).abs() < 5.0 * se,
+                    "{family:?}: component {k} covariance {c01} vs {}",
+                    cov[(0, 1)]
+                );
+            }
+        }
+        // Bernoulli draws are bits with the components' frequencies.
+        let model = Mixture {
+            weights: vec![0.3, 0.7],
+            components: Components::Bernoulli {
+                probs: Mat::from_fn(3, 2, |r, k| [[0.1, 0.9], [0.5, 0.2], [0.95, 0.05]][r][k]),
+            },
+            floored: 0,
+        };
+        let n = 20_000;
+        let (draws, labels) = model.sample(n, 4).unwrap();
+        assert!(
+            draws
+                .col_iter()
+                .all(|c| c.iter().all(|&v| v == 0.0 || v == 1.0))
+        );
+        for k in 0..2 {
+            let members: Vec<usize> = (0..n).filter(|&j| labels[j] == k).collect();
+            for r in 0..3 {
+                let p = model_prob(&model, r, k);
+                let f = members.iter().map(|&j| draws[(r, j)]).sum::<f64>() / members.len() as f64;
+                assert!((f - p).abs() < 5.0 * (p * (1.0 - p) / members.len() as f64).sqrt());
+            }
+        }
+    }
+
+    fn model_prob(model: &Mixture, r: usize, k: usize) -> f64 {
+        match &model.components {
+            Components::Bernoulli { probs } => probs[(r, k)],
+            _ => unreachable!(),
+        }
     }
 }

@@ -135,6 +135,51 @@ impl ExactSbn {
         }
     }
 
+    /// The exact posterior means E[z | x_n] (H × N) of the binary columns of `x`, by
+    /// enumeration.
+    pub fn posterior_means(&self, x: MatRef<'_, f64>) -> Result<faer::Mat<f64>> {
+        self.check(x)?;
+        let all = self.configurations();
+        let mut means = faer::Mat::zeros(self.n_latents, x.ncols());
+        for n in 0..x.ncols() {
+            let point: Vec<f64> = (0..self.dim).map(|d| x[(d, n)]).collect();
+            let joint: Vec<f64> = (0..all.zs.len())
+                .map(|k| {
+                    let (on, off) = (&all.log_on[k], &all.log_off[k]);
+                    all.log_prior[k]
+                        + (0..self.dim)
+                            .map(|d| if point[d] == 1.0 { on[d] } else { off[d] })
+                            .sum::<f64>()
+                })
+                .collect();
+            let log_px = logsumexp(&joint);
+            for (k, z) in all.zs.iter().enumerate() {
+                let r = (joint[k] - log_px).exp();
+                for h in 0..self.n_latents {
+                    means[(h, n)] += r * z[h];
+                }
+            }
+        }
+        Ok(means)
+    }
+
+    /// `n` draws x ~ p(x) (D × n, binary) from `seed`: z_h ~ Bern(σ(a_h)), then
+    /// x_d ~ Bern(σ(W_d·z + b_d)).
+    pub fn sample(&self, n: usize, seed: u64) -> faer::Mat<f64> {
+        use crate::math::rng::{Stream, ids};
+        let mut rng = Stream::new(seed, &[ids::SAMPLE]);
+        let mut x = faer::Mat::zeros(self.dim, n);
+        for j in 0..n {
+            let z: Vec<f64> = (0..self.n_latents)
+                .map(|h| f64::from(u8::from(rng.uniform_f64() < sigmoid(self.prior_logit(h)))))
+                .collect();
+            for (d, logit) in self.logits(&z).into_iter().enumerate() {
+                x[(d, j)] = f64::from(u8::from(rng.uniform_f64() < sigmoid(logit)));
+            }
+        }
+        x
+    }
+
     /// log p(x_n), the entropies of the exact posterior and of p(x | z) under it, and (when
     /// `grad` is given) the gradient of log p(x_n) added to it.
     fn point(&self, x: &[f64], all: &Configurations, grad: Option<&mut [f64]>) -> PointTerms {
@@ -343,5 +388,34 @@ mod tests {
         let x = Mat::from_fn(2, 3, |r, c| ((r + c) % 2) as f64 * 0.5);
         assert!(model.log_likelihood(x.as_ref(), None).is_err());
         assert!(model.entropy_sum(Mat::<f64>::zeros(3, 2).as_ref()).is_err());
+    }
+
+    #[test]
+    fn posterior_means_are_the_prior_gradient_and_samples_follow_the_model() {
+        let (model, x) = data(200, 4);
+        // ∂/∂a_h of the mean log-likelihood is mean_n E[z_h | x_n] − σ(a_h).
+        let mut grad = vec![0.0; model.theta.len()];
+        model.log_likelihood(x.as_ref(), Some(&mut grad)).unwrap();
+        let means = model.posterior_means(x.as_ref()).unwrap();
+        for h in 0..3 {
+            let mean = (0..200).map(|n| means[(h, n)]).sum::<f64>() / 200.0;
+            assert!((mean - sigmoid(model.prior_logit(h)) - grad[h]).abs() < 1e-12);
+        }
+        // Pattern frequencies of the draws against p(x) by enumeration (total variation).
+        let n = 100_000;
+        let draws = model.sample(n, 11);
+        let mut counts = vec![0usize; 64];
+        for j in 0..n {
+            counts[(0..6).map(|d| (draws[(d, j)] as usize) << d).sum::<usize>()] += 1;
+        }
+        let tv: f64 = (0..64)
+            .map(|k| {
+                let pattern = Mat::from_fn(6, 1, |d, _| ((k >> d) & 1) as f64);
+                let p = model.log_likelihood(pattern.as_ref(), None).unwrap().exp();
+                (counts[k] as f64 / n as f64 - p).abs()
+            })
+            .sum::<f64>()
+            / 2.0;
+        assert!(tv < 0.02, "total variation {tv}");
     }
 }

@@ -395,6 +395,40 @@ impl GaussianVae {
         Ok(())
     }
 
+    /// The encoder's posteriors q(z | x_n) = N(μ_n, diag τ_n²) of the columns of `x`: the
+    /// means μ (H × N) and the log standard deviations log τ (H × N).
+    pub fn encode(&self, x: MatRef<'_, f64>) -> Result<(Mat<f64>, Mat<f64>)> {
+        let h = self.n_latents();
+        let tape = self
+            .encoder
+            .forward(&self.params.tensors[..self.n_encoder()], x)?;
+        let out = tape.output();
+        Ok((out.subrows(0, h).to_owned(), out.subrows(h, h).to_owned()))
+    }
+
+    /// `n` draws x ~ p(x) (D × n) from `seed`: z ~ p(z), then x = f(z) + σ ε with the decoder's
+    /// mean f and standard deviation σ (VAE-3: σ_d(z) from its second head).
+    pub fn sample(&self, n: usize, seed: u64) -> Result<Mat<f64>> {
+        let (h, d) = (self.n_latents(), self.dim());
+        let mut rng = Stream::new(seed, &[ids::SAMPLE]);
+        let prior_sd: Vec<f64> = self.log_alpha2().iter().map(|l| (0.5 * l).exp()).collect();
+        let z = Mat::from_fn(h, n, |i, _| prior_sd[i] * rng.normal());
+        let tape = self.decoder.forward(&self.decoder_params(), z.as_ref())?;
+        let out = tape.output();
+        let sigma = self.log_sigma2().map(|l| (0.5 * l).exp());
+        let mut x = Mat::zeros(d, n);
+        for j in 0..n {
+            for r in 0..d {
+                let sd = match sigma {
+                    Some(s) => s,
+                    None => (0.5 * out[(d + r, j)]).exp(),
+                };
+                x[(r, j)] = out[(r, j)] + sd * rng.normal();
+            }
+        }
+        Ok(x)
+    }
+
     /// Standard-normal draws for a batch of `b` points from (`seed`, `step`).
     pub fn noise(&self, b: usize, seed: u64, step: u64) -> Mat<f64> {
         self.noise_from(b, &mut Stream::new(seed, &[ids::SAMPLE, step]))
@@ -581,5 +615,60 @@ mod tests {
             squared_error: 0.0,
         };
         assert_eq!(batch.collapsed(), 2);
+    }
+
+    #[test]
+    fn encode_gives_the_posteriors_of_the_elbo_and_samples_follow_the_decoder() {
+        let x = data(40, 2);
+        for kind in KINDS {
+            let model = model(kind, 5);
+            let (means, log_tau) = model.encode(x.as_ref()).unwrap();
+            assert_eq!((means.nrows(), means.ncols()), (2, 40));
+            // The ELBO's per-latent entropies are the batch means of ½ ln(2πe) + log τ.
+            let batch = model
+                .elbo(x.as_ref(), model.noise(40, 0, 0).as_ref(), None)
+                .unwrap();
+            for h in 0..2 {
+                let from_encode = (0..40)
+                    .map(|j| 0.5 * LN_2PI_E + log_tau[(h, j)])
+                    .sum::<f64>()
+                    / 40.0;
+                assert!((from_encode - batch.latent_entropies[h]).abs() < 1e-12);
+            }
+            // With the decoder's weights at zero, x = b + σ ε: its mean is the bias and its
+            // variance σ² (VAE-3: exp of the second head's bias).
+            let mut flat = model.clone();
+            for t in &mut flat.params.tensors {
+                if t.name.starts_with("decoder.") && t.name.ends_with(".w") {
+                    t.data.fill(0.0);
+                }
+                if t.name.starts_with("decoder.") && t.name.ends_with(".b") {
+                    t.data
+                        .iter_mut()
+                        .enumerate()
+                        .for_each(|(i, v)| *v = 0.1 * i as f32 - 0.4);
+                }
+            }
+            let n = 20_000;
+            let draws = flat.sample(n, 7).unwrap();
+            let last_bias = &flat.params.tensors[flat.n_encoder() + flat.n_decoder() - 1].data;
+            for r in 0..6 {
+                let mean = (0..n).map(|j| draws[(r, j)]).sum::<f64>() / n as f64;
+                let var = (0..n).map(|j| (draws[(r, j)] - mean).powi(2)).sum::<f64>() / n as f64;
+                let want_var = match kind {
+                    VaeKind::Vae3 => f64::from(last_bias[6 + r]).exp(),
+                    _ => flat.log_sigma2().unwrap().exp(),
+                };
+                let want_mean = f64::from(last_bias[r]);
+                assert!(
+                    (mean - want_mean).abs() < 5.0 * (want_var / n as f64).sqrt(),
+                    "{kind:?} mean {r}"
+                );
+                assert!(
+                    (var / want_var - 1.0).abs() < 5.0 * (2.0 / n as f64).sqrt(),
+                    "{kind:?} variance {r}: {var} vs {want_var}"
+                );
+            }
+        }
     }
 }

@@ -1,12 +1,18 @@
 //! Quasi-Newton minimisation through argmin: L-BFGS with a Moré–Thuente line search (strong Wolfe
 //! conditions) on a function of a flat f64 vector that returns its value and gradient together.
 //! The line search asks for both at the same points, so the last evaluation is cached.
+//!
+//! argmin runs each line search without a bound on its evaluations; at a kink of the function
+//! (|μ| of a posterior whose scale has collapsed, say) it can halve its step forever. A line
+//! search that takes more than [`LINE_SEARCH_EVALUATIONS`] evaluations ends the minimisation at
+//! the best iterate (or, if argmin gives up on it, the best point evaluated), and the stopping
+//! reason says so.
 
 use argmin::core::observers::{Observe, ObserverMode};
 use argmin::core::{CostFunction, Error as ArgminError, Executor, Gradient, IterState, KV, State};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
@@ -97,12 +103,26 @@ pub struct Minimum {
 /// A point with its value and gradient.
 type Evaluation = (Vec<f64>, f64, Vec<f64>);
 
-/// The function, with the cache of its last evaluation and an evaluation counter.
+/// Evaluations one line search may take before the minimisation stops at its best point.
+pub const LINE_SEARCH_EVALUATIONS: u64 = 200;
+
+/// What the caller keeps of a run: argmin does not hand the problem back after it.
+#[derive(Default)]
+struct Tally {
+    evaluations: AtomicU64,
+    /// Evaluations since the last completed iteration (reset by the observer).
+    since_iteration: AtomicU64,
+    iterations: AtomicU64,
+    stalled: AtomicBool,
+    /// The lowest value seen and where.
+    best: Mutex<Option<(Vec<f64>, f64)>>,
+}
+
+/// The function, with the cache of its last evaluation and the tally.
 struct Problem<F> {
     function: F,
     last: Mutex<Option<Evaluation>>,
-    /// Shared with the caller: argmin does not hand the problem back after the run.
-    evaluations: Arc<AtomicU64>,
+    tally: Arc<Tally>,
 }
 
 impl<F: Fn(&[f64]) -> Result<(f64, Vec<f64>)>> Problem<F> {
@@ -113,8 +133,17 @@ impl<F: Fn(&[f64]) -> Result<(f64, Vec<f64>)>> Problem<F> {
         {
             return Ok((*value, grad.clone()));
         }
-        self.evaluations.fetch_add(1, Ordering::Relaxed);
+        let tally = &self.tally;
+        tally.evaluations.fetch_add(1, Ordering::Relaxed);
+        if tally.since_iteration.fetch_add(1, Ordering::Relaxed) >= LINE_SEARCH_EVALUATIONS {
+            tally.stalled.store(true, Ordering::Relaxed);
+            return Err(Error::Diverged("the line search stalled".into()));
+        }
         let (value, grad) = (self.function)(p)?;
+        let mut best = tally.best.lock().unwrap_or_else(|e| e.into_inner());
+        if value.is_finite() && best.as_ref().is_none_or(|(_, b)| value < *b) {
+            *best = Some((p.to_vec(), value));
+        }
         *last = Some((p.to_vec(), value, grad.clone()));
         Ok((value, grad))
     }
@@ -138,8 +167,15 @@ impl<F: Fn(&[f64]) -> Result<(f64, Vec<f64>)>> Gradient for Problem<F> {
     }
 }
 
-/// Forwards each iteration's value to a callback.
-struct Progress<G>(G);
+/// The stopping reason of a stalled line search.
+fn stalled() -> String {
+    format!(
+        "a line search made no progress in {LINE_SEARCH_EVALUATIONS} evaluations (a kink or a flat direction); the best point found is kept"
+    )
+}
+
+/// Forwards each iteration's value to a callback, and restarts the line search's count.
+struct Progress<G>(G, Arc<Tally>);
 
 impl<G: FnMut(u64, f64)> Observe<IterState<Vec<f64>, Vec<f64>, (), (), (), f64>> for Progress<G> {
     fn observe_iter(
@@ -147,6 +183,8 @@ impl<G: FnMut(u64, f64)> Observe<IterState<Vec<f64>, Vec<f64>, (), (), (), f64>>
         state: &IterState<Vec<f64>, Vec<f64>, (), (), (), f64>,
         _kv: &KV,
     ) -> std::result::Result<(), ArgminError> {
+        self.1.since_iteration.store(0, Ordering::Relaxed);
+        self.1.iterations.store(state.get_iter(), Ordering::Relaxed);
         (self.0)(state.get_iter(), state.get_cost());
         Ok(())
     }
@@ -161,11 +199,11 @@ pub fn minimize(
     progress: impl FnMut(u64, f64) + Send + Sync + 'static,
 ) -> Result<Minimum> {
     config.validate()?;
-    let evaluations = Arc::new(AtomicU64::new(0));
+    let tally = Arc::new(Tally::default());
     let problem = Problem {
         function,
         last: Mutex::new(None),
-        evaluations: Arc::clone(&evaluations),
+        tally: Arc::clone(&tally),
     };
     let solver = LBFGS::new(MoreThuenteLineSearch::new(), config.history)
         .with_tolerance_grad(config.tol_grad)
@@ -173,9 +211,25 @@ pub fn minimize(
         .map_err(|e| Error::Config(format!("L-BFGS settings: {e}")))?;
     let result = Executor::new(problem, solver)
         .configure(|state| state.param(start).max_iters(config.max_iters))
-        .add_observer(Progress(progress), ObserverMode::Always)
-        .run()
-        .map_err(|e| Error::Diverged(format!("L-BFGS: {e}")))?;
+        .add_observer(Progress(progress, Arc::clone(&tally)), ObserverMode::Always)
+        .run();
+    let evaluations = tally.evaluations.load(Ordering::Relaxed);
+    let result = match result {
+        Ok(result) => result,
+        Err(_) if tally.stalled.load(Ordering::Relaxed) => {
+            let best = tally.best.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let (param, value) =
+                best.ok_or_else(|| Error::Diverged("L-BFGS: no finite value".into()))?;
+            return Ok(Minimum {
+                param,
+                value,
+                iterations: tally.iterations.load(Ordering::Relaxed),
+                evaluations,
+                stopped: stalled(),
+            });
+        }
+        Err(e) => return Err(Error::Diverged(format!("L-BFGS: {e}"))),
+    };
     let state = result.state();
     let param = state
         .get_best_param()
@@ -185,9 +239,13 @@ pub fn minimize(
         param,
         value: state.get_best_cost(),
         iterations: state.get_iter(),
-        evaluations: evaluations.load(Ordering::Relaxed),
-        stopped: state
-            .get_termination_reason()
-            .map_or_else(|| "not terminated".to_string(), |r| r.text().to_string()),
+        evaluations,
+        stopped: if tally.stalled.load(Ordering::Relaxed) {
+            stalled()
+        } else {
+            state
+                .get_termination_reason()
+                .map_or_else(|| "not terminated".to_string(), |r| r.text().to_string())
+        },
     })
 }

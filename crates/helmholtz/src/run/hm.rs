@@ -168,8 +168,7 @@ impl Run {
         let mut run = Self::load(run_dir, config, Slot::Last)?;
         if !overrides.is_empty() {
             run.dir.record_resume(overrides, &changes)?;
-            run.dir
-                .write_file(CONFIG_FILE, config_text(&run.config).as_bytes())?;
+            run.dir.rewrite_config(&config_text(&run.config))?;
         }
         run.dir.truncate_metrics_after(run.state.step)?;
         run.changes = changes;

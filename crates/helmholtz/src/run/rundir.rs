@@ -200,6 +200,36 @@ impl RunDir {
         write_atomic(&path, out.as_bytes())
     }
 
+    /// Replaces the run's `config.toml` with `text` (a resolved config, its paths absolute),
+    /// keeping relative the data paths that the current file gives relative to the run (the
+    /// arrays a run stores in itself, e.g. `data/train.npy`) wherever `text` names the same
+    /// files: the directory stays movable after a resume rewrites its config.
+    pub fn rewrite_config(&self, text: &str) -> Result<()> {
+        let mut text = text.to_string();
+        let old = std::fs::read_to_string(self.join(CONFIG_FILE)).unwrap_or_default();
+        let table: toml::Table = toml::from_str(&old).unwrap_or_default();
+        let quoted = |s: &str| toml::Value::String(s.to_string()).to_string();
+        for key in crate::run::config::PATH_KEYS {
+            let Some((section, name)) = key.split_once('.') else {
+                continue;
+            };
+            let Some(relative) = table
+                .get(section)
+                .and_then(|s| s.get(name))
+                .and_then(toml::Value::as_str)
+            else {
+                continue;
+            };
+            if relative.is_empty() || Path::new(relative).is_absolute() {
+                continue;
+            }
+            if let Ok(absolute) = std::path::absolute(self.path.join(relative)) {
+                text = text.replace(&quoted(&absolute.to_string_lossy()), &quoted(relative));
+            }
+        }
+        self.write_file(CONFIG_FILE, text.as_bytes())
+    }
+
     /// Records a resume in `history.jsonl`: the time, the version, the overrides and what they
     /// changed.
     pub fn record_resume(&self, overrides: &[String], changes: &[String]) -> Result<()> {

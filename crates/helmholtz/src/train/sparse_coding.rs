@@ -10,7 +10,7 @@ use faer::MatRef;
 use crate::error::{Error, Result};
 use crate::models::sparse_coding::SparseCoding;
 use crate::objectives::sparse_coding::{
-    EntropyTerms, entropy_objective, entropy_objective_posteriors,
+    EntropyTerms, entropy_objective, entropy_objective_posteriors, standard_elbo_points,
 };
 use crate::train::lbfgs::solve;
 use crate::train::trainer::{Algorithm, Batch, EpochRecord, StepContext, StepStats};
@@ -371,4 +371,58 @@ pub fn fit_posteriors(
     }
     stats.finish();
     Ok(stats)
+}
+
+/// The posterior of each column of `x` under a model whose dictionary (that of `model`), λ and
+/// σ² are held: each point's q_n, started at the unit Gaussian at zero, maximises its own
+/// standard ELBO F_n(λ, σ²) by L-BFGS ([`standard_elbo_points`]). The points are solved one by
+/// one (in parallel), so a point's posterior does not depend on the others. Returns the
+/// per-point model (one posterior per column, of `model`'s family) and each point's F_n.
+pub fn fit_posteriors_at(
+    model: &SparseCoding,
+    x: MatRef<'_, f64>,
+    lambda: &[f64],
+    sigma2: f64,
+    e_step: &LbfgsConfig,
+) -> Result<(SparseCoding, Vec<f64>)> {
+    use rayon::prelude::*;
+    e_step.validate()?;
+    let (d, h, n) = (model.dim, model.n_latents, x.ncols());
+    if x.nrows() != d || n == 0 {
+        return Err(Error::Dimension(format!(
+            "{}×{} data for a sparse-coding model with D = {d}",
+            x.nrows(),
+            n
+        )));
+    }
+    let mut single = SparseCoding::new(d, h, 1, model.kind, 0)?.with_scale_param(model.scale_param);
+    single.scale_floor = model.scale_floor;
+    single.blocks_mut().0.copy_from_slice(model.blocks().0);
+    let offset = d * h;
+    let solved: Vec<(Vec<f64>, f64)> = (0..n)
+        .into_par_iter()
+        .map(|j| {
+            let point = x.subcols(j, 1);
+            let negative = |p: &[f64]| -> Result<(f64, Vec<f64>)> {
+                let mut trial = single.clone();
+                trial.theta[offset..].copy_from_slice(p);
+                let mut grad = vec![0.0; trial.theta.len()];
+                let f = standard_elbo_points(&trial, point, lambda, sigma2, Some(&mut grad))?;
+                Ok((-f[0], grad[offset..].iter().map(|g| -g).collect()))
+            };
+            let start = single.theta[offset..].to_vec();
+            let minimum = solve(negative, start, e_step.clone(), |_, _| Ok(()))?;
+            Ok((minimum.param, -minimum.value))
+        })
+        .collect::<Result<_>>()?;
+    let mut fitted = SparseCoding::new(d, h, n, model.kind, 0)?.with_scale_param(model.scale_param);
+    fitted.scale_floor = model.scale_floor;
+    fitted.blocks_mut().0.copy_from_slice(model.blocks().0);
+    let len = SparseCoding::scale_len(model.kind, h);
+    let (_, mu, scales) = fitted.blocks_mut();
+    for (j, (param, _)) in solved.iter().enumerate() {
+        mu[j * h..(j + 1) * h].copy_from_slice(&param[..h]);
+        scales[j * len..(j + 1) * len].copy_from_slice(&param[h..]);
+    }
+    Ok((fitted, solved.into_iter().map(|(_, value)| value).collect()))
 }

@@ -43,6 +43,33 @@ pub fn evaluate_vae(
     Ok(total)
 }
 
+/// The ELBO of each column of `x`, one reparameterised draw per point from the stream
+/// (`seed`, EVAL, a hash of the point's values): a point gets the same value in any batch, in
+/// any order. Their mean estimates what [`evaluate_vae`] estimates, with other draws.
+pub fn vae_point_elbos(model: &GaussianVae, x: MatRef<'_, f64>, seed: u64) -> Result<Vec<f64>> {
+    use rayon::prelude::*;
+    let out: Vec<f64> = (0..x.ncols())
+        .into_par_iter()
+        .map(|j| {
+            let point = x.subcols(j, 1);
+            let id = point
+                .col(0)
+                .iter()
+                .fold(0xcbf2_9ce4_8422_2325u64, |hash, v| {
+                    v.to_bits().to_le_bytes().iter().fold(hash, |h, &byte| {
+                        (h ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+                    })
+                });
+            let eps = model.noise_from(1, &mut Stream::new(seed, &[ids::EVAL, id]));
+            model.elbo(point, eps.as_ref(), None).map(|p| p.elbo)
+        })
+        .collect::<Result<_>>()?;
+    if let Some(j) = out.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Diverged(format!("ELBO {} at point {j}", out[j])));
+    }
+    Ok(out)
+}
+
 /// One Adam (or any rule) step of a Gaussian VAE on a minibatch (with [`super::Trainer`], the
 /// epochs over the columns of the data in an order drawn from (seed, epoch)): one reparameterised draw per
 /// point from the stream (seed, TRAIN, epoch, batch), σ² (and α²) optionally set to their
@@ -219,5 +246,33 @@ mod tests {
         }
         assert!(gaps[0].0 > 50.0 * gaps[4].0, "{gaps:?}");
         assert!(gaps[4].1 < 0.01, "{gaps:?}");
+    }
+
+    #[test]
+    fn point_elbos_do_not_depend_on_the_batch_and_estimate_the_evaluation() {
+        let mut rng = Stream::new(3, &[]);
+        let x = Mat::from_fn(5, 2000, |_, _| rng.normal());
+        for kind in [VaeKind::Vae1, VaeKind::Vae2, VaeKind::Vae3] {
+            let model = GaussianVae::new(kind, 5, &[4], 2, Activation::Tanh, 1).unwrap();
+            let each = vae_point_elbos(&model, x.as_ref(), 9).unwrap();
+            assert_eq!(each.len(), 2000);
+            // A point alone, or in another order, gets the same value.
+            let alone = vae_point_elbos(&model, x.subcols(17, 1), 9).unwrap();
+            assert_eq!(alone[0], each[17]);
+            let reversed = Mat::from_fn(5, 2000, |r, c| x[(r, 1999 - c)]);
+            let mut back = vae_point_elbos(&model, reversed.as_ref(), 9).unwrap();
+            back.reverse();
+            assert_eq!(back, each);
+            // The mean agrees with the evaluation's (other draws) within Monte Carlo error.
+            let total = evaluate_vae(&model, x.as_ref(), 500, 9).unwrap();
+            let mean = each.iter().sum::<f64>() / 2000.0;
+            let sd = (each.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 1999.0).sqrt();
+            assert!(
+                (mean - total.elbo).abs() < 5.0 * sd * (2.0f64 / 2000.0).sqrt(),
+                "{kind:?}: {mean} vs {}",
+                total.elbo
+            );
+            assert_ne!(each, vae_point_elbos(&model, x.as_ref(), 10).unwrap());
+        }
     }
 }

@@ -26,10 +26,12 @@ use crate::optim::quasi_newton::defaults as lbfgs_defaults;
 
 mod checks;
 mod model;
+mod points;
 mod runner;
 
 pub use checks::{check_fit_data, check_fit_memory};
 pub use model::*;
+pub use points::*;
 pub use runner::*;
 
 /// The model file of non-VAE fits (f64 JSON, so the stored stationary point is exact).
@@ -423,6 +425,13 @@ pub fn load_data(config: &FitConfig) -> Result<Mat<f64>> {
 /// [`load_data`] with the transform it fitted on the training points (the identity for
 /// `data.transform = "none"`).
 pub fn load_transformed(config: &FitConfig) -> Result<(Mat<f64>, Transform)> {
+    prepare(config, read_points(config)?)
+}
+
+/// The training points of `config` as read from its data (D × N, f64; the first `data.points`
+/// of them), before binarisation, dequantisation and transform ([`prepare`]). Binary models
+/// read values in [0, 1]; continuous ones read the user's CSV or NPY file in f64, as written.
+pub fn read_points(config: &FitConfig) -> Result<Mat<f64>> {
     let d = &config.data;
     let hm = DataConfig {
         source: d.source,
@@ -447,7 +456,7 @@ pub fn load_transformed(config: &FitConfig) -> Result<(Mat<f64>, Transform)> {
         }
     };
     let custom_table = matches!(d.source, DataSource::Csv | DataSource::Npy);
-    let mut x = if !d.binarize && custom_table {
+    if !d.binarize && custom_table {
         // Continuous models on the user's CSV or NPY file: read in f64, as written.
         let path = d
             .train
@@ -466,22 +475,39 @@ pub fn load_transformed(config: &FitConfig) -> Result<(Mat<f64>, Transform)> {
         let table = data::table::read_table(path, &options)?;
         let n = points(table.rows())?;
         let scale = f64::from(d.scale);
-        Mat::from_fn(table.values.ncols(), n, |r, c| table.values[(c, r)] * scale)
+        return Ok(Mat::from_fn(table.values.ncols(), n, |r, c| {
+            table.values[(c, r)] * scale
+        }));
+    }
+    // Binary models binarise values in [0, 1]; continuous ones take any finite values.
+    let mut train: Dataset = if d.binarize {
+        super::data::load_splits(&hm)?.train
     } else {
-        // Binary models binarise values in [0, 1]; continuous ones take any finite values.
-        let mut train: Dataset = if d.binarize {
-            super::data::load_splits(&hm)?.train
-        } else {
-            super::data::load_values(&hm)?.train
-        };
-        train = train.range(0, points(train.n_samples())?);
-        if d.binarize {
-            train = data::binarize_fixed(&train, d.binarize_seed);
-        }
-        Mat::from_fn(train.dim(), train.n_samples(), |r, c| {
-            f64::from(train.x[(r, c)])
-        })
+        super::data::load_values(&hm)?.train
     };
+    train = train.range(0, points(train.n_samples())?);
+    Ok(Mat::from_fn(train.dim(), train.n_samples(), |r, c| {
+        f64::from(train.x[(r, c)])
+    }))
+}
+
+/// The points `x` (D × N, as [`read_points`] gives them) as `config`'s model sees them:
+/// binarised once from `data.binarize_seed` (values in [0, 1] required), or dequantised from
+/// the seed, then mapped by the transform `data.transform` fitted on them.
+pub fn prepare(config: &FitConfig, mut x: Mat<f64>) -> Result<(Mat<f64>, Transform)> {
+    let d = &config.data;
+    if d.binarize {
+        if x.col_iter()
+            .any(|c| c.iter().any(|v| !(0.0..=1.0).contains(v)))
+        {
+            return Err(Error::InvalidData(
+                "data.binarize: the points have values outside [0, 1] (each value is the probability of a 1)".into(),
+            ));
+        }
+        let set = Dataset::new(Mat::from_fn(x.nrows(), x.ncols(), |r, c| x[(r, c)] as f32));
+        let binary = data::binarize_fixed(&set, d.binarize_seed);
+        x = Mat::from_fn(x.nrows(), x.ncols(), |r, c| f64::from(binary.x[(r, c)]));
+    }
     if let Some(levels) = d.dequantize {
         let mut rng = Stream::new(config.seed, &[ids::SYNTHETIC]);
         let l = f64::from(levels);

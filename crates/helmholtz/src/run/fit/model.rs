@@ -167,6 +167,10 @@ impl FittedModel {
                 let elbo = model.elbo(x, resp.as_ref())?;
                 Decomposition {
                     sum: model.entropy_sum(resp.as_ref(), elbo),
+                    conditions: Conditions {
+                        floored_variances: model.floored,
+                        ..Conditions::plain()
+                    },
                     log_likelihood: Some(ll),
                     ..plain
                 }
@@ -193,6 +197,50 @@ impl FittedModel {
         })
     }
 
+    /// A score per column of `x`: the exact log-likelihood log p(x_n) where the model has one
+    /// (PPCA, factor analysis, mixtures, the SBN; their mean is the decomposition's
+    /// log-likelihood), else (VAEs) the ELBO of the point with one draw that depends only on the
+    /// point's values and the run's seed ([`crate::train::vae::vae_point_elbos`]; their mean
+    /// estimates the decomposition's ELBO, which uses other draws).
+    pub fn point_scores(&self, x: MatRef<'_, f64>, config: &FitConfig) -> Result<Vec<f64>> {
+        match self {
+            FittedModel::Linear(model) => model.log_likelihoods(x),
+            FittedModel::Mixture(model) => model.log_likelihoods(x),
+            FittedModel::Sbn(model) => (0..x.ncols())
+                .map(|j| model.log_likelihood(x.subcols(j, 1), None))
+                .collect(),
+            FittedModel::Vae(model) => crate::train::vae::vae_point_elbos(model, x, config.seed),
+        }
+    }
+
+    /// Whether [`FittedModel::point_scores`] are exact log-likelihoods (false: ELBOs).
+    pub fn exact_scores(&self) -> bool {
+        !matches!(self, FittedModel::Vae(_))
+    }
+
+    /// The posterior means of the latents for each column of `x` (H × N, or C × N
+    /// responsibilities for a mixture): exact for PPCA, factor analysis and mixtures, the
+    /// encoder's means for a VAE, E[z | x] by enumeration for the SBN.
+    pub fn posterior_means(&self, x: MatRef<'_, f64>) -> Result<Mat<f64>> {
+        match self {
+            FittedModel::Linear(model) => model.posteriors(x).map(|(means, _)| means),
+            FittedModel::Mixture(model) => model.responsibilities(x).map(|(resp, _)| resp),
+            FittedModel::Sbn(model) => model.posterior_means(x),
+            FittedModel::Vae(model) => model.encode(x).map(|(means, _)| means),
+        }
+    }
+
+    /// `n` draws x ~ p(x) (D × n) from `seed`, in the units the model was fitted in, with the
+    /// component of each draw for a mixture.
+    pub fn sample(&self, n: usize, seed: u64) -> Result<(Mat<f64>, Option<Vec<usize>>)> {
+        match self {
+            FittedModel::Linear(model) => Ok((model.sample(n, seed), None)),
+            FittedModel::Mixture(model) => model.sample(n, seed).map(|(x, c)| (x, Some(c))),
+            FittedModel::Sbn(model) => Ok((model.sample(n, seed), None)),
+            FittedModel::Vae(model) => model.sample(n, seed).map(|x| (x, None)),
+        }
+    }
+
     /// Writes the model into the run directory `dir` (atomically: written, then renamed).
     pub fn save(&self, dir: &Path) -> Result<()> {
         match self {
@@ -207,6 +255,29 @@ impl FittedModel {
                 std::fs::rename(&partial, &path).map_err(|e| Error::io(&path, e))
             }
         }
+    }
+
+    /// The data dimension of the model stored in the fit run `dir` (whose config is `config`).
+    pub fn stored_dim(dir: &Path, config: &FitConfig) -> Result<usize> {
+        if config.model.kind.vae().is_some() {
+            let path = dir.join(MODEL_TENSORS);
+            let tensors = crate::run::checkpoint::read_all_tensors(&path)?;
+            return tensors
+                .tensors
+                .iter()
+                .find(|t| t.name == "encoder.0.w")
+                .and_then(|t| t.shape.get(1).copied())
+                .ok_or_else(|| Error::format(&path, "no encoder.0.w weights".to_string()));
+        }
+        let path = dir.join(MODEL_JSON);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let saved: SavedModel = serde_json::from_str(&text)
+            .map_err(|e| Error::InvalidData(format!("{}: {e}", path.display())))?;
+        Ok(match saved {
+            SavedModel::Linear { mean, .. } => mean.len(),
+            SavedModel::Mixture { means, .. } => means.first().map_or(0, Vec::len),
+            SavedModel::Sbn { dim, .. } => dim,
+        })
     }
 
     /// Reads the model of a fit run from `dir`, whose config is `config` and data dimension `dim`.
@@ -243,6 +314,10 @@ fn from_columns(cols: &[Vec<f64>], rows: usize) -> Result<Mat<f64>> {
     Ok(Mat::from_fn(rows, cols.len(), |r, c| cols[c][r]))
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// The f64 JSON form of the non-VAE models.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
@@ -258,6 +333,9 @@ enum SavedModel {
         family: String,
         means: Vec<Vec<f64>>,
         spread: Vec<Vec<f64>>,
+        /// Values the last M-step held at the variance floor (absent: none).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        floored: usize,
     },
     Sbn {
         dim: usize,
@@ -298,6 +376,7 @@ impl SavedModel {
                     family: family.into(),
                     means,
                     spread,
+                    floored: m.floored,
                 }
             }
             FittedModel::Sbn(m) => SavedModel::Sbn {
@@ -337,6 +416,7 @@ impl SavedModel {
                 family,
                 means,
                 spread,
+                floored,
             } => {
                 let c = weights.len();
                 let means = from_columns(&means, dim)?;
@@ -363,6 +443,7 @@ impl SavedModel {
                 FittedModel::Mixture(Mixture {
                     weights,
                     components,
+                    floored,
                 })
             }
             SavedModel::Sbn {

@@ -67,15 +67,114 @@ pub fn run_fit(
 pub fn run_fit_until(
     config: &FitConfig,
     dir: &Path,
-    mut progress: impl FnMut(&str),
+    progress: impl FnMut(&str),
     stop: &AtomicBool,
 ) -> Result<(FittedModel, FitSummary)> {
     config.validate()?;
     let (x, transform) = load_transformed(config)?;
     check_fit_data(x.as_ref(), config)?;
     check_fit_memory(config, x.nrows(), x.ncols())?;
-    let text = toml::to_string(config).map_err(|e| Error::Config(e.to_string()))?;
     let run = RunDir::create(dir)?;
+    start_fit(config, config, run, x, transform, progress, stop)
+}
+
+/// The file of the training points that [`run_fit_with_array`] stores in its run.
+pub const ARRAY_TRAIN_FILE: &str = "data/train.npy";
+
+/// [`run_fit_until`] on in-memory points `x` (D × N, one point per column): they are written
+/// into the run as `data/train.npy` (float64, N × D) and the config's data section points at
+/// that file (source `npy`, scale 1, no header, label or subset; stored relative to the run,
+/// so the directory may move), so that `helmholtz fit --resume`, `helmholtz eval` and
+/// [`open_fit`] read the run exactly as one made from a file. `data.binarize`, `dequantize` and
+/// `transform` apply as for a file. A run that fails before it starts (the data or config is
+/// refused) leaves `dir` as it found it.
+pub fn run_fit_with_array(
+    config: &FitConfig,
+    dir: &Path,
+    x: MatRef<'_, f64>,
+    progress: impl FnMut(&str),
+    stop: &AtomicBool,
+) -> Result<(FittedModel, FitSummary)> {
+    let mut config = config.clone();
+    let absolute = std::path::absolute(dir).map_err(|e| Error::io(dir, e))?;
+    let data = &mut config.data;
+    data.source = DataSource::Npy;
+    data.train = Some(absolute.join(ARRAY_TRAIN_FILE));
+    data.dir = None;
+    data.scale = 1.0;
+    data.header = None;
+    data.delimiter = None;
+    data.label = None;
+    data.points = None;
+    config.validate()?;
+    if x.nrows() == 0 || x.ncols() == 0 {
+        return Err(Error::InvalidData(format!(
+            "the data is empty ({} points of dimension {})",
+            x.ncols(),
+            x.nrows()
+        )));
+    }
+    if let Some((r, c)) = (0..x.ncols())
+        .flat_map(|c| (0..x.nrows()).map(move |r| (r, c)))
+        .find(|&(r, c)| !x[(r, c)].is_finite())
+    {
+        return Err(Error::InvalidData(format!(
+            "non-finite value {} at feature {r} of point {c}",
+            x[(r, c)]
+        )));
+    }
+    let existed = dir.exists();
+    let run = RunDir::create(dir)?;
+    let mut stored = config.clone();
+    stored.data.train = Some(PathBuf::from(ARRAY_TRAIN_FILE));
+    let loaded = (|| {
+        let file = dir.join(ARRAY_TRAIN_FILE);
+        let folder = file.parent().expect("data/");
+        std::fs::create_dir_all(folder).map_err(|e| Error::io(folder, e))?;
+        let rows = x.transpose();
+        std::fs::write(&file, crate::data::npy::npy_bytes(rows))
+            .map_err(|e| Error::io(&file, e))?;
+        let (x, transform) = load_transformed(&config)?;
+        check_fit_data(x.as_ref(), &config)?;
+        check_fit_memory(&config, x.nrows(), x.ncols())?;
+        Ok((x, transform))
+    })();
+    match loaded {
+        Ok((x, transform)) => start_fit(&config, &stored, run, x, transform, progress, stop),
+        Err(e) => {
+            // The directory was new or empty (RunDir::create refuses others): empty it again.
+            drop(run);
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    let _ = if path.is_dir() {
+                        std::fs::remove_dir_all(&path)
+                    } else {
+                        std::fs::remove_file(&path)
+                    };
+                }
+            }
+            if !existed {
+                let _ = std::fs::remove_dir(dir);
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A new fit in the created `run` on the loaded points `x`: writes the resolved config
+/// (`stored`, the config as the run's files name its data), then fits.
+#[allow(clippy::too_many_arguments)]
+fn start_fit(
+    config: &FitConfig,
+    stored: &FitConfig,
+    run: RunDir,
+    x: Mat<f64>,
+    transform: Transform,
+    mut progress: impl FnMut(&str),
+    stop: &AtomicBool,
+) -> Result<(FittedModel, FitSummary)> {
+    let text = toml::to_string(stored).map_err(|e| Error::Config(e.to_string()))?;
     run.write_file(CONFIG_FILE, text.as_bytes())?;
     if transform.kind != TransformKind::None {
         let json =
@@ -172,7 +271,7 @@ pub fn resume_fit(
     if !overrides.is_empty() {
         run.record_resume(overrides, &changes)?;
         let text = toml::to_string(&config).map_err(|e| Error::Config(e.to_string()))?;
-        run.write_file(CONFIG_FILE, text.as_bytes())?;
+        run.rewrite_config(&text)?;
     }
     let limit = match fitted {
         FittedModel::Vae(_) => config.train.epochs,
@@ -554,64 +653,6 @@ pub fn open_fit(dir: &Path) -> Result<(FitConfig, FittedModel, Mat<f64>)> {
     let x = load_data(&config)?;
     let model = FittedModel::load(dir, &config, x.nrows())?;
     Ok((config, model, x))
-}
-
-/// A fit run's model on new data (see [`evaluate_file`]).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct FileEvaluation {
-    /// Points evaluated.
-    pub points: usize,
-    /// The ELBO per point, in the data's own units.
-    pub elbo: f64,
-    /// The exact log-likelihood per point in the data's own units, where the model has one.
-    pub log_likelihood: Option<f64>,
-    /// Σ ln scale of the run's transform, subtracted from the transformed values (0 without one).
-    pub log_scale: f64,
-}
-
-/// The fitted model of the run in `dir` on the points of `path`: read with the run's data keys
-/// (its format from the run's source, or from the path for the built-in sets), binarised or
-/// dequantised as the training points were, mapped by the run's stored transform (not refitted),
-/// and reported in the data's own units.
-pub fn evaluate_file(dir: &Path, path: &Path) -> Result<FileEvaluation> {
-    let config = FitConfig::load(&dir.join(CONFIG_FILE), &[])?;
-    let mut reading = config.clone();
-    let ext = |e: &str| path.extension().is_some_and(|x| x.eq_ignore_ascii_case(e));
-    reading.data.source = match config.data.source {
-        DataSource::Idx | DataSource::Csv | DataSource::PngDir | DataSource::Npy => {
-            config.data.source
-        }
-        _ if path.is_dir() => DataSource::PngDir,
-        _ if ext("npy") || ext("npz") => DataSource::Npy,
-        _ if ext("csv") || ext("tsv") || ext("gz") => DataSource::Csv,
-        _ => DataSource::Idx,
-    };
-    reading.data.train = Some(path.to_path_buf());
-    reading.data.points = None;
-    reading.data.transform = TransformKind::None;
-    reading.data.binarize_seed = config.data.binarize_seed.wrapping_add(1);
-    reading.seed = config.seed.wrapping_add(1);
-    let raw = load_data(&reading)?;
-    let transform: Transform = match config.data.transform {
-        TransformKind::None => Transform::identity(raw.nrows()),
-        _ => {
-            let file = dir.join(TRANSFORM_FILE);
-            let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
-            serde_json::from_str(&text).map_err(|e| Error::format(&file, e.to_string()))?
-        }
-    };
-    let rows = raw.transpose();
-    transform.check_columns(rows, &path.display().to_string())?;
-    let x = transform.apply(rows).transpose().to_owned();
-    let model = FittedModel::load(dir, &config, x.nrows())?;
-    let dec = model.decompose(x.as_ref(), &config)?;
-    let log_scale = transform.log_scale();
-    Ok(FileEvaluation {
-        points: x.ncols(),
-        elbo: dec.sum.elbo - log_scale,
-        log_likelihood: dec.log_likelihood.map(|ll| ll - log_scale),
-        log_scale,
-    })
 }
 
 /// Whether `dir` holds a fit run (its config has a `model.kind`).
