@@ -138,9 +138,10 @@ fn posteriors_at_a_held_prior_are_each_points_own_optimum() {
 }
 
 /// A degenerate model (one λ near 0, a huge σ²; from 2 EM epochs on points far from 0): the
-/// E-step of a point reaches the kink of |μ|/λ at μ = 0 with a collapsed scale, where the
-/// Moré–Thuente line search halves its step forever. The minimisation stops after a bounded
-/// number of evaluations at the best point found, and says so.
+/// E-step of a point reaches the kink of |μ|/λ at μ = 0 with a collapsed scale, where argmin's
+/// Moré–Thuente line search halved its step forever. The minimisation ends within its iteration
+/// limit and a bounded number of evaluations, at a finite point: either by a stalled line search
+/// (which it says) or at the limit.
 #[test]
 fn an_e_step_at_a_kink_stops_instead_of_searching_forever() {
     use faer::Mat;
@@ -180,10 +181,12 @@ fn an_e_step_at_a_kink_stops_instead_of_searching_forever() {
     let start = model.theta[offset..].to_vec();
     let minimum = minimize(objective, start, &e_step, |_, _| {}).unwrap();
     assert!(
-        minimum.stopped.contains("no progress"),
+        minimum.stopped.contains("no progress")
+            || minimum.stopped.contains("maximum number of iterations"),
         "{}",
         minimum.stopped
     );
+    assert!(minimum.iterations <= 20 && minimum.value.is_finite());
     assert!(minimum.evaluations <= 20 * (LINE_SEARCH_EVALUATIONS + 1));
     assert_eq!(-minimum.value, values[0]);
 }

@@ -1,19 +1,17 @@
-//! Quasi-Newton minimisation through argmin: L-BFGS with a Moré–Thuente line search (strong Wolfe
-//! conditions) on a function of a flat f64 vector that returns its value and gradient together.
-//! The line search asks for both at the same points, so the last evaluation is cached.
+//! Quasi-Newton minimisation: L-BFGS with a strong-Wolfe line search on a function of a flat f64
+//! vector that returns its value and gradient together, written in place.
 //!
-//! argmin runs each line search without a bound on its evaluations; at a kink of the function
-//! (|μ| of a posterior whose scale has collapsed, say) it can halve its step forever. A line
-//! search that takes more than [`LINE_SEARCH_EVALUATIONS`] evaluations ends the minimisation at
-//! the best iterate (or, if argmin gives up on it, the best point evaluated), and the stopping
-//! reason says so.
-
-use argmin::core::observers::{Observe, ObserverMode};
-use argmin::core::{CostFunction, Error as ArgminError, Executor, Gradient, IterState, KV, State};
-use argmin::solver::linesearch::MoreThuenteLineSearch;
-use argmin::solver::quasinewton::LBFGS;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+//! * [`LbfgsMemory`] keeps the last `history` steps s and gradient changes y in two buffers
+//!   allocated once and used as a ring, with ρ = 1/(y·s) cached; the direction −Hg comes from the
+//!   two-loop recursion (Nocedal & Wright, Algorithm 7.4) with H₀ = (s·y / y·y) I.
+//! * [`line_search`] finds a step with the strong Wolfe conditions (c₁ = 10⁻⁴, c₂ = 0.9) by
+//!   bracketing and zooming with safeguarded cubic interpolation (Algorithms 3.5 and 3.6).
+//! * A line search that takes more than [`LINE_SEARCH_EVALUATIONS`] evaluations, or whose bracket
+//!   collapses without a decrease (a kink or a flat direction), ends the minimisation at the best
+//!   point, and the stopping reason says so.
+//!
+//! Nothing is allocated per iteration: the iterate, its gradient, the trial and the bracket's
+//! best point live in buffers made once per minimisation.
 
 use crate::error::{Error, Result};
 
@@ -100,94 +98,294 @@ pub struct Minimum {
     pub stopped: String,
 }
 
-/// A point with its value and gradient.
-type Evaluation = (Vec<f64>, f64, Vec<f64>);
-
 /// Evaluations one line search may take before the minimisation stops at its best point.
 pub const LINE_SEARCH_EVALUATIONS: u64 = 200;
 
-/// What the caller keeps of a run: argmin does not hand the problem back after it.
-#[derive(Default)]
-struct Tally {
-    evaluations: AtomicU64,
-    /// Evaluations since the last completed iteration (reset by the observer).
-    since_iteration: AtomicU64,
-    iterations: AtomicU64,
-    stalled: AtomicBool,
-    /// The lowest value seen and where.
-    best: Mutex<Option<(Vec<f64>, f64)>>,
+/// Sufficient-decrease constant of the line search.
+const C1: f64 = 1e-4;
+/// Curvature constant of the line search (0.9: the usual choice for quasi-Newton directions).
+const C2: f64 = 0.9;
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// The function, with the cache of its last evaluation and the tally.
-struct Problem<F> {
-    function: F,
-    last: Mutex<Option<Evaluation>>,
-    tally: Arc<Tally>,
+/// The L-BFGS memory: the last `history` pairs (s, y) in two ring buffers of `history × n`
+/// values, with ρ = 1/(y·s) cached. Pairs whose curvature y·s is not positive are skipped, so the
+/// implied inverse Hessian stays positive definite.
+#[derive(Clone, Debug)]
+pub struct LbfgsMemory {
+    n: usize,
+    s: Vec<f64>,
+    y: Vec<f64>,
+    rho: Vec<f64>,
+    alpha: Vec<f64>,
+    /// Pairs held (≤ history).
+    len: usize,
+    /// Slot of the next pair.
+    next: usize,
 }
 
-impl<F: Fn(&[f64]) -> Result<(f64, Vec<f64>)>> Problem<F> {
-    fn evaluate(&self, p: &[f64]) -> Result<(f64, Vec<f64>)> {
-        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((point, value, grad)) = last.as_ref()
-            && point.as_slice() == p
-        {
-            return Ok((*value, grad.clone()));
+impl LbfgsMemory {
+    /// An empty memory of `history` pairs of vectors of length `n`.
+    pub fn new(n: usize, history: usize) -> Self {
+        let history = history.max(1);
+        LbfgsMemory {
+            n,
+            s: vec![0.0; n * history],
+            y: vec![0.0; n * history],
+            rho: vec![0.0; history],
+            alpha: vec![0.0; history],
+            len: 0,
+            next: 0,
         }
-        let tally = &self.tally;
-        tally.evaluations.fetch_add(1, Ordering::Relaxed);
-        if tally.since_iteration.fetch_add(1, Ordering::Relaxed) >= LINE_SEARCH_EVALUATIONS {
-            tally.stalled.store(true, Ordering::Relaxed);
-            return Err(Error::Diverged("the line search stalled".into()));
+    }
+
+    /// Pairs held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no pair is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Forgets every pair.
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.next = 0;
+    }
+
+    fn history(&self) -> usize {
+        self.rho.len()
+    }
+
+    /// Slot of the i-th newest pair (0: the newest).
+    fn slot(&self, i: usize) -> usize {
+        (self.next + self.history() - 1 - i) % self.history()
+    }
+
+    /// Adds the pair s = x_new − x, y = g_new − g, written straight into its slot; returns
+    /// false (and keeps the memory as it was) when y·s ≤ 10⁻¹⁰ ‖y‖ ‖s‖.
+    pub fn push(&mut self, x_new: &[f64], x: &[f64], g_new: &[f64], g: &[f64]) -> bool {
+        let n = self.n;
+        let at = self.next * n;
+        let (s, y) = (&mut self.s[at..at + n], &mut self.y[at..at + n]);
+        let (mut ys, mut ss, mut yy) = (0.0, 0.0, 0.0);
+        for i in 0..n {
+            s[i] = x_new[i] - x[i];
+            y[i] = g_new[i] - g[i];
+            ys += y[i] * s[i];
+            ss += s[i] * s[i];
+            yy += y[i] * y[i];
         }
-        let (value, grad) = (self.function)(p)?;
-        let mut best = tally.best.lock().unwrap_or_else(|e| e.into_inner());
-        if value.is_finite() && best.as_ref().is_none_or(|(_, b)| value < *b) {
-            *best = Some((p.to_vec(), value));
+        let curved = ys > 1e-10 * (ss * yy).sqrt();
+        if !curved {
+            return false;
         }
-        *last = Some((p.to_vec(), value, grad.clone()));
-        Ok((value, grad))
+        self.rho[self.next] = 1.0 / ys;
+        self.next = (self.next + 1) % self.history();
+        self.len = (self.len + 1).min(self.history());
+        true
+    }
+
+    /// d = −H g by the two-loop recursion, with H₀ = γI, γ = s·y / y·y of the newest pair (1
+    /// when the memory is empty).
+    pub fn direction(&mut self, g: &[f64], d: &mut [f64]) {
+        let n = self.n;
+        d.copy_from_slice(g);
+        for i in 0..self.len {
+            let k = self.slot(i);
+            let (s, y) = (&self.s[k * n..(k + 1) * n], &self.y[k * n..(k + 1) * n]);
+            let a = self.rho[k] * dot(s, d);
+            self.alpha[k] = a;
+            d.iter_mut().zip(y).for_each(|(d, y)| *d -= a * y);
+        }
+        let gamma = if self.len > 0 {
+            let k = self.slot(0);
+            let y = &self.y[k * n..(k + 1) * n];
+            1.0 / (self.rho[k] * dot(y, y))
+        } else {
+            1.0
+        };
+        d.iter_mut().for_each(|d| *d *= gamma);
+        for i in (0..self.len).rev() {
+            let k = self.slot(i);
+            let (s, y) = (&self.s[k * n..(k + 1) * n], &self.y[k * n..(k + 1) * n]);
+            let b = self.rho[k] * dot(y, d);
+            let a = self.alpha[k];
+            d.iter_mut().zip(s).for_each(|(d, s)| *d += (a - b) * s);
+        }
+        d.iter_mut().for_each(|d| *d = -*d);
     }
 }
 
-impl<F: Fn(&[f64]) -> Result<(f64, Vec<f64>)>> CostFunction for Problem<F> {
-    type Param = Vec<f64>;
-    type Output = f64;
-
-    fn cost(&self, p: &Self::Param) -> std::result::Result<f64, ArgminError> {
-        Ok(self.evaluate(p)?.0)
-    }
+/// A point of the line search: step α, value φ(α) and slope φ'(α).
+#[derive(Clone, Copy, Debug)]
+struct Probe {
+    alpha: f64,
+    value: f64,
+    slope: f64,
 }
 
-impl<F: Fn(&[f64]) -> Result<(f64, Vec<f64>)>> Gradient for Problem<F> {
-    type Param = Vec<f64>;
-    type Gradient = Vec<f64>;
+/// How a line search ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Search {
+    /// A step with the strong Wolfe conditions: the trial buffers hold it.
+    Wolfe,
+    /// No Wolfe step within the evaluations, but a decrease: the best buffers hold it.
+    Decrease,
+    /// No decrease found.
+    Failed,
+}
 
-    fn gradient(&self, p: &Self::Param) -> std::result::Result<Vec<f64>, ArgminError> {
-        Ok(self.evaluate(p)?.1)
+/// Buffers of one minimisation: the trial point and the best point of the bracket, each with
+/// its gradient.
+struct Work {
+    x_trial: Vec<f64>,
+    g_trial: Vec<f64>,
+    x_best: Vec<f64>,
+    g_best: Vec<f64>,
+}
+
+/// Safeguarded cubic interpolation of the minimiser between `a` and `b` (N&W eq. 3.59), kept
+/// within the middle 80 % of the interval; bisection where the cubic has no minimiser.
+fn cubic(a: Probe, b: Probe) -> f64 {
+    let (lo, hi) = (a.alpha.min(b.alpha), a.alpha.max(b.alpha));
+    let width = hi - lo;
+    let d1 = a.slope + b.slope - 3.0 * (a.value - b.value) / (a.alpha - b.alpha);
+    let radicand = d1 * d1 - a.slope * b.slope;
+    let mut alpha = f64::NAN;
+    if radicand >= 0.0 && b.value.is_finite() && b.slope.is_finite() {
+        let d2 = (b.alpha - a.alpha).signum() * radicand.sqrt();
+        alpha =
+            b.alpha - (b.alpha - a.alpha) * (b.slope + d2 - d1) / (b.slope - a.slope + 2.0 * d2);
+    }
+    if !(alpha.is_finite() && alpha >= lo + 0.1 * width && alpha <= hi - 0.1 * width) {
+        alpha = 0.5 * (lo + hi);
+    }
+    alpha
+}
+
+/// A strong-Wolfe line search along `d` from `x` (value `f0`, slope `slope0` < 0), starting at
+/// step `alpha0`. Each evaluation writes x + αd and its gradient into the work's trial buffers;
+/// the best point with a sufficient decrease is kept in its best buffers. Returns how it ended,
+/// the probe of the point it ended at, and the evaluations it made (at most `max_evaluations`).
+#[allow(clippy::too_many_arguments)]
+fn line_search<F>(
+    function: &mut F,
+    x: &[f64],
+    d: &[f64],
+    f0: f64,
+    slope0: f64,
+    alpha0: f64,
+    max_evaluations: u64,
+    work: &mut Work,
+) -> Result<(Search, Probe, u64)>
+where
+    F: FnMut(&[f64], &mut [f64]) -> Result<f64>,
+{
+    let mut evaluations = 0;
+    let mut evaluate = |alpha: f64, work: &mut Work| -> Result<Probe> {
+        for ((t, x), d) in work.x_trial.iter_mut().zip(x).zip(d) {
+            *t = x + alpha * d;
+        }
+        let value = function(&work.x_trial, &mut work.g_trial)?;
+        let slope = dot(&work.g_trial, d);
+        Ok(Probe {
+            alpha,
+            value,
+            slope,
+        })
+    };
+    let start = Probe {
+        alpha: 0.0,
+        value: f0,
+        slope: slope0,
+    };
+    let sufficient = |p: &Probe| p.value <= f0 + C1 * p.alpha * slope0;
+    let curvature = |p: &Probe| p.slope.abs() <= -C2 * slope0;
+    // The best point with a sufficient decrease (α = 0: none yet).
+    let mut best = start;
+    let keep = |work: &mut Work| {
+        std::mem::swap(&mut work.x_trial, &mut work.x_best);
+        std::mem::swap(&mut work.g_trial, &mut work.g_best);
+    };
+    let ended = |best: Probe| {
+        if best.alpha > 0.0 {
+            (Search::Decrease, best)
+        } else {
+            (Search::Failed, best)
+        }
+    };
+    // Bracketing (Algorithm 3.5).
+    let mut previous = start;
+    let mut alpha = alpha0;
+    let (mut lo, mut hi);
+    loop {
+        if evaluations >= max_evaluations {
+            let (search, probe) = ended(best);
+            return Ok((search, probe, evaluations));
+        }
+        let trial = evaluate(alpha, work)?;
+        evaluations += 1;
+        if !sufficient(&trial) || (previous.alpha > 0.0 && trial.value >= previous.value) {
+            (lo, hi) = (previous, trial);
+            break;
+        }
+        if curvature(&trial) {
+            return Ok((Search::Wolfe, trial, evaluations));
+        }
+        keep(work);
+        best = trial;
+        if trial.slope >= 0.0 {
+            (lo, hi) = (trial, previous);
+            break;
+        }
+        previous = trial;
+        alpha = if alpha.is_finite() {
+            4.0 * alpha
+        } else {
+            alpha
+        };
+        if !alpha.is_finite() {
+            let (search, probe) = ended(best);
+            return Ok((search, probe, evaluations));
+        }
+    }
+    // Zoom (Algorithm 3.6): lo has a sufficient decrease and the lowest value so far; the
+    // minimiser lies between lo and hi.
+    loop {
+        let width = (hi.alpha - lo.alpha).abs();
+        if evaluations >= max_evaluations || width <= 1e-16 * lo.alpha.abs().max(hi.alpha.abs()) {
+            let (search, probe) = ended(best);
+            return Ok((search, probe, evaluations));
+        }
+        let alpha = cubic(lo, hi);
+        let trial = evaluate(alpha, work)?;
+        evaluations += 1;
+        if !sufficient(&trial) || trial.value >= lo.value {
+            hi = trial;
+        } else {
+            if curvature(&trial) {
+                return Ok((Search::Wolfe, trial, evaluations));
+            }
+            keep(work);
+            best = trial;
+            if trial.slope * (hi.alpha - lo.alpha) >= 0.0 {
+                hi = lo;
+            }
+            lo = trial;
+        }
     }
 }
 
 /// The stopping reason of a stalled line search.
-fn stalled() -> String {
+fn stalled(evaluations: u64) -> String {
     format!(
-        "a line search made no progress in {LINE_SEARCH_EVALUATIONS} evaluations (a kink or a flat direction); the best point found is kept"
+        "a line search made no progress in {evaluations} evaluations (a kink or a flat direction); the best point found is kept"
     )
-}
-
-/// Forwards each iteration's value to a callback, and restarts the line search's count.
-struct Progress<G>(G, Arc<Tally>);
-
-impl<G: FnMut(u64, f64)> Observe<IterState<Vec<f64>, Vec<f64>, (), (), (), f64>> for Progress<G> {
-    fn observe_iter(
-        &mut self,
-        state: &IterState<Vec<f64>, Vec<f64>, (), (), (), f64>,
-        _kv: &KV,
-    ) -> std::result::Result<(), ArgminError> {
-        self.1.since_iteration.store(0, Ordering::Relaxed);
-        self.1.iterations.store(state.get_iter(), Ordering::Relaxed);
-        (self.0)(state.get_iter(), state.get_cost());
-        Ok(())
-    }
 }
 
 /// Minimises `function` (value and gradient at a point) from `start` with L-BFGS.
@@ -196,56 +394,333 @@ pub fn minimize(
     function: impl Fn(&[f64]) -> Result<(f64, Vec<f64>)>,
     start: Vec<f64>,
     config: &LbfgsConfig,
-    progress: impl FnMut(u64, f64) + Send + Sync + 'static,
+    mut progress: impl FnMut(u64, f64),
 ) -> Result<Minimum> {
-    config.validate()?;
-    let tally = Arc::new(Tally::default());
-    let problem = Problem {
-        function,
-        last: Mutex::new(None),
-        tally: Arc::clone(&tally),
-    };
-    let solver = LBFGS::new(MoreThuenteLineSearch::new(), config.history)
-        .with_tolerance_grad(config.tol_grad)
-        .and_then(|s| s.with_tolerance_cost(config.tol_cost))
-        .map_err(|e| Error::Config(format!("L-BFGS settings: {e}")))?;
-    let result = Executor::new(problem, solver)
-        .configure(|state| state.param(start).max_iters(config.max_iters))
-        .add_observer(Progress(progress, Arc::clone(&tally)), ObserverMode::Always)
-        .run();
-    let evaluations = tally.evaluations.load(Ordering::Relaxed);
-    let result = match result {
-        Ok(result) => result,
-        Err(_) if tally.stalled.load(Ordering::Relaxed) => {
-            let best = tally.best.lock().unwrap_or_else(|e| e.into_inner()).take();
-            let (param, value) =
-                best.ok_or_else(|| Error::Diverged("L-BFGS: no finite value".into()))?;
-            return Ok(Minimum {
-                param,
-                value,
-                iterations: tally.iterations.load(Ordering::Relaxed),
-                evaluations,
-                stopped: stalled(),
-            });
+    let mut point = start;
+    let in_place = |p: &[f64], g: &mut [f64]| -> Result<f64> {
+        let (value, grad) = function(p)?;
+        if grad.len() != g.len() {
+            return Err(Error::Dimension(format!(
+                "the objective returned a gradient of {} values for {} parameters",
+                grad.len(),
+                g.len()
+            )));
         }
-        Err(e) => return Err(Error::Diverged(format!("L-BFGS: {e}"))),
+        g.copy_from_slice(&grad);
+        Ok(value)
     };
-    let state = result.state();
-    let param = state
-        .get_best_param()
-        .ok_or_else(|| Error::Diverged("L-BFGS returned no parameters".into()))?
-        .clone();
-    Ok(Minimum {
-        param,
-        value: state.get_best_cost(),
-        iterations: state.get_iter(),
-        evaluations,
-        stopped: if tally.stalled.load(Ordering::Relaxed) {
-            stalled()
-        } else {
-            state
-                .get_termination_reason()
-                .map_or_else(|| "not terminated".to_string(), |r| r.text().to_string())
-        },
+    minimize_in_place(in_place, &mut point, config, |i, value| {
+        progress(i, value);
+        Ok(())
     })
+}
+
+/// Minimises `function`, which writes the gradient at a point into its second argument and
+/// returns the value, from `point`, which ends at the best point found. `progress(iteration,
+/// value)` runs after every iteration; an error from it stops the minimisation (at the last
+/// iterate) and is returned. An error from `function` is returned as [`Error::Diverged`].
+pub fn minimize_in_place<F, P>(
+    mut function: F,
+    point: &mut Vec<f64>,
+    config: &LbfgsConfig,
+    mut progress: P,
+) -> Result<Minimum>
+where
+    F: FnMut(&[f64], &mut [f64]) -> Result<f64>,
+    P: FnMut(u64, f64) -> Result<()>,
+{
+    config.validate()?;
+    let n = point.len();
+    let diverged = |e: Error| match e {
+        Error::Diverged(m) => Error::Diverged(format!("L-BFGS: {m}")),
+        other => Error::Diverged(format!("L-BFGS: {other}")),
+    };
+    let mut g = vec![0.0; n];
+    let mut f = function(point, &mut g).map_err(diverged)?;
+    if !f.is_finite() || g.iter().any(|v| !v.is_finite()) {
+        return Err(Error::Diverged(format!(
+            "L-BFGS: the objective is not finite at the start (value {f})"
+        )));
+    }
+    let mut memory = LbfgsMemory::new(n, config.history);
+    let mut d = vec![0.0; n];
+    let mut work = Work {
+        x_trial: vec![0.0; n],
+        g_trial: vec![0.0; n],
+        x_best: vec![0.0; n],
+        g_best: vec![0.0; n],
+    };
+    let mut evaluations = 1;
+    let mut iterations = 0;
+    let stopped = loop {
+        let norm = dot(&g, &g).sqrt();
+        if norm <= config.tol_grad {
+            break format!("gradient norm {norm:.3e} below tol_grad");
+        }
+        if iterations >= config.max_iters {
+            break "maximum number of iterations reached".to_string();
+        }
+        memory.direction(&g, &mut d);
+        let mut slope = dot(&g, &d);
+        let descending = slope < 0.0;
+        if !descending {
+            // Not a descent direction (rounding in a long memory): restart from −g.
+            memory.clear();
+            d.iter_mut().zip(&g).for_each(|(d, g)| *d = -g);
+            slope = -norm * norm;
+        }
+        let alpha0 = if memory.is_empty() {
+            (1.0 / norm).min(1.0)
+        } else {
+            1.0
+        };
+        let (search, probe, used) = line_search(
+            &mut function,
+            point,
+            &d,
+            f,
+            slope,
+            alpha0,
+            LINE_SEARCH_EVALUATIONS,
+            &mut work,
+        )
+        .map_err(diverged)?;
+        evaluations += used;
+        let (x_new, g_new) = match search {
+            Search::Wolfe => (&mut work.x_trial, &mut work.g_trial),
+            Search::Decrease => (&mut work.x_best, &mut work.g_best),
+            Search::Failed => break stalled(used),
+        };
+        memory.push(x_new, point, g_new, &g);
+        std::mem::swap(point, x_new);
+        std::mem::swap(&mut g, g_new);
+        let previous = f;
+        f = probe.value;
+        iterations += 1;
+        progress(iterations, f)?;
+        if search == Search::Decrease {
+            break stalled(used);
+        }
+        if (previous - f).abs() < config.tol_cost {
+            break format!(
+                "objective change {:.3e} below tol_cost",
+                (previous - f).abs()
+            );
+        }
+    };
+    Ok(Minimum {
+        param: point.clone(),
+        value: f,
+        iterations,
+        evaluations,
+        stopped,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::math::rng::Stream;
+    use faer::Mat;
+
+    /// The two-loop recursion applies the L-BFGS inverse Hessian, which for a memory that holds
+    /// every pair is the dense BFGS inverse built from H₀ = γI by the same updates
+    /// H ← (I − ρsyᵀ) H (I − ρysᵀ) + ρssᵀ.
+    #[test]
+    fn the_two_loop_recursion_is_the_dense_bfgs_inverse() {
+        let n = 6;
+        let mut rng = Stream::new(1, &[]);
+        // A positive-definite quadratic's Hessian.
+        let a = Mat::from_fn(n, n, |_, _| rng.normal());
+        let hessian = &a * a.transpose() + Mat::<f64>::identity(n, n);
+        let mut memory = LbfgsMemory::new(n, 4);
+        let mut pairs = Vec::new();
+        for _ in 0..4 {
+            let s: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+            let y: Vec<f64> = (0..n)
+                .map(|i| (0..n).map(|j| hessian[(i, j)] * s[j]).sum())
+                .collect();
+            let zero = vec![0.0; n];
+            assert!(memory.push(&s, &zero, &y, &zero));
+            pairs.push((s, y));
+        }
+        let (s_last, y_last) = pairs.last().unwrap();
+        let gamma = dot(s_last, y_last) / dot(y_last, y_last);
+        let mut h = Mat::<f64>::identity(n, n) * faer::Scale(gamma);
+        for (s, y) in &pairs {
+            let rho = 1.0 / dot(s, y);
+            let s = Mat::from_fn(n, 1, |i, _| s[i]);
+            let y = Mat::from_fn(n, 1, |i, _| y[i]);
+            let left = Mat::<f64>::identity(n, n) - &s * y.transpose() * faer::Scale(rho);
+            h = &left * &h * left.transpose() + &s * s.transpose() * faer::Scale(rho);
+        }
+        let g: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+        let mut d = vec![0.0; n];
+        memory.direction(&g, &mut d);
+        for i in 0..n {
+            let dense: f64 = -(0..n).map(|j| h[(i, j)] * g[j]).sum::<f64>();
+            assert!(
+                (d[i] - dense).abs() < 1e-10 * (1.0 + dense.abs()),
+                "{i}: {} vs {dense}",
+                d[i]
+            );
+        }
+        // The ring drops the oldest pair: with history 4, a fifth pair replaces the first.
+        let s: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+        let y: Vec<f64> = (0..n)
+            .map(|i| (0..n).map(|j| hessian[(i, j)] * s[j]).sum())
+            .collect();
+        let zero = vec![0.0; n];
+        assert!(memory.push(&s, &zero, &y, &zero));
+        assert_eq!(memory.len(), 4);
+        let mut kept = LbfgsMemory::new(n, 4);
+        for (s, y) in pairs[1..]
+            .iter()
+            .chain(std::iter::once(&(s.clone(), y.clone())))
+        {
+            kept.push(s, &zero, y, &zero);
+        }
+        let (mut d1, mut d2) = (vec![0.0; n], vec![0.0; n]);
+        memory.direction(&g, &mut d1);
+        kept.direction(&g, &mut d2);
+        assert_eq!(d1, d2);
+        // A pair without positive curvature is refused.
+        let before = memory.len();
+        let negative: Vec<f64> = s.iter().map(|v| -v).collect();
+        assert!(!memory.push(&s, &zero, &negative, &zero));
+        assert_eq!(memory.len(), before);
+    }
+
+    /// On a quadratic with exact line searches L-BFGS with a full memory ends in n steps; with
+    /// Wolfe steps it still converges fast. Rosenbrock's valley from (−1.2, 1) is the classic
+    /// test of the line search.
+    #[test]
+    fn lbfgs_minimises_a_quadratic_and_rosenbrock() {
+        let n = 20;
+        let diagonal: Vec<f64> = (0..n).map(|i| 1.0 + i as f64 * 5.0).collect();
+        let quadratic = |x: &[f64], g: &mut [f64]| {
+            let mut f = 0.0;
+            for i in 0..x.len() {
+                g[i] = diagonal[i] * (x[i] - 1.0);
+                f += 0.5 * diagonal[i] * (x[i] - 1.0).powi(2);
+            }
+            Ok(f)
+        };
+        let config = LbfgsConfig {
+            tol_grad: 1e-10,
+            tol_cost: 0.0,
+            ..LbfgsConfig::default()
+        };
+        let mut x = vec![0.0; n];
+        let minimum = minimize_in_place(quadratic, &mut x, &config, |_, _| Ok(())).unwrap();
+        assert!(x.iter().all(|v| (v - 1.0).abs() < 1e-9), "{x:?}");
+        assert!(minimum.iterations < 60, "{minimum:?}");
+        assert!(minimum.stopped.contains("tol_grad"), "{}", minimum.stopped);
+
+        let rosenbrock = |x: &[f64]| {
+            let (a, b) = (x[0], x[1]);
+            Ok((
+                (1.0 - a).powi(2) + 100.0 * (b - a * a).powi(2),
+                vec![
+                    -2.0 * (1.0 - a) - 400.0 * a * (b - a * a),
+                    200.0 * (b - a * a),
+                ],
+            ))
+        };
+        let mut seen = 0;
+        let minimum = minimize(rosenbrock, vec![-1.2, 1.0], &config, |_, _| seen += 1).unwrap();
+        assert!((minimum.param[0] - 1.0).abs() < 1e-8 && (minimum.param[1] - 1.0).abs() < 1e-8);
+        assert!(
+            minimum.iterations < 100 && minimum.evaluations < 200,
+            "{minimum:?}"
+        );
+        assert_eq!(seen, minimum.iterations);
+    }
+
+    /// Each line search ends at a point with the strong Wolfe conditions, checked on a
+    /// non-convex function; a function that only rises along the direction ends the search
+    /// without a step.
+    #[test]
+    fn line_searches_meet_the_strong_wolfe_conditions_or_report_failure() {
+        // φ along x: a sum of bumps with a decreasing trend.
+        let mut f = |x: &[f64], g: &mut [f64]| {
+            g[0] = -1.0 + 3.0 * (3.0 * x[0]).cos();
+            Ok(-x[0] + (3.0 * x[0]).sin())
+        };
+        let mut work = Work {
+            x_trial: vec![0.0],
+            g_trial: vec![0.0],
+            x_best: vec![0.0],
+            g_best: vec![0.0],
+        };
+        for start in [0.1, 0.7, 1.5, 2.4] {
+            let mut g0 = [0.0];
+            let f0 = f(&[start], &mut g0).unwrap();
+            let d = [-g0[0].signum()];
+            let slope0 = g0[0] * d[0];
+            for alpha0 in [1e-3, 1.0, 50.0] {
+                let (search, probe, used) =
+                    line_search(&mut f, &[start], &d, f0, slope0, alpha0, 200, &mut work).unwrap();
+                assert_eq!(search, Search::Wolfe, "start {start}, α₀ {alpha0}");
+                assert!(probe.value <= f0 + C1 * probe.alpha * slope0);
+                assert!(probe.slope.abs() <= -C2 * slope0);
+                assert!(used <= 200);
+                let mut g = [0.0];
+                assert_eq!(f(&work.x_trial, &mut g).unwrap(), probe.value);
+            }
+        }
+        // A direction that only climbs (a wrong slope): no decrease, reported as a failure.
+        let mut climbing = |x: &[f64], g: &mut [f64]| {
+            g[0] = 1.0;
+            Ok(x[0])
+        };
+        let (search, _, used) =
+            line_search(&mut climbing, &[0.0], &[1.0], 0.0, -1.0, 1.0, 50, &mut work).unwrap();
+        assert_eq!(search, Search::Failed);
+        assert!(used <= 50);
+    }
+
+    /// At a kink where the gradient points uphill on both sides (|x| at 0, with the gradient
+    /// +1 there) no step decreases the value: the minimisation stops at once, within the line
+    /// search's evaluation cap, keeps the point and says why.
+    #[test]
+    fn a_line_search_without_a_decrease_stops_at_the_best_point() {
+        let kink = |x: &[f64]| Ok((x[0].abs(), vec![if x[0] >= 0.0 { 1.0 } else { -1.0 }]));
+        let minimum = minimize(kink, vec![0.0], &LbfgsConfig::default(), |_, _| {}).unwrap();
+        assert!(
+            minimum.stopped.contains("no progress"),
+            "{}",
+            minimum.stopped
+        );
+        assert_eq!(
+            (minimum.param[0], minimum.value, minimum.iterations),
+            (0.0, 0.0, 0)
+        );
+        assert!(minimum.evaluations <= 1 + LINE_SEARCH_EVALUATIONS);
+    }
+
+    /// An error from the progress callback stops the minimisation and is returned; an error from
+    /// the function is a divergence.
+    #[test]
+    fn errors_stop_the_minimisation() {
+        let f = |x: &[f64]| Ok((x[0] * x[0], vec![2.0 * x[0]]));
+        let stop = minimize_in_place(
+            |x: &[f64], g: &mut [f64]| {
+                g[0] = 2.0 * x[0] - 1.0;
+                Ok(x[0] * x[0] - x[0])
+            },
+            &mut vec![5.0],
+            &LbfgsConfig::default(),
+            |_, _| Err(Error::Interrupted("stop".into())),
+        );
+        assert!(matches!(stop, Err(Error::Interrupted(_))), "{stop:?}");
+        let failing = minimize(
+            |_: &[f64]| Err::<(f64, Vec<f64>), _>(Error::InvalidData("bad".into())),
+            vec![1.0],
+            &LbfgsConfig::default(),
+            |_, _| {},
+        );
+        assert!(matches!(failing, Err(Error::Diverged(_))));
+        assert!(minimize(f, vec![1.0], &LbfgsConfig::default(), |_, _| {}).is_ok());
+    }
 }

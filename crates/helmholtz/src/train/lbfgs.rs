@@ -1,7 +1,6 @@
 //! A full-batch L-BFGS solve as an [`Algorithm`]: the one-step case of the
-//! [`Trainer`](super::Trainer). Its one step sees every point and runs the solver to its own
-//! stopping rule (argmin's executor owns the iterations); each iteration is reported to the
-//! caller's thread as it happens.
+//! [`Trainer`](super::Trainer). Its one step sees every point and runs the solver
+//! ([`minimize_in_place`]) to its own stopping rule; each iteration is reported as it happens.
 //!
 //! ```
 //! use std::sync::atomic::AtomicBool;
@@ -11,8 +10,11 @@
 //! use helmholtz::train::trainer::*;
 //!
 //! // min (x − 3)² + 10 (y + 1)², from the origin, in one trainer step.
-//! let f = |p: &[f64]| Ok(((p[0] - 3.0).powi(2) + 10.0 * (p[1] + 1.0).powi(2),
-//!                         vec![2.0 * (p[0] - 3.0), 20.0 * (p[1] + 1.0)]));
+//! let f = |p: &[f64], g: &mut [f64]| {
+//!     g[0] = 2.0 * (p[0] - 3.0);
+//!     g[1] = 20.0 * (p[1] + 1.0);
+//!     Ok((p[0] - 3.0).powi(2) + 10.0 * (p[1] + 1.0).powi(2))
+//! };
 //! let mut iterations = 0;
 //! let mut solve = LbfgsSolve::new(f, LbfgsConfig::default(), |_, _| { iterations += 1; Ok(()) });
 //! let mut point = vec![0.0, 0.0];
@@ -30,13 +32,13 @@ use std::sync::atomic::AtomicBool;
 
 use crate::data::batches::IndicesOnly;
 use crate::error::{Error, Result};
-use crate::optim::quasi_newton::{LbfgsConfig, Minimum, minimize};
+use crate::optim::quasi_newton::{LbfgsConfig, Minimum, minimize_in_place};
 use crate::train::trainer::{
     Algorithm, Batch, NoCheckpoints, Outcome, StepContext, StepStats, TrainState, Trainer,
 };
 
-/// One L-BFGS solve of `objective` (value and gradient to minimise) from the model's current
-/// parameters; `on_iteration(iteration, value)` runs on the caller's thread after every
+/// One L-BFGS solve of `objective` (the value to minimise, its gradient written into the second
+/// argument) from the model's current parameters; `on_iteration(iteration, value)` runs on the caller's thread after every
 /// iteration (an error from it ends the solve's reporting and is returned).
 pub struct LbfgsSolve<F, P> {
     objective: F,
@@ -47,7 +49,7 @@ pub struct LbfgsSolve<F, P> {
 
 impl<F, P> LbfgsSolve<F, P>
 where
-    F: Fn(&[f64]) -> Result<(f64, Vec<f64>)> + Sync,
+    F: FnMut(&[f64], &mut [f64]) -> Result<f64>,
     P: FnMut(u64, f64) -> Result<()>,
 {
     /// A solve with the given settings.
@@ -68,7 +70,7 @@ where
 
 impl<F, P> Algorithm<Vec<f64>> for LbfgsSolve<F, P>
 where
-    F: Fn(&[f64]) -> Result<(f64, Vec<f64>)> + Sync,
+    F: FnMut(&[f64], &mut [f64]) -> Result<f64>,
     P: FnMut(u64, f64) -> Result<()>,
 {
     type Scalar = f64;
@@ -85,29 +87,9 @@ where
             on_iteration,
             ..
         } = self;
-        let (objective, config) = (&*objective, &*config);
-        let start = params.clone();
-        // The solver runs on a scoped thread; its iterations come back over a channel.
-        let (sender, receiver) = std::sync::mpsc::channel();
-        let minimum = std::thread::scope(|scope| -> Result<Minimum> {
-            let solver = scope.spawn(move || {
-                minimize(
-                    |theta| objective(theta),
-                    start,
-                    config,
-                    move |i, value| {
-                        let _ = sender.send((i, value));
-                    },
-                )
-            });
-            for (i, value) in receiver {
-                on_iteration(i, value)?;
-            }
-            solver
-                .join()
-                .map_err(|_| Error::Diverged("the L-BFGS thread panicked".into()))?
-        })?;
-        params.clone_from(&minimum.param);
+        let mut point = params.clone();
+        let minimum = minimize_in_place(objective, &mut point, config, on_iteration)?;
+        *params = point;
         let points = batch.n_points().max(1);
         let stats = StepStats {
             objective_sum: -minimum.value * points as f64,
@@ -127,7 +109,7 @@ pub fn solve<F, P>(
     on_iteration: P,
 ) -> Result<Minimum>
 where
-    F: Fn(&[f64]) -> Result<(f64, Vec<f64>)> + Sync,
+    F: FnMut(&[f64], &mut [f64]) -> Result<f64>,
     P: FnMut(u64, f64) -> Result<()>,
 {
     let mut solve = LbfgsSolve::new(objective, config, on_iteration);

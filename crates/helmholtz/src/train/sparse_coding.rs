@@ -2,8 +2,8 @@
 //! dictionary and every posterior jointly (the bars experiment), or on the posteriors alone with
 //! the dictionary fixed (the ground-truth reference of the bars experiment).
 //!
-//! L-BFGS is argmin's ([`crate::optim::quasi_newton`]), with a Moré–Thuente line search (strong
-//! Wolfe conditions), on −L^H(θ) in f64.
+//! L-BFGS is the library's in-place one ([`crate::optim::quasi_newton`]: a ring-buffer memory
+//! and a strong-Wolfe line search), on −L^H(θ) in f64.
 
 use faer::MatRef;
 
@@ -15,6 +15,7 @@ use crate::objectives::sparse_coding::{
 use crate::train::lbfgs::solve;
 use crate::train::trainer::{Algorithm, Batch, EpochRecord, StepContext, StepStats};
 
+use crate::optim::quasi_newton::minimize_in_place;
 pub use crate::optim::quasi_newton::{LbfgsConfig, defaults};
 
 /// What is optimised.
@@ -63,21 +64,21 @@ pub fn fit_lbfgs(
     // Fails early, with the library's error, on bad data or a degenerate start.
     entropy_objective(model, x, beta, None)?;
     let start = model.theta[offset..].to_vec();
-    let template: &SparseCoding = model;
-    // −L^H and its gradient over the optimised part of θ.
-    let negative = |p: &[f64]| -> Result<(f64, Vec<f64>)> {
-        let mut trial = template.clone();
+    // −L^H and its gradient over the optimised part of θ, in buffers made once.
+    let mut trial = model.clone();
+    let mut full = vec![0.0; trial.theta.len()];
+    let negative = |p: &[f64], g: &mut [f64]| -> Result<f64> {
         trial.theta[offset..].copy_from_slice(p);
-        let mut grad = vec![0.0; trial.theta.len()];
+        full.fill(0.0);
         let terms = if offset == 0 {
-            entropy_objective(&trial, x, beta, Some(&mut grad))?
+            entropy_objective(&trial, x, beta, Some(&mut full))?
         } else {
-            entropy_objective_posteriors(&trial, x, beta, &mut grad)?
+            entropy_objective_posteriors(&trial, x, beta, &mut full)?
         };
-        Ok((
-            -terms.objective(beta),
-            grad[offset..].iter().map(|g| -g).collect(),
-        ))
+        for (g, f) in g.iter_mut().zip(&full[offset..]) {
+            *g = -f;
+        }
+        Ok(-terms.objective(beta))
     };
     // One full-batch solve: the one-step case of the trainer.
     let on_iteration = |i, cost: f64| {
@@ -403,16 +404,20 @@ pub fn fit_posteriors_at(
         .into_par_iter()
         .map(|j| {
             let point = x.subcols(j, 1);
-            let negative = |p: &[f64]| -> Result<(f64, Vec<f64>)> {
-                let mut trial = single.clone();
+            let mut trial = single.clone();
+            let mut grad = vec![0.0; trial.theta.len()];
+            let negative = |p: &[f64], g: &mut [f64]| -> Result<f64> {
                 trial.theta[offset..].copy_from_slice(p);
-                let mut grad = vec![0.0; trial.theta.len()];
+                grad.fill(0.0);
                 let f = standard_elbo_points(&trial, point, lambda, sigma2, Some(&mut grad))?;
-                Ok((-f[0], grad[offset..].iter().map(|g| -g).collect()))
+                for (g, v) in g.iter_mut().zip(&grad[offset..]) {
+                    *g = -v;
+                }
+                Ok(-f[0])
             };
-            let start = single.theta[offset..].to_vec();
-            let minimum = solve(negative, start, e_step.clone(), |_, _| Ok(()))?;
-            Ok((minimum.param, -minimum.value))
+            let mut param = single.theta[offset..].to_vec();
+            let minimum = minimize_in_place(negative, &mut param, e_step, |_, _| Ok(()))?;
+            Ok((param, -minimum.value))
         })
         .collect::<Result<_>>()?;
     let mut fitted = SparseCoding::new(d, h, n, model.kind, 0)?.with_scale_param(model.scale_param);

@@ -625,11 +625,12 @@ fn fit_sbn(
         tol_cost: 0.0,
         ..LbfgsConfig::default()
     };
-    let negative = |theta: &[f64]| -> Result<(f64, Vec<f64>)> {
+    let negative = |theta: &[f64], grad: &mut [f64]| -> Result<f64> {
         let model = ExactSbn::new(d, h, theta.to_vec())?;
-        let mut grad = vec![0.0; theta.len()];
-        let ll = model.log_likelihood(x, Some(&mut grad))?;
-        Ok((-ll, grad.iter().map(|g| -g).collect()))
+        grad.fill(0.0);
+        let ll = model.log_likelihood(x, Some(grad))?;
+        grad.iter_mut().for_each(|g| *g = -*g);
+        Ok(-ll)
     };
     // One full-batch solve: the one-step case of the trainer; its iterations are logged as
     // they happen.
