@@ -166,12 +166,13 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Measure RWS training throughput and where the time goes.
+    /// Measure RWS training throughput and where the time goes; on a sparse-coding bars config,
+    /// the cost of one objective-and-gradient evaluation and of one L-BFGS direction.
     Bench {
         /// Config whose model and data to use (default: the built-in configs/mnist-rws.toml if
         /// MNIST is present, else the built-in configs/quickstart.toml).
         config: Option<PathBuf>,
-        /// Batches to time.
+        /// Batches to time (bars: evaluations to time).
         #[arg(long, default_value_t = 50, value_parser = commands::count::<usize>)]
         batches: usize,
         /// Override a config value, e.g. --set 'train.natural={ refresh_every = 10 }'.

@@ -30,7 +30,7 @@ struct KernelBuffers {
     terms: Vec<f32>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
@@ -95,6 +95,17 @@ const DEFAULT_CONFIGS: [(&str, &str); 2] = [
 ];
 
 pub fn run(config: Option<PathBuf>, batches: usize, overrides: &[String]) -> Result<()> {
+    if let Some(path) = &config {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let table: toml::Table =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if helmholtz::run::config::config_command(&table).map(|(command, _)| command)
+            == Some("sparse")
+        {
+            return super::bench_sparse::run(path, batches, overrides);
+        }
+    }
     let (config, path) = match config {
         Some(path) => (
             Config::load(&path, overrides)

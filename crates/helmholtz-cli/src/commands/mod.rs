@@ -1,6 +1,7 @@
 //! One file per command: parse what is left of the arguments, call the library, print.
 
 pub mod bench;
+pub mod bench_sparse;
 pub mod data;
 pub mod eval;
 pub mod experiment;

@@ -147,34 +147,48 @@ fn objective_and_gradient(
     check_data(model, x)?;
     let shared = Shared::new(model, x);
     let (d, h, n) = (model.dim, model.n_latents, model.n_points);
-    let points: Vec<PointTerms> = (0..n)
-        .into_par_iter()
-        .with_min_len(CHUNK)
-        .map(|i| shared.point(i))
-        .collect();
+    let Some(grad) = grad else {
+        let points: Vec<PointTerms> = (0..n)
+            .into_par_iter()
+            .with_min_len(CHUNK)
+            .map(|i| shared.point(i))
+            .collect();
+        let mut lambda = vec![0.0; h];
+        let (mut quadratic, mut entropy) = (0.0, 0.0);
+        for p in &points {
+            quadratic += p.quadratic;
+            entropy += p.entropy;
+            for (l, e) in lambda.iter_mut().zip(&p.expected_abs) {
+                *l += e;
+            }
+        }
+        return EntropyTerms::from_sums(entropy, lambda, quadratic, n, d);
+    };
+    // One pass for the terms and the parts of the gradient that do not depend on λ and σ²;
+    // then the gradient from those parts once the closed-form λ and σ² are known.
+    let pass = shared.pass(grad, dictionary);
     let mut lambda = vec![0.0; h];
     let (mut quadratic, mut entropy) = (0.0, 0.0);
-    for p in &points {
-        quadratic += p.quadratic;
-        entropy += p.entropy;
-        for (l, e) in lambda.iter_mut().zip(&p.expected_abs) {
+    for i in 0..n {
+        let record = pass.record(i);
+        quadratic += record[0];
+        entropy += record[1];
+        for (l, e) in lambda.iter_mut().zip(&record[2..2 + h]) {
             *l += e;
         }
     }
     let terms = EntropyTerms::from_sums(entropy, lambda, quadratic, n, d)?;
-    if let Some(grad) = grad {
-        // ∂L/∂Q_n = −1/(2Nσ²), ∂L/∂E_nh = −β/(Nλ_h), ∂L/∂H[q_n] = 1/N.
-        let coefficients = Coefficients {
-            quadratic: -1.0 / (2.0 * n as f64 * terms.sigma2),
-            expected_abs: terms
-                .lambda
-                .iter()
-                .map(|l| -beta / (n as f64 * l))
-                .collect(),
-            entropy: 1.0 / n as f64,
-        };
-        shared.gradient(&coefficients, grad, dictionary);
-    }
+    // ∂L/∂Q_n = −1/(2Nσ²), ∂L/∂E_nh = −β/(Nλ_h), ∂L/∂H[q_n] = 1/N.
+    let coefficients = Coefficients {
+        quadratic: -1.0 / (2.0 * n as f64 * terms.sigma2),
+        expected_abs: terms
+            .lambda
+            .iter()
+            .map(|l| -beta / (n as f64 * l))
+            .collect(),
+        entropy: 1.0 / n as f64,
+    };
+    shared.finish(&pass, &coefficients, grad, dictionary);
     Ok(terms)
 }
 
@@ -204,30 +218,40 @@ pub fn standard_elbo_points(
     check_data(model, x)?;
     check_prior(model, lambda, sigma2)?;
     let shared = Shared::new(model, x);
-    let (d, n) = (model.dim as f64, model.n_points);
+    let (d, h, n) = (model.dim as f64, model.n_latents, model.n_points);
+    let value = |quadratic: f64, entropy: f64, expected: &[f64]| {
+        let prior: f64 = lambda
+            .iter()
+            .zip(expected)
+            .map(|(l, e)| (2.0 * l).ln() + e / l)
+            .sum();
+        -0.5 * d * (std::f64::consts::TAU * sigma2).ln() - quadratic / (2.0 * sigma2) - prior
+            + entropy
+    };
+    let Some(grad) = grad else {
+        return Ok((0..n)
+            .into_par_iter()
+            .with_min_len(CHUNK)
+            .map(|i| {
+                let p = shared.point(i);
+                value(p.quadratic, p.entropy, &p.expected_abs)
+            })
+            .collect());
+    };
+    let pass = shared.pass(grad, false);
     let values = (0..n)
-        .into_par_iter()
-        .with_min_len(CHUNK)
         .map(|i| {
-            let p = shared.point(i);
-            let prior: f64 = lambda
-                .iter()
-                .zip(&p.expected_abs)
-                .map(|(l, e)| (2.0 * l).ln() + e / l)
-                .sum();
-            -0.5 * d * (std::f64::consts::TAU * sigma2).ln() - p.quadratic / (2.0 * sigma2) - prior
-                + p.entropy
+            let record = pass.record(i);
+            value(record[0], record[1], &record[2..2 + h])
         })
         .collect();
-    if let Some(grad) = grad {
-        // ∂F/∂Q_n = −1/(2Nσ²), ∂F/∂E_nh = −1/(Nλ_h), ∂F/∂H[q_n] = 1/N.
-        let coefficients = Coefficients {
-            quadratic: -1.0 / (2.0 * n as f64 * sigma2),
-            expected_abs: lambda.iter().map(|l| -1.0 / (n as f64 * l)).collect(),
-            entropy: 1.0 / n as f64,
-        };
-        shared.gradient(&coefficients, grad, false);
-    }
+    // ∂F/∂Q_n = −1/(2Nσ²), ∂F/∂E_nh = −1/(Nλ_h), ∂F/∂H[q_n] = 1/N.
+    let coefficients = Coefficients {
+        quadratic: -1.0 / (2.0 * n as f64 * sigma2),
+        expected_abs: lambda.iter().map(|l| -1.0 / (n as f64 * l)).collect(),
+        entropy: 1.0 / n as f64,
+    };
+    shared.finish(&pass, &coefficients, grad, false);
     Ok(values)
 }
 
@@ -447,22 +471,28 @@ impl<'a> Shared<'a> {
         }
     }
 
-    /// Writes ∂L^H/∂θ into `grad`.
-    fn gradient(&self, coefficients: &Coefficients, grad: &mut [f64], dictionary: bool) {
+    /// The pass over the points that a gradient needs: each point's terms and the parts of its
+    /// gradient that do not depend on the coefficients (λ, σ², β), so that the terms and the
+    /// gradient come from one evaluation of L_n, WᵀW L_n and the folded-normal moments.
+    ///
+    /// Per point it writes Wᵀr_n into the μ block of `grad`, 2 WᵀW L_n into the scale block
+    /// (full posteriors), and a record (see [`Pass::record`]); per chunk of points it keeps
+    /// Σ r μᵀ and Σ Σ_n for the dictionary.
+    fn pass(&self, grad: &mut [f64], dictionary: bool) -> Pass {
         let model = self.model;
         let (d, h, n) = (model.dim, model.n_latents, model.n_points);
         let scale_len = SparseCoding::scale_len(model.kind, h);
         assert_eq!(grad.len(), model.theta.len());
-        let (grad_w, rest) = grad.split_at_mut(d * h);
+        let (_, rest) = grad.split_at_mut(d * h);
         let (grad_mu, grad_scales) = rest.split_at_mut(h * n);
-        let a = coefficients.quadratic;
-        // Per chunk of points: the posterior gradients in place, and the chunk's Σ_n r_n μ_nᵀ
-        // (D × H) and Σ_n Σ_n (H × H) for the dictionary.
+        let stride = Pass::stride(h);
+        let mut records = vec![0.0; stride * n];
         let partials: Vec<(Mat<f64>, Vec<f64>)> = grad_mu
             .par_chunks_mut(h * CHUNK)
             .zip(grad_scales.par_chunks_mut(scale_len * CHUNK))
+            .zip(records.par_chunks_mut(stride * CHUNK))
             .enumerate()
-            .map(|(chunk, (g_mu, g_scale))| {
+            .map(|(chunk, ((g_mu, g_scale), records))| {
                 let start = chunk * CHUNK;
                 let len = g_mu.len() / h;
                 let r = MatRef::from_column_major_slice(
@@ -475,10 +505,9 @@ impl<'a> Shared<'a> {
                     h,
                     len,
                 );
-                // Wᵀ R and R Uᵀ of the chunk.
-                let mut wt_r = Mat::<f64>::zeros(h, len);
+                // Wᵀ R of the chunk, straight into the μ block.
                 matmul(
-                    wt_r.as_mut(),
+                    MatMut::from_column_major_slice_mut(g_mu, h, len),
                     Accum::Replace,
                     self.w_mat.transpose(),
                     r,
@@ -496,61 +525,56 @@ impl<'a> Shared<'a> {
                         Par::Seq,
                     );
                 }
-                let mut second = vec![0.0; h * h];
+                let mut second = vec![0.0; if dictionary { h * h } else { 0 }];
                 let mut scratch = self.scratch();
-                let mut d_s = vec![0.0; h];
-                let points = g_mu
-                    .chunks_exact_mut(h)
-                    .zip(g_scale.chunks_exact_mut(scale_len));
-                for (j, (g_mu, g_scale)) in points.enumerate() {
+                let points = g_scale
+                    .chunks_exact_mut(scale_len)
+                    .zip(records.chunks_exact_mut(stride));
+                for (j, (g_scale, record)) in points.enumerate() {
                     let i = start + j;
                     let mu = model.mean(i);
-                    self.prepare(i, &mut scratch);
+                    let trace = self.prepare(i, &mut scratch);
                     let Scratch { l, gram_l, s } = &scratch;
-                    let rho = &model.blocks().2[i * scale_len..(i + 1) * scale_len];
+                    let log_det: f64 = match model.kind {
+                        PosteriorKind::Diagonal => s.iter().map(|s| s.ln()).sum(),
+                        PosteriorKind::Full => (0..h).map(|k| l[k * h + k].ln()).sum(),
+                    };
+                    let residual = self.residual_of(i);
+                    record[0] = dot(residual, residual) + trace;
+                    record[1] = 0.5 * h as f64 * LN_2PI_E + log_det;
+                    let (expected, rest) = record[2..].split_at_mut(h);
+                    let (d_mu, rest) = rest.split_at_mut(h);
+                    let (d_sd, sd) = rest.split_at_mut(h);
                     for k in 0..h {
-                        let (_, d_mu, d_sd) = expected_abs(mu[k], s[k]);
-                        let b = coefficients.expected_abs[k];
-                        // ∂Q/∂μ = −2Wᵀr.
-                        g_mu[k] = -2.0 * a * wt_r[(k, j)] + b * d_mu;
-                        d_s[k] = b * d_sd;
+                        (expected[k], d_mu[k], d_sd[k]) = expected_abs(mu[k], s[k]);
                     }
+                    sd.copy_from_slice(s);
                     match model.kind {
                         PosteriorKind::Diagonal => {
-                            // ∂Q/∂s_h = 2(WᵀW)_hh s_h; ∂H/∂s_h = 1/s_h; then ∂s/∂ρ.
-                            for k in 0..h {
-                                let ds = model.scale_derivative(rho[k]);
-                                g_scale[k] = (2.0 * a * self.gram[k * h + k] * s[k] + d_s[k]) * ds
-                                    + coefficients.entropy * ds / s[k];
-                                second[k * h + k] += s[k] * s[k];
+                            if dictionary {
+                                for k in 0..h {
+                                    second[k * h + k] += s[k] * s[k];
+                                }
                             }
                         }
                         PosteriorKind::Full => {
-                            // ∂Q/∂L = 2 WᵀW L; ∂s_h/∂L_hc = L_hc / s_h; L_hh = e^ℓ_h, ∂H/∂ℓ_h = 1.
-                            for c in 0..h {
-                                for r in 0..h {
-                                    let index = c * h + r;
-                                    let g = 2.0 * a * gram_l[index] + d_s[r] * l[index] / s[r];
-                                    // L_hh = s(ℓ_h): ∂/∂ℓ_h = ∂L_hh/∂ℓ_h ∂/∂L_hh.
-                                    g_scale[index] = match r.cmp(&c) {
-                                        std::cmp::Ordering::Less => 0.0,
-                                        std::cmp::Ordering::Equal => {
-                                            let ds = model.scale_derivative(rho[index]);
-                                            (g + coefficients.entropy / l[index]) * ds
-                                        }
-                                        std::cmp::Ordering::Greater => g,
-                                    };
-                                }
+                            // ∂Q/∂L = 2 WᵀW L (lower triangle).
+                            for (g, w) in g_scale.iter_mut().zip(gram_l) {
+                                *g = 2.0 * w;
                             }
-                            // Σ_n = L Lᵀ: Σ[r, c] = Σ_k L[r, k] L[c, k].
-                            for k in 0..h {
-                                let column = &l[k * h..(k + 1) * h];
-                                for c in k..h {
-                                    let lck = column[c];
-                                    for (o, lrk) in
-                                        second[c * h..(c + 1) * h].iter_mut().zip(column).skip(k)
-                                    {
-                                        *o += lrk * lck;
+                            if dictionary {
+                                // Σ_n = L Lᵀ: Σ[r, c] = Σ_k L[r, k] L[c, k].
+                                for k in 0..h {
+                                    let column = &l[k * h..(k + 1) * h];
+                                    for c in k..h {
+                                        let lck = column[c];
+                                        for (o, lrk) in second[c * h..(c + 1) * h]
+                                            .iter_mut()
+                                            .zip(column)
+                                            .skip(k)
+                                        {
+                                            *o += lrk * lck;
+                                        }
                                     }
                                 }
                             }
@@ -560,13 +584,84 @@ impl<'a> Shared<'a> {
                 (cross, second)
             })
             .collect();
+        Pass {
+            h,
+            records,
+            partials,
+        }
+    }
+
+    /// Writes ∂/∂θ of Σ_n [a Q_n + Σ_h b_h E_nh + c H(q_n)] (the coefficients) into `grad`,
+    /// which holds what [`Shared::pass`] wrote there.
+    fn finish(&self, pass: &Pass, coefficients: &Coefficients, grad: &mut [f64], dictionary: bool) {
+        let model = self.model;
+        let (d, h, n) = (model.dim, model.n_latents, model.n_points);
+        let scale_len = SparseCoding::scale_len(model.kind, h);
+        let (grad_w, rest) = grad.split_at_mut(d * h);
+        let (grad_mu, grad_scales) = rest.split_at_mut(h * n);
+        let a = coefficients.quadratic;
+        let stride = Pass::stride(h);
+        grad_mu
+            .par_chunks_mut(h * CHUNK)
+            .zip(grad_scales.par_chunks_mut(scale_len * CHUNK))
+            .zip(pass.records.par_chunks(stride * CHUNK))
+            .enumerate()
+            .for_each(|(chunk, ((g_mu, g_scale), records))| {
+                let points = g_mu
+                    .chunks_exact_mut(h)
+                    .zip(g_scale.chunks_exact_mut(scale_len))
+                    .zip(records.chunks_exact(stride));
+                let mut d_s = vec![0.0; h];
+                for (j, ((g_mu, g_scale), record)) in points.enumerate() {
+                    let i = chunk * CHUNK + j;
+                    let (d_mu, rest) = record[2 + h..].split_at(h);
+                    let (d_sd, s) = rest.split_at(h);
+                    let rho = &model.blocks().2[i * scale_len..(i + 1) * scale_len];
+                    for k in 0..h {
+                        let b = coefficients.expected_abs[k];
+                        // ∂Q/∂μ = −2Wᵀr.
+                        g_mu[k] = -2.0 * a * g_mu[k] + b * d_mu[k];
+                        d_s[k] = b * d_sd[k];
+                    }
+                    match model.kind {
+                        PosteriorKind::Diagonal => {
+                            // ∂Q/∂s_h = 2(WᵀW)_hh s_h; ∂H/∂s_h = 1/s_h; then ∂s/∂ρ.
+                            for k in 0..h {
+                                let ds = model.scale_derivative(rho[k]);
+                                g_scale[k] = (2.0 * a * self.gram[k * h + k] * s[k] + d_s[k]) * ds
+                                    + coefficients.entropy * ds / s[k];
+                            }
+                        }
+                        PosteriorKind::Full => {
+                            // ∂s_h/∂L_hc = L_hc / s_h; L_hh = s(ℓ_h), ∂H/∂ℓ_h = 1.
+                            for c in 0..h {
+                                for r in 0..h {
+                                    let index = c * h + r;
+                                    g_scale[index] = match r.cmp(&c) {
+                                        std::cmp::Ordering::Less => 0.0,
+                                        std::cmp::Ordering::Equal => {
+                                            let l = model.scale_of(rho[index]);
+                                            let g = a * g_scale[index] + d_s[r] * l / s[r];
+                                            let ds = model.scale_derivative(rho[index]);
+                                            (g + coefficients.entropy / l) * ds
+                                        }
+                                        std::cmp::Ordering::Greater => {
+                                            a * g_scale[index] + d_s[r] * rho[index] / s[r]
+                                        }
+                                    };
+                                }
+                            }
+                        }
+                    }
+                }
+            });
         if !dictionary {
             grad_w.fill(0.0);
             return;
         }
         let mut cross = Mat::<f64>::zeros(d, h);
         let mut second = Mat::<f64>::zeros(h, h);
-        for (c, s) in &partials {
+        for (c, s) in &pass.partials {
             cross += c;
             second += MatRef::from_column_major_slice(s, h, h);
         }
@@ -582,6 +677,27 @@ impl<'a> Shared<'a> {
             Par::Seq,
         );
         through_normalization(model.blocks().0, &self.w, g_w.as_ref(), grad_w);
+    }
+}
+
+/// What [`Shared::pass`] keeps per point, read by [`Shared::finish`].
+struct Pass {
+    h: usize,
+    /// Per point: Q_n, H(q_n), then E_nh, ∂E_nh/∂μ_h, ∂E_nh/∂s_h and s_h (H values each).
+    records: Vec<f64>,
+    /// Per chunk: Σ r μᵀ (D × H) and Σ Σ_n (H × H), for the dictionary's gradient.
+    partials: Vec<(Mat<f64>, Vec<f64>)>,
+}
+
+impl Pass {
+    fn stride(h: usize) -> usize {
+        2 + 4 * h
+    }
+
+    /// The record of point i.
+    fn record(&self, i: usize) -> &[f64] {
+        let stride = Self::stride(self.h);
+        &self.records[i * stride..(i + 1) * stride]
     }
 }
 

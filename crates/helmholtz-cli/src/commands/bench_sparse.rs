@@ -1,0 +1,81 @@
+//! `helmholtz bench` on a sparse-coding bars config: the cost of one objective-and-gradient
+//! evaluation of the entropy objective (every parameter: the dictionary and each point's
+//! posterior, as the full-batch L-BFGS fit evaluates it), and of one L-BFGS direction with a full
+//! memory of the config's history. Medians over `evaluations` repetitions.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use helmholtz::data::synthetic::bars;
+use helmholtz::math::rng::Stream;
+use helmholtz::models::sparse_coding::SparseCoding;
+use helmholtz::objectives::sparse_coding::entropy_objective;
+use helmholtz::optim::quasi_newton::LbfgsMemory;
+use helmholtz_experiments::sparse::SparseConfig;
+
+use super::bench::median;
+
+/// Times the bars config at `path` (its data and model at the config's seed).
+pub fn run(path: &Path, evaluations: usize, overrides: &[String]) -> Result<()> {
+    let config = SparseConfig::load(path, overrides)?;
+    if config.data.source != "bars" {
+        bail!(
+            "{}: helmholtz bench times sparse coding on bars (data.source = \"bars\"); this config has data.source = {:?}",
+            path.display(),
+            config.data.source
+        );
+    }
+    let seed = config.seed;
+    let data = bars(config.data.side, config.data.n, config.data.noise, seed);
+    let (d, n, h) = (data.x.nrows(), data.x.ncols(), config.model.n_latents);
+    let mut model = SparseCoding::new(d, h, n, config.model.posterior.per_point(), seed)?
+        .with_scale_param(config.model.scale_param);
+    model.scale_floor = config.model.scale_floor;
+    let size = model.theta.len();
+    let mut grad = vec![0.0; size];
+    let threads = rayon::current_num_threads();
+    println!(
+        "sparse coding on bars: D = {d}, H = {h}, N = {n}, {:?} posteriors, {size} parameters, {threads} threads",
+        config.model.posterior
+    );
+    let mut times = Vec::with_capacity(evaluations);
+    let mut value = 0.0;
+    for _ in 0..evaluations.max(1) {
+        let start = Instant::now();
+        let terms = entropy_objective(&model, data.x.as_ref(), 1.0, Some(&mut grad))?;
+        times.push(start.elapsed().as_secs_f64());
+        value = terms.objective(1.0);
+    }
+    let evaluation = median(times);
+    println!(
+        "objective and gradient: {:.3} ms per evaluation (median of {}; L^H = {value:.6} at the start)",
+        evaluation * 1e3,
+        evaluations.max(1)
+    );
+    // One direction of a full memory: pairs drawn at random (their values do not change the
+    // work).
+    let history = config.train.history;
+    let mut memory = LbfgsMemory::new(size, history);
+    let mut rng = Stream::new(seed, &[]);
+    let zero = vec![0.0; size];
+    while memory.len() < history {
+        let s: Vec<f64> = (0..size).map(|_| rng.normal()).collect();
+        let y: Vec<f64> = s.iter().map(|v| v * (1.0 + rng.uniform_f64())).collect();
+        memory.push(&s, &zero, &y, &zero);
+    }
+    let mut direction = vec![0.0; size];
+    let mut times = Vec::with_capacity(evaluations);
+    for _ in 0..evaluations.max(1) {
+        let start = Instant::now();
+        memory.direction(&grad, &mut direction);
+        times.push(start.elapsed().as_secs_f64());
+    }
+    let recursion = median(times);
+    println!(
+        "L-BFGS direction (history {history}): {:.3} ms; an iteration with one evaluation: {:.3} ms",
+        recursion * 1e3,
+        (recursion + evaluation) * 1e3
+    );
+    Ok(())
+}
