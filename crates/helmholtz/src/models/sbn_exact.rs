@@ -225,39 +225,112 @@ impl ExactSbn {
 
     /// The mean log-likelihood of the columns of `x` (binary, D × N) and, with `grad`, its
     /// gradient with respect to θ (written over it).
+    ///
+    /// With L_dk = log σ(ℓ_dk) − log σ(−ℓ_dk) (ℓ_k = W z_k + b) and c_k = log p(z_k) +
+    /// Σ_d log σ(−ℓ_dk), the joint of point n and configuration k is c_k + (XᵀL)_nk: one matrix
+    /// product per chunk of points. The gradient is the posterior expectation of the complete-data
+    /// gradient: with responsibilities R (N × K), m = Rᵀ1 and A = RᵀXᵀ − diag(m) P (K × D, P the
+    /// probabilities σ(ℓ)), ∂/∂a_h = Σ_k m_k (z_kh − σ(a_h)), ∂/∂W = Zᵀ A and ∂/∂b = Aᵀ1 (over N).
     pub fn log_likelihood(&self, x: MatRef<'_, f64>, mut grad: Option<&mut [f64]>) -> Result<f64> {
+        use faer::linalg::matmul::matmul;
+        use faer::{Accum, Mat, Par};
         self.check(x)?;
         if let Some(g) = grad.as_deref_mut() {
             g.fill(0.0);
         }
-        let n = x.ncols();
+        let (n, dim, h) = (x.ncols(), self.dim, self.n_latents);
         let all = self.configurations();
+        let k_all = all.zs.len();
+        let log_odds = Mat::from_fn(dim, k_all, |d, k| all.log_on[k][d] - all.log_off[k][d]);
+        let base: Vec<f64> = (0..k_all)
+            .map(|k| all.log_prior[k] + all.log_off[k].iter().sum::<f64>())
+            .collect();
         let with_grad = grad.is_some();
-        let size = self.theta.len();
         // Fixed chunks of points, reduced in order: the result does not depend on the threads.
-        let (total, summed) = (0..n.div_ceil(POINTS_PER_CHUNK))
+        let chunks: Vec<(f64, Mat<f64>, Vec<f64>)> = (0..n.div_ceil(POINTS_PER_CHUNK))
             .into_par_iter()
             .map(|chunk| {
-                let mut g = vec![0.0; if with_grad { size } else { 0 }];
+                let start = chunk * POINTS_PER_CHUNK;
+                let len = (n - start).min(POINTS_PER_CHUNK);
+                let xc = x.subcols(start, len);
+                // joint[k, j] = c_k + Σ_d L_dk x_dj.
+                let mut joint = Mat::<f64>::zeros(k_all, len);
+                matmul(
+                    joint.as_mut(),
+                    Accum::Replace,
+                    log_odds.transpose(),
+                    xc,
+                    1.0,
+                    Par::Seq,
+                );
                 let mut total = 0.0;
-                let end = ((chunk + 1) * POINTS_PER_CHUNK).min(n);
-                for c in chunk * POINTS_PER_CHUNK..end {
-                    let column: Vec<f64> = x.col(c).iter().copied().collect();
-                    let g = with_grad.then_some(g.as_mut_slice());
-                    total += self.point(&column, &all, g).log_px;
+                let mut mass = vec![0.0; if with_grad { k_all } else { 0 }];
+                let mut column = vec![0.0; k_all];
+                for j in 0..len {
+                    for (k, c) in column.iter_mut().enumerate() {
+                        *c = base[k] + joint[(k, j)];
+                    }
+                    let log_px = logsumexp(&column);
+                    total += log_px;
+                    if with_grad {
+                        for k in 0..k_all {
+                            let r = (column[k] - log_px).exp();
+                            joint[(k, j)] = r;
+                            mass[k] += r;
+                        }
+                    }
                 }
-                (total, g)
+                // Σ_j r_jk x_j (K × D) of the chunk.
+                let mut expected = Mat::<f64>::zeros(if with_grad { k_all } else { 0 }, dim);
+                if with_grad {
+                    matmul(
+                        expected.as_mut(),
+                        Accum::Replace,
+                        joint.as_ref(),
+                        xc.transpose(),
+                        1.0,
+                        Par::Seq,
+                    );
+                }
+                (total, expected, mass)
             })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .fold((0.0, vec![0.0; size]), |(t, mut acc), (ct, cg)| {
-                acc.iter_mut().zip(&cg).for_each(|(a, b)| *a += b);
-                (t + ct, acc)
-            });
+            .collect();
+        let total: f64 = chunks.iter().map(|c| c.0).sum();
         if let Some(g) = grad {
-            g.iter_mut()
-                .zip(&summed)
-                .for_each(|(v, s)| *v = s / n as f64);
+            let mut a = Mat::<f64>::zeros(k_all, dim);
+            let mut mass = vec![0.0; k_all];
+            for (_, expected, m) in &chunks {
+                a += expected;
+                mass.iter_mut().zip(m).for_each(|(t, v)| *t += v);
+            }
+            for k in 0..k_all {
+                for d in 0..dim {
+                    a[(k, d)] -= mass[k] * all.probs[k][d];
+                }
+            }
+            let scale = 1.0 / n as f64;
+            for (j, g) in g[..h].iter_mut().enumerate() {
+                let prior = sigmoid(self.prior_logit(j));
+                *g = scale
+                    * (0..k_all)
+                        .map(|k| mass[k] * (all.zs[k][j] - prior))
+                        .sum::<f64>();
+            }
+            for d in 0..dim {
+                let mut bias = 0.0;
+                let mut weights = vec![0.0; h];
+                for k in 0..k_all {
+                    let v = a[(k, d)];
+                    bias += v;
+                    for (w, z) in weights.iter_mut().zip(&all.zs[k]) {
+                        *w += z * v;
+                    }
+                }
+                for (j, w) in weights.iter().enumerate() {
+                    g[h + j * dim + d] = scale * w;
+                }
+                g[h * (1 + dim) + d] = scale * bias;
+            }
         }
         Ok(total / n as f64)
     }
@@ -348,6 +421,42 @@ mod tests {
                 "θ[{i}]: {analytic} vs {numeric}"
             );
         }
+    }
+
+    /// The matrix form of the log-likelihood and its gradient is the per-point enumeration's
+    /// (each point's joint over every configuration, its posterior, the complete-data gradient
+    /// weighted by it), over more points than one chunk holds.
+    #[test]
+    fn the_matrix_form_is_the_per_point_enumeration() {
+        let (mut model, x) = data(150, 4);
+        let mut rng = Stream::new(9, &[]);
+        model
+            .theta
+            .iter_mut()
+            .for_each(|v| *v += 0.3 * rng.normal());
+        let all = model.configurations();
+        let mut reference = vec![0.0; model.theta.len()];
+        let mut total = 0.0;
+        for c in 0..x.ncols() {
+            let column: Vec<f64> = x.col(c).iter().copied().collect();
+            total += model.point(&column, &all, Some(&mut reference)).log_px;
+        }
+        let n = x.ncols() as f64;
+        let mut grad = vec![0.0; model.theta.len()];
+        let ll = model.log_likelihood(x.as_ref(), Some(&mut grad)).unwrap();
+        assert!(
+            (ll - total / n).abs() < 1e-12 * ll.abs(),
+            "{ll} vs {}",
+            total / n
+        );
+        for (i, (g, r)) in grad.iter().zip(&reference).enumerate() {
+            assert!(
+                (g - r / n).abs() < 1e-12 * (1.0 + g.abs()),
+                "θ_{i}: {g} vs {}",
+                r / n
+            );
+        }
+        assert_eq!(model.log_likelihood(x.as_ref(), None).unwrap(), ll);
     }
 
     #[test]
