@@ -63,22 +63,29 @@ pub fn load(config: &DataConfig) -> Result<RunData> {
         }
         Binarize::Fixed | Binarize::Dynamic => {
             // Train and validation come from one file in the standard splits: binarise them as one
-            // set so that each image keeps its own stream index.
-            let n_train = splits.train.n_samples();
-            let joined = join(&splits.train, &splits.valid);
+            // set so that each image keeps its own stream index. Each copy is dropped as soon as
+            // the next exists, so that at most two copies of the training images are held.
+            let dynamic = config.binarize == Binarize::Dynamic;
+            let Splits { train, valid, test } = splits;
+            let n_train = train.n_samples();
+            let joined = join(&train, &valid);
+            drop(valid);
+            let grey_train = dynamic.then_some(train);
             let joined_binary = fixed(&joined, "train", seed)?;
-            let valid = joined_binary.range(n_train, joined.n_samples());
-            let train = if config.binarize == Binarize::Fixed {
-                joined_binary.range(0, n_train)
-            } else {
-                splits.train
+            let n_joined = joined.n_samples();
+            drop(joined);
+            let valid = joined_binary.range(n_train, n_joined);
+            let train = match grey_train {
+                Some(grey) => grey,
+                None => joined_binary.range(0, n_train),
             };
-            let test = fixed(&splits.test, "test", seed + 1)?;
+            drop(joined_binary);
+            let test = fixed(&test, "test", seed + 1)?;
             RunData {
                 train,
                 valid,
                 test,
-                dynamic: config.binarize == Binarize::Dynamic,
+                dynamic,
             }
         }
     };
@@ -114,7 +121,7 @@ fn grey_splits(config: &DataConfig, unit: bool) -> Result<(Splits, Option<&'stat
     ] {
         set.check_finite()
             .map_err(|e| Error::InvalidData(format!("{name} set: {e}")))?;
-        if unit && set.to_columns().iter().any(|v| !(0.0..=1.0).contains(v)) {
+        if unit && !in_unit_interval(set) {
             return Err(Error::InvalidData(format!(
                 "{name} set has values outside [0, 1]; scale the data (data.scale) before binarising"
             )));
@@ -133,6 +140,13 @@ pub fn load_splits(config: &DataConfig) -> Result<Splits> {
 /// check, no binarisation).
 pub fn load_values(config: &DataConfig) -> Result<Splits> {
     grey_splits(config, false).map(|(splits, _)| splits)
+}
+
+/// Whether every value of `set` is in [0, 1] (read in place, without a copy of the set).
+fn in_unit_interval(set: &Dataset) -> bool {
+    set.x
+        .col_iter()
+        .all(|c| c.iter().all(|v| (0.0..=1.0).contains(v)))
 }
 
 fn join(a: &Dataset, b: &Dataset) -> Dataset {
@@ -200,7 +214,7 @@ pub fn load_file_like(config: &DataConfig, path: &Path) -> Result<Dataset> {
     };
     set.check_finite()
         .map_err(|e| Error::InvalidData(format!("{}: {e}", path.display())))?;
-    if set.to_columns().iter().any(|v| !(0.0..=1.0).contains(v)) {
+    if !in_unit_interval(&set) {
         return Err(Error::InvalidData(format!(
             "{} has values outside [0, 1] after data.scale = {}; the run's model reads binary data",
             path.display(),

@@ -45,7 +45,6 @@ pub struct Run {
     pub data: RunData,
     /// What a resume's overrides changed (to announce).
     pub changes: Vec<String>,
-    train_columns: Vec<f32>,
 }
 
 impl Run {
@@ -253,7 +252,6 @@ impl Run {
         state: TrainState,
         data: RunData,
     ) -> Self {
-        let train_columns = data.train.to_columns();
         Run {
             dir,
             config,
@@ -262,7 +260,6 @@ impl Run {
             state,
             data,
             changes: Vec::new(),
-            train_columns,
         }
     }
 
@@ -298,7 +295,6 @@ impl Run {
         let trainer = self.trainer();
         let source = TrainSource {
             x: self.data.train.x.as_ref(),
-            columns: &self.train_columns,
             dynamic: self.data.dynamic,
             binarize_seed: self.config.data.binarize_seed,
         };
@@ -518,7 +514,6 @@ fn config_text(config: &Config) -> String {
 /// The training points as the trainer reads them: fixed columns, or binarised anew each epoch.
 struct TrainSource<'a> {
     x: faer::MatRef<'a, f32>,
-    columns: &'a [f32],
     dynamic: bool,
     binarize_seed: u64,
 }
@@ -546,7 +541,10 @@ impl BatchSource<f32> for TrainSource<'_> {
                     column,
                 );
             } else {
-                column.copy_from_slice(&self.columns[i * d..(i + 1) * d]);
+                // Read in place: the training set is held once.
+                for (o, v) in column.iter_mut().zip(self.x.col(i).iter()) {
+                    *o = *v;
+                }
             }
         }
     }
