@@ -5,8 +5,7 @@
 //! command line's evaluation.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use faer::Mat;
 use helmholtz::models::linear_gaussian::Noise;
@@ -24,43 +23,15 @@ use pyo3::types::PyDict;
 use crate::convert::{columns_to_numpy, points};
 use crate::errors::IntoPy;
 use crate::hm::json_to_py;
-use crate::runs::tensor_to_numpy;
+use crate::runs::{read_summary, tensor_to_numpy, with_lines_until_signal};
 use crate::threads::detached;
 
 /// What the identity needs and these fits give, said where it applies.
 const IDENTITY_APPLIES: &str = "the model is trained on the plain ELBO with its variances and prior learned, and its distributions are exponential families with a constant base measure: at a stationary point (EM's fixed point, the closed-form PPCA, a converged VAE) the ELBO equals the entropy sum, so the gap measures the distance from one";
 
-/// Progress lines to a Python callable `progress("message", {"text": line})`; Ctrl-C (checked
-/// at every line) raises the stop flag, so the fit finishes its step and writes its checkpoint.
-struct Lines<'a> {
-    progress: Option<&'a Py<PyAny>>,
-    stop: &'a AtomicBool,
-    error: &'a Mutex<Option<PyErr>>,
-}
-
-impl Lines<'_> {
-    fn line(&self, text: &str) {
-        Python::attach(|py| {
-            let mut result = py.check_signals();
-            if let (Ok(()), Some(callback)) = (&result, self.progress) {
-                let info = PyDict::new(py);
-                result = info
-                    .set_item("text", text)
-                    .and_then(|()| callback.call1(py, ("message", info)).map(|_| ()));
-            }
-            if let Err(error) = result {
-                let mut slot = self.error.lock().expect("the error slot is never poisoned");
-                if slot.is_none() {
-                    *slot = Some(error);
-                }
-                self.stop.store(true, Ordering::SeqCst);
-            }
-        });
-    }
-}
-
-/// Runs `fit` off the GIL with progress lines and Ctrl-C; a Python error raised meanwhile (the
-/// signal, or the callback's own) is raised after the fit stopped and wrote its checkpoint.
+/// Runs `fit` off the GIL with progress lines and Ctrl-C ([`with_lines_until_signal`]); a
+/// Python exception raised meanwhile (the signal, or the callback's own) is raised after the
+/// fit stopped and wrote its checkpoint.
 fn fit_with_lines(
     py: Python<'_>,
     progress: Option<Py<PyAny>>,
@@ -68,24 +39,11 @@ fn fit_with_lines(
     fit: impl FnOnce(&mut dyn FnMut(&str), &AtomicBool) -> helmholtz::Result<(FittedModel, FitSummary)>
     + Send,
 ) -> PyResult<FitSummary> {
-    let stop = AtomicBool::new(false);
-    let error = Mutex::new(None);
-    let result = detached(py, n_threads, || {
-        let lines = Lines {
-            progress: progress.as_ref(),
-            stop: &stop,
-            error: &error,
-        };
-        fit(&mut |text| lines.line(text), &stop)
-    })?;
-    if let Some(error) = error
-        .into_inner()
-        .expect("the error slot is never poisoned")
-    {
-        result.py_err()?;
+    let (result, raised) = with_lines_until_signal(py, progress, n_threads, fit)?;
+    let (_, summary) = result.py_err()?;
+    if let Some(error) = raised {
         return Err(error);
     }
-    let (_, summary) = result.py_err()?;
     if summary.stopped.starts_with("interrupted") {
         return Err(PyKeyboardInterrupt::new_err(summary.stopped));
     }
@@ -326,10 +284,7 @@ impl FitRun {
     /// The run's `summary.json` as a dict.
     #[getter]
     fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let path = self.fit.dir.join(helmholtz::run::SUMMARY_FILE);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| crate::errors::to_py(helmholtz::Error::io(&path, e)))?;
-        py.import("json")?.call_method1("loads", (text,))
+        read_summary(py, &self.fit.dir)
     }
 
     /// The run directory.

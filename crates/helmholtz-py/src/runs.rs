@@ -66,6 +66,54 @@ pub fn report<'a>(progress: Option<&'a Py<PyAny>>) -> impl FnMut(&str) + 'a {
     }
 }
 
+/// Runs `work(lines, stop)` with the GIL released in the pool of `n_threads` threads while the
+/// main thread watches for Ctrl-C ([`detached_until_signal`]). Each line the work logs goes to
+/// `progress("message", {"text": line})`; an exception from that callback, like the signal,
+/// sets `stop`, so the work finishes its step and writes its checkpoint. Returns the work's
+/// result and the first exception raised meanwhile (the signal's, else the callback's).
+pub fn with_lines_until_signal<T, F>(
+    py: Python<'_>,
+    progress: Option<Py<PyAny>>,
+    n_threads: Option<usize>,
+    work: F,
+) -> PyResult<(T, Option<PyErr>)>
+where
+    F: FnOnce(&mut dyn FnMut(&str), &AtomicBool) -> T + Send,
+    T: Send,
+{
+    let stop = AtomicBool::new(false);
+    let failed: Mutex<Option<PyErr>> = Mutex::new(None);
+    let (result, signal) = detached_until_signal(py, n_threads, &stop, || {
+        let mut lines = |text: &str| {
+            let Some(callback) = progress.as_ref() else {
+                return;
+            };
+            Python::attach(|py| {
+                let info = PyDict::new(py);
+                let called = info
+                    .set_item("text", text)
+                    .and_then(|()| callback.call1(py, ("message", info)));
+                if let Err(error) = called {
+                    let mut slot = failed.lock().unwrap_or_else(|e| e.into_inner());
+                    slot.get_or_insert(error);
+                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        };
+        work(&mut lines, &stop)
+    })?;
+    let failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
+    Ok((result, signal.or(failed)))
+}
+
+/// The `summary.json` of the run in `dir` as a dict.
+pub fn read_summary<'py>(py: Python<'py>, dir: &std::path::Path) -> PyResult<Bound<'py, PyAny>> {
+    let path = dir.join(helmholtz::run::SUMMARY_FILE);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| crate::errors::to_py(helmholtz::Error::io(&path, e)))?;
+    py.import("json")?.call_method1("loads", (text,))
+}
+
 /// A finished run's summary as Python (as its `summary.json`), or the exception of the signal
 /// that stopped it (KeyboardInterrupt after Ctrl-C: the checkpoint is written and a resume
 /// continues it).

@@ -5,8 +5,6 @@
 //! (`SparseRunModel`) on both sides.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use faer::Mat;
 use helmholtz::data::patches::GrayImage;
@@ -20,6 +18,7 @@ use pyo3::types::PyDict;
 
 use crate::convert::points;
 use crate::errors::IntoPy;
+use crate::runs::{read_summary, with_lines_until_signal};
 use crate::threads::detached;
 
 /// A sparse-coding run bound to its directory.
@@ -55,38 +54,14 @@ impl SparseRun {
         let config = SparseConfig::parse(config, &[], Path::new("<estimator>")).py_err()?;
         let points = points::<f64>(x, "X", "float64")?;
         let columns = points.columns();
-        let stop = Arc::new(AtomicBool::new(false));
-        let error: Arc<Mutex<Option<PyErr>>> = Arc::new(Mutex::new(None));
-        let lines = {
-            let (stop, error) = (Arc::clone(&stop), Arc::clone(&error));
-            move |text: &str| {
-                Python::attach(|py| {
-                    let mut result = py.check_signals();
-                    if let (Ok(()), Some(callback)) = (&result, progress.as_ref()) {
-                        let info = PyDict::new(py);
-                        result = info
-                            .set_item("text", text)
-                            .and_then(|()| callback.call1(py, ("message", info)).map(|_| ()));
-                    }
-                    if let Err(e) = result {
-                        let mut slot = error.lock().unwrap_or_else(|e| e.into_inner());
-                        if slot.is_none() {
-                            *slot = Some(e);
-                        }
-                        stop.store(true, Ordering::SeqCst);
-                    }
-                });
-            }
-        };
-        let result = detached(py, n_threads, || {
-            run_points_with_array(&config, &dir, columns, lines, &stop)
+        let (result, raised) = with_lines_until_signal(py, progress, n_threads, |lines, stop| {
+            run_points_with_array(&config, &dir, columns, lines, stop)
         })?;
-        let raised = error.lock().unwrap_or_else(|e| e.into_inner()).take();
+        result.py_err()?;
         if let Some(error) = raised {
             // The run stopped after its step and wrote its checkpoint.
             return Err(error);
         }
-        result.py_err()?;
         Self::open(py, dir)
     }
 
@@ -222,10 +197,7 @@ impl SparseRun {
     /// The run's `summary.json` as a dict.
     #[getter]
     fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let path = self.model.dir.join(helmholtz::run::SUMMARY_FILE);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| crate::errors::to_py(helmholtz::Error::io(&path, e)))?;
-        py.import("json")?.call_method1("loads", (text,))
+        read_summary(py, &self.model.dir)
     }
 
     /// The run directory.

@@ -10,6 +10,10 @@ import os
 import pickle
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -371,6 +375,39 @@ def test_pickling_a_fitted_estimator_round_trips(estimator, clusters):
     assert copy.score(X) == estimator.score(X)
     assert copy.entropy_sum() == estimator.entropy_sum()
     np.testing.assert_array_equal(copy.score_samples(X[:10]), estimator.score_samples(X[:10]))
+
+
+def test_ctrl_c_during_a_fit_checkpoints_and_raises_keyboard_interrupt(clusters, tmp_path):
+    """Ctrl-C reaches a fit running in the pool (the main thread watches for it): the fit stops
+    after its step with a checkpoint and KeyboardInterrupt is raised."""
+    np.save(tmp_path / "x.npy", clusters[:300])
+    run_dir = tmp_path / "run"
+    script = textwrap.dedent(
+        f"""
+        import numpy as np
+        from helmholtz import GaussianMixture, _core
+        X = np.load({str(tmp_path / 'x.npy')!r})
+        estimator = GaussianMixture(3, max_steps=10**8, tol=0.0, random_state=1)
+        def progress(event, info):
+            print("LINE", flush=True)
+        try:
+            _core.FitRun.create(estimator.config(), {str(run_dir)!r}, X, progress)
+        except KeyboardInterrupt:
+            print("INTERRUPTED", flush=True)
+            raise
+        """
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    line = process.stdout.readline()
+    assert line.startswith("LINE"), line + process.stderr.read()
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert "INTERRUPTED" in out, out + err
+    assert "KeyboardInterrupt" in err
+    assert process.returncode != 0
+    assert (run_dir / "checkpoints" / "last").is_dir()
 
 
 def test_an_interrupted_python_fit_is_checkpointed_and_the_cli_finishes_it(clusters, tmp_path):

@@ -4,7 +4,6 @@
 
 use std::io::Write as _;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use faer::Mat;
@@ -72,7 +71,7 @@ pub fn run_bars(
     config: &SparseConfig,
     seed: u64,
     dir: &Path,
-    progress: impl FnMut(u64, f64) + Send + Sync + 'static,
+    progress: impl FnMut(u64, f64),
 ) -> Result<(SparseCoding, Bars, BarsOutcome)> {
     let io = io_error;
     let data = bars(config.data.side, config.data.n, config.data.noise, seed);
@@ -171,7 +170,7 @@ pub(super) fn fit_full_batch(
     config: &SparseConfig,
     seed: u64,
     x: faer::MatRef<'_, f64>,
-    mut progress: impl FnMut(u64, f64) + Send + Sync + 'static,
+    mut progress: impl FnMut(u64, f64),
 ) -> Result<FullBatch> {
     let (d, n) = (x.nrows(), x.ncols());
     let mut model = SparseCoding::new(
@@ -183,8 +182,7 @@ pub(super) fn fit_full_batch(
     )?
     .with_scale_param(config.model.scale_param);
     model.scale_floor = config.model.scale_floor;
-    let trace = Arc::new(Mutex::new(Vec::new()));
-    let recorder = Arc::clone(&trace);
+    let mut trace = Vec::new();
     let start = Instant::now();
     let report = fit_lbfgs(
         &mut model,
@@ -192,16 +190,12 @@ pub(super) fn fit_full_batch(
         1.0,
         Target::All,
         &config.train.lbfgs(),
-        move |i, f| {
-            recorder
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((i, f));
+        |i, f| {
+            trace.push((i, f));
             progress(i, f);
         },
     )?;
     let fit_s = start.elapsed().as_secs_f64();
-    let trace = std::mem::take(&mut *trace.lock().unwrap_or_else(|e| e.into_inner()));
     Ok(FullBatch {
         model,
         report,

@@ -49,7 +49,7 @@ pub fn run_points(
     config: &SparseConfig,
     seed: u64,
     dir: &Path,
-    progress: impl FnMut(u64, f64) + Send + Sync + 'static,
+    progress: impl FnMut(u64, f64),
 ) -> Result<(SparseCoding, PointsOutcome)> {
     check_points(config)?;
     if config.train.method != SparseMethod::Lbfgs {
@@ -78,7 +78,7 @@ fn fit_points(
     seed: u64,
     run: &RunDir,
     x: MatRef<'_, f64>,
-    progress: impl FnMut(u64, f64) + Send + Sync + 'static,
+    progress: impl FnMut(u64, f64),
 ) -> Result<(SparseCoding, PointsOutcome)> {
     let FullBatch {
         model,
@@ -108,7 +108,7 @@ fn fit_points(
 }
 
 /// The file of the training points that [`run_points_with_array`] stores in its run.
-pub const ARRAY_TRAIN_FILE: &str = "data/train.npy";
+pub use helmholtz::run::fit::ARRAY_TRAIN_FILE;
 
 /// A sparse-coding run of `config` (any method; `seed` from the config) on the in-memory points
 /// `x` (D × N, one point per column), in the new or empty directory `dir`: the points are
@@ -124,7 +124,7 @@ pub fn run_points_with_array(
     config: &SparseConfig,
     dir: &Path,
     x: MatRef<'_, f64>,
-    mut progress: impl FnMut(&str) + Send + Sync + 'static,
+    mut progress: impl FnMut(&str),
     stop: &AtomicBool,
 ) -> Result<()> {
     let mut config = config.clone();
@@ -137,50 +137,18 @@ pub fn run_points_with_array(
     data.header = None;
     data.label = None;
     config.validate()?;
-    if x.nrows() == 0 || x.ncols() == 0 {
-        return Err(Error::InvalidData(format!(
-            "the data is empty ({} points of dimension {})",
-            x.ncols(),
-            x.nrows()
-        )));
-    }
-    if let Some((r, c)) = (0..x.ncols())
-        .flat_map(|c| (0..x.nrows()).map(move |r| (r, c)))
-        .find(|&(r, c)| !x[(r, c)].is_finite())
-    {
-        return Err(Error::InvalidData(format!(
-            "non-finite value {} at feature {r} of point {c}",
-            x[(r, c)]
-        )));
-    }
+    helmholtz::data::check_points(x)?;
     let existed = dir.exists();
     let run = RunDir::create(dir)?;
     let loaded = (|| {
-        let file = dir.join(ARRAY_TRAIN_FILE);
-        let folder = file.parent().expect("data/");
-        std::fs::create_dir_all(folder).map_err(|e| Error::io(folder, e))?;
-        std::fs::write(&file, helmholtz::data::npy::npy_bytes(x.transpose()))
-            .map_err(|e| Error::io(&file, e))?;
+        run.store_array("train", x.transpose())?;
         load_patches(&config.data, config.seed)
     })();
     let patches = match loaded {
         Ok(patches) => patches,
         Err(e) => {
             // The directory was new or empty (RunDir::create refuses others): empty it again.
-            drop(run);
-            if let Ok(entries) = std::fs::read_dir(dir) {
-                for entry in entries.flatten() {
-                    let path = entry.path();
-                    let _ = if path.is_dir() {
-                        std::fs::remove_dir_all(&path)
-                    } else {
-                        std::fs::remove_file(&path)
-                    };
-                }
-            }
-            if !existed {
-                let _ = std::fs::remove_dir(dir);
-            }
+            run.abandon(existed);
             return Err(e);
         }
     };
@@ -190,10 +158,8 @@ pub fn run_points_with_array(
     write_config(&run, &stored, seed)?;
     match config.train.method {
         SparseMethod::Lbfgs => {
-            let lines = std::sync::Mutex::new(progress);
-            fit_points(&config, seed, &run, patches.train.as_ref(), move |i, f| {
+            fit_points(&config, seed, &run, patches.train.as_ref(), |i, f| {
                 if i % 50 == 0 {
-                    let mut progress = lines.lock().unwrap_or_else(|e| e.into_inner());
                     progress(&format!("iteration {i}: objective {f:.6}"));
                 }
             })?;

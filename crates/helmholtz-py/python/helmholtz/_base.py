@@ -95,6 +95,33 @@ class RunEstimator:
     a fresh temporary one that the unpickled estimator owns."""
 
     _run_class: str = ""
+    # Hyper-parameters of the estimators (set in their constructors).
+    run_dir: str | os.PathLike | None
+    verbose: int
+    n_threads: int | None
+
+    def _set_run(self, run) -> None:
+        """Keeps the run and sets the fitted attributes from it."""
+        raise NotImplementedError
+
+    def _start_run(self, config: str, X, seed: int) -> None:
+        """Trains ``config`` on the rows of ``X`` in a new run directory (``run_dir``, or a
+        temporary one), showing progress as ``verbose`` asks; then keeps the run, its directory
+        and ``seed_`` and sets the fitted attributes (``_set_run``)."""
+        from helmholtz import _core
+
+        directory = RunDirectory(self.run_dir)
+        progress = progress_callback(self.verbose)
+        try:
+            run = getattr(_core, self._run_class).create(
+                config, os.fspath(directory.path), X, progress, self.n_threads
+            )
+        finally:
+            if progress is not None:
+                progress.close()
+        self._directory = directory
+        self.seed_ = seed
+        self._set_run(run)
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -14,7 +14,6 @@ says whether the identity applies.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +26,8 @@ from sklearn.base import (
 )
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from helmholtz import _core
 from helmholtz._core import ConfigError, DataError
-from helmholtz._base import RunDirectory, RunEstimator, progress_callback
+from helmholtz._base import RunEstimator
 from helmholtz._results import choice, config_text, estimator_seed, positive_float, positive_int
 
 _TRANSFORMS = ("none", "min-max", "standardize")
@@ -91,18 +89,7 @@ class _EntropyFit(RunEstimator, ClassNamePrefixFeaturesOutMixin, BaseEstimator):
         self._check_params(*X.shape)
         X = self._check_values(X)
         seed = estimator_seed(self.random_state)
-        directory = RunDirectory(self.run_dir)
-        progress = progress_callback(self.verbose)
-        try:
-            run = _core.FitRun.create(
-                self.config(seed), os.fspath(directory.path), X, progress, self.n_threads
-            )
-        finally:
-            if progress is not None:
-                progress.close()
-        self._directory = directory
-        self.seed_ = seed
-        self._set_run(run)
+        self._start_run(self.config(seed), X, seed)
         return self
 
     def _set_run(self, run) -> None:

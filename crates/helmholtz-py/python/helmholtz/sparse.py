@@ -14,16 +14,14 @@ runs resume from the command line, and the model is read the same way on both si
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from helmholtz import _core
 from helmholtz._core import ConfigError, DataError, match_fields
-from helmholtz._base import RunDirectory, RunEstimator, progress_callback
+from helmholtz._base import RunEstimator
 from helmholtz._results import choice, config_text, estimator_seed, positive_float, positive_int
 
 __all__ = ["SparseCoding", "match_fields"]
@@ -272,18 +270,7 @@ class SparseCoding(RunEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMix
         self._check_params()
         self._n_rows = len(X)
         seed = estimator_seed(self.random_state)
-        directory = RunDirectory(self.run_dir)
-        progress = progress_callback(self.verbose)
-        try:
-            run = _core.SparseRun.create(
-                self.config(seed), os.fspath(directory.path), X, progress, self.n_threads
-            )
-        finally:
-            if progress is not None:
-                progress.close()
-        self._directory = directory
-        self.seed_ = seed
-        self._set_run(run)
+        self._start_run(self.config(seed), X, seed)
         return self
 
     def _set_run(self, run) -> None:

@@ -115,3 +115,25 @@ impl Dataset {
         Ok(())
     }
 }
+
+/// Checks points given as columns (d × n, f64) before a run is made of them: at least one point
+/// of at least one value, every value finite.
+pub fn check_points(x: faer::MatRef<'_, f64>) -> Result<()> {
+    if x.nrows() == 0 || x.ncols() == 0 {
+        return Err(Error::InvalidData(format!(
+            "the data is empty ({} points of dimension {})",
+            x.ncols(),
+            x.nrows()
+        )));
+    }
+    if let Some((r, c)) = (0..x.ncols())
+        .flat_map(|c| (0..x.nrows()).map(move |r| (r, c)))
+        .find(|&(r, c)| !x[(r, c)].is_finite())
+    {
+        return Err(Error::InvalidData(format!(
+            "non-finite value {} at feature {r} of point {c}",
+            x[(r, c)]
+        )));
+    }
+    Ok(())
+}

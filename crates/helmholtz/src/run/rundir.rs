@@ -52,6 +52,27 @@ impl RunDir {
         })
     }
 
+    /// Undoes [`RunDir::create`] after a start that failed before the run began: empties the
+    /// directory again (it was new or empty) and removes it when it did not exist before
+    /// (`existed`). Best effort: what cannot be removed stays.
+    pub fn abandon(self, existed: bool) {
+        let path = self.path.clone();
+        drop(self);
+        if let Ok(entries) = std::fs::read_dir(&path) {
+            for entry in entries.flatten() {
+                let entry = entry.path();
+                let _ = if entry.is_dir() {
+                    std::fs::remove_dir_all(&entry)
+                } else {
+                    std::fs::remove_file(&entry)
+                };
+            }
+        }
+        if !existed {
+            let _ = std::fs::remove_dir(&path);
+        }
+    }
+
     /// Opens an existing run to continue it: takes the lock and recovers interrupted
     /// checkpoint swaps.
     pub fn open(path: &Path) -> Result<Self> {

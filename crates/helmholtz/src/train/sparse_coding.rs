@@ -49,7 +49,7 @@ pub fn fit_lbfgs(
     beta: f64,
     target: Target,
     config: &LbfgsConfig,
-    mut progress: impl FnMut(u64, f64) + Send + Sync + 'static,
+    mut progress: impl FnMut(u64, f64),
 ) -> Result<FitReport> {
     config.validate()?;
     if !(beta.is_finite() && beta > 0.0) {

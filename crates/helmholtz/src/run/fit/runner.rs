@@ -107,33 +107,13 @@ pub fn run_fit_with_array(
     data.label = None;
     data.points = None;
     config.validate()?;
-    if x.nrows() == 0 || x.ncols() == 0 {
-        return Err(Error::InvalidData(format!(
-            "the data is empty ({} points of dimension {})",
-            x.ncols(),
-            x.nrows()
-        )));
-    }
-    if let Some((r, c)) = (0..x.ncols())
-        .flat_map(|c| (0..x.nrows()).map(move |r| (r, c)))
-        .find(|&(r, c)| !x[(r, c)].is_finite())
-    {
-        return Err(Error::InvalidData(format!(
-            "non-finite value {} at feature {r} of point {c}",
-            x[(r, c)]
-        )));
-    }
+    crate::data::check_points(x)?;
     let existed = dir.exists();
     let run = RunDir::create(dir)?;
     let mut stored = config.clone();
     stored.data.train = Some(PathBuf::from(ARRAY_TRAIN_FILE));
     let loaded = (|| {
-        let file = dir.join(ARRAY_TRAIN_FILE);
-        let folder = file.parent().expect("data/");
-        std::fs::create_dir_all(folder).map_err(|e| Error::io(folder, e))?;
-        let rows = x.transpose();
-        std::fs::write(&file, crate::data::npy::npy_bytes(rows))
-            .map_err(|e| Error::io(&file, e))?;
+        run.store_array("train", x.transpose())?;
         let (x, transform) = load_transformed(&config)?;
         check_fit_data(x.as_ref(), &config)?;
         check_fit_memory(&config, x.nrows(), x.ncols())?;
@@ -143,20 +123,7 @@ pub fn run_fit_with_array(
         Ok((x, transform)) => start_fit(&config, &stored, run, x, transform, progress, stop),
         Err(e) => {
             // The directory was new or empty (RunDir::create refuses others): empty it again.
-            drop(run);
-            if let Ok(entries) = std::fs::read_dir(dir) {
-                for entry in entries.flatten() {
-                    let path = entry.path();
-                    let _ = if path.is_dir() {
-                        std::fs::remove_dir_all(&path)
-                    } else {
-                        std::fs::remove_file(&path)
-                    };
-                }
-            }
-            if !existed {
-                let _ = std::fs::remove_dir(dir);
-            }
+            run.abandon(existed);
             Err(e)
         }
     }
