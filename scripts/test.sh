@@ -22,11 +22,11 @@ venv=$(realpath -m "${HELMHOLTZ_VENV:-$target/python-venv}")
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install -q --disable-pip-version-check "maturin>=1.16,<2" pytest pandas "ray>=2.40" "mypy>=1.18"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-cache-dir "maturin>=1.16,<2" pytest pandas "ray>=2.40" "mypy>=1.18"
 
 rm -rf "$target/wheels"
 "$venv/bin/maturin" build -q -m crates/helmholtz-py/Cargo.toml --out "$target/wheels"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check --force-reinstall "$target"/wheels/helmholtz_ml-*.whl
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-cache-dir --force-reinstall "$target"/wheels/helmholtz_ml-*.whl
 
 # Run from outside the source tree so that the installed wheel, not python/helmholtz, is tested.
 tests="$PWD/crates/helmholtz-py/tests"
