@@ -1,24 +1,58 @@
 //! `helmholtz bench`: RWS training throughput and the share of time in matrix products versus
 //! elementwise (sigmoid / softplus / sampling) work.
 //!
-//! The step is timed as a whole; then the same matrix products (same shapes, same parallel
+//! The step is timed as a whole; then the same matrix products (the same functions on the
+//! operands of a real wake and dream pass of the trained-so-far model, with the step's parallel
 //! chunking) and the same elementwise kernels are timed alone. Medians over the timed batches.
+//! Every product has a 0/1 operand; bench prints each operand's fraction of ones (what a product
+//! done as sums of selected columns would cost relative to a dense one; BENCHMARKS.md).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use faer::linalg::matmul::matmul;
-use faer::{Accum, Mat, Par};
 use helmholtz::math::numerics::bernoulli_terms;
 use helmholtz::math::rng::Stream;
 use helmholtz::models::HelmholtzMachine;
+use helmholtz::models::hm::Pass;
+use helmholtz::models::sbn::{SbnShape, accumulate_gradient, preactivation};
 use helmholtz::run::Config;
 use helmholtz::train::{Batch, HmLearner, StepContext, Variant};
 use rayon::prelude::*;
 
-/// Destination, left and right operand of one timed matrix product.
-type Product = (Mat<f32>, Mat<f32>, Mat<f32>);
+/// Which pass an operand comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Wake,
+    Dream,
+}
+
+/// One matrix product of a chunk of an RWS step: a layer's pre-activations (`gradient` false) or
+/// its weight gradient (true), with the 0/1 operand at `level` of the `phase` pass (the data
+/// points themselves, once per point, where `per_point`).
+#[derive(Clone, Copy, Debug)]
+struct Product {
+    shape: SbnShape,
+    /// Index of the layer's weights in the model's parameters (its bias follows).
+    weights: usize,
+    phase: Phase,
+    level: usize,
+    gradient: bool,
+    per_point: bool,
+}
+
+/// A chunk's passes and the scratch its timed products write to.
+struct ChunkOperands {
+    points: usize,
+    x: Vec<f32>,
+    wake: Pass,
+    dream: Pass,
+    out: Vec<f32>,
+    delta: Vec<f32>,
+    grad_w: Vec<f32>,
+    grad_b: Vec<f32>,
+    ones: Vec<f32>,
+}
 
 /// Buffers of the timed elementwise pass: pre-activations (template and working copy), samples,
 /// uniforms and log-probability terms.
@@ -35,37 +69,116 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// (rows, inner, cols) of every matrix product one chunk of an RWS step performs.
-fn products(
-    sizes: &[usize],
-    points: usize,
-    k: usize,
-    variant: Variant,
-) -> Vec<(usize, usize, usize)> {
-    let n = points * k;
+/// Every matrix product one chunk of an RWS step performs.
+fn products(model: &HelmholtzMachine, variant: Variant) -> Vec<Product> {
+    let sizes = &model.sizes;
     let layers = sizes.len() - 1;
-    let mut list = vec![(sizes[1], sizes[0], points)]; // q layer 0 once per point
+    let p = |l: usize| {
+        let shape = SbnShape {
+            n_in: sizes[l + 1],
+            n_out: sizes[l],
+        };
+        (shape, model.p_index(l))
+    };
+    let q = |l: usize| {
+        let shape = SbnShape {
+            n_in: sizes[l],
+            n_out: sizes[l + 1],
+        };
+        (shape, model.q_index(l))
+    };
+    let product = |(shape, weights), phase, level, gradient| Product {
+        shape,
+        weights,
+        phase,
+        level,
+        gradient,
+        per_point: false,
+    };
+    // q layer 0 once per point.
+    let mut list = vec![Product {
+        per_point: true,
+        ..product(q(0), Phase::Wake, 0, false)
+    }];
     for l in 1..layers {
-        list.push((sizes[l + 1], sizes[l], n)); // wake q forward
+        list.push(product(q(l), Phase::Wake, l, false)); // wake q forward
     }
     for l in 0..layers {
-        list.push((sizes[l], sizes[l + 1], n)); // p scores of wake samples
-        list.push((sizes[l], n, sizes[l + 1])); // p gradient
+        list.push(product(p(l), Phase::Wake, l + 1, false)); // p scores of wake samples
+        list.push(product(p(l), Phase::Wake, l + 1, true)); // p gradient
     }
     if variant != Variant::Ws {
-        list.push((sizes[1], points, sizes[0])); // q wake gradient, layer 0 (reduced over k)
+        list.push(Product {
+            per_point: true,
+            ..product(q(0), Phase::Wake, 0, true) // q wake gradient, layer 0 (reduced over k)
+        });
         for l in 1..layers {
-            list.push((sizes[l + 1], n, sizes[l]));
+            list.push(product(q(l), Phase::Wake, l, true));
         }
     }
     if variant != Variant::Bihm {
         for l in 0..layers {
-            list.push((sizes[l], sizes[l + 1], n)); // dream
-            list.push((sizes[l + 1], sizes[l], n)); // q scores of dreams
-            list.push((sizes[l + 1], n, sizes[l])); // q sleep gradient
+            list.push(product(p(l), Phase::Dream, l + 1, false)); // dream
+            list.push(product(q(l), Phase::Dream, l, false)); // q scores of dreams
+            list.push(product(q(l), Phase::Dream, l, true)); // q sleep gradient
         }
     }
     list
+}
+
+/// Runs one product on a chunk's operands.
+fn run_product(product: &Product, chunk: &mut ChunkOperands, model: &HelmholtzMachine) {
+    let Product { shape, .. } = *product;
+    let (h, n) = if product.per_point {
+        (&chunk.x[..], chunk.points)
+    } else {
+        let pass = match product.phase {
+            Phase::Wake => &chunk.wake,
+            Phase::Dream => &chunk.dream,
+        };
+        (&pass.h[product.level][..], pass.n)
+    };
+    if product.gradient {
+        accumulate_gradient(
+            shape,
+            &mut chunk.delta,
+            h,
+            &chunk.ones,
+            n,
+            &mut chunk.grad_w,
+            &mut chunk.grad_b,
+        );
+    } else {
+        let tensors = &model.params.tensors;
+        preactivation(
+            shape,
+            &tensors[product.weights].data,
+            &tensors[product.weights + 1].data,
+            h,
+            n,
+            &mut chunk.out,
+        );
+    }
+}
+
+/// Fraction of ones in the operand of `product` over all chunks.
+fn density(product: &Product, chunks: &[ChunkOperands]) -> f64 {
+    let (ones, all) = chunks.iter().fold((0usize, 0usize), |(ones, all), c| {
+        let (h, len) = if product.per_point {
+            (&c.x[..], product.shape.n_in * c.points)
+        } else {
+            let pass = match product.phase {
+                Phase::Wake => &c.wake,
+                Phase::Dream => &c.dream,
+            };
+            (&pass.h[product.level][..], product.shape.n_in * pass.n)
+        };
+        (
+            ones + h[..len].iter().filter(|&&v| v != 0.0).count(),
+            all + len,
+        )
+    });
+    ones as f64 / all as f64
 }
 
 /// Elements passed through the Bernoulli kernel by one chunk.
@@ -182,40 +295,50 @@ pub fn run(config: Option<PathBuf>, batches: usize, overrides: &[String]) -> Res
     let chunk_points: Vec<usize> = (0..n_chunks)
         .map(|c| t.chunk_points.min(b - c * t.chunk_points))
         .collect();
-    let operands: Vec<Vec<Product>> = chunk_points
+    let list = products(&model, t.algorithm);
+    let widest = sizes.iter().copied().max().unwrap_or(0);
+    let mut operands: Vec<ChunkOperands> = chunk_points
         .iter()
-        .map(|&p| {
-            products(&sizes, p, t.k, t.algorithm)
-                .into_iter()
-                .map(|(m, k, n)| {
-                    (
-                        Mat::zeros(m, n),
-                        Mat::from_fn(m, k, |i, j| ((i + j) % 7) as f32 * 0.01),
-                        Mat::from_fn(k, n, |i, j| ((i * j) % 2) as f32),
-                    )
-                })
-                .collect()
+        .enumerate()
+        .map(|(c, &points)| {
+            let n = points * t.k;
+            let first = c * t.chunk_points * sizes[0];
+            let x = batch[first..first + points * sizes[0]].to_vec();
+            let mut rng = Stream::new(config.seed, &[c as u64]);
+            let mut wake = Pass::new(&sizes, n);
+            let mut q0_points = vec![0.0; sizes[1] * points];
+            model.wake(&x, points, t.k, &mut q0_points, &mut wake, &mut rng);
+            let mut dream = Pass::new(&sizes, n);
+            model.dream(n, true, &mut dream, &mut rng);
+            ChunkOperands {
+                points,
+                x,
+                wake,
+                dream,
+                out: vec![0.0; widest * n],
+                delta: vec![0.01; widest * n],
+                grad_w: vec![0.0; widest * widest],
+                grad_b: vec![0.0; widest],
+                ones: vec![1.0; n],
+            }
         })
         .collect();
-    let mut operands = operands;
-    let flops: f64 = chunk_points
+    let flops: f64 = list
         .iter()
-        .flat_map(|&p| products(&sizes, p, t.k, t.algorithm))
-        .map(|(m, k, n)| 2.0 * (m * k * n) as f64)
+        .map(|p| {
+            let columns: usize = chunk_points
+                .iter()
+                .map(|&points| if p.per_point { points } else { points * t.k })
+                .sum();
+            2.0 * (p.shape.n_out * p.shape.n_in * columns) as f64
+        })
         .sum();
     let mut matmul_s = Vec::new();
     for rep in 0..batches.min(20) + 2 {
         let started = Instant::now();
         operands.par_iter_mut().for_each(|chunk| {
-            for (dst, lhs, rhs) in chunk.iter_mut() {
-                matmul(
-                    dst.as_mut(),
-                    Accum::Replace,
-                    lhs.as_ref(),
-                    rhs.as_ref(),
-                    1.0f32,
-                    Par::Seq,
-                );
+            for product in &list {
+                run_product(product, chunk, &model);
             }
         });
         if rep >= 2 {
@@ -271,12 +394,30 @@ pub fn run(config: Option<PathBuf>, batches: usize, overrides: &[String]) -> Res
         data.train.n_samples()
     );
     crate::out!(
-        "matrix products alone:  {:>9.3} ms  ({:>4.1}% of the step; {:.2} GFLOP per step, {:.0} GFLOP/s)",
+        "matrix products alone:  {:>9.3} ms  ({:>4.1}% of the step; {:.2} GFLOP per step as dense products, {:.0} GFLOP/s equivalent)",
         mm * 1e3,
         100.0 * mm / step,
         flops / 1e9,
         flops / mm / 1e9
     );
+    // Each distinct operand once: (pass, level, per point) → fraction of ones.
+    let mut seen: Vec<(Phase, usize, bool)> = Vec::new();
+    let mut parts = Vec::new();
+    for product in &list {
+        let key = (product.phase, product.level, product.per_point);
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        let name = match (product.phase, product.per_point) {
+            (_, true) => "data".to_string(),
+            (Phase::Wake, false) => format!("wake h{}", product.level),
+            (Phase::Dream, false) if product.level == 0 => "dreamt x".to_string(),
+            (Phase::Dream, false) => format!("dream h{}", product.level),
+        };
+        parts.push(format!("{name} {:.2}", density(product, &operands)));
+    }
+    crate::out!("fraction of ones:       {}", parts.join(", "));
     crate::out!(
         "elementwise alone:      {:>9.3} ms  ({:>4.1}% of the step; sigmoid, softplus, sampling)",
         kernel * 1e3,
