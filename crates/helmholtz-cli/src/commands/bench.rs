@@ -16,7 +16,7 @@ use helmholtz::math::rng::Stream;
 use helmholtz::models::HelmholtzMachine;
 use helmholtz::models::hm::Pass;
 use helmholtz::models::sbn::{SbnShape, accumulate_gradient, preactivation};
-use helmholtz::run::Config;
+use helmholtz::run::{Config, Points};
 use helmholtz::train::{Batch, HmLearner, StepContext, Variant};
 use rayon::prelude::*;
 
@@ -244,15 +244,15 @@ pub fn run(config: Option<PathBuf>, batches: usize, overrides: &[String]) -> Res
     let optimizer = config.optimizer.build(&model.params)?;
     let mut learner = HmLearner::from_config(t.wake_sleep(), t.natural.clone(), optimizer, &model)?;
     let b = t.batch_size.min(data.train.n_samples());
-    let first = data.train.range(0, b);
     // Under dynamic binarisation the training set holds grey levels, binarised anew each epoch
     // as the trainer does; one draw of them is timed here.
-    let first = if data.dynamic {
-        helmholtz::data::binarize_fixed(&first, config.data.binarize_seed)
-    } else {
-        first
+    let batch = match &data.train {
+        Points::Binary(set) => set.columns(0, b),
+        Points::Grey(set) => {
+            helmholtz::data::binarize_fixed(&set.range(0, b), config.data.binarize_seed)
+                .to_columns()
+        }
     };
-    let batch = first.to_columns();
     let indices: Vec<usize> = (0..b).collect();
     let view = Batch {
         values: &batch,

@@ -47,7 +47,10 @@ pub fn run(dir: &Path, n: usize, seed: u64, output: &Path, force: bool) -> Resul
 
 /// (height, width) of the run's images (one row when the data are not images).
 pub fn image_shape(run: &Run) -> (usize, usize) {
-    run.data.train.image_shape.unwrap_or((1, run.model.x_dim()))
+    run.data
+        .train
+        .image_shape()
+        .unwrap_or((1, run.model.x_dim()))
 }
 
 /// Grey-level samples p(x | h_1) of `n` dreams as a grid.

@@ -11,7 +11,7 @@ use std::path::Path;
 use faer::{ColMut, ColRef, Mat, MatMut, MatRef};
 use rayon::prelude::*;
 
-use super::Dataset;
+use super::{BitSet, Dataset};
 use crate::error::{Error, Result};
 use crate::math::rng::{Stream, ids};
 
@@ -149,41 +149,60 @@ fn cache_header(ds: &Dataset, seed: u64) -> [u8; CACHE_HEADER_LEN] {
 /// header that does not match, or a file of the wrong length, is recomputed and overwritten (the
 /// new file is written next to it and renamed into place). Parent directories are created.
 pub fn binarize_fixed_cached(ds: &Dataset, seed: u64, cache: &Path) -> Result<Dataset> {
+    binarize_fixed_cached_bits(ds, seed, cache).map(|set| set.to_dataset())
+}
+
+/// [`binarize_fixed_cached`] with the result held as bits (1/32 of the memory of f32 values);
+/// the same values, the same cache file.
+pub fn binarize_fixed_cached_bits(ds: &Dataset, seed: u64, cache: &Path) -> Result<BitSet> {
     let header = cache_header(ds, seed);
-    let n_values = ds.dim() * ds.n_samples();
-    let n_bytes = n_values.div_ceil(8);
+    let n_bytes = (ds.dim() * ds.n_samples()).div_ceil(8);
+    let labelled = |mut set: BitSet| {
+        set.labels = ds.labels.clone();
+        set.image_shape = ds.image_shape;
+        set
+    };
     match std::fs::read(cache) {
-        Ok(bytes)
+        Ok(mut bytes)
             if bytes.len() == CACHE_HEADER_LEN + n_bytes && bytes[..CACHE_HEADER_LEN] == header =>
         {
-            let bits = &bytes[CACHE_HEADER_LEN..];
-            let dim = ds.dim();
-            let x = Mat::from_fn(dim, ds.n_samples(), |i, j| {
-                let k = j * dim + i;
-                f32::from((bits[k / 8] >> (k % 8)) & 1)
-            });
-            return Ok(Dataset {
-                x,
-                labels: ds.labels.clone(),
-                image_shape: ds.image_shape,
-            });
+            bytes.drain(..CACHE_HEADER_LEN);
+            return BitSet::from_bits(ds.dim(), ds.n_samples(), bytes).map(labelled);
         }
         Ok(_) => {} // stale or corrupt: recompute
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io(cache, e)),
     }
-    let binary = binarize_fixed(ds, seed);
-    let mut bits = vec![0u8; n_bytes];
-    for j in 0..binary.n_samples() {
-        for i in 0..binary.dim() {
-            if binary.x[(i, j)] != 0.0 {
-                let k = j * binary.dim() + i;
-                bits[k / 8] |= 1 << (k % 8);
-            }
-        }
-    }
-    write_atomically(cache, &[&header, &bits])?;
+    let binary = binarize_fixed_bits(ds, seed);
+    write_atomically(cache, &[&header, binary.bits()])?;
     Ok(binary)
+}
+
+/// [`binarize_fixed`] with the result held as bits: the same values.
+pub fn binarize_fixed_bits(ds: &Dataset, seed: u64) -> BitSet {
+    let (dim, n) = (ds.dim(), ds.n_samples());
+    let src = ds.x.as_ref();
+    // Tasks of whole bytes: COLUMNS_PER_TASK · dim values is a multiple of 8.
+    let values_per_task = COLUMNS_PER_TASK * dim;
+    let mut bits = vec![0u8; (dim * n).div_ceil(8)];
+    bits.par_chunks_mut((values_per_task / 8).max(1))
+        .enumerate()
+        .for_each(|(task, bytes)| {
+            let first = task * COLUMNS_PER_TASK;
+            let mut column = Mat::<f32>::zeros(dim, 1);
+            for j in first..(first + COLUMNS_PER_TASK).min(n) {
+                let mut stream = Stream::new(seed, &[ids::BINARIZE, j as u64]);
+                binarize_column(src.col(j), column.as_mut().col_mut(0), &mut stream);
+                for (i, &v) in column.col(0).iter().enumerate() {
+                    let k = (j - first) * dim + i;
+                    bytes[k / 8] |= u8::from(v != 0.0) << (k % 8);
+                }
+            }
+        });
+    let mut set = BitSet::from_bits(dim, n, bits).expect("sized for dim × n values");
+    set.labels = ds.labels.clone();
+    set.image_shape = ds.image_shape;
+    set
 }
 
 /// Writes `parts` to a temporary file beside `path`, then renames it to `path`.
@@ -209,6 +228,15 @@ fn write_atomically(path: &Path, parts: &[&[u8]]) -> Result<()> {
 mod tests {
     use super::*;
     use crate::data::idx::tests::temp_dir;
+
+    #[test]
+    fn bits_hold_the_same_binarisation_across_tasks() {
+        // More columns than one task and an odd dimension: bytes straddle columns.
+        let ds = source(301, COLUMNS_PER_TASK + 37);
+        let bits = binarize_fixed_bits(&ds, 11);
+        assert_eq!(bits.to_dataset().x, binarize_fixed(&ds, 11).x);
+        assert_eq!(bits.n_samples(), ds.n_samples());
+    }
 
     /// A data set of smooth values in [0, 1], odd dimension (> CHUNK) to exercise chunking.
     fn source(dim: usize, n: usize) -> Dataset {

@@ -2,6 +2,7 @@
 
 pub mod batches;
 pub mod binarize;
+pub mod bits;
 pub mod csv;
 pub mod embedded;
 pub mod idx;
@@ -12,7 +13,11 @@ pub mod png;
 pub mod synthetic;
 pub mod table;
 
-pub use binarize::{binarize_dynamic_into, binarize_fixed, binarize_fixed_cached};
+pub use binarize::{
+    binarize_dynamic_into, binarize_fixed, binarize_fixed_bits, binarize_fixed_cached,
+    binarize_fixed_cached_bits,
+};
+pub use bits::BitSet;
 pub use csv::read_csv;
 pub use embedded::{embedded_digits, embedded_digits_splits};
 pub use idx::{IdxArray, load_idx_images, read_idx};

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::config::config_changes;
+use super::data::Points;
 use super::fit::entropy_fields;
 use super::{
     CHECKPOINT_STATE, CONFIG_FILE, Config, Control, EpochRecord, Observer, Outcome, RunData,
@@ -294,8 +295,7 @@ impl Run {
     ) -> Result<Outcome> {
         let trainer = self.trainer();
         let source = TrainSource {
-            x: self.data.train.x.as_ref(),
-            dynamic: self.data.dynamic,
+            points: &self.data.train,
             binarize_seed: self.config.data.binarize_seed,
         };
         let conditions = self.conditions();
@@ -360,11 +360,11 @@ impl Run {
                 self.model.sizes[0]
             )));
         }
+        let test = crate::data::BitSet::from_dataset(&set)?;
         let data = RunData {
-            train: set.range(0, 0),
-            valid: set.range(0, 0),
-            test: set,
-            dynamic: false,
+            train: Points::Binary(test.range(0, 0)),
+            valid: test.range(0, 0),
+            test,
         };
         let ll = estimate(
             &self.model,
@@ -511,39 +511,36 @@ fn config_text(config: &Config) -> String {
     )
 }
 
-/// The training points as the trainer reads them: fixed columns, or binarised anew each epoch.
+/// The training points as the trainer reads them: fixed bits, or grey levels binarised anew
+/// each epoch.
 struct TrainSource<'a> {
-    x: faer::MatRef<'a, f32>,
-    dynamic: bool,
+    points: &'a Points,
     binarize_seed: u64,
 }
 
 impl BatchSource<f32> for TrainSource<'_> {
     fn dim(&self) -> usize {
-        self.x.nrows()
+        self.points.dim()
     }
 
     fn n_points(&self) -> usize {
-        self.x.ncols()
+        self.points.n_samples()
     }
 
     fn fill(&self, indices: &[usize], epoch: usize, out: &mut [f32]) {
-        let d = self.x.nrows();
+        let d = self.points.dim();
         for (column, &i) in out.chunks_exact_mut(d).zip(indices) {
-            if self.dynamic {
-                let src = self.x.subcols(i, 1);
-                let column = faer::MatMut::from_column_major_slice_mut(column, d, 1);
-                crate::data::binarize_dynamic_into(
-                    src,
-                    self.binarize_seed,
-                    epoch as u64,
-                    i,
-                    column,
-                );
-            } else {
-                // Read in place: the training set is held once.
-                for (o, v) in column.iter_mut().zip(self.x.col(i).iter()) {
-                    *o = *v;
+            match self.points {
+                Points::Binary(set) => set.column_into(i, column),
+                Points::Grey(set) => {
+                    let column = faer::MatMut::from_column_major_slice_mut(column, d, 1);
+                    crate::data::binarize_dynamic_into(
+                        set.x.subcols(i, 1),
+                        self.binarize_seed,
+                        epoch as u64,
+                        i,
+                        column,
+                    );
                 }
             }
         }
@@ -752,15 +749,15 @@ fn split_columns(
     split: Split,
     max_points: Option<usize>,
 ) -> Result<(Vec<f32>, usize)> {
-    let set = match split {
-        Split::Train if data.dynamic => {
+    let set = match (split, &data.train) {
+        (Split::Train, Points::Grey(_)) => {
             return Err(Error::Config(
                 "the training set is binarised anew every epoch; evaluate valid or test".into(),
             ));
         }
-        Split::Train => &data.train,
-        Split::Valid => &data.valid,
-        Split::Test => &data.test,
+        (Split::Train, Points::Binary(set)) => set,
+        (Split::Valid, _) => &data.valid,
+        (Split::Test, _) => &data.test,
     };
     let n = max_points.unwrap_or(usize::MAX).min(set.n_samples());
     if n == 0 {
@@ -769,7 +766,7 @@ fn split_columns(
             split.name()
         )));
     }
-    Ok((set.range(0, n).to_columns(), n))
+    Ok((set.columns(0, n), n))
 }
 
 /// File of a checkpoint holding the samples of the last Fisher refresh.

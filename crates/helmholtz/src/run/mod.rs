@@ -26,7 +26,7 @@ pub mod rundir;
 pub mod vi;
 
 pub use config::{Config, Split, config_changes};
-pub use data::RunData;
+pub use data::{Points, RunData};
 pub use hm::Run;
 pub use rundir::{
     CHECKPOINT_STATE, CONFIG_FILE, DATA_FOLDER, HISTORY_FILE, LOCK_FILE, METRICS_FILE, RunDir,
