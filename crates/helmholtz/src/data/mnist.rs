@@ -113,12 +113,21 @@ pub fn load_mnist_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
 /// validate, and the official 10,000 test images test.
 ///
 /// With fewer than 50,000 training samples everything trains and the validation set is empty.
-pub fn standard_split(train60k: Dataset, test: Dataset) -> Splits {
+///
+/// The training split keeps the 60,000 images' buffer (truncated in place), so splitting copies
+/// only the validation images.
+pub fn standard_split(mut train60k: Dataset, test: Dataset) -> Splits {
     let n = train60k.n_samples();
     let n_train = MNIST_N_TRAIN.min(n);
+    let valid = train60k.range(n_train, n);
+    let dim = train60k.dim();
+    train60k.x.truncate(dim, n_train);
+    if let Some(labels) = &mut train60k.labels {
+        labels.truncate(n_train);
+    }
     Splits {
-        train: train60k.range(0, n_train),
-        valid: train60k.range(n_train, n),
+        train: train60k,
+        valid,
         test,
     }
 }
@@ -196,7 +205,7 @@ mod tests {
     fn standard_split_holds_out_the_last_ten_thousand() {
         let labels: Vec<u32> = (0..60_000).collect();
         let train = Dataset {
-            x: faer::Mat::zeros(1, 60_000),
+            x: faer::Mat::from_fn(2, 60_000, |i, j| (2 * j + i) as f32),
             labels: Some(labels),
             image_shape: None,
         };
@@ -206,7 +215,10 @@ mod tests {
             (splits.train.n_samples(), splits.valid.n_samples()),
             (50_000, 10_000)
         );
+        assert_eq!(splits.train.labels.as_ref().map(Vec::len), Some(50_000));
+        assert_eq!(splits.train.x[(1, 49_999)], 99_999.0);
         assert_eq!(splits.valid.labels.as_ref().unwrap()[0], 50_000);
+        assert_eq!(splits.valid.x[(0, 0)], 100_000.0);
         assert_eq!(splits.test.n_samples(), 3);
     }
 
