@@ -126,28 +126,42 @@ fn products(model: &HelmholtzMachine, variant: Variant) -> Vec<Product> {
     list
 }
 
+/// The 0/1 operand of `product` in a chunk (the chunk's data points, or a level of its wake or
+/// dream pass) and its number of columns.
+fn operand<'a>(
+    product: &Product,
+    x: &'a [f32],
+    points: usize,
+    wake: &'a Pass,
+    dream: &'a Pass,
+) -> (&'a [f32], usize) {
+    if product.per_point {
+        return (x, points);
+    }
+    let pass = match product.phase {
+        Phase::Wake => wake,
+        Phase::Dream => dream,
+    };
+    (&pass.h[product.level], pass.n)
+}
+
 /// Runs one product on a chunk's operands.
 fn run_product(product: &Product, chunk: &mut ChunkOperands, model: &HelmholtzMachine) {
     let Product { shape, .. } = *product;
-    let (h, n) = if product.per_point {
-        (&chunk.x[..], chunk.points)
-    } else {
-        let pass = match product.phase {
-            Phase::Wake => &chunk.wake,
-            Phase::Dream => &chunk.dream,
-        };
-        (&pass.h[product.level][..], pass.n)
-    };
+    let ChunkOperands {
+        points,
+        x,
+        wake,
+        dream,
+        out,
+        delta,
+        grad_w,
+        grad_b,
+        ones,
+    } = chunk;
+    let (h, n) = operand(product, x, *points, wake, dream);
     if product.gradient {
-        accumulate_gradient(
-            shape,
-            &mut chunk.delta,
-            h,
-            &chunk.ones,
-            n,
-            &mut chunk.grad_w,
-            &mut chunk.grad_b,
-        );
+        accumulate_gradient(shape, delta, h, ones, n, grad_w, grad_b);
     } else {
         let tensors = &model.params.tensors;
         preactivation(
@@ -156,7 +170,7 @@ fn run_product(product: &Product, chunk: &mut ChunkOperands, model: &HelmholtzMa
             &tensors[product.weights + 1].data,
             h,
             n,
-            &mut chunk.out,
+            out,
         );
     }
 }
@@ -164,15 +178,8 @@ fn run_product(product: &Product, chunk: &mut ChunkOperands, model: &HelmholtzMa
 /// Fraction of ones in the operand of `product` over all chunks.
 fn density(product: &Product, chunks: &[ChunkOperands]) -> f64 {
     let (ones, all) = chunks.iter().fold((0usize, 0usize), |(ones, all), c| {
-        let (h, len) = if product.per_point {
-            (&c.x[..], product.shape.n_in * c.points)
-        } else {
-            let pass = match product.phase {
-                Phase::Wake => &c.wake,
-                Phase::Dream => &c.dream,
-            };
-            (&pass.h[product.level][..], product.shape.n_in * pass.n)
-        };
+        let (h, n) = operand(product, &c.x, c.points, &c.wake, &c.dream);
+        let len = product.shape.n_in * n;
         (
             ones + h[..len].iter().filter(|&&v| v != 0.0).count(),
             all + len,

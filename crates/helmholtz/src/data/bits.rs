@@ -70,13 +70,18 @@ impl BitSet {
         &self.bits[..(self.dim * self.n).div_ceil(8)]
     }
 
+    /// Value number `k` (in column order) as 0 or 1.
+    #[inline]
+    fn bit(&self, k: usize) -> u8 {
+        (self.bits[k / 8] >> (k % 8)) & 1
+    }
+
     /// Writes sample `j` as 0.0/1.0 values into `out` (length `dim`).
     #[inline]
     pub fn column_into(&self, j: usize, out: &mut [f32]) {
         let first = j * self.dim;
         for (i, o) in out[..self.dim].iter_mut().enumerate() {
-            let k = first + i;
-            *o = f32::from((self.bits[k / 8] >> (k % 8)) & 1);
+            *o = f32::from(self.bit(first + i));
         }
     }
 
@@ -94,8 +99,7 @@ impl BitSet {
         let dim = self.dim;
         let mut bits = vec![0u8; (dim * (end - start)).div_ceil(8)];
         for (target, source) in (start * dim..end * dim).enumerate() {
-            let bit = (self.bits[source / 8] >> (source % 8)) & 1;
-            bits[target / 8] |= bit << (target % 8);
+            bits[target / 8] |= self.bit(source) << (target % 8);
         }
         BitSet {
             dim,
@@ -109,8 +113,7 @@ impl BitSet {
     /// The samples as an f32 data set.
     pub fn to_dataset(&self) -> Dataset {
         let x = faer::Mat::from_fn(self.dim, self.n, |i, j| {
-            let k = j * self.dim + i;
-            f32::from((self.bits[k / 8] >> (k % 8)) & 1)
+            f32::from(self.bit(j * self.dim + i))
         });
         Dataset {
             x,

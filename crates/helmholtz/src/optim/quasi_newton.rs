@@ -585,13 +585,18 @@ mod tests {
         // A positive-definite quadratic's Hessian.
         let a = Mat::from_fn(n, n, |_, _| rng.normal());
         let hessian = &a * a.transpose() + Mat::<f64>::identity(n, n);
-        let mut memory = LbfgsMemory::new(n, 4);
-        let mut pairs = Vec::new();
-        for _ in 0..4 {
+        // A random step s and its gradient change y = H s on the quadratic.
+        let random_pair = |rng: &mut Stream| {
             let s: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
             let y: Vec<f64> = (0..n)
                 .map(|i| (0..n).map(|j| hessian[(i, j)] * s[j]).sum())
                 .collect();
+            (s, y)
+        };
+        let mut memory = LbfgsMemory::new(n, 4);
+        let mut pairs = Vec::new();
+        for _ in 0..4 {
+            let (s, y) = random_pair(&mut rng);
             let zero = vec![0.0; n];
             assert!(memory.push(&s, &zero, &y, &zero));
             pairs.push((s, y));
@@ -618,10 +623,7 @@ mod tests {
             );
         }
         // The ring drops the oldest pair: with history 4, a fifth pair replaces the first.
-        let s: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
-        let y: Vec<f64> = (0..n)
-            .map(|i| (0..n).map(|j| hessian[(i, j)] * s[j]).sum())
-            .collect();
+        let (s, y) = random_pair(&mut rng);
         let zero = vec![0.0; n];
         assert!(memory.push(&s, &zero, &y, &zero));
         assert_eq!(memory.len(), 4);
