@@ -12,6 +12,7 @@ use std::sync::atomic::AtomicBool;
 
 use helmholtz::optim::OptimizerConfig;
 use helmholtz::optim::fisher::FisherKind;
+use helmholtz::optim::fisher::Storage;
 use helmholtz::optim::natural::NaturalConfig;
 use helmholtz::run::config::{
     DataConfig, DataSource, EvalConfig, ModelConfig, OptimizerSection, TrainConfig,
@@ -143,6 +144,8 @@ impl Settings {
             alpha: NATURAL_ALPHA,
             refresh_every: self.refresh_every,
             fisher,
+            // The precision the comparisons in docs/REPRODUCTION.md were measured with.
+            storage: Storage::F32,
             ..NaturalConfig::default()
         });
         let name = format!("{}-seed{seed}", algorithm.name());
