@@ -20,6 +20,7 @@ use faer::{Accum, Mat, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 use crate::error::{Error, Result};
 use crate::models::{HelmholtzMachine, Pass};
@@ -529,6 +530,8 @@ struct Workspace {
     system: Mat<f64>,
     inverse: Mat<f64>,
     scaled: Mat<f64>,
+    /// The operator packed in f64, before it is stored.
+    packed: Vec<f64>,
     stack: MemBuffer,
 }
 
@@ -549,6 +552,7 @@ impl UnitSystems<'_> {
             } else {
                 Mat::new()
             },
+            packed: vec![0.0; m * (m + 1) / 2],
             stack: MemBuffer::new(StackReq::any_of(&[
                 llt::factor::cholesky_in_place_scratch::<f64>(m, Par::Seq, Default::default()),
                 llt::inverse::inverse_scratch::<f64>(m, Par::Seq),
@@ -619,48 +623,26 @@ impl UnitSystems<'_> {
         .map_err(|_| {
             Error::Diverged(format!("Fisher block of unit {i} is not positive definite"))
         })?;
-        let result = match self.operator {
-            Operator::Factor => ws.system.as_ref(),
+        match self.operator {
+            Operator::Factor => pack_columns(&ws.system, &mut ws.packed),
             Operator::Inverse => {
                 llt::inverse::inverse(ws.inverse.as_mut(), ws.system.as_ref(), Par::Seq, stack);
-                ws.inverse.as_ref()
-            }
-        };
-        // Narrow storage keeps the entries relative to the largest, so that no unit's operator
-        // leaves the format's range whatever α and the probabilities.
-        *scale = 1.0;
-        if T::SCALED {
-            let largest = (0..m)
-                .flat_map(|j| (j..m).map(move |r| (r, j)))
-                .fold(0.0f64, |a, (r, j)| a.max(result[(r, j)].abs()));
-            if largest.is_finite() && largest > 0.0 {
-                *scale = largest;
+                pack_inverse(&ws.inverse, &mut ws.packed);
             }
         }
-        match self.operator {
-            Operator::Factor => {
-                let mut o = 0;
-                for j in 0..m {
-                    for r in j..m {
-                        out[o] = T::from_f64(result[(r, j)] / *scale);
-                        o += 1;
-                    }
-                }
-            }
-            Operator::Inverse => pack_inverse(result, *scale, out),
-        }
+        *scale = T::store(&mut ws.packed, out);
         Ok(())
     }
 }
 
 /// Element types of the packed operators.
 trait Stored: Copy + Send + Sync {
-    /// Whether each unit's operator is stored relative to its largest entry.
-    const SCALED: bool;
-    fn from_f64(v: f64) -> Self;
     fn to_f64(self) -> f64;
     /// The fastest [`Rows`] kernel this CPU runs for the type.
     fn rows_kernel() -> Rows<Self>;
+    /// Stores the packed operator `values` (consumed as scratch) in `out` and returns the scale
+    /// the stored numbers are to be multiplied by.
+    fn store(values: &mut [f64], out: &mut [Self]) -> f64;
 }
 
 /// Whether the x86 kernels (AVX2, FMA, F16C) run on this CPU.
@@ -796,9 +778,36 @@ rows_x86!(rows_x86_f32, f32, x86_loads::f32);
 rows_x86!(rows_x86_f64, f64, x86_loads::f64);
 
 impl Stored for f16 {
-    const SCALED: bool = true;
-    fn from_f64(v: f64) -> Self {
-        f16::from_f64(v)
+    fn store(values: &mut [f64], out: &mut [Self]) -> f64 {
+        #[cfg(target_arch = "x86_64")]
+        if x86_kernels() {
+            // SAFETY: the CPU has the features the function was compiled for.
+            return unsafe { store_f16_x86(values, out) };
+        }
+        // Relative to the largest entry, so that no unit's operator leaves the format's range
+        // whatever α and the probabilities.
+        // Eight running maxima, so that the pass is not one chain of dependent comparisons.
+        let mut maxima = [0.0f64; 8];
+        let chunks = values.chunks_exact(8);
+        let tail = chunks
+            .remainder()
+            .iter()
+            .fold(0.0f64, |a, v| a.max(v.abs()));
+        for chunk in chunks {
+            for (m, v) in maxima.iter_mut().zip(chunk) {
+                *m = m.max(v.abs());
+            }
+        }
+        let largest = maxima.iter().fold(tail, |a, &m| a.max(m));
+        let scale = if largest.is_finite() && largest > 0.0 {
+            largest
+        } else {
+            1.0
+        };
+        let inverse = 1.0 / scale;
+        values.iter_mut().for_each(|v| *v *= inverse);
+        out.convert_from_f64_slice(values);
+        scale
     }
     #[inline(always)]
     fn to_f64(self) -> f64 {
@@ -814,9 +823,11 @@ impl Stored for f16 {
 }
 
 impl Stored for f32 {
-    const SCALED: bool = false;
-    fn from_f64(v: f64) -> Self {
-        v as f32
+    fn store(values: &mut [f64], out: &mut [Self]) -> f64 {
+        out.iter_mut()
+            .zip(values.iter())
+            .for_each(|(o, &v)| *o = v as f32);
+        1.0
     }
     #[inline(always)]
     fn to_f64(self) -> f64 {
@@ -832,9 +843,9 @@ impl Stored for f32 {
 }
 
 impl Stored for f64 {
-    const SCALED: bool = false;
-    fn from_f64(v: f64) -> Self {
-        v
+    fn store(values: &mut [f64], out: &mut [Self]) -> f64 {
+        out.copy_from_slice(values);
+        1.0
     }
     #[inline(always)]
     fn to_f64(self) -> f64 {
@@ -847,6 +858,60 @@ impl Stored for f64 {
         }
         rows_portable::<f64>
     }
+}
+
+/// [`Stored::store`] for f16 with AVX2 and F16C: the largest magnitude in one pass, then the
+/// scaled values converted (f64 → f32 → f16, rounding to nearest each time) eight at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn store_f16_x86(values: &[f64], out: &mut [f16]) -> f64 {
+    use std::arch::x86_64::*;
+    assert_eq!(values.len(), out.len());
+    let split = values.len() / 8 * 8;
+    let sign = _mm256_set1_pd(-0.0);
+    let mut maxima = [_mm256_setzero_pd(); 2];
+    for k in (0..split).step_by(8) {
+        for (h, m) in maxima.iter_mut().enumerate() {
+            // SAFETY: k + 8 ≤ values.len().
+            let v = unsafe { _mm256_loadu_pd(values.as_ptr().add(k + 4 * h)) };
+            *m = _mm256_max_pd(*m, _mm256_andnot_pd(sign, v));
+        }
+    }
+    let mut lanes = [0.0f64; 8];
+    // SAFETY: eight f64 are written to an eight-f64 array.
+    unsafe {
+        _mm256_storeu_pd(lanes.as_mut_ptr(), maxima[0]);
+        _mm256_storeu_pd(lanes.as_mut_ptr().add(4), maxima[1]);
+    }
+    let largest = values[split..]
+        .iter()
+        .chain(&lanes)
+        .fold(0.0f64, |a, v| a.max(v.abs()));
+    let scale = if largest.is_finite() && largest > 0.0 {
+        largest
+    } else {
+        1.0
+    };
+    let inverse = _mm256_set1_pd(1.0 / scale);
+    for k in (0..split).step_by(8) {
+        // SAFETY: k + 8 ≤ values.len() = out.len(); f16 is a transparent u16.
+        unsafe {
+            let low = _mm256_cvtpd_ps(_mm256_mul_pd(
+                _mm256_loadu_pd(values.as_ptr().add(k)),
+                inverse,
+            ));
+            let high = _mm256_cvtpd_ps(_mm256_mul_pd(
+                _mm256_loadu_pd(values.as_ptr().add(k + 4)),
+                inverse,
+            ));
+            let halves = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_set_m128(high, low));
+            _mm_storeu_si128(out.as_mut_ptr().add(k).cast(), halves);
+        }
+    }
+    for (o, &v) in out[split..].iter_mut().zip(&values[split..]) {
+        *o = f16::from_f64(v / scale);
+    }
+    scale
 }
 
 /// Applies every unit's packed operator to its column of the `order` × units buffer `x`, in
@@ -934,6 +999,10 @@ fn apply_unit_f16(op: &[f16], operator: Operator, x: &mut [f64], scratch: &mut [
 #[target_feature(enable = "avx2,fma,f16c")]
 fn apply_unit_f16c(op: &[f16], operator: Operator, x: &mut [f64], scratch: &mut [f64]) {
     use std::arch::x86_64::{__m256d, _mm_cvtph_ps, _mm_loadl_epi64, _mm256_cvtps_pd};
+    if operator == Operator::Inverse {
+        symmetric_product_f16_x86(op, x, scratch);
+        return;
+    }
     let widen = |a: &[f16; 4]| -> [f64; 4] {
         // SAFETY: `a` is 8 readable bytes (f16 is a transparent u16); the features are enabled.
         unsafe {
@@ -942,6 +1011,102 @@ fn apply_unit_f16c(op: &[f16], operator: Operator, x: &mut [f64], scratch: &mut 
         }
     };
     apply_unit_generic(op, operator, x, scratch, widen)
+}
+
+/// x ← A x for one unit's f16 inverse in the layout of [`pack_inverse`], in f32 arithmetic
+/// (eight rows per vector): f16's own rounding (4.9e-4) is three orders above that of f32 sums of
+/// at most a few thousand terms, and f32 halves the multiply-adds of f64, which bound this loop
+/// once the operator is a quarter of its f64 size.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn symmetric_product_f16_x86(op: &[f16], x: &mut [f64], scratch: &mut [f64]) {
+    use std::arch::x86_64::*;
+    let m = x.len();
+    assert_eq!(scratch.len(), m);
+    // SAFETY: the m f64 of `scratch` are 2m f32 (f64's alignment is a multiple of f32's), and
+    // nothing else reads them while the reinterpretation lives.
+    let halves =
+        unsafe { std::slice::from_raw_parts_mut(scratch.as_mut_ptr().cast::<f32>(), 2 * m) };
+    let (xs, ys) = halves.split_at_mut(m);
+    xs.iter_mut()
+        .zip(x.iter())
+        .for_each(|(s, &v)| *s = v as f32);
+    ys.fill(0.0);
+    let h = |v: f16| -> f32 { _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(v.to_bits() as i32))) };
+    let (mut j, mut o) = (0, 0);
+    while j + 4 <= m {
+        let len = m - j - 4;
+        let block = &op[o..o + 10 + 4 * len];
+        let mut d = 0;
+        for column in j..j + 4 {
+            ys[column] += h(block[d]) * xs[column];
+            d += 1;
+            for r in column + 1..j + 4 {
+                let a = h(block[d]);
+                d += 1;
+                ys[r] += a * xs[column];
+                ys[column] += a * xs[r];
+            }
+        }
+        let tiles = &block[10..];
+        let xc: [f32; 4] = std::array::from_fn(|c| xs[j + c]);
+        let xb: [__m256; 4] = std::array::from_fn(|c| _mm256_set1_ps(xc[c]));
+        let (x_rows, (y_head, y_rows)) = (&xs[j + 4..], ys.split_at_mut(j + 4));
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let tiled = len / 4 * 4;
+        let mut r = 0;
+        while r + 8 <= tiled {
+            // SAFETY: rows r..r + 8 lie in x_rows and y_rows, and their two 4×4 tiles (at 4r and
+            // 4r + 16) in `tiles` (4·len numbers); f16 is a transparent u16.
+            unsafe {
+                let xv = _mm256_loadu_ps(x_rows.as_ptr().add(r));
+                let mut yv = _mm256_loadu_ps(y_rows.as_ptr().add(r));
+                let t = tiles.as_ptr().add(4 * r);
+                for c in 0..4 {
+                    let low = _mm_loadl_epi64(t.add(4 * c).cast());
+                    let high = _mm_loadl_epi64(t.add(16 + 4 * c).cast());
+                    let a = _mm256_cvtph_ps(_mm_unpacklo_epi64(low, high));
+                    yv = _mm256_fmadd_ps(a, xb[c], yv);
+                    acc[c] = _mm256_fmadd_ps(a, xv, acc[c]);
+                }
+                _mm256_storeu_ps(y_rows.as_mut_ptr().add(r), yv);
+            }
+            r += 8;
+        }
+        let mut sums: [f32; 4] = std::array::from_fn(|c| {
+            let mut lanes = [0.0f32; 8];
+            // SAFETY: eight f32 are written to an eight-f32 array.
+            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc[c]) };
+            lanes.iter().sum::<f32>()
+        });
+        for r in r..len {
+            for c in 0..4 {
+                let a = h(tiles[tile_index(r, c, tiled)]);
+                y_rows[r] += a * xc[c];
+                sums[c] += a * x_rows[r];
+            }
+        }
+        for c in 0..4 {
+            y_head[j + c] += sums[c];
+        }
+        o += block.len();
+        j += 4;
+    }
+    while j < m {
+        let column = &op[o..o + m - j];
+        o += m - j;
+        let mut sum = h(column[0]) * xs[j];
+        for (r, &a) in column[1..].iter().enumerate() {
+            let a = h(a);
+            ys[j + 1 + r] += a * xs[j];
+            sum += a * xs[j + 1 + r];
+        }
+        ys[j] += sum;
+        j += 1;
+    }
+    x.iter_mut()
+        .zip(ys.iter())
+        .for_each(|(v, &s)| *v = s as f64);
 }
 
 /// The packed lower triangle holds column j (rows j..m) at offset Σ_{k<j}(m − k).
@@ -1031,45 +1196,52 @@ fn symmetric_product<T: Stored>(op: &[T], x: &[f64], y: &mut [f64]) {
     }
 }
 
-/// Packs the lower half of the m × m symmetric `a`, divided by `scale`, in the layout of
-/// [`symmetric_product`]: for each block of four columns j..j + 4, the 10 entries of its diagonal
-/// block column by column, then the rows below in 4×4 tiles (four rows of column j, of j + 1, …)
-/// and the last rows four entries each (columns j..j + 4 of the row); the last m mod 4 columns
-/// follow as plain columns. As many numbers as the column-packed lower half.
-fn pack_inverse<T: Stored>(a: MatRef<'_, f64>, scale: f64, out: &mut [T]) {
+/// Packs the lower half of the m × m `a` column by column (column j, rows j..m, at offset
+/// Σ_{k<j}(m − k)): the layout of the Cholesky factors.
+fn pack_columns(a: &Mat<f64>, out: &mut [f64]) {
+    let mut o = 0;
+    for j in 0..a.ncols() {
+        let column = &a.col_as_slice(j)[j..];
+        out[o..o + column.len()].copy_from_slice(column);
+        o += column.len();
+    }
+}
+
+/// Packs the lower half of the m × m symmetric `a` in the layout of [`symmetric_product`]: for
+/// each block of four columns j..j + 4, the 10 entries of its diagonal block column by column,
+/// then the rows below in 4×4 tiles (four rows of column j, of j + 1, …) and the last rows four
+/// entries each (columns j..j + 4 of the row); the last m mod 4 columns follow as plain columns.
+/// As many numbers as the column-packed lower half.
+fn pack_inverse(a: &Mat<f64>, out: &mut [f64]) {
     let m = a.nrows();
     let mut o = 0;
-    let mut put = |v: f64| {
-        out[o] = T::from_f64(v / scale);
-        o += 1;
-    };
     let mut j = 0;
     while j + 4 <= m {
-        for column in j..j + 4 {
-            for r in column..j + 4 {
-                put(a[(r, column)]);
-            }
+        let columns: [&[f64]; 4] = std::array::from_fn(|c| a.col_as_slice(j + c));
+        for (c, column) in columns.iter().enumerate() {
+            out[o..o + 4 - c].copy_from_slice(&column[j + c..j + 4]);
+            o += 4 - c;
         }
         let start = j + 4;
         let tiled = (m - start) / 4 * 4;
         for t in (start..start + tiled).step_by(4) {
-            for column in j..j + 4 {
-                for r in t..t + 4 {
-                    put(a[(r, column)]);
-                }
+            for column in &columns {
+                out[o..o + 4].copy_from_slice(&column[t..t + 4]);
+                o += 4;
             }
         }
         for r in start + tiled..m {
-            for column in j..j + 4 {
-                put(a[(r, column)]);
+            for column in &columns {
+                out[o] = column[r];
+                o += 1;
             }
         }
         j += 4;
     }
     for column in j..m {
-        for r in column..m {
-            put(a[(r, column)]);
-        }
+        let tail = &a.col_as_slice(column)[column..];
+        out[o..o + tail.len()].copy_from_slice(tail);
+        o += tail.len();
     }
 }
 
