@@ -352,7 +352,7 @@ mod tests {
             k = 10
             batch_size = 20
             epochs = 3
-            natural = { alpha = 0.2, refresh_every = 50, fisher = "diagonal" }
+            natural = { alpha = 0.2, refresh_every = 50, fisher = "diagonal", storage = "f32" }
             [optimizer]
             lr = 0.02
             rule = { kind = "sgd" }
