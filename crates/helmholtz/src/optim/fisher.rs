@@ -128,17 +128,18 @@ pub enum Operator {
     Inverse,
 }
 
-/// Precision of the cached per-unit operators. They are always computed in f64 (blocks,
-/// Cholesky, inverse) and applied with f64 accumulation; narrower storage cuts the memory traffic
-/// of every step between refreshes, which is what bounds the step time of wide layers.
+/// Precision of the cached per-unit operators. f32 and f64 operators are computed in f64 (blocks,
+/// Cholesky, inverse) and applied with f64 accumulation; f16 ones are computed in f32, and f16
+/// inverses applied in f32. Narrower storage cuts the memory traffic of every step between
+/// refreshes, which is what bounds the step time of wide layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Storage {
     /// IEEE half precision, each unit's operator scaled by its largest entry (relative rounding
-    /// about 4.9e-4 per entry, a quarter of the f64 traffic). The natural step then differs from
-    /// an f64 solve by at most about 4e-4 relative per unit at α = 0.2 and 7e-4 at α = 0.01; below
-    /// α = [`HALF_MIN_ALPHA`] the Woodbury form's cancellation would amplify that (2e-1 at
-    /// α = 1e-5), so such layers are kept in f32 instead.
+    /// about 4.9e-4 per entry, a quarter of the f64 traffic), computed in f32. The natural step
+    /// then differs from an f64 solve by at most about 4e-4 relative per unit at α = 0.2 and
+    /// 8e-4 at α = 0.01; below α = [`HALF_MIN_ALPHA`] the Woodbury form's cancellation would
+    /// amplify that (2e-1 at α = 1e-5), so such layers are kept in f32 instead.
     F16,
     /// Single precision (relative rounding about 6e-8 per entry).
     F32,
@@ -450,21 +451,6 @@ fn fit_blocks(
     let (d, n) = (u.nrows(), u.ncols());
     let order = if solver == Solver::Direct { d } else { n };
     let len = order * (order + 1) / 2 * samples.n_out;
-    let gram = (solver == Solver::Woodbury).then(|| {
-        let mut gram = Mat::zeros(n, n);
-        triangular::matmul(
-            gram.as_mut(),
-            BlockStructure::TriangularLower,
-            Accum::Replace,
-            u.transpose(),
-            BlockStructure::Rectangular,
-            u.as_ref(),
-            BlockStructure::Rectangular,
-            1.0,
-            Par::rayon(0),
-        );
-        gram
-    });
     let previous = reuse.and_then(|f| match f.factors {
         Factors::Blocks { packed, .. } => Some(packed),
         Factors::Diagonal(_) => None,
@@ -482,26 +468,21 @@ fn fit_blocks(
         (Storage::F32, _) => Values::F32(Vec::new()),
         (Storage::F64, _) => Values::F64(Vec::new()),
     };
-    let system = UnitSystems {
-        samples,
-        u: u.as_ref(),
-        gram: gram.as_ref().map(|g| g.as_ref()),
-        alpha,
-        operator,
-        order,
-    };
+    // f16 operators are formed and factorised in f32: its rounding (≈ 6e-8, amplified by the
+    // systems' condition) stays far below f16's (4.9e-4), for half the work of f64.
+    let shared = (samples, u.as_ref(), solver, alpha, operator, order);
     match &mut values {
         Values::F16(buffer) => {
             buffer.resize(len, f16::ZERO);
-            system.fit_all(buffer, &mut scales)?;
+            UnitSystems::<f32>::new(shared).fit_all(buffer, &mut scales)?;
         }
         Values::F32(buffer) => {
             buffer.resize(len, 0.0);
-            system.fit_all(buffer, &mut scales)?;
+            UnitSystems::<f64>::new(shared).fit_all(buffer, &mut scales)?;
         }
         Values::F64(buffer) => {
             buffer.resize(len, 0.0);
-            system.fit_all(buffer, &mut scales)?;
+            UnitSystems::<f64>::new(shared).fit_all(buffer, &mut scales)?;
         }
     }
     let packed = Packed { values, scales };
@@ -514,29 +495,83 @@ fn fit_blocks(
     })
 }
 
+/// The precision in which the per-unit systems are formed, factorised and inverted.
+trait Compute: faer::traits::RealField + Copy + Into<f64> + Send + Sync {
+    fn of(v: f64) -> Self;
+}
+
+impl Compute for f32 {
+    fn of(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl Compute for f64 {
+    fn of(v: f64) -> Self {
+        v
+    }
+}
+
 /// What the per-unit fits of one layer share.
-struct UnitSystems<'a> {
+struct UnitSystems<'a, E> {
     samples: &'a LayerSamples,
-    u: MatRef<'a, f64>,
+    /// Ũ in the compute precision (exact: its entries are 0, 1 or the parents' values).
+    u: Mat<E>,
     /// The lower half of ŨᵀŨ, for Woodbury; `None` for direct.
-    gram: Option<MatRef<'a, f64>>,
+    gram: Option<Mat<E>>,
     alpha: f64,
     operator: Operator,
     order: usize,
 }
 
 /// Scratch of one worker: the system, its inverse, C^½Ũ (direct) and faer's stack.
-struct Workspace {
-    system: Mat<f64>,
-    inverse: Mat<f64>,
-    scaled: Mat<f64>,
+struct Workspace<E> {
+    system: Mat<E>,
+    inverse: Mat<E>,
+    scaled: Mat<E>,
     /// The operator packed in f64, before it is stored.
     packed: Vec<f64>,
     stack: MemBuffer,
 }
 
-impl UnitSystems<'_> {
-    fn workspace(&self) -> Workspace {
+impl<'a, E: Compute> UnitSystems<'a, E> {
+    fn new(
+        (samples, u, solver, alpha, operator, order): (
+            &'a LayerSamples,
+            MatRef<'_, f64>,
+            Solver,
+            f64,
+            Operator,
+            usize,
+        ),
+    ) -> Self {
+        let u = Mat::from_fn(u.nrows(), u.ncols(), |r, j| E::of(u[(r, j)]));
+        let gram = (solver == Solver::Woodbury).then(|| {
+            let mut gram = Mat::zeros(u.ncols(), u.ncols());
+            triangular::matmul(
+                gram.as_mut(),
+                BlockStructure::TriangularLower,
+                Accum::Replace,
+                u.transpose(),
+                BlockStructure::Rectangular,
+                u.as_ref(),
+                BlockStructure::Rectangular,
+                E::of(1.0),
+                Par::rayon(0),
+            );
+            gram
+        });
+        UnitSystems {
+            samples,
+            u,
+            gram,
+            alpha,
+            operator,
+            order,
+        }
+    }
+
+    fn workspace(&self) -> Workspace<E> {
         let m = self.order;
         let direct = self.gram.is_none();
         let inverse = self.operator == Operator::Inverse;
@@ -554,8 +589,8 @@ impl UnitSystems<'_> {
             },
             packed: vec![0.0; m * (m + 1) / 2],
             stack: MemBuffer::new(StackReq::any_of(&[
-                llt::factor::cholesky_in_place_scratch::<f64>(m, Par::Seq, Default::default()),
-                llt::inverse::inverse_scratch::<f64>(m, Par::Seq),
+                llt::factor::cholesky_in_place_scratch::<E>(m, Par::Seq, Default::default()),
+                llt::inverse::inverse_scratch::<E>(m, Par::Seq),
             ])),
         }
     }
@@ -576,16 +611,16 @@ impl UnitSystems<'_> {
     fn fit_unit<T: Stored>(
         &self,
         i: usize,
-        ws: &mut Workspace,
+        ws: &mut Workspace<E>,
         out: &mut [T],
         scale: &mut f64,
     ) -> Result<()> {
         let c = self.samples.weights(i);
         let m = self.order;
-        match self.gram {
+        match &self.gram {
             None => {
                 for (j, &cj) in c.iter().enumerate() {
-                    let s = cj.sqrt();
+                    let s = E::of(cj.sqrt());
                     for r in 0..self.u.nrows() {
                         ws.scaled[(r, j)] = self.u[(r, j)] * s;
                     }
@@ -598,17 +633,17 @@ impl UnitSystems<'_> {
                     BlockStructure::Rectangular,
                     ws.scaled.transpose(),
                     BlockStructure::Rectangular,
-                    1.0,
+                    E::of(1.0),
                     Par::Seq,
                 );
                 for r in 0..m {
-                    ws.system[(r, r)] += self.alpha;
+                    ws.system[(r, r)] = ws.system[(r, r)] + E::of(self.alpha);
                 }
             }
             Some(gram) => {
                 ws.system.as_mut().copy_from(gram);
                 for (j, &cj) in c.iter().enumerate() {
-                    ws.system[(j, j)] += self.alpha / cj;
+                    ws.system[(j, j)] = ws.system[(j, j)] + E::of(self.alpha / cj);
                 }
             }
         }
@@ -1198,13 +1233,19 @@ fn symmetric_product<T: Stored>(op: &[T], x: &[f64], y: &mut [f64]) {
 
 /// Packs the lower half of the m × m `a` column by column (column j, rows j..m, at offset
 /// Σ_{k<j}(m − k)): the layout of the Cholesky factors.
-fn pack_columns(a: &Mat<f64>, out: &mut [f64]) {
+fn pack_columns<E: Compute>(a: &Mat<E>, out: &mut [f64]) {
     let mut o = 0;
     for j in 0..a.ncols() {
         let column = &a.col_as_slice(j)[j..];
-        out[o..o + column.len()].copy_from_slice(column);
+        widen_into(column, &mut out[o..o + column.len()]);
         o += column.len();
     }
+}
+
+/// `out` ← `values` in f64.
+#[inline(always)]
+fn widen_into<E: Compute>(values: &[E], out: &mut [f64]) {
+    out.iter_mut().zip(values).for_each(|(o, &v)| *o = v.into());
 }
 
 /// Packs the lower half of the m × m symmetric `a` in the layout of [`symmetric_product`]: for
@@ -1212,27 +1253,27 @@ fn pack_columns(a: &Mat<f64>, out: &mut [f64]) {
 /// then the rows below in 4×4 tiles (four rows of column j, of j + 1, …) and the last rows four
 /// entries each (columns j..j + 4 of the row); the last m mod 4 columns follow as plain columns.
 /// As many numbers as the column-packed lower half.
-fn pack_inverse(a: &Mat<f64>, out: &mut [f64]) {
+fn pack_inverse<E: Compute>(a: &Mat<E>, out: &mut [f64]) {
     let m = a.nrows();
     let mut o = 0;
     let mut j = 0;
     while j + 4 <= m {
-        let columns: [&[f64]; 4] = std::array::from_fn(|c| a.col_as_slice(j + c));
+        let columns: [&[E]; 4] = std::array::from_fn(|c| a.col_as_slice(j + c));
         for (c, column) in columns.iter().enumerate() {
-            out[o..o + 4 - c].copy_from_slice(&column[j + c..j + 4]);
+            widen_into(&column[j + c..j + 4], &mut out[o..o + 4 - c]);
             o += 4 - c;
         }
         let start = j + 4;
         let tiled = (m - start) / 4 * 4;
         for t in (start..start + tiled).step_by(4) {
             for column in &columns {
-                out[o..o + 4].copy_from_slice(&column[t..t + 4]);
+                widen_into(&column[t..t + 4], &mut out[o..o + 4]);
                 o += 4;
             }
         }
         for r in start + tiled..m {
             for column in &columns {
-                out[o] = column[r];
+                out[o] = column[r].into();
                 o += 1;
             }
         }
@@ -1240,7 +1281,7 @@ fn pack_inverse(a: &Mat<f64>, out: &mut [f64]) {
     }
     for column in j..m {
         let tail = &a.col_as_slice(column)[column..];
-        out[o..o + tail.len()].copy_from_slice(tail);
+        widen_into(tail, &mut out[o..o + tail.len()]);
         o += tail.len();
     }
 }

@@ -34,10 +34,11 @@ pub struct NaturalConfig {
     /// turning the update from natural into plain gradient as in the NRWS examples.
     #[serde(default = "default_schedule")]
     pub alpha_schedule: Schedule,
-    /// Precision in which the factors are kept between refreshes ("f16", "f32" or "f64"). They
-    /// are always computed in f64 and applied with f64 accumulation; f16 (each unit's operator
-    /// scaled by its largest entry) quarters the memory traffic of every step and changes the
-    /// natural step by at most about 4e-4 relative per unit at α = 0.2 (docs/BENCHMARKS.md).
+    /// Precision in which the factors are kept between refreshes ("f16", "f32" or "f64"). f32
+    /// and f64 factors are computed in f64 and applied with f64 accumulation; f16 (each unit's
+    /// operator scaled by its largest entry) is computed in f32, quarters the memory
+    /// traffic of every step, halves the work of a refresh and changes the natural step by at
+    /// most about 4e-4 relative per unit at α = 0.2 (docs/BENCHMARKS.md).
     #[serde(default = "default_storage")]
     pub storage: Storage,
 }
