@@ -496,7 +496,7 @@ fn fit_blocks(
 }
 
 /// The precision in which the per-unit systems are formed, factorised and inverted.
-trait Compute: faer::traits::RealField + Copy + Into<f64> + Send + Sync {
+trait Compute: faer::traits::RealField + Copy + Into<f64> + std::ops::AddAssign + Send + Sync {
     fn of(v: f64) -> Self;
 }
 
@@ -637,13 +637,13 @@ impl<'a, E: Compute> UnitSystems<'a, E> {
                     Par::Seq,
                 );
                 for r in 0..m {
-                    ws.system[(r, r)] = ws.system[(r, r)] + E::of(self.alpha);
+                    ws.system[(r, r)] += E::of(self.alpha);
                 }
             }
             Some(gram) => {
                 ws.system.as_mut().copy_from(gram);
                 for (j, &cj) in c.iter().enumerate() {
-                    ws.system[(j, j)] = ws.system[(j, j)] + E::of(self.alpha / cj);
+                    ws.system[(j, j)] += E::of(self.alpha / cj);
                 }
             }
         }
