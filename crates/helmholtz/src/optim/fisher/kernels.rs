@@ -113,20 +113,10 @@ macro_rules! rows_x86 {
 
 #[cfg(target_arch = "x86_64")]
 mod x86_loads {
-    use half::f16;
     use std::arch::x86_64::*;
 
     /// # Safety
     /// Four numbers must be readable at `p`, and the CPU must have the features.
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn f16(p: *const f16) -> __m256d {
-        // SAFETY: as the caller guarantees; f16 is a transparent u16.
-        unsafe { _mm256_cvtps_pd(_mm_cvtph_ps(_mm_loadl_epi64(p.cast()))) }
-    }
-
-    /// # Safety
-    /// As [`f16`].
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn f32(p: *const f32) -> __m256d {
@@ -135,7 +125,7 @@ mod x86_loads {
     }
 
     /// # Safety
-    /// As [`f16`].
+    /// As [`f32`].
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) unsafe fn f64(p: *const f64) -> __m256d {
@@ -144,8 +134,6 @@ mod x86_loads {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-rows_x86!(rows_x86_f16, f16, x86_loads::f16);
 #[cfg(target_arch = "x86_64")]
 rows_x86!(rows_x86_f32, f32, x86_loads::f32);
 #[cfg(target_arch = "x86_64")]
@@ -187,11 +175,9 @@ impl Stored for f16 {
     fn to_f64(self) -> f64 {
         f16::to_f64(self)
     }
+    /// Portable only: where the x86 kernels run, f16 inverses take `symmetric_product_f16_x86`
+    /// (f32 arithmetic) and never reach a [`Rows`] kernel.
     fn rows_kernel() -> Rows<Self> {
-        #[cfg(target_arch = "x86_64")]
-        if x86_kernels() {
-            return rows_x86_f16;
-        }
         rows_portable::<f16>
     }
 }
