@@ -1,9 +1,11 @@
 //! Quasi-Newton minimisation: L-BFGS with a strong-Wolfe line search on a function of a flat f64
 //! vector that returns its value and gradient together, written in place.
 //!
-//! * [`LbfgsMemory`] keeps the last `history` steps s and gradient changes y in two buffers
-//!   allocated once and used as a ring, with ρ = 1/(y·s) cached; the direction −Hg comes from the
-//!   two-loop recursion (Nocedal & Wright, Algorithm 7.4) with H₀ = (s·y / y·y) I.
+//! * [`LbfgsMemory`] keeps the last `history` steps s and gradient changes y in one buffer
+//!   allocated once and used as a ring, with the small matrices SᵀY and YᵀY; the direction −Hg
+//!   comes from the compact form of the L-BFGS matrix (Byrd, Nocedal & Schnabel 1994), the same
+//!   matrix as the two-loop recursion's (Nocedal & Wright, Algorithm 7.4), with
+//!   H₀ = (s·y / y·y) I, in two passes over the memory.
 //! * [`line_search`] finds a step with the strong Wolfe conditions (c₁ = 10⁻⁴, c₂ = 0.9) by
 //!   bracketing and zooming with safeguarded cubic interpolation (Algorithms 3.5 and 3.6).
 //! * A line search that takes more than [`LINE_SEARCH_EVALUATIONS`] evaluations, or whose bracket
@@ -107,6 +109,7 @@ const C1: f64 = 1e-4;
 const C2: f64 = 0.9;
 
 /// a·b with eight running sums (so that the loop vectorises), added in a fixed order.
+#[inline(always)]
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     let mut sums = [0.0; 8];
     let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -121,58 +124,161 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
             sums[k] += x[k] * y[k];
         }
     }
-    ((sums[0] + sums[4]) + (sums[1] + sums[5])) + ((sums[2] + sums[6]) + (sums[3] + sums[7])) + tail
+    fold(&sums) + tail
 }
 
-/// Values per block of the parallel vector operations of the recursion. The blocks do not
-/// depend on the number of threads, and block sums are added in block order, so neither do the
-/// results.
+/// The eight running sums of [`dot`] added in its fixed order.
+#[inline(always)]
+fn fold(sums: &[f64; 8]) -> f64 {
+    ((sums[0] + sums[4]) + (sums[1] + sums[5])) + ((sums[2] + sums[6]) + (sums[3] + sums[7]))
+}
+
+/// (a·b, a·c) in one pass over a, each with eight running sums as in [`dot`].
+#[inline(always)]
+fn dot2(a: &[f64], b: &[f64], c: &[f64]) -> (f64, f64) {
+    let (mut sb, mut sc) = ([0.0; 8], [0.0; 8]);
+    let (a8, b8, c8) = (a.chunks_exact(8), b.chunks_exact(8), c.chunks_exact(8));
+    let (mut tb, mut tc) = (0.0, 0.0);
+    for ((x, y), z) in a8
+        .remainder()
+        .iter()
+        .zip(b8.remainder())
+        .zip(c8.remainder())
+    {
+        tb += x * y;
+        tc += x * z;
+    }
+    for ((x, y), z) in a8.zip(b8).zip(c8) {
+        for k in 0..8 {
+            sb[k] += x[k] * y[k];
+            sc[k] += x[k] * z[k];
+        }
+    }
+    (fold(&sb) + tb, fold(&sc) + tc)
+}
+
+/// AVX2 builds of [`dot`] and [`dot2`]: the same eight running sums, each a product rounded and
+/// then added (no fused multiply-add), folded in the same order, so that they return the same
+/// values bit for bit.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// The running sums in lanes 0–3 and 4–7, added as [`super::fold`] adds them.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn fold(lo: __m256d, hi: __m256d) -> f64 {
+        let mut v = [0.0; 4];
+        // SAFETY: `v` holds four values.
+        unsafe { _mm256_storeu_pd(v.as_mut_ptr(), _mm256_add_pd(lo, hi)) };
+        (v[0] + v[1]) + (v[2] + v[3])
+    }
+
+    /// a·b.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+        let n = a.len();
+        assert_eq!(b.len(), n);
+        let body = n / 8 * 8;
+        let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+        let (a_, b_) = (a.as_ptr(), b.as_ptr());
+        for i in (0..body).step_by(8) {
+            // SAFETY: i + 8 ≤ body ≤ n, the length of both slices.
+            unsafe {
+                lo = _mm256_add_pd(
+                    lo,
+                    _mm256_mul_pd(_mm256_loadu_pd(a_.add(i)), _mm256_loadu_pd(b_.add(i))),
+                );
+                hi = _mm256_add_pd(
+                    hi,
+                    _mm256_mul_pd(
+                        _mm256_loadu_pd(a_.add(i + 4)),
+                        _mm256_loadu_pd(b_.add(i + 4)),
+                    ),
+                );
+            }
+        }
+        let tail: f64 = a[body..].iter().zip(&b[body..]).map(|(x, y)| x * y).sum();
+        fold(lo, hi) + tail
+    }
+
+    /// (a·b, a·c).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub fn dot2(a: &[f64], b: &[f64], c: &[f64]) -> (f64, f64) {
+        let n = a.len();
+        assert!(b.len() == n && c.len() == n);
+        let body = n / 8 * 8;
+        let zero = _mm256_setzero_pd();
+        let (mut b_lo, mut b_hi, mut c_lo, mut c_hi) = (zero, zero, zero, zero);
+        let (a_, b_, c_) = (a.as_ptr(), b.as_ptr(), c.as_ptr());
+        for i in (0..body).step_by(8) {
+            // SAFETY: i + 8 ≤ body ≤ n, the length of the three slices.
+            unsafe {
+                let (x_lo, x_hi) = (_mm256_loadu_pd(a_.add(i)), _mm256_loadu_pd(a_.add(i + 4)));
+                b_lo = _mm256_add_pd(b_lo, _mm256_mul_pd(x_lo, _mm256_loadu_pd(b_.add(i))));
+                b_hi = _mm256_add_pd(b_hi, _mm256_mul_pd(x_hi, _mm256_loadu_pd(b_.add(i + 4))));
+                c_lo = _mm256_add_pd(c_lo, _mm256_mul_pd(x_lo, _mm256_loadu_pd(c_.add(i))));
+                c_hi = _mm256_add_pd(c_hi, _mm256_mul_pd(x_hi, _mm256_loadu_pd(c_.add(i + 4))));
+            }
+        }
+        let (mut tb, mut tc) = (0.0, 0.0);
+        for ((x, y), z) in a[body..].iter().zip(&b[body..]).zip(&c[body..]) {
+            tb += x * y;
+            tc += x * z;
+        }
+        (fold(b_lo, b_hi) + tb, fold(c_lo, c_hi) + tc)
+    }
+}
+
+/// Values per block of the parallel passes over the memory. The blocks do not depend on the
+/// number of threads, and block sums are added in block order, so neither do the results.
 const BLOCK: usize = 8192;
 
-/// a·b over blocks in parallel (vectors longer than one block), the block sums kept in
-/// `partials` (one per block) and added in order.
-fn dot_blocks(a: &[f64], b: &[f64], partials: &mut [f64]) -> f64 {
-    use rayon::prelude::*;
-    if a.len() <= BLOCK {
-        return dot(a, b);
-    }
-    partials
-        .par_iter_mut()
-        .zip(a.par_chunks(BLOCK).zip(b.par_chunks(BLOCK)))
-        .for_each(|(p, (a, b))| *p = dot(a, b));
-    partials.iter().sum()
-}
+/// Values per chunk: the memory is stored chunk by chunk, each chunk holding that stretch of
+/// every pair's s and y side by side, so that a pass over the memory reads one sequential
+/// stream while the gradient's chunk stays in L1.
+const CHUNK: usize = 1024;
 
-/// y += a x, over blocks in parallel for vectors longer than one block.
-fn axpy_blocks(a: f64, x: &[f64], y: &mut [f64]) {
-    use rayon::prelude::*;
-    let axpy = |x: &[f64], y: &mut [f64]| y.iter_mut().zip(x).for_each(|(y, x)| *y += a * x);
-    if y.len() <= BLOCK {
-        axpy(x, y);
-    } else {
-        y.par_chunks_mut(BLOCK)
-            .zip(x.par_chunks(BLOCK))
-            .for_each(|(y, x)| axpy(x, y));
-    }
-}
+/// Chunks per block.
+const CHUNKS_PER_BLOCK: usize = BLOCK / CHUNK;
 
-/// The L-BFGS memory: the last `history` pairs (s, y) in two ring buffers of `history × n`
-/// values, with ρ = 1/(y·s) and y·y cached. Vectors longer than 8192 values are worked on in
-/// blocks in parallel (rayon), in an order that does not depend on the number of threads. Pairs whose curvature y·s is not positive are skipped, so the
-/// implied inverse Hessian stays positive definite.
+/// Dot products of one pass over the memory, per held pair i: s_i·g, y_i·g, and, while the
+/// newest pair's products are pending, s_i·y_new, s_new·y_i and y_i·y_new.
+const DOTS: usize = 5;
+
+/// The L-BFGS memory: the last `history` pairs (s, y) in one buffer allocated once and used as
+/// a ring, with the small matrices SᵀY and YᵀY of the held pairs. The direction −Hg uses the
+/// compact form of the L-BFGS inverse Hessian (Byrd, Nocedal & Schnabel 1994, eq. 3.1):
+///
+/// H = γI + [S γY] M [Sᵀ; γYᵀ],  M = [[R⁻ᵀ(D + γYᵀY)R⁻¹, −R⁻ᵀ], [−R⁻¹, 0]],
+///
+/// with R the upper triangle of SᵀY and D its diagonal, the pairs oldest first. It is the
+/// matrix the two-loop recursion applies, but a direction takes two passes over the memory (the
+/// products Sᵀg, Yᵀg and the newest pair's entries of SᵀY and YᵀY in one, the combination
+/// γg + S p + Y q in the other) where the recursion takes 2·history dependent ones, each a
+/// synchronisation of the threads. Each pass runs over blocks of the vectors in parallel
+/// (rayon), in an order that does not depend on the number of threads. Pairs whose curvature
+/// y·s is not positive are refused, so the implied inverse Hessian stays positive definite.
 #[derive(Clone, Debug)]
 pub struct LbfgsMemory {
     n: usize,
-    s: Vec<f64>,
-    y: Vec<f64>,
-    rho: Vec<f64>,
-    /// y·y of each pair (for H₀).
+    /// Chunk c of slot k's s at `(2 (c·history + k)) · CHUNK`, its y right after it.
+    pairs: Vec<f64>,
+    /// s_i·y_j by slots (row i, column j), `history × history`.
+    sy: Vec<f64>,
+    /// y_i·y_j by slots, `history × history`.
     yy: Vec<f64>,
-    alpha: Vec<f64>,
-    /// Block sums of the parallel dot products.
+    /// Whether the newest pair's products with the older pairs are still to be computed (they
+    /// are, in the next direction's first pass).
+    pending: bool,
+    /// Block sums of the first pass: `blocks × history × DOTS`.
     partials: Vec<f64>,
     /// Pairs held (≤ history).
     len: usize,
+    /// Pairs the memory can hold.
+    history: usize,
     /// Slot of the next pair.
     next: usize,
 }
@@ -183,13 +289,13 @@ impl LbfgsMemory {
         let history = history.max(1);
         LbfgsMemory {
             n,
-            s: vec![0.0; n * history],
-            y: vec![0.0; n * history],
-            rho: vec![0.0; history],
-            yy: vec![0.0; history],
-            alpha: vec![0.0; history],
-            partials: vec![0.0; n.div_ceil(BLOCK)],
+            pairs: vec![0.0; 2 * history * n.div_ceil(CHUNK) * CHUNK],
+            sy: vec![0.0; history * history],
+            yy: vec![0.0; history * history],
+            pending: false,
+            partials: vec![0.0; n.div_ceil(BLOCK).max(1) * history * DOTS],
             len: 0,
+            history,
             next: 0,
         }
     }
@@ -208,68 +314,297 @@ impl LbfgsMemory {
     pub fn clear(&mut self) {
         self.len = 0;
         self.next = 0;
+        self.pending = false;
     }
 
-    fn history(&self) -> usize {
-        self.rho.len()
+    /// Age of the pair in slot k (0: the newest); held when below `len`.
+    fn age(&self, k: usize) -> usize {
+        (self.next + 2 * self.history - 1 - k) % self.history
     }
 
     /// Slot of the i-th newest pair (0: the newest).
     fn slot(&self, i: usize) -> usize {
-        (self.next + self.history() - 1 - i) % self.history()
+        (self.next + self.history - 1 - i) % self.history
+    }
+
+    /// Offset of chunk c of slot k's s (its y follows it).
+    fn at(&self, c: usize, k: usize) -> usize {
+        offset(c, k, self.history)
     }
 
     /// Adds the pair s = x_new − x, y = g_new − g, written straight into its slot; returns
-    /// false (and keeps the memory as it was) when y·s ≤ 10⁻¹⁰ ‖y‖ ‖s‖.
+    /// false (and keeps the memory as it was) when y·s ≤ 10⁻¹⁰ ‖y‖ ‖s‖. Its products with the
+    /// older pairs are left to the next [`direction`](Self::direction).
     pub fn push(&mut self, x_new: &[f64], x: &[f64], g_new: &[f64], g: &[f64]) -> bool {
         let n = self.n;
-        let at = self.next * n;
-        let (s, y) = (&mut self.s[at..at + n], &mut self.y[at..at + n]);
         let (mut ys, mut ss, mut yy) = (0.0, 0.0, 0.0);
         for i in 0..n {
-            s[i] = x_new[i] - x[i];
-            y[i] = g_new[i] - g[i];
-            ys += y[i] * s[i];
-            ss += s[i] * s[i];
-            yy += y[i] * y[i];
+            let (s, y) = (x_new[i] - x[i], g_new[i] - g[i]);
+            ys += y * s;
+            ss += s * s;
+            yy += y * y;
         }
         let curved = ys > 1e-10 * (ss * yy).sqrt();
         if !curved {
             return false;
         }
-        self.rho[self.next] = 1.0 / ys;
-        self.yy[self.next] = yy;
-        self.next = (self.next + 1) % self.history();
-        self.len = (self.len + 1).min(self.history());
+        if self.pending {
+            // Two pushes without a direction between them: the previous pair's products are
+            // computed now, before the slot of its oldest partner is reused.
+            let zero = vec![0.0; n];
+            self.first_pass(&zero, &mut [], &mut []);
+        }
+        let (h, k) = (self.history, self.next);
+        for (c, lo) in (0..n).step_by(CHUNK).enumerate() {
+            let hi = (lo + CHUNK).min(n);
+            let at = self.at(c, k);
+            let (s, y) = self.pairs[at..at + 2 * CHUNK].split_at_mut(CHUNK);
+            for i in lo..hi {
+                s[i - lo] = x_new[i] - x[i];
+                y[i - lo] = g_new[i] - g[i];
+            }
+        }
+        self.sy[k * h + k] = ys;
+        self.yy[k * h + k] = yy;
+        self.next = (k + 1) % h;
+        self.len = (self.len + 1).min(h);
+        self.pending = self.len > 1;
         true
     }
 
-    /// d = −H g by the two-loop recursion, with H₀ = γI, γ = s·y / y·y of the newest pair (1
-    /// when the memory is empty).
-    pub fn direction(&mut self, g: &[f64], d: &mut [f64]) {
-        let n = self.n;
-        d.copy_from_slice(g);
-        for i in 0..self.len {
-            let k = self.slot(i);
-            let (s, y) = (&self.s[k * n..(k + 1) * n], &self.y[k * n..(k + 1) * n]);
-            let a = self.rho[k] * dot_blocks(s, d, &mut self.partials);
-            self.alpha[k] = a;
-            axpy_blocks(-a, y, d);
-        }
-        let gamma = if self.len > 0 {
-            let k = self.slot(0);
-            1.0 / (self.rho[k] * self.yy[k])
-        } else {
-            1.0
+    /// One pass over the memory: a_i = s_i·g and b_i = y_i·g for the held pairs (by age, 0 the
+    /// newest), and the pending products of the newest pair, which it stores in SᵀY and YᵀY.
+    /// `a` and `b` may be empty (no gradient wanted).
+    fn first_pass(&mut self, g: &[f64], a: &mut [f64], b: &mut [f64]) {
+        use rayon::prelude::*;
+        let (n, h, m) = (self.n, self.history, self.len);
+        // Held slots in memory order, with their ages.
+        let held: Vec<(usize, usize)> = (0..h)
+            .map(|k| (k, self.age(k)))
+            .filter(|&(_, age)| age < m)
+            .collect();
+        let newest = self.slot(0);
+        let pending = self.pending;
+        let mut partials = std::mem::take(&mut self.partials);
+        let stride = h * DOTS;
+        let blocks = n.div_ceil(BLOCK);
+        let job = FirstPass {
+            pairs: &self.pairs,
+            g,
+            n,
+            history: h,
+            newest,
+            held: &held,
+            pending,
         };
-        d.iter_mut().for_each(|d| *d *= gamma);
-        for i in (0..self.len).rev() {
-            let k = self.slot(i);
-            let (s, y) = (&self.s[k * n..(k + 1) * n], &self.y[k * n..(k + 1) * n]);
-            let b = self.rho[k] * dot_blocks(y, d, &mut self.partials);
-            axpy_blocks(self.alpha[k] - b, s, d);
+        partials[..blocks * stride]
+            .par_chunks_mut(stride)
+            .enumerate()
+            .for_each(|(block, out)| job.block(block, out));
+        let mut sums = vec![0.0; m * DOTS];
+        for out in partials[..blocks * stride].chunks(stride) {
+            sums.iter_mut().zip(out).for_each(|(t, v)| *t += v);
         }
-        d.iter_mut().for_each(|d| *d = -*d);
+        self.partials = partials;
+        for &(k, age) in &held {
+            let o = &sums[age * DOTS..(age + 1) * DOTS];
+            if let (Some(a), Some(b)) = (a.get_mut(age), b.get_mut(age)) {
+                *a = o[0];
+                *b = o[1];
+            }
+            if pending && age > 0 {
+                self.sy[k * h + newest] = o[2];
+                self.sy[newest * h + k] = o[3];
+                self.yy[k * h + newest] = o[4];
+                self.yy[newest * h + k] = o[4];
+            }
+        }
+        self.pending = false;
+    }
+
+    /// d = −H g with the compact form, H₀ = γI, γ = s·y / y·y of the newest pair (1 when the
+    /// memory is empty).
+    pub fn direction(&mut self, g: &[f64], d: &mut [f64]) {
+        use rayon::prelude::*;
+        let (h, m) = (self.history, self.len);
+        if m == 0 {
+            d.iter_mut().zip(g).for_each(|(d, g)| *d = -g);
+            return;
+        }
+        // Sᵀg and Yᵀg by age, then turned oldest first.
+        let (mut a, mut b) = (vec![0.0; m], vec![0.0; m]);
+        self.first_pass(g, &mut a, &mut b);
+        a.reverse();
+        b.reverse();
+        let slots: Vec<usize> = (0..m).rev().map(|i| self.slot(i)).collect();
+        let sy = |i: usize, j: usize| self.sy[slots[i] * h + slots[j]];
+        let yy = |i: usize, j: usize| self.yy[slots[i] * h + slots[j]];
+        let newest = m - 1;
+        let gamma = sy(newest, newest) / yy(newest, newest);
+        // q = R⁻¹ a (R upper triangular: R_ij = s_i·y_j, i ≤ j).
+        let mut q = a;
+        for i in (0..m).rev() {
+            let t = (i + 1..m).fold(q[i], |t, j| t - sy(i, j) * q[j]);
+            q[i] = t / sy(i, i);
+        }
+        // p = R⁻ᵀ ((D + γ YᵀY) q − γ b).
+        let mut p: Vec<f64> = (0..m)
+            .map(|i| {
+                let yyq: f64 = (0..m).map(|j| yy(i, j) * q[j]).sum();
+                sy(i, i) * q[i] + gamma * (yyq - b[i])
+            })
+            .collect();
+        for i in 0..m {
+            let t = (0..i).fold(p[i], |t, j| t - sy(j, i) * p[j]);
+            p[i] = t / sy(i, i);
+        }
+        // d = −(γ g + S p − γ Y q), over blocks in parallel, the pairs oldest first (so that
+        // the result does not depend on where the ring starts).
+        let weights: Vec<(usize, f64, f64)> =
+            (0..m).map(|i| (slots[i], -p[i], gamma * q[i])).collect();
+        let job = SecondPass {
+            pairs: &self.pairs,
+            history: h,
+            weights: &weights,
+            gamma,
+        };
+        d.par_chunks_mut(BLOCK)
+            .zip(g.par_chunks(BLOCK))
+            .enumerate()
+            .for_each(|(block, (d, g))| job.block(block, g, d));
+    }
+}
+
+/// Offset of chunk c of slot k's s in a memory of `history` pairs (its y follows it).
+fn offset(c: usize, k: usize, history: usize) -> usize {
+    2 * (c * history + k) * CHUNK
+}
+
+/// What the first pass over the memory reads.
+struct FirstPass<'a> {
+    pairs: &'a [f64],
+    g: &'a [f64],
+    n: usize,
+    history: usize,
+    newest: usize,
+    /// Held slots in memory order, with their ages.
+    held: &'a [(usize, usize)],
+    pending: bool,
+}
+
+impl FirstPass<'_> {
+    /// One block's sums (`history × DOTS`, by age) into `out`; an AVX2 + FMA build of the same
+    /// code where the CPU has it (the same sums, in the same order).
+    fn block(&self, block: usize, out: &mut [f64]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports the features the function was compiled for.
+            unsafe { self.block_avx2(block, out) };
+            return;
+        }
+        self.block_generic(block, out);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn block_avx2(&self, block: usize, out: &mut [f64]) {
+        // SAFETY (both): the caller checked that the CPU has AVX2.
+        self.block_with(
+            block,
+            out,
+            |a, b| avx2::dot(a, b),
+            |a, b, c| avx2::dot2(a, b, c),
+        );
+    }
+
+    fn block_generic(&self, block: usize, out: &mut [f64]) {
+        self.block_with(block, out, dot, dot2);
+    }
+
+    #[inline(always)]
+    fn block_with(
+        &self,
+        block: usize,
+        out: &mut [f64],
+        dot: impl Fn(&[f64], &[f64]) -> f64,
+        dot2: impl Fn(&[f64], &[f64], &[f64]) -> (f64, f64),
+    ) {
+        let (n, h) = (self.n, self.history);
+        out.iter_mut().for_each(|v| *v = 0.0);
+        let chunks = n.div_ceil(CHUNK);
+        for c in block * CHUNKS_PER_BLOCK..((block + 1) * CHUNKS_PER_BLOCK).min(chunks) {
+            let lo = c * CHUNK;
+            let len = CHUNK.min(n - lo);
+            let gc = &self.g[lo..lo + len];
+            let at = offset(c, self.newest, h);
+            let s_new = &self.pairs[at..at + len];
+            let y_new = &self.pairs[at + CHUNK..at + CHUNK + len];
+            for &(k, age) in self.held {
+                let at = offset(c, k, h);
+                let si = &self.pairs[at..at + len];
+                let yi = &self.pairs[at + CHUNK..at + CHUNK + len];
+                let o = &mut out[age * DOTS..(age + 1) * DOTS];
+                if self.pending {
+                    let (sg, syn) = dot2(si, gc, y_new);
+                    let (yg, yyn) = dot2(yi, gc, y_new);
+                    o[0] += sg;
+                    o[1] += yg;
+                    o[2] += syn;
+                    o[3] += dot(s_new, yi);
+                    o[4] += yyn;
+                } else {
+                    o[0] += dot(si, gc);
+                    o[1] += dot(yi, gc);
+                }
+            }
+        }
+    }
+}
+
+/// What the second pass over the memory reads: d = −γg + Σ (w_s s + w_y y) over the pairs in
+/// `weights` (slot, w_s, w_y), in their order.
+struct SecondPass<'a> {
+    pairs: &'a [f64],
+    history: usize,
+    weights: &'a [(usize, f64, f64)],
+    gamma: f64,
+}
+
+impl SecondPass<'_> {
+    /// One block of d; an AVX2 + FMA build of the same code where the CPU has it.
+    fn block(&self, block: usize, g: &[f64], d: &mut [f64]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports the features the function was compiled for.
+            unsafe { self.block_avx2(block, g, d) };
+            return;
+        }
+        self.block_generic(block, g, d);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn block_avx2(&self, block: usize, g: &[f64], d: &mut [f64]) {
+        self.block_generic(block, g, d);
+    }
+
+    #[inline(always)]
+    fn block_generic(&self, block: usize, g: &[f64], d: &mut [f64]) {
+        for (i, (d, g)) in d.chunks_mut(CHUNK).zip(g.chunks(CHUNK)).enumerate() {
+            let c = block * CHUNKS_PER_BLOCK + i;
+            let len = d.len();
+            d.iter_mut().zip(g).for_each(|(d, g)| *d = -self.gamma * g);
+            for &(k, ws, wy) in self.weights {
+                let at = offset(c, k, self.history);
+                let si = &self.pairs[at..at + len];
+                let yi = &self.pairs[at + CHUNK..at + CHUNK + len];
+                for ((d, s), y) in d.iter_mut().zip(si).zip(yi) {
+                    *d += ws * s + wy * y;
+                }
+            }
+        }
     }
 }
 
@@ -575,11 +910,11 @@ mod tests {
     use crate::math::rng::Stream;
     use faer::Mat;
 
-    /// The two-loop recursion applies the L-BFGS inverse Hessian, which for a memory that holds
+    /// The compact form applies the L-BFGS inverse Hessian, which for a memory that holds
     /// every pair is the dense BFGS inverse built from H₀ = γI by the same updates
     /// H ← (I − ρsyᵀ) H (I − ρysᵀ) + ρssᵀ.
     #[test]
-    fn the_two_loop_recursion_is_the_dense_bfgs_inverse() {
+    fn the_compact_form_is_the_dense_bfgs_inverse() {
         let n = 6;
         let mut rng = Stream::new(1, &[]);
         // A positive-definite quadratic's Hessian.
@@ -645,10 +980,10 @@ mod tests {
         assert_eq!(memory.len(), before);
     }
 
-    /// Long vectors go through the blocked parallel recursion: the same direction for one and
-    /// two threads, bit for bit, and the plain recursion's to rounding.
+    /// Long vectors go through the blocked parallel passes: the same direction for one and
+    /// two threads, bit for bit, and the plain two-loop recursion's to rounding.
     #[test]
-    fn the_blocked_recursion_does_not_depend_on_the_threads() {
+    fn the_blocked_passes_do_not_depend_on_the_threads() {
         let n = 3 * BLOCK + 5;
         let mut rng = Stream::new(2, &[]);
         let mut memory = LbfgsMemory::new(n, 5);
@@ -696,6 +1031,109 @@ mod tests {
         }
         for (d, q) in one.iter().zip(&q) {
             assert!((d + q).abs() < 1e-9 * (1.0 + q.abs()), "{d} vs {}", -q);
+        }
+    }
+
+    /// A pair refused for its curvature leaves a full memory as it was (it used to overwrite
+    /// the oldest pair's vectors); two pushes without a direction between them give the
+    /// direction of pushes each followed by one, bit for bit.
+    #[test]
+    fn refused_and_consecutive_pushes_keep_the_memory() {
+        let n = BLOCK + 3 * CHUNK + 7;
+        let mut rng = Stream::new(3, &[]);
+        let pairs: Vec<(Vec<f64>, Vec<f64>)> = (0..5)
+            .map(|_| {
+                let s: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+                let y = s.iter().map(|v| v * (1.0 + rng.uniform_f64())).collect();
+                (s, y)
+            })
+            .collect();
+        let g: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+        let zero = vec![0.0; n];
+        let (mut stepwise, mut batched) = (LbfgsMemory::new(n, 3), LbfgsMemory::new(n, 3));
+        let mut d = vec![0.0; n];
+        for (s, y) in &pairs {
+            assert!(stepwise.push(s, &zero, y, &zero));
+            stepwise.direction(&g, &mut d);
+            assert!(batched.push(s, &zero, y, &zero));
+        }
+        let mut e = vec![0.0; n];
+        batched.direction(&g, &mut e);
+        assert_eq!(d, e);
+        let (s, _) = &pairs[0];
+        let negative: Vec<f64> = s.iter().map(|v| -v).collect();
+        assert!(!stepwise.push(s, &zero, &negative, &zero));
+        stepwise.direction(&g, &mut e);
+        assert_eq!(d, e);
+    }
+
+    /// The AVX2 builds of the dot products and of both passes return what the portable code
+    /// returns, bit for bit, at every length modulo the eight running sums.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_passes_match_the_portable_ones() {
+        if !(std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma"))
+        {
+            return;
+        }
+        let mut rng = Stream::new(4, &[]);
+        for n in [0, 1, 7, 8, 9, 15, 16, 1000] {
+            let v: Vec<Vec<f64>> = (0..3)
+                .map(|_| (0..n).map(|_| rng.normal()).collect())
+                .collect();
+            // SAFETY: the CPU has AVX2 (checked above).
+            let (one, two) = unsafe { (avx2::dot(&v[0], &v[1]), avx2::dot2(&v[0], &v[1], &v[2])) };
+            assert_eq!(one.to_bits(), dot(&v[0], &v[1]).to_bits(), "{n}");
+            let (b, c) = dot2(&v[0], &v[1], &v[2]);
+            assert_eq!(
+                (two.0.to_bits(), two.1.to_bits()),
+                (b.to_bits(), c.to_bits()),
+                "{n}"
+            );
+        }
+        let n = BLOCK + 2 * CHUNK + 13;
+        let mut memory = LbfgsMemory::new(n, 4);
+        let zero = vec![0.0; n];
+        for _ in 0..6 {
+            let s: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+            let y: Vec<f64> = s.iter().map(|v| v * (1.0 + rng.uniform_f64())).collect();
+            memory.push(&s, &zero, &y, &zero);
+        }
+        let g: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+        let held: Vec<(usize, usize)> = (0..4).map(|k| (k, memory.age(k))).collect();
+        for pending in [true, false] {
+            let job = FirstPass {
+                pairs: &memory.pairs,
+                g: &g,
+                n,
+                history: 4,
+                newest: memory.slot(0),
+                held: &held,
+                pending,
+            };
+            for block in 0..2 {
+                let (mut fast, mut plain) = (vec![0.0; 4 * DOTS], vec![0.0; 4 * DOTS]);
+                job.block(block, &mut fast);
+                job.block_generic(block, &mut plain);
+                assert_eq!(fast, plain);
+            }
+        }
+        let weights: Vec<(usize, f64, f64)> =
+            (0..4).map(|k| (k, rng.normal(), rng.normal())).collect();
+        let job = SecondPass {
+            pairs: &memory.pairs,
+            history: 4,
+            weights: &weights,
+            gamma: 0.7,
+        };
+        for block in 0..2 {
+            let end = ((block + 1) * BLOCK).min(n);
+            let g = &g[block * BLOCK..end];
+            let (mut fast, mut plain) = (vec![0.0; g.len()], vec![0.0; g.len()]);
+            job.block(block, g, &mut fast);
+            job.block_generic(block, g, &mut plain);
+            assert_eq!(fast, plain);
         }
     }
 
