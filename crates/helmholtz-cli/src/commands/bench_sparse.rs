@@ -11,7 +11,7 @@ use helmholtz::data::synthetic::bars;
 use helmholtz::math::rng::Stream;
 use helmholtz::models::sparse_coding::SparseCoding;
 use helmholtz::objectives::sparse_coding::entropy_objective;
-use helmholtz::optim::quasi_newton::LbfgsMemory;
+use helmholtz::optim::quasi_newton::{HistoryElement, HistoryPrecision, LbfgsMemory};
 use helmholtz_experiments::sparse::SparseConfig;
 
 use super::bench::median;
@@ -53,10 +53,31 @@ pub fn run(path: &Path, evaluations: usize, overrides: &[String]) -> Result<()> 
         evaluation * 1e3,
         evaluations.max(1)
     );
-    // One push and one direction of a full memory, as in every iteration of a fit: pairs drawn
-    // at random (their values do not change the work).
+    // One push and one direction of a full memory, as in every iteration of a fit.
     let history = config.train.history;
-    let mut memory = LbfgsMemory::new(size, history);
+    let precision = config.train.history_precision;
+    let recursion = match precision {
+        HistoryPrecision::F64 => push_and_direction::<f64>(size, history, seed, &grad, evaluations),
+        HistoryPrecision::F32 => push_and_direction::<f32>(size, history, seed, &grad, evaluations),
+    };
+    println!(
+        "L-BFGS push and direction (history {history}, stored as {precision:?}): {:.3} ms; an iteration with one evaluation: {:.3} ms",
+        recursion * 1e3,
+        (recursion + evaluation) * 1e3
+    );
+    Ok(())
+}
+
+/// Median seconds of one push and one direction of a full memory of `history` pairs of length
+/// `size`, stored as T: pairs drawn at random (their values do not change the work).
+fn push_and_direction<T: HistoryElement>(
+    size: usize,
+    history: usize,
+    seed: u64,
+    grad: &[f64],
+    evaluations: usize,
+) -> f64 {
+    let mut memory = LbfgsMemory::<T>::new(size, history);
     let mut rng = Stream::new(seed, &[]);
     let zero = vec![0.0; size];
     let mut pairs = Vec::with_capacity(2);
@@ -69,21 +90,15 @@ pub fn run(path: &Path, evaluations: usize, overrides: &[String]) -> Result<()> 
     while memory.len() < history {
         let (s, y) = &pairs[memory.len() % 2];
         memory.push(s, &zero, y, &zero);
-        memory.direction(&grad, &mut direction);
+        memory.direction(grad, &mut direction);
     }
     let mut times = Vec::with_capacity(evaluations);
     for e in 0..evaluations.max(1) {
         let (s, y) = &pairs[e % 2];
         let start = Instant::now();
         memory.push(s, &zero, y, &zero);
-        memory.direction(&grad, &mut direction);
+        memory.direction(grad, &mut direction);
         times.push(start.elapsed().as_secs_f64());
     }
-    let recursion = median(times);
-    println!(
-        "L-BFGS push and direction (history {history}): {:.3} ms; an iteration with one evaluation: {:.3} ms",
-        recursion * 1e3,
-        (recursion + evaluation) * 1e3
-    );
-    Ok(())
+    median(times)
 }

@@ -7,7 +7,7 @@ use helmholtz::models::mlp::Activation;
 use helmholtz::models::sparse_coding::{PosteriorKind, ScaleParam};
 use helmholtz::run::config::parse_for_command;
 use helmholtz::train::sparse_coding::{
-    Annealing, EmConfig, LbfgsConfig, defaults as lbfgs_defaults,
+    Annealing, EmConfig, HistoryPrecision, LbfgsConfig, defaults as lbfgs_defaults,
 };
 use helmholtz::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -62,6 +62,10 @@ pub struct SparseTrainConfig {
     /// L-BFGS stops when the objective changes by less than this.
     #[serde(default = "lbfgs_defaults::tol_cost")]
     pub tol_cost: f64,
+    /// How the L-BFGS memory stores its pairs: "f64" (the default) or "f32" (half the memory
+    /// traffic per iteration; docs/BENCHMARKS.md).
+    #[serde(default)]
+    pub history_precision: HistoryPrecision,
     /// EM and Adam: points per batch.
     #[serde(default = "default_batch")]
     pub batch_size: usize,
@@ -102,6 +106,7 @@ impl Default for SparseTrainConfig {
             max_iters: lbfgs_defaults::max_iters(),
             tol_grad: lbfgs_defaults::tol_grad(),
             tol_cost: lbfgs_defaults::tol_cost(),
+            history_precision: HistoryPrecision::default(),
             batch_size: default_batch(),
             epochs: default_epochs(),
             lr: default_lr(),
@@ -119,6 +124,7 @@ impl SparseTrainConfig {
             max_iters: self.max_iters,
             tol_grad: self.tol_grad,
             tol_cost: self.tol_cost,
+            history_precision: self.history_precision,
         }
     }
 

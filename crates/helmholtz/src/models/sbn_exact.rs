@@ -477,6 +477,7 @@ mod tests {
             max_iters: 5000,
             tol_grad: 1e-8,
             tol_cost: 0.0,
+            ..LbfgsConfig::default()
         };
         let minimum = minimize(negative, start, &config, |_, _| {}).unwrap();
         assert!(minimum.evaluations >= minimum.iterations);

@@ -33,6 +33,9 @@ pub struct LbfgsConfig {
     /// Stop when the objective changes by less than this between iterations.
     #[serde(default = "defaults::tol_cost")]
     pub tol_cost: f64,
+    /// How the memory stores its pairs: "f64" (the default) or "f32".
+    #[serde(default)]
+    pub history_precision: HistoryPrecision,
 }
 
 /// The defaults of [`LbfgsConfig`], shared with the configs that embed its fields.
@@ -63,6 +66,7 @@ impl Default for LbfgsConfig {
             max_iters: defaults::max_iters(),
             tol_grad: defaults::tol_grad(),
             tol_cost: defaults::tol_cost(),
+            history_precision: HistoryPrecision::default(),
         }
     }
 }
@@ -108,20 +112,67 @@ const C1: f64 = 1e-4;
 /// Curvature constant of the line search (0.9: the usual choice for quasi-Newton directions).
 const C2: f64 = 0.9;
 
+/// How the L-BFGS memory stores its pairs: every product with them is computed in f64 either
+/// way; f32 halves the memory and the bytes each direction streams, and rounds each stored
+/// value to 24 bits (docs/BENCHMARKS.md measures its effect on the fits).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryPrecision {
+    /// Single precision.
+    F32,
+    /// Double precision (the default).
+    #[default]
+    F64,
+}
+
+/// A type the memory stores its pairs in (f32 or f64), read back widened to f64.
+pub trait HistoryElement: Copy + Default + Send + Sync + std::fmt::Debug + 'static {
+    /// Whether this is f32 (the AVX2 loads convert).
+    const SINGLE: bool;
+    /// The value as f64 (exact).
+    fn widen(self) -> f64;
+    /// The nearest value of this type.
+    fn narrow(v: f64) -> Self;
+}
+
+impl HistoryElement for f64 {
+    const SINGLE: bool = false;
+    #[inline(always)]
+    fn widen(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn narrow(v: f64) -> Self {
+        v
+    }
+}
+
+impl HistoryElement for f32 {
+    const SINGLE: bool = true;
+    #[inline(always)]
+    fn widen(self) -> f64 {
+        self as f64
+    }
+    #[inline(always)]
+    fn narrow(v: f64) -> Self {
+        v as f32
+    }
+}
+
 /// a·b with eight running sums (so that the loop vectorises), added in a fixed order.
 #[inline(always)]
-fn dot(a: &[f64], b: &[f64]) -> f64 {
+fn dot<A: HistoryElement, B: HistoryElement>(a: &[A], b: &[B]) -> f64 {
     let mut sums = [0.0; 8];
     let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f64 = a8
         .remainder()
         .iter()
         .zip(b8.remainder())
-        .map(|(x, y)| x * y)
+        .map(|(x, y)| x.widen() * y.widen())
         .sum();
     for (x, y) in a8.zip(b8) {
         for k in 0..8 {
-            sums[k] += x[k] * y[k];
+            sums[k] += x[k].widen() * y[k].widen();
         }
     }
     fold(&sums) + tail
@@ -135,7 +186,11 @@ fn fold(sums: &[f64; 8]) -> f64 {
 
 /// (a·b, a·c) in one pass over a, each with eight running sums as in [`dot`].
 #[inline(always)]
-fn dot2(a: &[f64], b: &[f64], c: &[f64]) -> (f64, f64) {
+fn dot2<A: HistoryElement, B: HistoryElement, C: HistoryElement>(
+    a: &[A],
+    b: &[B],
+    c: &[C],
+) -> (f64, f64) {
     let (mut sb, mut sc) = ([0.0; 8], [0.0; 8]);
     let (a8, b8, c8) = (a.chunks_exact(8), b.chunks_exact(8), c.chunks_exact(8));
     let (mut tb, mut tc) = (0.0, 0.0);
@@ -145,13 +200,13 @@ fn dot2(a: &[f64], b: &[f64], c: &[f64]) -> (f64, f64) {
         .zip(b8.remainder())
         .zip(c8.remainder())
     {
-        tb += x * y;
-        tc += x * z;
+        tb += x.widen() * y.widen();
+        tc += x.widen() * z.widen();
     }
     for ((x, y), z) in a8.zip(b8).zip(c8) {
         for k in 0..8 {
-            sb[k] += x[k] * y[k];
-            sc[k] += x[k] * z[k];
+            sb[k] += x[k].widen() * y[k].widen();
+            sc[k] += x[k].widen() * z[k].widen();
         }
     }
     (fold(&sb) + tb, fold(&sc) + tc)
@@ -162,7 +217,25 @@ fn dot2(a: &[f64], b: &[f64], c: &[f64]) -> (f64, f64) {
 /// values bit for bit.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use super::HistoryElement;
     use std::arch::x86_64::*;
+
+    /// Four values from `p` widened to f64.
+    ///
+    /// # Safety
+    /// `p` points at four readable values.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn load<T: HistoryElement>(p: *const T) -> __m256d {
+        // SAFETY: the caller's; T is f32 when SINGLE and f64 otherwise.
+        unsafe {
+            if T::SINGLE {
+                _mm256_cvtps_pd(_mm_loadu_ps(p.cast()))
+            } else {
+                _mm256_loadu_pd(p.cast())
+            }
+        }
+    }
 
     /// The running sums in lanes 0–3 and 4–7, added as [`super::fold`] adds them.
     #[inline]
@@ -177,7 +250,7 @@ mod avx2 {
     /// a·b.
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    pub fn dot<A: HistoryElement, B: HistoryElement>(a: &[A], b: &[B]) -> f64 {
         let n = a.len();
         assert_eq!(b.len(), n);
         let body = n / 8 * 8;
@@ -186,27 +259,26 @@ mod avx2 {
         for i in (0..body).step_by(8) {
             // SAFETY: i + 8 ≤ body ≤ n, the length of both slices.
             unsafe {
-                lo = _mm256_add_pd(
-                    lo,
-                    _mm256_mul_pd(_mm256_loadu_pd(a_.add(i)), _mm256_loadu_pd(b_.add(i))),
-                );
-                hi = _mm256_add_pd(
-                    hi,
-                    _mm256_mul_pd(
-                        _mm256_loadu_pd(a_.add(i + 4)),
-                        _mm256_loadu_pd(b_.add(i + 4)),
-                    ),
-                );
+                lo = _mm256_add_pd(lo, _mm256_mul_pd(load(a_.add(i)), load(b_.add(i))));
+                hi = _mm256_add_pd(hi, _mm256_mul_pd(load(a_.add(i + 4)), load(b_.add(i + 4))));
             }
         }
-        let tail: f64 = a[body..].iter().zip(&b[body..]).map(|(x, y)| x * y).sum();
+        let tail: f64 = a[body..]
+            .iter()
+            .zip(&b[body..])
+            .map(|(x, y)| x.widen() * y.widen())
+            .sum();
         fold(lo, hi) + tail
     }
 
     /// (a·b, a·c).
     #[inline]
     #[target_feature(enable = "avx2")]
-    pub fn dot2(a: &[f64], b: &[f64], c: &[f64]) -> (f64, f64) {
+    pub fn dot2<A: HistoryElement, B: HistoryElement, C: HistoryElement>(
+        a: &[A],
+        b: &[B],
+        c: &[C],
+    ) -> (f64, f64) {
         let n = a.len();
         assert!(b.len() == n && c.len() == n);
         let body = n / 8 * 8;
@@ -216,17 +288,17 @@ mod avx2 {
         for i in (0..body).step_by(8) {
             // SAFETY: i + 8 ≤ body ≤ n, the length of the three slices.
             unsafe {
-                let (x_lo, x_hi) = (_mm256_loadu_pd(a_.add(i)), _mm256_loadu_pd(a_.add(i + 4)));
-                b_lo = _mm256_add_pd(b_lo, _mm256_mul_pd(x_lo, _mm256_loadu_pd(b_.add(i))));
-                b_hi = _mm256_add_pd(b_hi, _mm256_mul_pd(x_hi, _mm256_loadu_pd(b_.add(i + 4))));
-                c_lo = _mm256_add_pd(c_lo, _mm256_mul_pd(x_lo, _mm256_loadu_pd(c_.add(i))));
-                c_hi = _mm256_add_pd(c_hi, _mm256_mul_pd(x_hi, _mm256_loadu_pd(c_.add(i + 4))));
+                let (x_lo, x_hi) = (load(a_.add(i)), load(a_.add(i + 4)));
+                b_lo = _mm256_add_pd(b_lo, _mm256_mul_pd(x_lo, load(b_.add(i))));
+                b_hi = _mm256_add_pd(b_hi, _mm256_mul_pd(x_hi, load(b_.add(i + 4))));
+                c_lo = _mm256_add_pd(c_lo, _mm256_mul_pd(x_lo, load(c_.add(i))));
+                c_hi = _mm256_add_pd(c_hi, _mm256_mul_pd(x_hi, load(c_.add(i + 4))));
             }
         }
         let (mut tb, mut tc) = (0.0, 0.0);
         for ((x, y), z) in a[body..].iter().zip(&b[body..]).zip(&c[body..]) {
-            tb += x * y;
-            tc += x * z;
+            tb += x.widen() * y.widen();
+            tc += x.widen() * z.widen();
         }
         (fold(b_lo, b_hi) + tb, fold(c_lo, c_hi) + tc)
     }
@@ -262,10 +334,11 @@ const DOTS: usize = 5;
 /// (rayon), in an order that does not depend on the number of threads. Pairs whose curvature
 /// y·s is not positive are refused, so the implied inverse Hessian stays positive definite.
 #[derive(Clone, Debug)]
-pub struct LbfgsMemory {
+pub struct LbfgsMemory<T: HistoryElement = f64> {
     n: usize,
-    /// Chunk c of slot k's s at `(2 (c·history + k)) · CHUNK`, its y right after it.
-    pairs: Vec<f64>,
+    /// Chunk c of slot k's s at `(2 (c·history + k)) · CHUNK`, its y right after it, stored as
+    /// T.
+    pairs: Vec<T>,
     /// s_i·y_j by slots (row i, column j), `history × history`.
     sy: Vec<f64>,
     /// y_i·y_j by slots, `history × history`.
@@ -283,13 +356,13 @@ pub struct LbfgsMemory {
     next: usize,
 }
 
-impl LbfgsMemory {
+impl<T: HistoryElement> LbfgsMemory<T> {
     /// An empty memory of `history` pairs of vectors of length `n`.
     pub fn new(n: usize, history: usize) -> Self {
         let history = history.max(1);
         LbfgsMemory {
             n,
-            pairs: vec![0.0; 2 * history * n.div_ceil(CHUNK) * CHUNK],
+            pairs: vec![T::default(); 2 * history * n.div_ceil(CHUNK) * CHUNK],
             sy: vec![0.0; history * history],
             yy: vec![0.0; history * history],
             pending: false,
@@ -332,14 +405,16 @@ impl LbfgsMemory {
         offset(c, k, self.history)
     }
 
-    /// Adds the pair s = x_new − x, y = g_new − g, written straight into its slot; returns
-    /// false (and keeps the memory as it was) when y·s ≤ 10⁻¹⁰ ‖y‖ ‖s‖. Its products with the
-    /// older pairs are left to the next [`direction`](Self::direction).
+    /// Adds the pair s = x_new − x, y = g_new − g, written straight into its slot (rounded to
+    /// T); returns false (and keeps the memory as it was) when y·s ≤ 10⁻¹⁰ ‖y‖ ‖s‖ for the
+    /// pair as stored. Its products with the older pairs are left to the next
+    /// [`direction`](Self::direction).
     pub fn push(&mut self, x_new: &[f64], x: &[f64], g_new: &[f64], g: &[f64]) -> bool {
         let n = self.n;
         let (mut ys, mut ss, mut yy) = (0.0, 0.0, 0.0);
         for i in 0..n {
-            let (s, y) = (x_new[i] - x[i], g_new[i] - g[i]);
+            let s = T::narrow(x_new[i] - x[i]).widen();
+            let y = T::narrow(g_new[i] - g[i]).widen();
             ys += y * s;
             ss += s * s;
             yy += y * y;
@@ -360,8 +435,8 @@ impl LbfgsMemory {
             let at = self.at(c, k);
             let (s, y) = self.pairs[at..at + 2 * CHUNK].split_at_mut(CHUNK);
             for i in lo..hi {
-                s[i - lo] = x_new[i] - x[i];
-                y[i - lo] = g_new[i] - g[i];
+                s[i - lo] = T::narrow(x_new[i] - x[i]);
+                y[i - lo] = T::narrow(g_new[i] - g[i]);
             }
         }
         self.sy[k * h + k] = ys;
@@ -481,8 +556,8 @@ fn offset(c: usize, k: usize, history: usize) -> usize {
 }
 
 /// What the first pass over the memory reads.
-struct FirstPass<'a> {
-    pairs: &'a [f64],
+struct FirstPass<'a, T> {
+    pairs: &'a [T],
     g: &'a [f64],
     n: usize,
     history: usize,
@@ -492,7 +567,7 @@ struct FirstPass<'a> {
     pending: bool,
 }
 
-impl FirstPass<'_> {
+impl<T: HistoryElement> FirstPass<'_, T> {
     /// One block's sums (`history × DOTS`, by age) into `out`; an AVX2 + FMA build of the same
     /// code where the CPU has it (the same sums, in the same order).
     fn block(&self, block: usize, out: &mut [f64]) {
@@ -514,12 +589,13 @@ impl FirstPass<'_> {
             block,
             out,
             |a, b| avx2::dot(a, b),
+            |a, b| avx2::dot(a, b),
             |a, b, c| avx2::dot2(a, b, c),
         );
     }
 
     fn block_generic(&self, block: usize, out: &mut [f64]) {
-        self.block_with(block, out, dot, dot2);
+        self.block_with(block, out, dot, dot, dot2);
     }
 
     #[inline(always)]
@@ -527,8 +603,9 @@ impl FirstPass<'_> {
         &self,
         block: usize,
         out: &mut [f64],
-        dot: impl Fn(&[f64], &[f64]) -> f64,
-        dot2: impl Fn(&[f64], &[f64], &[f64]) -> (f64, f64),
+        dot: impl Fn(&[T], &[T]) -> f64,
+        dot_g: impl Fn(&[T], &[f64]) -> f64,
+        dot2: impl Fn(&[T], &[f64], &[T]) -> (f64, f64),
     ) {
         let (n, h) = (self.n, self.history);
         out.iter_mut().for_each(|v| *v = 0.0);
@@ -554,8 +631,8 @@ impl FirstPass<'_> {
                     o[3] += dot(s_new, yi);
                     o[4] += yyn;
                 } else {
-                    o[0] += dot(si, gc);
-                    o[1] += dot(yi, gc);
+                    o[0] += dot_g(si, gc);
+                    o[1] += dot_g(yi, gc);
                 }
             }
         }
@@ -564,14 +641,14 @@ impl FirstPass<'_> {
 
 /// What the second pass over the memory reads: d = −γg + Σ (w_s s + w_y y) over the pairs in
 /// `weights` (slot, w_s, w_y), in their order.
-struct SecondPass<'a> {
-    pairs: &'a [f64],
+struct SecondPass<'a, T> {
+    pairs: &'a [T],
     history: usize,
     weights: &'a [(usize, f64, f64)],
     gamma: f64,
 }
 
-impl SecondPass<'_> {
+impl<T: HistoryElement> SecondPass<'_, T> {
     /// One block of d; an AVX2 + FMA build of the same code where the CPU has it.
     fn block(&self, block: usize, g: &[f64], d: &mut [f64]) {
         #[cfg(target_arch = "x86_64")]
@@ -601,7 +678,7 @@ impl SecondPass<'_> {
                 let si = &self.pairs[at..at + len];
                 let yi = &self.pairs[at + CHUNK..at + CHUNK + len];
                 for ((d, s), y) in d.iter_mut().zip(si).zip(yi) {
-                    *d += ws * s + wy * y;
+                    *d += ws * s.widen() + wy * y.widen();
                 }
             }
         }
@@ -807,16 +884,34 @@ pub fn minimize(
 /// value)` runs after every iteration; an error from it stops the minimisation (at the last
 /// iterate) and is returned. An error from `function` is returned as [`Error::Diverged`].
 pub fn minimize_in_place<F, P>(
-    mut function: F,
+    function: F,
     point: &mut Vec<f64>,
     config: &LbfgsConfig,
-    mut progress: P,
+    progress: P,
 ) -> Result<Minimum>
 where
     F: FnMut(&[f64], &mut [f64]) -> Result<f64>,
     P: FnMut(u64, f64) -> Result<()>,
 {
     config.validate()?;
+    match config.history_precision {
+        HistoryPrecision::F64 => minimize_with::<f64, F, P>(function, point, config, progress),
+        HistoryPrecision::F32 => minimize_with::<f32, F, P>(function, point, config, progress),
+    }
+}
+
+/// [`minimize_in_place`] with the memory stored as T.
+fn minimize_with<T, F, P>(
+    mut function: F,
+    point: &mut Vec<f64>,
+    config: &LbfgsConfig,
+    mut progress: P,
+) -> Result<Minimum>
+where
+    T: HistoryElement,
+    F: FnMut(&[f64], &mut [f64]) -> Result<f64>,
+    P: FnMut(u64, f64) -> Result<()>,
+{
     let n = point.len();
     let diverged = |e: Error| match e {
         Error::Diverged(m) => Error::Diverged(format!("L-BFGS: {m}")),
@@ -829,7 +924,7 @@ where
             "L-BFGS: the objective is not finite at the start (value {f})"
         )));
     }
-    let mut memory = LbfgsMemory::new(n, config.history);
+    let mut memory = LbfgsMemory::<T>::new(n, config.history);
     let mut d = vec![0.0; n];
     let mut work = Work {
         x_trial: vec![0.0; n],
@@ -928,7 +1023,7 @@ mod tests {
                 .collect();
             (s, y)
         };
-        let mut memory = LbfgsMemory::new(n, 4);
+        let mut memory = LbfgsMemory::<f64>::new(n, 4);
         let mut pairs = Vec::new();
         for _ in 0..4 {
             let (s, y) = random_pair(&mut rng);
@@ -962,7 +1057,7 @@ mod tests {
         let zero = vec![0.0; n];
         assert!(memory.push(&s, &zero, &y, &zero));
         assert_eq!(memory.len(), 4);
-        let mut kept = LbfgsMemory::new(n, 4);
+        let mut kept = LbfgsMemory::<f64>::new(n, 4);
         for (s, y) in pairs[1..]
             .iter()
             .chain(std::iter::once(&(s.clone(), y.clone())))
@@ -986,7 +1081,7 @@ mod tests {
     fn the_blocked_passes_do_not_depend_on_the_threads() {
         let n = 3 * BLOCK + 5;
         let mut rng = Stream::new(2, &[]);
-        let mut memory = LbfgsMemory::new(n, 5);
+        let mut memory = LbfgsMemory::<f64>::new(n, 5);
         let zero = vec![0.0; n];
         let mut pairs = Vec::new();
         for _ in 0..7 {
@@ -1050,7 +1145,8 @@ mod tests {
             .collect();
         let g: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
         let zero = vec![0.0; n];
-        let (mut stepwise, mut batched) = (LbfgsMemory::new(n, 3), LbfgsMemory::new(n, 3));
+        let (mut stepwise, mut batched) =
+            (LbfgsMemory::<f64>::new(n, 3), LbfgsMemory::<f64>::new(n, 3));
         let mut d = vec![0.0; n];
         for (s, y) in &pairs {
             assert!(stepwise.push(s, &zero, y, &zero));
@@ -1092,8 +1188,15 @@ mod tests {
                 "{n}"
             );
         }
+        avx2_passes_match::<f64>(&mut rng);
+        avx2_passes_match::<f32>(&mut rng);
+    }
+
+    /// Both passes over a memory stored as T, AVX2 against portable, bit for bit.
+    #[cfg(target_arch = "x86_64")]
+    fn avx2_passes_match<T: HistoryElement>(rng: &mut Stream) {
         let n = BLOCK + 2 * CHUNK + 13;
-        let mut memory = LbfgsMemory::new(n, 4);
+        let mut memory = LbfgsMemory::<T>::new(n, 4);
         let zero = vec![0.0; n];
         for _ in 0..6 {
             let s: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
@@ -1137,6 +1240,43 @@ mod tests {
         }
     }
 
+    /// A memory stored in f32 gives the direction of the same pairs stored in f64 to the
+    /// rounding of its stored values (relative 1e-6 here), and is the f64 direction of the
+    /// pairs rounded to f32 to rounding.
+    #[test]
+    fn an_f32_memory_gives_the_f64_direction_to_its_rounding() {
+        let n = 2 * BLOCK + 37;
+        let mut rng = Stream::new(5, &[]);
+        let (mut single, mut double, mut rounded) = (
+            LbfgsMemory::<f32>::new(n, 6),
+            LbfgsMemory::<f64>::new(n, 6),
+            LbfgsMemory::<f64>::new(n, 6),
+        );
+        let zero = vec![0.0; n];
+        let g: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+        let (mut d32, mut d64, mut d_rounded) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        for _ in 0..9 {
+            let s: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+            let y: Vec<f64> = s
+                .iter()
+                .map(|v| v * (1.0 + 3.0 * rng.uniform_f64()) + 0.1 * rng.normal())
+                .collect();
+            let round = |v: &[f64]| v.iter().map(|&x| x as f32 as f64).collect::<Vec<_>>();
+            assert!(single.push(&s, &zero, &y, &zero));
+            assert!(double.push(&s, &zero, &y, &zero));
+            assert!(rounded.push(&round(&s), &zero, &round(&y), &zero));
+            single.direction(&g, &mut d32);
+            double.direction(&g, &mut d64);
+            rounded.direction(&g, &mut d_rounded);
+            let norm = dot(&d64, &d64).sqrt();
+            let gap: Vec<f64> = d32.iter().zip(&d64).map(|(a, b)| a - b).collect();
+            assert!(dot(&gap, &gap).sqrt() < 1e-6 * norm);
+            for (a, b) in d32.iter().zip(&d_rounded) {
+                assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
+            }
+        }
+    }
+
     /// On a quadratic with exact line searches L-BFGS with a full memory ends in n steps; with
     /// Wolfe steps it still converges fast. Rosenbrock's valley from (−1.2, 1) is the classic
     /// test of the line search.
@@ -1152,35 +1292,38 @@ mod tests {
             }
             Ok(f)
         };
-        let config = LbfgsConfig {
-            tol_grad: 1e-10,
-            tol_cost: 0.0,
-            ..LbfgsConfig::default()
-        };
-        let mut x = vec![0.0; n];
-        let minimum = minimize_in_place(quadratic, &mut x, &config, |_, _| Ok(())).unwrap();
-        assert!(x.iter().all(|v| (v - 1.0).abs() < 1e-9), "{x:?}");
-        assert!(minimum.iterations < 60, "{minimum:?}");
-        assert!(minimum.stopped.contains("tol_grad"), "{}", minimum.stopped);
+        for history_precision in [HistoryPrecision::F64, HistoryPrecision::F32] {
+            let config = LbfgsConfig {
+                tol_grad: 1e-10,
+                tol_cost: 0.0,
+                history_precision,
+                ..LbfgsConfig::default()
+            };
+            let mut x = vec![0.0; n];
+            let minimum = minimize_in_place(quadratic, &mut x, &config, |_, _| Ok(())).unwrap();
+            assert!(x.iter().all(|v| (v - 1.0).abs() < 1e-9), "{x:?}");
+            assert!(minimum.iterations < 60, "{minimum:?}");
+            assert!(minimum.stopped.contains("tol_grad"), "{}", minimum.stopped);
 
-        let rosenbrock = |x: &[f64]| {
-            let (a, b) = (x[0], x[1]);
-            Ok((
-                (1.0 - a).powi(2) + 100.0 * (b - a * a).powi(2),
-                vec![
-                    -2.0 * (1.0 - a) - 400.0 * a * (b - a * a),
-                    200.0 * (b - a * a),
-                ],
-            ))
-        };
-        let mut seen = 0;
-        let minimum = minimize(rosenbrock, vec![-1.2, 1.0], &config, |_, _| seen += 1).unwrap();
-        assert!((minimum.param[0] - 1.0).abs() < 1e-8 && (minimum.param[1] - 1.0).abs() < 1e-8);
-        assert!(
-            minimum.iterations < 100 && minimum.evaluations < 200,
-            "{minimum:?}"
-        );
-        assert_eq!(seen, minimum.iterations);
+            let rosenbrock = |x: &[f64]| {
+                let (a, b) = (x[0], x[1]);
+                Ok((
+                    (1.0 - a).powi(2) + 100.0 * (b - a * a).powi(2),
+                    vec![
+                        -2.0 * (1.0 - a) - 400.0 * a * (b - a * a),
+                        200.0 * (b - a * a),
+                    ],
+                ))
+            };
+            let mut seen = 0;
+            let minimum = minimize(rosenbrock, vec![-1.2, 1.0], &config, |_, _| seen += 1).unwrap();
+            assert!((minimum.param[0] - 1.0).abs() < 1e-8 && (minimum.param[1] - 1.0).abs() < 1e-8);
+            assert!(
+                minimum.iterations < 100 && minimum.evaluations < 200,
+                "{minimum:?}"
+            );
+            assert_eq!(seen, minimum.iterations);
+        }
     }
 
     /// Each line search ends at a point with the strong Wolfe conditions, checked on a

@@ -219,6 +219,7 @@ mod tests {
                 max_iters: 50,
                 tol_grad: 1e-8,
                 tol_cost: 1e-12,
+                ..LbfgsConfig::default()
             };
             let fitted = fit_posteriors(&mut per_point, data.x.as_ref(), 600, &e_step)
                 .unwrap()

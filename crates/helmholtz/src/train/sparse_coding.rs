@@ -16,7 +16,7 @@ use crate::train::lbfgs::solve;
 use crate::train::trainer::{Algorithm, Batch, EpochRecord, StepContext, StepStats};
 
 use crate::optim::quasi_newton::minimize_in_place;
-pub use crate::optim::quasi_newton::{LbfgsConfig, defaults};
+pub use crate::optim::quasi_newton::{HistoryPrecision, LbfgsConfig, defaults};
 
 /// What is optimised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
