@@ -167,7 +167,7 @@ enum Command {
         seed: u64,
     },
     /// Measure RWS training throughput and where the time goes; on a sparse-coding bars config,
-    /// the cost of one objective-and-gradient evaluation and of one L-BFGS direction.
+    /// the cost of one objective-and-gradient evaluation and of one L-BFGS push and direction.
     Bench {
         /// Config whose model and data to use (default: the built-in configs/mnist-rws.toml if
         /// MNIST is present, else the built-in configs/quickstart.toml).

@@ -49,6 +49,20 @@ def test_full_posteriors_recover_the_bars(bars, fitted):
     assert fitted.n_iter_ == summary["iterations"] > 10
 
 
+def test_an_f32_history_reaches_the_f64_fit(bars, fitted):
+    """The L-BFGS pairs stored in f32 (``train.history_precision``): the same bars fit ends at
+    the f64 memory's optimum to the tolerance, with every field recovered."""
+    X, fields, _ = bars
+    single = SparseCoding(
+        n_components=8, posterior="full", tol_grad=1e-4, history_precision="f32", random_state=0
+    ).fit(X)
+    assert "history_precision = \"f32\"" in (single.run_dir_ / "config.toml").read_text()
+    assert min(_core.match_fields(single.components_, fields)) >= RECOVERY_COSINE
+    ours = json.loads((single.run_dir_ / "summary.json").read_text())
+    theirs = json.loads((fitted.run_dir_ / "summary.json").read_text())
+    assert ours["objective"] == pytest.approx(theirs["objective"], abs=1e-4)
+
+
 def test_each_row_gets_its_own_posterior_and_elbo(bars, fitted):
     X, fields, latents = bars
     means, covariances = fitted.transform(X[:40], return_covariance=True)
@@ -153,6 +167,8 @@ def test_bad_inputs_raise_errors_that_name_the_argument(bars, fitted):
         SparseCoding(4, whiten="pca").fit(X)
     with pytest.raises(ValueError, match="n_components = 0"):
         SparseCoding(0).fit(X)
+    with pytest.raises(ValueError, match="history_precision = 'f16'"):
+        SparseCoding(4, history_precision="f16").fit(X)
     with pytest.raises(ValueError, match="16 features"):
         fitted.transform(X[:, :9])
     with pytest.raises(ValueError, match="sigma = -1"):

@@ -55,6 +55,9 @@ class SparseCoding(RunEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMix
         L-BFGS (``train.*``): iterations (of the whole fit, or of each E-step for EM), past
         steps kept, and the gradient-norm and objective-change tolerances. The E-step of new
         rows (:meth:`transform`) uses them too.
+    history_precision : {"f64", "f32"}
+        ``train.history_precision``: how L-BFGS stores its past steps (products are in f64
+        either way); "f32" halves the memory each iteration reads.
     batch_size, epochs : int
         EM and Adam: rows per batch and epochs.
     lr : float or None
@@ -111,6 +114,7 @@ class SparseCoding(RunEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMix
         history=20,
         tol_grad=1e-6,
         tol_cost=1e-12,
+        history_precision="f64",
         batch_size=512,
         epochs=10,
         lr=None,
@@ -135,6 +139,7 @@ class SparseCoding(RunEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMix
         self.history = history
         self.tol_grad = tol_grad
         self.tol_cost = tol_cost
+        self.history_precision = history_precision
         self.batch_size = batch_size
         self.epochs = epochs
         self.lr = lr
@@ -196,6 +201,7 @@ class SparseCoding(RunEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMix
         positive_int(self.history, "history")
         positive_float(self.tol_grad, "tol_grad")
         positive_float(self.tol_cost, "tol_cost", allow_zero=True)
+        choice(self.history_precision, "history_precision", ("f64", "f32"))
         positive_int(self.batch_size, "batch_size")
         positive_int(self.epochs, "epochs")
         if self.lr is not None:
@@ -251,6 +257,7 @@ class SparseCoding(RunEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMix
             "max_iters": int(self.max_iters),
             "tol_grad": float(self.tol_grad),
             "tol_cost": float(self.tol_cost),
+            "history_precision": self.history_precision,
             "batch_size": int(self.batch_size),
             "epochs": int(self.epochs),
             "lr": float(lr),

@@ -5,7 +5,8 @@
 //!   allocated once and used as a ring, with the small matrices SᵀY and YᵀY; the direction −Hg
 //!   comes from the compact form of the L-BFGS matrix (Byrd, Nocedal & Schnabel 1994), the same
 //!   matrix as the two-loop recursion's (Nocedal & Wright, Algorithm 7.4), with
-//!   H₀ = (s·y / y·y) I, in two passes over the memory.
+//!   H₀ = (s·y / y·y) I, in two passes over the memory. The pairs are stored in f64 or, with
+//!   [`HistoryPrecision::F32`], in f32 (every product is still formed in f64).
 //! * [`line_search`] finds a step with the strong Wolfe conditions (c₁ = 10⁻⁴, c₂ = 0.9) by
 //!   bracketing and zooming with safeguarded cubic interpolation (Algorithms 3.5 and 3.6).
 //! * A line search that takes more than [`LINE_SEARCH_EVALUATIONS`] evaluations, or whose bracket
@@ -348,6 +349,8 @@ pub struct LbfgsMemory<T: HistoryElement = f64> {
     pending: bool,
     /// Block sums of the first pass: `blocks × history × DOTS`.
     partials: Vec<f64>,
+    /// The small buffers of one direction, allocated once.
+    small: Small,
     /// Pairs held (≤ history).
     len: usize,
     /// Pairs the memory can hold.
@@ -367,6 +370,7 @@ impl<T: HistoryElement> LbfgsMemory<T> {
             yy: vec![0.0; history * history],
             pending: false,
             partials: vec![0.0; n.div_ceil(BLOCK).max(1) * history * DOTS],
+            small: Small::new(history),
             len: 0,
             history,
             next: 0,
@@ -453,11 +457,11 @@ impl<T: HistoryElement> LbfgsMemory<T> {
     fn first_pass(&mut self, g: &[f64], a: &mut [f64], b: &mut [f64]) {
         use rayon::prelude::*;
         let (n, h, m) = (self.n, self.history, self.len);
+        let mut held = std::mem::take(&mut self.small.held);
+        let mut sums = std::mem::take(&mut self.small.sums);
         // Held slots in memory order, with their ages.
-        let held: Vec<(usize, usize)> = (0..h)
-            .map(|k| (k, self.age(k)))
-            .filter(|&(_, age)| age < m)
-            .collect();
+        held.clear();
+        held.extend((0..h).map(|k| (k, self.age(k))).filter(|&(_, age)| age < m));
         let newest = self.slot(0);
         let pending = self.pending;
         let mut partials = std::mem::take(&mut self.partials);
@@ -476,7 +480,8 @@ impl<T: HistoryElement> LbfgsMemory<T> {
             .par_chunks_mut(stride)
             .enumerate()
             .for_each(|(block, out)| job.block(block, out));
-        let mut sums = vec![0.0; m * DOTS];
+        sums.clear();
+        sums.resize(m * DOTS, 0.0);
         for out in partials[..blocks * stride].chunks(stride) {
             sums.iter_mut().zip(out).for_each(|(t, v)| *t += v);
         }
@@ -495,6 +500,8 @@ impl<T: HistoryElement> LbfgsMemory<T> {
             }
         }
         self.pending = false;
+        self.small.held = held;
+        self.small.sums = sums;
     }
 
     /// d = −H g with the compact form, H₀ = γI, γ = s·y / y·y of the newest pair (1 when the
@@ -507,11 +514,22 @@ impl<T: HistoryElement> LbfgsMemory<T> {
             return;
         }
         // Sᵀg and Yᵀg by age, then turned oldest first.
-        let (mut a, mut b) = (vec![0.0; m], vec![0.0; m]);
+        let (mut a, mut b) = (
+            std::mem::take(&mut self.small.a),
+            std::mem::take(&mut self.small.b),
+        );
+        a.clear();
+        a.resize(m, 0.0);
+        b.clear();
+        b.resize(m, 0.0);
         self.first_pass(g, &mut a, &mut b);
         a.reverse();
         b.reverse();
-        let slots: Vec<usize> = (0..m).rev().map(|i| self.slot(i)).collect();
+        let mut slots = std::mem::take(&mut self.small.slots);
+        let mut p = std::mem::take(&mut self.small.p);
+        let mut weights = std::mem::take(&mut self.small.weights);
+        slots.clear();
+        slots.extend((0..m).rev().map(|i| self.slot(i)));
         let sy = |i: usize, j: usize| self.sy[slots[i] * h + slots[j]];
         let yy = |i: usize, j: usize| self.yy[slots[i] * h + slots[j]];
         let newest = m - 1;
@@ -523,20 +541,19 @@ impl<T: HistoryElement> LbfgsMemory<T> {
             q[i] = t / sy(i, i);
         }
         // p = R⁻ᵀ ((D + γ YᵀY) q − γ b).
-        let mut p: Vec<f64> = (0..m)
-            .map(|i| {
-                let yyq: f64 = (0..m).map(|j| yy(i, j) * q[j]).sum();
-                sy(i, i) * q[i] + gamma * (yyq - b[i])
-            })
-            .collect();
+        p.clear();
+        p.extend((0..m).map(|i| {
+            let yyq: f64 = (0..m).map(|j| yy(i, j) * q[j]).sum();
+            sy(i, i) * q[i] + gamma * (yyq - b[i])
+        }));
         for i in 0..m {
             let t = (0..i).fold(p[i], |t, j| t - sy(j, i) * p[j]);
             p[i] = t / sy(i, i);
         }
         // d = −(γ g + S p − γ Y q), over blocks in parallel, the pairs oldest first (so that
         // the result does not depend on where the ring starts).
-        let weights: Vec<(usize, f64, f64)> =
-            (0..m).map(|i| (slots[i], -p[i], gamma * q[i])).collect();
+        weights.clear();
+        weights.extend((0..m).map(|i| (slots[i], -p[i], gamma * q[i])));
         let job = SecondPass {
             pairs: &self.pairs,
             history: h,
@@ -547,6 +564,43 @@ impl<T: HistoryElement> LbfgsMemory<T> {
             .zip(g.par_chunks(BLOCK))
             .enumerate()
             .for_each(|(block, (d, g))| job.block(block, g, d));
+        self.small.slots = slots;
+        self.small.p = p;
+        self.small.weights = weights;
+        self.small.a = q;
+        self.small.b = b;
+    }
+}
+
+/// The buffers of one direction in the history's dimension, kept between directions so that
+/// an iteration allocates nothing.
+#[derive(Clone, Debug, Default)]
+struct Small {
+    /// Held slots in memory order, with their ages.
+    held: Vec<(usize, usize)>,
+    /// The first pass's sums, by age.
+    sums: Vec<f64>,
+    /// Sᵀg (then R⁻¹Sᵀg) and Yᵀg, oldest pair first.
+    a: Vec<f64>,
+    b: Vec<f64>,
+    /// Slots, oldest pair first.
+    slots: Vec<usize>,
+    p: Vec<f64>,
+    /// (slot, weight of s, weight of y), oldest pair first.
+    weights: Vec<(usize, f64, f64)>,
+}
+
+impl Small {
+    fn new(history: usize) -> Self {
+        Small {
+            held: Vec::with_capacity(history),
+            sums: Vec::with_capacity(history * DOTS),
+            a: Vec::with_capacity(history),
+            b: Vec::with_capacity(history),
+            slots: Vec::with_capacity(history),
+            p: Vec::with_capacity(history),
+            weights: Vec::with_capacity(history),
+        }
     }
 }
 

@@ -107,6 +107,12 @@ pub fn fit_lbfgs(
     })
 }
 
+/// How many entries of θ a full-batch fit optimises (the length of its L-BFGS vectors): all
+/// but the upper triangles of full posteriors' Cholesky blocks.
+pub fn optimised_len(model: &SparseCoding) -> usize {
+    free_entries(model, 0).len()
+}
+
 /// The entries of θ from `offset` on that the objective reads: all but the upper triangles of
 /// full posteriors' Cholesky blocks.
 fn free_entries(model: &SparseCoding, offset: usize) -> Vec<usize> {
