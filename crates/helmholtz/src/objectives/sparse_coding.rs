@@ -403,6 +403,7 @@ impl<'a> Shared<'a> {
     }
 
     /// Fills the scratch for point i: L_n, WᵀW L_n (full q) and s; returns tr(WᵀW Σ_n).
+    #[inline(always)]
     fn prepare(&self, i: usize, scratch: &mut Scratch) -> f64 {
         let h = self.model.n_latents;
         let len = SparseCoding::scale_len(self.model.kind, h);
@@ -493,95 +494,7 @@ impl<'a> Shared<'a> {
             .zip(records.par_chunks_mut(stride * CHUNK))
             .enumerate()
             .map(|(chunk, ((g_mu, g_scale), records))| {
-                let start = chunk * CHUNK;
-                let len = g_mu.len() / h;
-                let r = MatRef::from_column_major_slice(
-                    &self.residual[start * d..(start + len) * d],
-                    d,
-                    len,
-                );
-                let u = MatRef::from_column_major_slice(
-                    &model.blocks().1[start * h..(start + len) * h],
-                    h,
-                    len,
-                );
-                // Wᵀ R of the chunk, straight into the μ block.
-                matmul(
-                    MatMut::from_column_major_slice_mut(g_mu, h, len),
-                    Accum::Replace,
-                    self.w_mat.transpose(),
-                    r,
-                    1.0,
-                    Par::Seq,
-                );
-                let mut cross = Mat::<f64>::zeros(if dictionary { d } else { 0 }, h);
-                if dictionary {
-                    matmul(
-                        cross.as_mut(),
-                        Accum::Replace,
-                        r,
-                        u.transpose(),
-                        1.0,
-                        Par::Seq,
-                    );
-                }
-                let mut second = vec![0.0; if dictionary { h * h } else { 0 }];
-                let mut scratch = self.scratch();
-                let points = g_scale
-                    .chunks_exact_mut(scale_len)
-                    .zip(records.chunks_exact_mut(stride));
-                for (j, (g_scale, record)) in points.enumerate() {
-                    let i = start + j;
-                    let mu = model.mean(i);
-                    let trace = self.prepare(i, &mut scratch);
-                    let Scratch { l, gram_l, s } = &scratch;
-                    let log_det: f64 = match model.kind {
-                        PosteriorKind::Diagonal => s.iter().map(|s| s.ln()).sum(),
-                        PosteriorKind::Full => (0..h).map(|k| l[k * h + k].ln()).sum(),
-                    };
-                    let residual = self.residual_of(i);
-                    record[0] = dot(residual, residual) + trace;
-                    record[1] = 0.5 * h as f64 * LN_2PI_E + log_det;
-                    let (expected, rest) = record[2..].split_at_mut(h);
-                    let (d_mu, rest) = rest.split_at_mut(h);
-                    let (d_sd, sd) = rest.split_at_mut(h);
-                    for k in 0..h {
-                        (expected[k], d_mu[k], d_sd[k]) = expected_abs(mu[k], s[k]);
-                    }
-                    sd.copy_from_slice(s);
-                    match model.kind {
-                        PosteriorKind::Diagonal => {
-                            if dictionary {
-                                for k in 0..h {
-                                    second[k * h + k] += s[k] * s[k];
-                                }
-                            }
-                        }
-                        PosteriorKind::Full => {
-                            // ∂Q/∂L = 2 WᵀW L (lower triangle).
-                            for (g, w) in g_scale.iter_mut().zip(gram_l) {
-                                *g = 2.0 * w;
-                            }
-                            if dictionary {
-                                // Σ_n = L Lᵀ: Σ[r, c] = Σ_k L[r, k] L[c, k].
-                                for k in 0..h {
-                                    let column = &l[k * h..(k + 1) * h];
-                                    for c in k..h {
-                                        let lck = column[c];
-                                        for (o, lrk) in second[c * h..(c + 1) * h]
-                                            .iter_mut()
-                                            .zip(column)
-                                            .skip(k)
-                                        {
-                                            *o += lrk * lck;
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                (cross, second)
+                self.pass_chunk(chunk, g_mu, g_scale, records, dictionary)
             })
             .collect();
         Pass {
@@ -589,6 +502,139 @@ impl<'a> Shared<'a> {
             records,
             partials,
         }
+    }
+
+    /// One chunk of [`Shared::pass`]: its points' μ and scale gradients, records, and its
+    /// Σ r μᵀ and Σ Σ_n. Runs an AVX2 build of the same code where the CPU has it: the same
+    /// operations in the same order (no fused multiply-adds), so the same values.
+    fn pass_chunk(
+        &self,
+        chunk: usize,
+        g_mu: &mut [f64],
+        g_scale: &mut [f64],
+        records: &mut [f64],
+        dictionary: bool,
+    ) -> (Mat<f64>, Vec<f64>) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports the features the function was compiled for.
+            return unsafe { self.pass_chunk_avx2(chunk, g_mu, g_scale, records, dictionary) };
+        }
+        self.pass_chunk_generic(chunk, g_mu, g_scale, records, dictionary)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn pass_chunk_avx2(
+        &self,
+        chunk: usize,
+        g_mu: &mut [f64],
+        g_scale: &mut [f64],
+        records: &mut [f64],
+        dictionary: bool,
+    ) -> (Mat<f64>, Vec<f64>) {
+        self.pass_chunk_generic(chunk, g_mu, g_scale, records, dictionary)
+    }
+
+    #[inline(always)]
+    fn pass_chunk_generic(
+        &self,
+        chunk: usize,
+        g_mu: &mut [f64],
+        g_scale: &mut [f64],
+        records: &mut [f64],
+        dictionary: bool,
+    ) -> (Mat<f64>, Vec<f64>) {
+        let model = self.model;
+        let (d, h) = (model.dim, model.n_latents);
+        let scale_len = SparseCoding::scale_len(model.kind, h);
+        let stride = Pass::stride(h);
+        let start = chunk * CHUNK;
+        let len = g_mu.len() / h;
+        let r =
+            MatRef::from_column_major_slice(&self.residual[start * d..(start + len) * d], d, len);
+        let u = MatRef::from_column_major_slice(
+            &model.blocks().1[start * h..(start + len) * h],
+            h,
+            len,
+        );
+        // Wᵀ R of the chunk, straight into the μ block.
+        matmul(
+            MatMut::from_column_major_slice_mut(g_mu, h, len),
+            Accum::Replace,
+            self.w_mat.transpose(),
+            r,
+            1.0,
+            Par::Seq,
+        );
+        let mut cross = Mat::<f64>::zeros(if dictionary { d } else { 0 }, h);
+        if dictionary {
+            matmul(
+                cross.as_mut(),
+                Accum::Replace,
+                r,
+                u.transpose(),
+                1.0,
+                Par::Seq,
+            );
+        }
+        let mut second = vec![0.0; if dictionary { h * h } else { 0 }];
+        let mut scratch = self.scratch();
+        let points = g_scale
+            .chunks_exact_mut(scale_len)
+            .zip(records.chunks_exact_mut(stride));
+        for (j, (g_scale, record)) in points.enumerate() {
+            let i = start + j;
+            let mu = model.mean(i);
+            let trace = self.prepare(i, &mut scratch);
+            let Scratch { l, gram_l, s } = &scratch;
+            let log_det: f64 = match model.kind {
+                PosteriorKind::Diagonal => s.iter().map(|s| s.ln()).sum(),
+                PosteriorKind::Full => (0..h).map(|k| l[k * h + k].ln()).sum(),
+            };
+            let residual = self.residual_of(i);
+            record[0] = dot(residual, residual) + trace;
+            record[1] = 0.5 * h as f64 * LN_2PI_E + log_det;
+            let (expected, rest) = record[2..].split_at_mut(h);
+            let (d_mu, rest) = rest.split_at_mut(h);
+            let (d_sd, sd) = rest.split_at_mut(h);
+            for k in 0..h {
+                (expected[k], d_mu[k], d_sd[k]) = expected_abs(mu[k], s[k]);
+            }
+            sd.copy_from_slice(s);
+            match model.kind {
+                PosteriorKind::Diagonal => {
+                    if dictionary {
+                        for k in 0..h {
+                            second[k * h + k] += s[k] * s[k];
+                        }
+                    }
+                }
+                PosteriorKind::Full => {
+                    // ∂Q/∂L = 2 WᵀW L (lower triangle).
+                    for (g, w) in g_scale.iter_mut().zip(gram_l) {
+                        *g = 2.0 * w;
+                    }
+                    if dictionary {
+                        // Σ_n = L Lᵀ: Σ[r, c] = Σ_k L[r, k] L[c, k].
+                        for k in 0..h {
+                            let column = &l[k * h..(k + 1) * h];
+                            for c in k..h {
+                                let lck = column[c];
+                                // Rows k.. of column c (slices, so that the
+                                // loop vectorises).
+                                for (o, lrk) in
+                                    second[c * h + k..(c + 1) * h].iter_mut().zip(&column[k..])
+                                {
+                                    *o += lrk * lck;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (cross, second)
     }
 
     /// Writes ∂/∂θ of Σ_n [a Q_n + Σ_h b_h E_nh + c H(q_n)] (the coefficients) into `grad`,
@@ -607,53 +653,7 @@ impl<'a> Shared<'a> {
             .zip(pass.records.par_chunks(stride * CHUNK))
             .enumerate()
             .for_each(|(chunk, ((g_mu, g_scale), records))| {
-                let points = g_mu
-                    .chunks_exact_mut(h)
-                    .zip(g_scale.chunks_exact_mut(scale_len))
-                    .zip(records.chunks_exact(stride));
-                let mut d_s = vec![0.0; h];
-                for (j, ((g_mu, g_scale), record)) in points.enumerate() {
-                    let i = chunk * CHUNK + j;
-                    let (d_mu, rest) = record[2 + h..].split_at(h);
-                    let (d_sd, s) = rest.split_at(h);
-                    let rho = &model.blocks().2[i * scale_len..(i + 1) * scale_len];
-                    for k in 0..h {
-                        let b = coefficients.expected_abs[k];
-                        // ∂Q/∂μ = −2Wᵀr.
-                        g_mu[k] = -2.0 * a * g_mu[k] + b * d_mu[k];
-                        d_s[k] = b * d_sd[k];
-                    }
-                    match model.kind {
-                        PosteriorKind::Diagonal => {
-                            // ∂Q/∂s_h = 2(WᵀW)_hh s_h; ∂H/∂s_h = 1/s_h; then ∂s/∂ρ.
-                            for k in 0..h {
-                                let ds = model.scale_derivative(rho[k]);
-                                g_scale[k] = (2.0 * a * self.gram[k * h + k] * s[k] + d_s[k]) * ds
-                                    + coefficients.entropy * ds / s[k];
-                            }
-                        }
-                        PosteriorKind::Full => {
-                            // ∂s_h/∂L_hc = L_hc / s_h; L_hh = s(ℓ_h), ∂H/∂ℓ_h = 1.
-                            for c in 0..h {
-                                for r in 0..h {
-                                    let index = c * h + r;
-                                    g_scale[index] = match r.cmp(&c) {
-                                        std::cmp::Ordering::Less => 0.0,
-                                        std::cmp::Ordering::Equal => {
-                                            let l = model.scale_of(rho[index]);
-                                            let g = a * g_scale[index] + d_s[r] * l / s[r];
-                                            let ds = model.scale_derivative(rho[index]);
-                                            (g + coefficients.entropy / l) * ds
-                                        }
-                                        std::cmp::Ordering::Greater => {
-                                            a * g_scale[index] + d_s[r] * rho[index] / s[r]
-                                        }
-                                    };
-                                }
-                            }
-                        }
-                    }
-                }
+                self.finish_chunk(chunk, coefficients, g_mu, g_scale, records)
             });
         if !dictionary {
             grad_w.fill(0.0);
@@ -677,6 +677,102 @@ impl<'a> Shared<'a> {
             Par::Seq,
         );
         through_normalization(model.blocks().0, &self.w, g_w.as_ref(), grad_w);
+    }
+
+    /// One chunk of [`Shared::finish`]: its points' μ and scale gradients from their records;
+    /// an AVX2 build of the same code where the CPU has it (the same values, as in
+    /// [`Shared::pass_chunk`]).
+    fn finish_chunk(
+        &self,
+        chunk: usize,
+        coefficients: &Coefficients,
+        g_mu: &mut [f64],
+        g_scale: &mut [f64],
+        records: &[f64],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports the features the function was compiled for.
+            unsafe { self.finish_chunk_avx2(chunk, coefficients, g_mu, g_scale, records) };
+            return;
+        }
+        self.finish_chunk_generic(chunk, coefficients, g_mu, g_scale, records);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn finish_chunk_avx2(
+        &self,
+        chunk: usize,
+        coefficients: &Coefficients,
+        g_mu: &mut [f64],
+        g_scale: &mut [f64],
+        records: &[f64],
+    ) {
+        self.finish_chunk_generic(chunk, coefficients, g_mu, g_scale, records);
+    }
+
+    #[inline(always)]
+    fn finish_chunk_generic(
+        &self,
+        chunk: usize,
+        coefficients: &Coefficients,
+        g_mu: &mut [f64],
+        g_scale: &mut [f64],
+        records: &[f64],
+    ) {
+        let model = self.model;
+        let h = model.n_latents;
+        let scale_len = SparseCoding::scale_len(model.kind, h);
+        let stride = Pass::stride(h);
+        let a = coefficients.quadratic;
+        let points = g_mu
+            .chunks_exact_mut(h)
+            .zip(g_scale.chunks_exact_mut(scale_len))
+            .zip(records.chunks_exact(stride));
+        let mut d_s = vec![0.0; h];
+        for (j, ((g_mu, g_scale), record)) in points.enumerate() {
+            let i = chunk * CHUNK + j;
+            let (d_mu, rest) = record[2 + h..].split_at(h);
+            let (d_sd, s) = rest.split_at(h);
+            let rho = &model.blocks().2[i * scale_len..(i + 1) * scale_len];
+            for k in 0..h {
+                let b = coefficients.expected_abs[k];
+                // ∂Q/∂μ = −2Wᵀr.
+                g_mu[k] = -2.0 * a * g_mu[k] + b * d_mu[k];
+                d_s[k] = b * d_sd[k];
+            }
+            match model.kind {
+                PosteriorKind::Diagonal => {
+                    // ∂Q/∂s_h = 2(WᵀW)_hh s_h; ∂H/∂s_h = 1/s_h; then ∂s/∂ρ.
+                    for k in 0..h {
+                        let ds = model.scale_derivative(rho[k]);
+                        g_scale[k] = (2.0 * a * self.gram[k * h + k] * s[k] + d_s[k]) * ds
+                            + coefficients.entropy * ds / s[k];
+                    }
+                }
+                PosteriorKind::Full => {
+                    // ∂s_h/∂L_hc = L_hc / s_h; L_hh = s(ℓ_h), ∂H/∂ℓ_h = 1.
+                    for c in 0..h {
+                        for r in 0..h {
+                            let index = c * h + r;
+                            g_scale[index] = match r.cmp(&c) {
+                                std::cmp::Ordering::Less => 0.0,
+                                std::cmp::Ordering::Equal => {
+                                    let l = model.scale_of(rho[index]);
+                                    let g = a * g_scale[index] + d_s[r] * l / s[r];
+                                    let ds = model.scale_derivative(rho[index]);
+                                    (g + coefficients.entropy / l) * ds
+                                }
+                                std::cmp::Ordering::Greater => {
+                                    a * g_scale[index] + d_s[r] * rho[index] / s[r]
+                                }
+                            };
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
