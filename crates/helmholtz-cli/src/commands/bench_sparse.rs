@@ -60,7 +60,7 @@ pub fn run(path: &Path, evaluations: usize, overrides: &[String]) -> Result<()> 
     // One push and one direction of a full memory, as in every iteration of a fit.
     let history = config.train.history;
     let precision = config.train.history_precision;
-    let recursion = match precision {
+    let direction = match precision {
         HistoryPrecision::F64 => {
             push_and_direction::<f64>(optimised, history, seed, &grad[..optimised], evaluations)
         }
@@ -70,8 +70,8 @@ pub fn run(path: &Path, evaluations: usize, overrides: &[String]) -> Result<()> 
     };
     println!(
         "L-BFGS push and direction over the {optimised} optimised entries (history {history}, stored as {precision:?}): {:.3} ms; an iteration with one evaluation: {:.3} ms",
-        recursion * 1e3,
-        (recursion + evaluation) * 1e3
+        direction * 1e3,
+        (direction + evaluation) * 1e3
     );
     Ok(())
 }

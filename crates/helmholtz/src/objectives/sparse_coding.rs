@@ -653,7 +653,53 @@ impl<'a> Shared<'a> {
             .zip(pass.records.par_chunks(stride * CHUNK))
             .enumerate()
             .for_each(|(chunk, ((g_mu, g_scale), records))| {
-                self.finish_chunk(chunk, coefficients, g_mu, g_scale, records)
+                let points = g_mu
+                    .chunks_exact_mut(h)
+                    .zip(g_scale.chunks_exact_mut(scale_len))
+                    .zip(records.chunks_exact(stride));
+                let mut d_s = vec![0.0; h];
+                for (j, ((g_mu, g_scale), record)) in points.enumerate() {
+                    let i = chunk * CHUNK + j;
+                    let (d_mu, rest) = record[2 + h..].split_at(h);
+                    let (d_sd, s) = rest.split_at(h);
+                    let rho = &model.blocks().2[i * scale_len..(i + 1) * scale_len];
+                    for k in 0..h {
+                        let b = coefficients.expected_abs[k];
+                        // ∂Q/∂μ = −2Wᵀr.
+                        g_mu[k] = -2.0 * a * g_mu[k] + b * d_mu[k];
+                        d_s[k] = b * d_sd[k];
+                    }
+                    match model.kind {
+                        PosteriorKind::Diagonal => {
+                            // ∂Q/∂s_h = 2(WᵀW)_hh s_h; ∂H/∂s_h = 1/s_h; then ∂s/∂ρ.
+                            for k in 0..h {
+                                let ds = model.scale_derivative(rho[k]);
+                                g_scale[k] = (2.0 * a * self.gram[k * h + k] * s[k] + d_s[k]) * ds
+                                    + coefficients.entropy * ds / s[k];
+                            }
+                        }
+                        PosteriorKind::Full => {
+                            // ∂s_h/∂L_hc = L_hc / s_h; L_hh = s(ℓ_h), ∂H/∂ℓ_h = 1.
+                            for c in 0..h {
+                                for r in 0..h {
+                                    let index = c * h + r;
+                                    g_scale[index] = match r.cmp(&c) {
+                                        std::cmp::Ordering::Less => 0.0,
+                                        std::cmp::Ordering::Equal => {
+                                            let l = model.scale_of(rho[index]);
+                                            let g = a * g_scale[index] + d_s[r] * l / s[r];
+                                            let ds = model.scale_derivative(rho[index]);
+                                            (g + coefficients.entropy / l) * ds
+                                        }
+                                        std::cmp::Ordering::Greater => {
+                                            a * g_scale[index] + d_s[r] * rho[index] / s[r]
+                                        }
+                                    };
+                                }
+                            }
+                        }
+                    }
+                }
             });
         if !dictionary {
             grad_w.fill(0.0);
@@ -677,102 +723,6 @@ impl<'a> Shared<'a> {
             Par::Seq,
         );
         through_normalization(model.blocks().0, &self.w, g_w.as_ref(), grad_w);
-    }
-
-    /// One chunk of [`Shared::finish`]: its points' μ and scale gradients from their records;
-    /// an AVX2 build of the same code where the CPU has it (the same values, as in
-    /// [`Shared::pass_chunk`]).
-    fn finish_chunk(
-        &self,
-        chunk: usize,
-        coefficients: &Coefficients,
-        g_mu: &mut [f64],
-        g_scale: &mut [f64],
-        records: &[f64],
-    ) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports the features the function was compiled for.
-            unsafe { self.finish_chunk_avx2(chunk, coefficients, g_mu, g_scale, records) };
-            return;
-        }
-        self.finish_chunk_generic(chunk, coefficients, g_mu, g_scale, records);
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn finish_chunk_avx2(
-        &self,
-        chunk: usize,
-        coefficients: &Coefficients,
-        g_mu: &mut [f64],
-        g_scale: &mut [f64],
-        records: &[f64],
-    ) {
-        self.finish_chunk_generic(chunk, coefficients, g_mu, g_scale, records);
-    }
-
-    #[inline(always)]
-    fn finish_chunk_generic(
-        &self,
-        chunk: usize,
-        coefficients: &Coefficients,
-        g_mu: &mut [f64],
-        g_scale: &mut [f64],
-        records: &[f64],
-    ) {
-        let model = self.model;
-        let h = model.n_latents;
-        let scale_len = SparseCoding::scale_len(model.kind, h);
-        let stride = Pass::stride(h);
-        let a = coefficients.quadratic;
-        let points = g_mu
-            .chunks_exact_mut(h)
-            .zip(g_scale.chunks_exact_mut(scale_len))
-            .zip(records.chunks_exact(stride));
-        let mut d_s = vec![0.0; h];
-        for (j, ((g_mu, g_scale), record)) in points.enumerate() {
-            let i = chunk * CHUNK + j;
-            let (d_mu, rest) = record[2 + h..].split_at(h);
-            let (d_sd, s) = rest.split_at(h);
-            let rho = &model.blocks().2[i * scale_len..(i + 1) * scale_len];
-            for k in 0..h {
-                let b = coefficients.expected_abs[k];
-                // ∂Q/∂μ = −2Wᵀr.
-                g_mu[k] = -2.0 * a * g_mu[k] + b * d_mu[k];
-                d_s[k] = b * d_sd[k];
-            }
-            match model.kind {
-                PosteriorKind::Diagonal => {
-                    // ∂Q/∂s_h = 2(WᵀW)_hh s_h; ∂H/∂s_h = 1/s_h; then ∂s/∂ρ.
-                    for k in 0..h {
-                        let ds = model.scale_derivative(rho[k]);
-                        g_scale[k] = (2.0 * a * self.gram[k * h + k] * s[k] + d_s[k]) * ds
-                            + coefficients.entropy * ds / s[k];
-                    }
-                }
-                PosteriorKind::Full => {
-                    // ∂s_h/∂L_hc = L_hc / s_h; L_hh = s(ℓ_h), ∂H/∂ℓ_h = 1.
-                    for c in 0..h {
-                        for r in 0..h {
-                            let index = c * h + r;
-                            g_scale[index] = match r.cmp(&c) {
-                                std::cmp::Ordering::Less => 0.0,
-                                std::cmp::Ordering::Equal => {
-                                    let l = model.scale_of(rho[index]);
-                                    let g = a * g_scale[index] + d_s[r] * l / s[r];
-                                    let ds = model.scale_derivative(rho[index]);
-                                    (g + coefficients.entropy / l) * ds
-                                }
-                                std::cmp::Ordering::Greater => {
-                                    a * g_scale[index] + d_s[r] * rho[index] / s[r]
-                                }
-                            };
-                        }
-                    }
-                }
-            }
-        }
     }
 }
 
