@@ -5,7 +5,9 @@
 use helmholtz::data::synthetic::{bars, match_fields};
 use helmholtz::models::sparse_coding::{PosteriorKind, SparseCoding};
 use helmholtz::objectives::sparse_coding::{entropy_objective, standard_elbo};
-use helmholtz::train::sparse_coding::{LbfgsConfig, Target, fit_lbfgs, fit_posteriors_at};
+use helmholtz::train::sparse_coding::{
+    LbfgsConfig, Target, fit_lbfgs, fit_lbfgs_scaled, fit_posteriors_at,
+};
 
 fn config() -> LbfgsConfig {
     LbfgsConfig {
@@ -60,6 +62,67 @@ fn full_covariance_lbfgs_recovers_small_bars_and_beats_the_true_dictionary() {
         "σ² = {}",
         terms.sigma2
     );
+}
+
+/// The posteriors handed to L-BFGS divided by c (a diagonal preconditioner) reach the plain
+/// fit's maximiser, by another path: another iteration count, the same objective, λ, σ² and
+/// atoms. A bad c is refused by name.
+#[test]
+fn a_posterior_scale_changes_the_path_not_the_optimum() {
+    let data = bars(3, 300, 0.1, 1);
+    let fit = |scale: f64| {
+        let mut model = SparseCoding::new(9, 6, 300, PosteriorKind::Full, 1).unwrap();
+        let report = fit_lbfgs_scaled(
+            &mut model,
+            data.x.as_ref(),
+            1.0,
+            Target::All,
+            &config(),
+            scale,
+            |_, _| {},
+        )
+        .unwrap();
+        (model, report)
+    };
+    let (plain_model, plain) = fit(1.0);
+    let (scaled_model, scaled) = fit(3.0);
+    assert_ne!(plain.iterations, scaled.iterations);
+    let (a, b) = (plain.terms.objective(1.0), scaled.terms.objective(1.0));
+    assert!((a - b).abs() < 1e-6 * a.abs(), "{a} vs {b}");
+    assert!((plain.terms.sigma2 / scaled.terms.sigma2 - 1.0).abs() < 1e-4);
+    // The same atoms, up to order and sign.
+    let scores = match_fields(
+        scaled_model.dictionary().as_ref(),
+        plain_model.dictionary().as_ref(),
+    );
+    assert!(scores.iter().all(|&s| s > 0.999), "{scores:?}");
+    // Scale 1 is fit_lbfgs itself, bit for bit.
+    let mut model = SparseCoding::new(9, 6, 300, PosteriorKind::Full, 1).unwrap();
+    let report = fit_lbfgs(
+        &mut model,
+        data.x.as_ref(),
+        1.0,
+        Target::All,
+        &config(),
+        |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(model.theta, plain_model.theta);
+    assert_eq!(report.iterations, plain.iterations);
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+        let mut model = SparseCoding::new(9, 6, 300, PosteriorKind::Full, 1).unwrap();
+        let error = fit_lbfgs_scaled(
+            &mut model,
+            data.x.as_ref(),
+            1.0,
+            Target::All,
+            &config(),
+            bad,
+            |_, _| {},
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("posterior_scale"), "{error}");
+    }
 }
 
 #[test]

@@ -11,7 +11,7 @@ use helmholtz::data::synthetic::{Bars, bars, match_fields};
 use helmholtz::models::sparse_coding::SparseCoding;
 use helmholtz::objectives::sparse_coding::EntropyTerms;
 use helmholtz::run::{METRICS_FILE, SUMMARY_FILE};
-use helmholtz::train::sparse_coding::{FitReport, Target, fit_lbfgs};
+use helmholtz::train::sparse_coding::{FitReport, Target, fit_lbfgs, fit_lbfgs_scaled};
 use helmholtz::{Error, Result};
 use serde::Serialize;
 
@@ -184,12 +184,13 @@ pub(super) fn fit_full_batch(
     model.scale_floor = config.model.scale_floor;
     let mut trace = Vec::new();
     let start = Instant::now();
-    let report = fit_lbfgs(
+    let report = fit_lbfgs_scaled(
         &mut model,
         x,
         1.0,
         Target::All,
         &config.train.lbfgs(),
+        config.train.posterior_scale,
         |i, f| {
             trace.push((i, f));
             progress(i, f);

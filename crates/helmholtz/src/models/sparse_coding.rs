@@ -131,6 +131,19 @@ impl SparseCoding {
             }
     }
 
+    /// [`Self::scale_of`] and [`Self::scale_derivative`] together, with one exponential (the
+    /// same values bit for bit).
+    #[inline]
+    pub fn scale_and_derivative(&self, rho: f64) -> (f64, f64) {
+        match self.scale_param {
+            ScaleParam::Log => {
+                let e = rho.exp();
+                (self.scale_floor + e, e)
+            }
+            ScaleParam::Linear => (self.scale_floor + rho.abs(), rho.signum()),
+        }
+    }
+
     /// ∂s/∂ρ.
     #[inline]
     pub fn scale_derivative(&self, rho: f64) -> f64 {

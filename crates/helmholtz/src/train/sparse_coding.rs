@@ -49,12 +49,37 @@ pub fn fit_lbfgs(
     beta: f64,
     target: Target,
     config: &LbfgsConfig,
+    progress: impl FnMut(u64, f64),
+) -> Result<FitReport> {
+    fit_lbfgs_scaled(model, x, beta, target, config, 1.0, progress)
+}
+
+/// [`fit_lbfgs`] with the posteriors' entries handed to L-BFGS divided by `posterior_scale`
+/// (c), the dictionary's as they are: a fixed diagonal preconditioner, the same as starting
+/// every iteration's inverse-Hessian estimate from γ·diag(1, c²) instead of γI. The maximiser
+/// is the same; the path to it and the number of iterations are not. The dictionary's gradient
+/// sums over all N points, each posterior's over one, so the two blocks' curvatures differ by
+/// far more than any single γ fits (docs/BENCHMARKS.md measures c on the bars). With
+/// [`Target::Posteriors`] every entry is scaled alike, which changes only the first step.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_lbfgs_scaled(
+    model: &mut SparseCoding,
+    x: MatRef<'_, f64>,
+    beta: f64,
+    target: Target,
+    config: &LbfgsConfig,
+    posterior_scale: f64,
     mut progress: impl FnMut(u64, f64),
 ) -> Result<FitReport> {
     config.validate()?;
     if !(beta.is_finite() && beta > 0.0) {
         return Err(Error::Config(format!(
             "the annealing factor β must be positive, got {beta}"
+        )));
+    }
+    if !(posterior_scale.is_finite() && posterior_scale > 0.0) {
+        return Err(Error::Config(format!(
+            "train.posterior_scale must be a positive number, got {posterior_scale}"
         )));
     }
     let offset = match target {
@@ -66,24 +91,25 @@ pub fn fit_lbfgs(
     // The optimised entries of θ: from `offset` on, without the upper triangles of full
     // posteriors' factors (never read, their gradient always 0), which would otherwise make up
     // 45 % of the L-BFGS vectors at H = 10.
-    let free = free_entries(model, offset);
-    let start: Vec<f64> = free.iter().map(|&i| model.theta[i]).collect();
-    // −L^H and its gradient over the optimised entries, in buffers made once.
+    let runs = Runs::new(
+        &free_entries(model, offset),
+        model.dim * model.n_latents,
+        posterior_scale,
+    );
+    let mut start = vec![0.0; runs.len];
+    runs.gather(&model.theta, &mut start, |v, c| v / c);
+    // −L^H and its gradient over the optimised entries, in buffers made once (the objective
+    // writes every entry of its gradient).
     let mut trial = model.clone();
     let mut full = vec![0.0; trial.theta.len()];
     let negative = |p: &[f64], g: &mut [f64]| -> Result<f64> {
-        for (&i, v) in free.iter().zip(p) {
-            trial.theta[i] = *v;
-        }
-        full.fill(0.0);
+        runs.scatter(p, &mut trial.theta);
         let terms = if offset == 0 {
             entropy_objective(&trial, x, beta, Some(&mut full))?
         } else {
             entropy_objective_posteriors(&trial, x, beta, &mut full)?
         };
-        for (g, &i) in g.iter_mut().zip(&free) {
-            *g = -full[i];
-        }
+        runs.gather(&full, g, |v, c| -v * c);
         Ok(-terms.objective(beta))
     };
     // One full-batch solve: the one-step case of the trainer.
@@ -95,9 +121,7 @@ pub fn fit_lbfgs(
         Error::Diverged(m) => Error::Diverged(format!("{m} (entropy objective)")),
         other => other,
     })?;
-    for (&i, v) in free.iter().zip(&minimum.param) {
-        model.theta[i] = *v;
-    }
+    runs.scatter(&minimum.param, &mut model.theta);
     let terms = entropy_objective(model, x, beta, None)?;
     Ok(FitReport {
         terms,
@@ -105,6 +129,58 @@ pub fn fit_lbfgs(
         evaluations: minimum.evaluations,
         stopped: minimum.stopped,
     })
+}
+
+/// The optimised entries of θ as runs of consecutive entries, each with its scale: L-BFGS's
+/// vector is the runs one after the other, divided by their scales.
+struct Runs {
+    /// (first entry of θ, length, scale).
+    runs: Vec<(usize, usize, f64)>,
+    /// Their total length.
+    len: usize,
+}
+
+impl Runs {
+    /// The runs of `free` (increasing), split where the posteriors start (entry `posteriors`
+    /// of θ), those from there on scaled by `scale`.
+    fn new(free: &[usize], posteriors: usize, scale: f64) -> Self {
+        let mut runs: Vec<(usize, usize, f64)> = Vec::new();
+        for &i in free {
+            let c = if i >= posteriors { scale } else { 1.0 };
+            match runs.last_mut() {
+                Some((first, len, s)) if *first + *len == i && *s == c => *len += 1,
+                _ => runs.push((i, 1, c)),
+            }
+        }
+        Runs {
+            len: free.len(),
+            runs,
+        }
+    }
+
+    /// θ's optimised entries ← the L-BFGS vector `p` times the scales.
+    fn scatter(&self, p: &[f64], theta: &mut [f64]) {
+        let mut at = 0;
+        for &(first, len, c) in &self.runs {
+            let (from, to) = (&p[at..at + len], &mut theta[first..first + len]);
+            if c == 1.0 {
+                to.copy_from_slice(from);
+            } else {
+                to.iter_mut().zip(from).for_each(|(t, v)| *t = v * c);
+            }
+            at += len;
+        }
+    }
+
+    /// `out` ← map(θ's optimised entry, its scale) for every optimised entry of `theta`.
+    fn gather(&self, theta: &[f64], out: &mut [f64], map: impl Fn(f64, f64) -> f64) {
+        let mut at = 0;
+        for &(first, len, c) in &self.runs {
+            let (from, to) = (&theta[first..first + len], &mut out[at..at + len]);
+            to.iter_mut().zip(from).for_each(|(o, v)| *o = map(*v, c));
+            at += len;
+        }
+    }
 }
 
 /// How many entries of θ a full-batch fit optimises (the length of its L-BFGS vectors): all
