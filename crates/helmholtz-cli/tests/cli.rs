@@ -406,6 +406,20 @@ fn sparse_coding_on_small_bars_writes_runs_atoms_and_a_table() {
         "{}",
         text(&bad)
     );
+    let bad = helmholtz(
+        &[
+            "sparse",
+            config.to_str().unwrap(),
+            "--set",
+            "train.posterior_scale=0",
+        ],
+        &dir,
+    );
+    assert!(
+        !bad.status.success() && text(&bad).contains("train.posterior_scale"),
+        "{}",
+        text(&bad)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -63,6 +63,20 @@ def test_an_f32_history_reaches_the_f64_fit(bars, fitted):
     assert ours["objective"] == pytest.approx(theirs["objective"], abs=1e-4)
 
 
+def test_a_posterior_scale_reaches_the_plain_fit(bars, fitted):
+    """The posteriors handed to L-BFGS divided by 3 (``train.posterior_scale``, a diagonal
+    preconditioner): the same bars fit by another path, to the same optimum and fields."""
+    X, fields, _ = bars
+    scaled = SparseCoding(
+        n_components=8, posterior="full", tol_grad=1e-4, posterior_scale=3.0, random_state=0
+    ).fit(X)
+    assert "posterior_scale = 3.0" in (scaled.run_dir_ / "config.toml").read_text()
+    assert min(_core.match_fields(scaled.components_, fields)) >= RECOVERY_COSINE
+    ours = json.loads((scaled.run_dir_ / "summary.json").read_text())
+    theirs = json.loads((fitted.run_dir_ / "summary.json").read_text())
+    assert ours["objective"] == pytest.approx(theirs["objective"], abs=1e-4)
+
+
 def test_each_row_gets_its_own_posterior_and_elbo(bars, fitted):
     X, fields, latents = bars
     means, covariances = fitted.transform(X[:40], return_covariance=True)
@@ -169,6 +183,8 @@ def test_bad_inputs_raise_errors_that_name_the_argument(bars, fitted):
         SparseCoding(0).fit(X)
     with pytest.raises(ValueError, match="history_precision = 'f16'"):
         SparseCoding(4, history_precision="f16").fit(X)
+    with pytest.raises(ValueError, match="posterior_scale = 0"):
+        SparseCoding(4, posterior_scale=0).fit(X)
     with pytest.raises(ValueError, match="16 features"):
         fitted.transform(X[:, :9])
     with pytest.raises(ValueError, match="sigma = -1"):
