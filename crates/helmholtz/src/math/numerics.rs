@@ -127,12 +127,27 @@ pub fn bernoulli_column(a: &mut [f32], s: &mut [f32], uniforms: Option<&[f32]>) 
 ///
 /// Like [`bernoulli_column`], but writes each element's log-probability term s·a − softplus(a)
 /// to `terms` instead of summing, so callers can sum per column. Dispatches at run time to an
+/// Whether this CPU runs the crate's AVX2 + FMA builds (chosen at run time, since the crate
+/// targets baseline x86-64).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn has_avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// [`has_avx2_fma`] and F16C (the half-precision conversions).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn has_avx2_fma_f16c() -> bool {
+    has_avx2_fma() && std::arch::is_x86_feature_detected!("f16c")
+}
+
 /// AVX2+FMA build of the same code where the CPU has it.
 pub fn bernoulli_terms(a: &mut [f32], s: &mut [f32], uniforms: Option<&[f32]>, terms: &mut [f32]) {
     assert!(s.len() == a.len() && terms.len() == a.len());
     assert!(uniforms.is_none_or(|u| u.len() == a.len()));
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if has_avx2_fma() {
         // SAFETY: the CPU supports the features the function was compiled for.
         unsafe { bernoulli_terms_avx2(a, s, uniforms, terms) };
         return;

@@ -626,8 +626,7 @@ impl<T: HistoryElement> FirstPass<'_, T> {
     /// code where the CPU has it (the same sums, in the same order).
     fn block(&self, block: usize, out: &mut [f64]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if crate::math::numerics::has_avx2_fma() {
             // SAFETY: the CPU supports the features the function was compiled for.
             unsafe { self.block_avx2(block, out) };
             return;
@@ -706,8 +705,7 @@ impl<T: HistoryElement> SecondPass<'_, T> {
     /// One block of d; an AVX2 + FMA build of the same code where the CPU has it.
     fn block(&self, block: usize, g: &[f64], d: &mut [f64]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if crate::math::numerics::has_avx2_fma() {
             // SAFETY: the CPU supports the features the function was compiled for.
             unsafe { self.block_avx2(block, g, d) };
             return;
@@ -1222,9 +1220,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_avx2_passes_match_the_portable_ones() {
-        if !(std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma"))
-        {
+        if !crate::math::numerics::has_avx2_fma() {
             return;
         }
         let mut rng = Stream::new(4, &[]);

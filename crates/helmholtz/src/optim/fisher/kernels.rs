@@ -22,9 +22,7 @@ pub(super) trait Stored: Copy + Send + Sync {
 /// Whether the x86 kernels (AVX2, FMA, F16C) run on this CPU.
 #[cfg(target_arch = "x86_64")]
 fn x86_kernels() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
-        && std::arch::is_x86_feature_detected!("f16c")
+    crate::math::numerics::has_avx2_fma_f16c()
 }
 
 /// The rows below a block of four columns c of a packed symmetric operator A: given the four
@@ -327,7 +325,7 @@ fn widen<T: Stored>(a: &[T; 4]) -> [f64; 4] {
 /// x ← L⁻ᵀL⁻¹x (factor) or x ← A⁻¹x (inverse) for one unit, with AVX2+FMA where available.
 fn apply_unit<T: Stored>(op: &[T], operator: Operator, x: &mut [f64], scratch: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if crate::math::numerics::has_avx2_fma() {
         // SAFETY: the CPU supports the features the function was compiled for.
         unsafe { apply_unit_avx2(op, operator, x, scratch) };
         return;
@@ -344,10 +342,7 @@ fn apply_unit_avx2<T: Stored>(op: &[T], operator: Operator, x: &mut [f64], scrat
 /// As [`apply_unit`] for half precision, converting with F16C where available.
 fn apply_unit_f16(op: &[f16], operator: Operator, x: &mut [f64], scratch: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
-        && std::arch::is_x86_feature_detected!("f16c")
-    {
+    if x86_kernels() {
         // SAFETY: the CPU supports the features the function was compiled for.
         unsafe { apply_unit_f16c(op, operator, x, scratch) };
         return;
