@@ -404,11 +404,6 @@ impl<T: HistoryElement> LbfgsMemory<T> {
         (self.next + self.history - 1 - i) % self.history
     }
 
-    /// Offset of chunk c of slot k's s (its y follows it).
-    fn at(&self, c: usize, k: usize) -> usize {
-        offset(c, k, self.history)
-    }
-
     /// Adds the pair s = x_new − x, y = g_new − g, written straight into its slot (rounded to
     /// T); returns false (and keeps the memory as it was) when y·s ≤ 10⁻¹⁰ ‖y‖ ‖s‖ for the
     /// pair as stored. Its products with the older pairs are left to the next
@@ -436,7 +431,7 @@ impl<T: HistoryElement> LbfgsMemory<T> {
         let (h, k) = (self.history, self.next);
         for (c, lo) in (0..n).step_by(CHUNK).enumerate() {
             let hi = (lo + CHUNK).min(n);
-            let at = self.at(c, k);
+            let at = offset(c, k, self.history);
             let (s, y) = self.pairs[at..at + 2 * CHUNK].split_at_mut(CHUNK);
             for i in lo..hi {
                 s[i - lo] = T::narrow(x_new[i] - x[i]);
@@ -574,7 +569,7 @@ impl<T: HistoryElement> LbfgsMemory<T> {
 
 /// The buffers of one direction in the history's dimension, kept between directions so that
 /// an iteration allocates nothing.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct Small {
     /// Held slots in memory order, with their ages.
     held: Vec<(usize, usize)>,
