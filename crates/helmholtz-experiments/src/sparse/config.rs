@@ -518,12 +518,7 @@ impl SparseConfig {
         if self.model.n_latents == 0 {
             return Err(Error::Config("model.n_latents must be at least 1".into()));
         }
-        if !(self.train.posterior_scale.is_finite() && self.train.posterior_scale > 0.0) {
-            return Err(Error::Config(format!(
-                "train.posterior_scale must be a positive number, got {}",
-                self.train.posterior_scale
-            )));
-        }
+        helmholtz::train::sparse_coding::check_posterior_scale(self.train.posterior_scale)?;
         self.train.lbfgs().validate()
     }
 }

@@ -77,11 +77,7 @@ pub fn fit_lbfgs_scaled(
             "the annealing factor β must be positive, got {beta}"
         )));
     }
-    if !(posterior_scale.is_finite() && posterior_scale > 0.0) {
-        return Err(Error::Config(format!(
-            "train.posterior_scale must be a positive number, got {posterior_scale}"
-        )));
-    }
+    check_posterior_scale(posterior_scale)?;
     let offset = match target {
         Target::All => 0,
         Target::Posteriors => model.dim * model.n_latents,
@@ -129,6 +125,17 @@ pub fn fit_lbfgs_scaled(
         evaluations: minimum.evaluations,
         stopped: minimum.stopped,
     })
+}
+
+/// Checks a [`fit_lbfgs_scaled`] factor (the config key `train.posterior_scale`): finite and
+/// positive.
+pub fn check_posterior_scale(posterior_scale: f64) -> Result<()> {
+    if !(posterior_scale.is_finite() && posterior_scale > 0.0) {
+        return Err(Error::Config(format!(
+            "train.posterior_scale must be a positive number, got {posterior_scale}"
+        )));
+    }
+    Ok(())
 }
 
 /// The optimised entries of θ as runs of consecutive entries, each with its scale: L-BFGS's
