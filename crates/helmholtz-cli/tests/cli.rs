@@ -341,6 +341,132 @@ fn the_nrws_vs_rws_experiment_writes_charts_and_a_table() {
 }
 
 #[test]
+fn the_comparison_takes_an_optimizer_per_algorithm_and_protocol_configs() {
+    let dir = scratch("experiment-arms");
+    let out = dir.join("arms");
+    let common = [
+        "experiment",
+        "nrws-vs-rws",
+        "--data",
+        "digits",
+        "--epochs",
+        "1",
+        "--seeds",
+        "1",
+    ];
+    let mut args: Vec<&str> = common.to_vec();
+    let out_text = out.to_str().unwrap().to_string();
+    args.extend([
+        "--only",
+        "rws,bihm",
+        "--optimizer",
+        "sgd,bihm=adam",
+        "--lr",
+        "0.02,bihm=0.001",
+        "--hidden",
+        "20,10",
+        "--out",
+        &out_text,
+    ]);
+    let result = helmholtz(&args, &dir);
+    assert!(result.status.success(), "{}", text(&result));
+    let config = |run: &str| std::fs::read_to_string(out.join(run).join("config.toml")).unwrap();
+    let (bihm, rws) = (config("bihm-seed0"), config("rws-seed0"));
+    assert!(
+        bihm.contains("lr = 0.001") && bihm.contains("kind = \"adam\""),
+        "{bihm}"
+    );
+    assert!(
+        rws.contains("lr = 0.02") && rws.contains("kind = \"sgd\""),
+        "{rws}"
+    );
+    // BiHM's test estimates carry log p* and every estimate its standard error.
+    let metrics = std::fs::read_to_string(out.join("bihm-seed0").join("metrics.jsonl")).unwrap();
+    assert!(
+        metrics.contains("nll_star_nats")
+            && metrics.contains("log_z2")
+            && metrics.contains("nll_se"),
+        "{metrics}"
+    );
+    let table = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(
+        table.contains("| bihm |") && table.contains("reach"),
+        "{table}"
+    );
+
+    // A protocol config is one arm, named by its name; --data and --set change every protocol.
+    let protocol = dir.join("mine.toml");
+    std::fs::write(
+        &protocol,
+        "name = \"mine\"\n[data]\nsource = \"mnist\"\n[model]\nhidden = [12]\n[train]\nalgorithm = \"rws\"\nbatch_size = 50\nepochs = 5\n[optimizer]\nlr = 0.001\nrule = { kind = \"nadam\" }\n[eval]\nevery = 0\nk = 20\nfinal_k = 30\n",
+    )
+    .unwrap();
+    let protocol_out = dir.join("protocol");
+    let result = helmholtz(
+        &[
+            "experiment",
+            "nrws-vs-rws",
+            "--protocol",
+            protocol.to_str().unwrap(),
+            "--data",
+            "digits",
+            "--set",
+            "train.epochs=2",
+            "--seeds",
+            "2",
+            "--out",
+            protocol_out.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert!(result.status.success(), "{}", text(&result));
+    let table = std::fs::read_to_string(protocol_out.join("results.md")).unwrap();
+    assert!(
+        table.contains("| mine |") && table.contains("epoch 2") && table.contains("Final test NLL"),
+        "{table}"
+    );
+    assert!(
+        protocol_out
+            .join("mine-seed1")
+            .join("summary.json")
+            .is_file()
+    );
+
+    let refused = |args: &[&str], needle: &str| {
+        let bad = helmholtz(args, &dir);
+        assert!(
+            !bad.status.success() && text(&bad).contains(needle),
+            "{args:?}: {}",
+            text(&bad)
+        );
+    };
+    refused(
+        &["experiment", "nrws-vs-rws", "--optimizer", "rws=lbfgs"],
+        "sgd, momentum, adam or nadam",
+    );
+    refused(
+        &["experiment", "nrws-vs-rws", "--lr", "nrws=-1"],
+        "positive learning rate",
+    );
+    refused(
+        &["experiment", "nrws-vs-rws", "--lr", "wake=0.1"],
+        "rws, nrws, nrws-diagonal, bihm or nbihm",
+    );
+    refused(
+        &[
+            "experiment",
+            "nrws-vs-rws",
+            "--protocol",
+            protocol.to_str().unwrap(),
+            "--only",
+            "rws",
+        ],
+        "--protocol takes",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn sparse_coding_on_small_bars_writes_runs_atoms_and_a_table() {
     let dir = scratch("sparse");
     let out = dir.join("bars");

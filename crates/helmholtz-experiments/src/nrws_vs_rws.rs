@@ -1,15 +1,19 @@
 //! RWS against NRWS (natural reweighted wake-sleep, with exact per-unit Fisher blocks or their
 //! diagonal), BiHM and NBiHM: Helmholtz machines trained with identical data, initialisation,
-//! batches and seeds, plain SGD with one learning rate for all, and the test NLL after every
-//! epoch against epochs and training time.
+//! batches and seeds, and the test NLL after every epoch against epochs and training time.
 //!
-//! Every run is a [`helmholtz::run::Run`] in its own directory (`NAME-seedS`) inside the output
-//! directory; finished runs there are reused.
+//! The compared arms come either from algorithm names, each with its own optimizer rule and
+//! learning rate ([`AlgorithmSettings`]), or from protocol configs (`configs/compare/*.toml`),
+//! one arm per file ([`Settings::from_protocols`]). Every (arm, seed) is a
+//! [`helmholtz::run::Run`] in its own directory (`LABEL-seedS`) inside the output directory: a
+//! finished run there is reused, an interrupted one resumes from its last checkpoint, and a
+//! directory holding anything else is refused rather than overwritten.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use helmholtz::models::HelmholtzMachine;
 use helmholtz::optim::OptimizerConfig;
 use helmholtz::optim::fisher::FisherKind;
 use helmholtz::optim::fisher::Storage;
@@ -17,7 +21,10 @@ use helmholtz::optim::natural::NaturalConfig;
 use helmholtz::run::config::{
     DataConfig, DataSource, EvalConfig, ModelConfig, OptimizerSection, TrainConfig,
 };
-use helmholtz::run::{Config, METRICS_FILE, Outcome, Run, SUMMARY_FILE, Silent, read_metrics};
+use helmholtz::run::{
+    CONFIG_FILE, Config, METRICS_FILE, Observer, Outcome, Run, SUMMARY_FILE, config_changes,
+    read_metrics,
+};
 use helmholtz::train::Variant;
 use helmholtz::{Error, Result};
 
@@ -74,23 +81,25 @@ pub const NATURAL_ALPHA: f64 = 0.2;
 /// Importance samples per data point in training.
 pub const TRAIN_K: usize = 10;
 
-/// Settings of the comparison.
+/// The comparison built from algorithm names (`helmholtz experiment nrws-vs-rws --only …`).
 #[derive(Clone, Debug)]
-pub struct Settings {
+pub struct AlgorithmSettings {
     /// Digits, MNIST or Fashion-MNIST.
     pub data: DataSource,
     /// Epochs per run.
     pub epochs: usize,
-    /// Number of seeds (0, 1, …).
-    pub seeds: u64,
-    /// Output directory (finished runs in it are reused).
-    pub out: PathBuf,
     /// Importance samples of the per-epoch test estimate.
     pub k_eval: usize,
     /// Fisher refresh cadence (steps).
     pub refresh_every: u64,
-    /// Learning rate of plain SGD, the same for every algorithm.
+    /// Learning rate of every algorithm that `lrs` does not name.
     pub lr: f64,
+    /// Learning rates of single algorithms.
+    pub lrs: Vec<(Algorithm, f64)>,
+    /// Optimizer rule of every algorithm that `rules` does not name (SGD by default).
+    pub rule: OptimizerConfig,
+    /// Optimizer rules of single algorithms (the natural gradient is fed to the rule).
+    pub rules: Vec<(Algorithm, OptimizerConfig)>,
     /// The algorithms to run, in this order.
     pub algorithms: Vec<Algorithm>,
     /// Hidden layer sizes, bottom to top (default: 100, 50, 10 on digits, else 200, 100, 10).
@@ -99,7 +108,7 @@ pub struct Settings {
     pub batch: Option<usize>,
 }
 
-impl Settings {
+impl AlgorithmSettings {
     /// Checks the settings.
     pub fn validate(&self) -> Result<()> {
         if !matches!(
@@ -111,9 +120,9 @@ impl Settings {
                 self.data
             )));
         }
-        if self.epochs == 0 || self.seeds == 0 || self.batch == Some(0) {
+        if self.epochs == 0 || self.batch == Some(0) {
             return Err(Error::Config(
-                "--epochs, --seeds and --batch must be at least 1".into(),
+                "--epochs and --batch must be at least 1".into(),
             ));
         }
         if self.hidden.as_ref().is_some_and(|h| h.contains(&0)) {
@@ -130,9 +139,9 @@ impl Settings {
         Ok(())
     }
 
-    /// The config of `algorithm` with `seed`: fixed binarisation, K = 10, plain SGD, the test
-    /// NLL after every epoch and no validation.
-    pub fn config(&self, algorithm: Algorithm, seed: u64) -> Result<Config> {
+    /// The config of `algorithm` (seed 0): fixed binarisation, K = 10, the algorithm's
+    /// optimizer rule and learning rate, the test NLL after every epoch and no validation.
+    pub fn config(&self, algorithm: Algorithm) -> Result<Config> {
         let (hidden, batch) = match self.data {
             DataSource::Digits => (vec![100, 50, 10], 20),
             _ => (vec![200, 100, 10], 100),
@@ -148,15 +157,23 @@ impl Settings {
             storage: Storage::F32,
             ..NaturalConfig::default()
         });
-        let name = format!("{}-seed{seed}", algorithm.name());
+        let lr = self
+            .lrs
+            .iter()
+            .find(|(a, _)| *a == algorithm)
+            .map_or(self.lr, |(_, lr)| *lr);
+        let rule = self
+            .rules
+            .iter()
+            .find(|(a, _)| *a == algorithm)
+            .map_or_else(|| self.rule.clone(), |(_, rule)| rule.clone());
         let mut config = Config::new(
-            name,
+            algorithm.name().to_string(),
             DataConfig::new(self.data),
             ModelConfig::new(self.hidden.clone().unwrap_or(hidden)),
             train,
-            OptimizerSection::new(self.lr, OptimizerConfig::Sgd),
+            OptimizerSection::new(lr, rule),
         );
-        config.seed = seed;
         config.eval = EvalConfig {
             every: 0,
             test_at: (1..=self.epochs).collect(),
@@ -168,60 +185,207 @@ impl Settings {
     }
 }
 
+/// One compared arm: a label (its run directories are `LABEL-seedS`) and its config.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arm {
+    /// Name in run directories, tables and plots.
+    pub label: String,
+    /// The config; each seed's run takes it with its own seed and name.
+    pub config: Config,
+}
+
+impl Arm {
+    /// The config of the run with `seed`.
+    pub fn config(&self, seed: u64) -> Config {
+        let mut config = self.config.clone();
+        config.seed = seed;
+        config.name = format!("{}-seed{seed}", self.label);
+        config
+    }
+}
+
+/// Settings of the comparison: the arms, the seeds and where the runs go.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The arms, in the order of tables and plots.
+    pub arms: Vec<Arm>,
+    /// Number of seeds (0, 1, …).
+    pub seeds: u64,
+    /// Output directory (finished runs in it are reused, interrupted ones resumed).
+    pub out: PathBuf,
+}
+
+impl Settings {
+    /// One arm per algorithm of `algorithms`.
+    pub fn from_algorithms(
+        algorithms: &AlgorithmSettings,
+        seeds: u64,
+        out: PathBuf,
+    ) -> Result<Self> {
+        algorithms.validate()?;
+        let arms = algorithms
+            .algorithms
+            .iter()
+            .map(|&a| {
+                Ok(Arm {
+                    label: a.name().to_string(),
+                    config: algorithms.config(a)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Self::new(arms, seeds, out)
+    }
+
+    /// One arm per protocol config, labelled by the config's `name`, with `overrides`
+    /// (`KEY=VALUE`, as `--set`) applied to each. `epochs` replaces `train.epochs`; the test
+    /// NLL is estimated after every epoch with `k_eval` samples (default: the config's
+    /// `eval.test_k`, else `eval.k`).
+    pub fn from_protocols(
+        paths: &[PathBuf],
+        overrides: &[String],
+        epochs: Option<usize>,
+        k_eval: Option<usize>,
+        seeds: u64,
+        out: PathBuf,
+    ) -> Result<Self> {
+        let mut arms: Vec<Arm> = Vec::new();
+        for path in paths {
+            let mut config = Config::load(path, overrides)?;
+            if let Some(epochs) = epochs {
+                config.train.epochs = epochs;
+            }
+            let epochs = config.train.epochs;
+            config.eval.test_at = (1..=epochs).collect();
+            config.eval.test_k = Some(k_eval.or(config.eval.test_k).unwrap_or(config.eval.k));
+            config.validate()?;
+            let label = config.name.clone();
+            if arms.iter().any(|a| a.label == label) {
+                return Err(Error::Config(format!(
+                    "{}: another protocol is also named {label:?}; each arm needs its own name",
+                    path.display()
+                )));
+            }
+            arms.push(Arm { label, config });
+        }
+        Self::new(arms, seeds, out)
+    }
+
+    fn new(arms: Vec<Arm>, seeds: u64, out: PathBuf) -> Result<Self> {
+        if seeds == 0 {
+            return Err(Error::Config("--seeds must be at least 1".into()));
+        }
+        if arms.is_empty() {
+            return Err(Error::Config("the comparison has no arm to run".into()));
+        }
+        if let Some(arm) = arms.iter().find(|a| {
+            !matches!(
+                a.config.data.source,
+                DataSource::Digits | DataSource::Mnist | DataSource::FashionMnist
+            )
+        }) {
+            return Err(Error::Config(format!(
+                "{}: the comparison runs on digits, mnist or fashion-mnist, got {:?}",
+                arm.label, arm.config.data.source
+            )));
+        }
+        Ok(Settings { arms, seeds, out })
+    }
+}
+
 /// One point of a run's curve.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CurvePoint {
     /// Epoch.
     pub epoch: f64,
-    /// Cumulative training seconds at the end of the epoch.
+    /// Training seconds at the end of the epoch: the epoch times the run's median epoch time.
     pub seconds: f64,
-    /// Test NLL in nats.
+    /// Test NLL in nats of the arm's model: p for RWS and NRWS, p* = p̃*/Z² for BiHM runs.
     pub nll: f64,
+    /// Its standard error over the test points (for p*, with log Z²'s error in quadrature).
+    pub se: f64,
+    /// The test NLL of p (the same as `nll` except for BiHM runs).
+    pub nll_p: f64,
 }
 
 /// The test NLL of a run after each epoch.
 pub type Curve = Vec<CurvePoint>;
 
-/// The runs of one algorithm.
-#[derive(Clone, Debug)]
-pub struct AlgorithmRuns {
-    /// The algorithm.
-    pub algorithm: Algorithm,
-    /// One curve per seed.
-    pub curves: Vec<Curve>,
+/// The final estimate of a run (`eval.final_k`), when it has one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FinalEstimate {
+    /// Samples per point.
+    pub k: usize,
+    /// NLL of the arm's model (p* for BiHM).
+    pub nll: f64,
+    /// Its standard error.
+    pub se: f64,
+    /// NLL of p.
+    pub nll_p: f64,
 }
 
-impl AlgorithmRuns {
+/// The runs of one arm.
+#[derive(Clone, Debug)]
+pub struct ArmRuns {
+    /// The arm's label.
+    pub label: String,
+    /// One curve per seed.
+    pub curves: Vec<Curve>,
+    /// One final estimate per seed that has one.
+    pub finals: Vec<FinalEstimate>,
+    /// Seeds whose run diverged (their curves end there).
+    pub diverged: Vec<u64>,
+}
+
+/// Mean and sample standard deviation.
+fn mean_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
+        / (values.len().max(2) - 1) as f64)
+        .sqrt();
+    (mean, sd)
+}
+
+impl ArmRuns {
     /// The mean curve over seeds (as long as the shortest).
     pub fn mean_curve(&self) -> Curve {
         let len = self.curves.iter().map(Vec::len).min().unwrap_or(0);
         let n = self.curves.len() as f64;
         (0..len)
             .map(|i| {
-                let sum = self.curves.iter().fold((0.0, 0.0, 0.0), |acc, c| {
-                    (acc.0 + c[i].epoch, acc.1 + c[i].seconds, acc.2 + c[i].nll)
-                });
+                let mean = |f: fn(&CurvePoint) -> f64| {
+                    self.curves.iter().map(|c| f(&c[i])).sum::<f64>() / n
+                };
                 CurvePoint {
-                    epoch: sum.0 / n,
-                    seconds: sum.1 / n,
-                    nll: sum.2 / n,
+                    epoch: mean(|p| p.epoch),
+                    seconds: mean(|p| p.seconds),
+                    nll: mean(|p| p.nll),
+                    se: mean(|p| p.se),
+                    nll_p: mean(|p| p.nll_p),
                 }
             })
             .collect()
     }
 
-    /// Mean and standard deviation over seeds of the final test NLL.
+    /// Mean and standard deviation over seeds of the test NLL after `epoch` (None when a
+    /// seed's curve does not reach it).
+    pub fn nll_at(&self, epoch: usize) -> Option<(f64, f64)> {
+        let values: Option<Vec<f64>> = self
+            .curves
+            .iter()
+            .map(|c| c.iter().find(|p| p.epoch == epoch as f64).map(|p| p.nll))
+            .collect();
+        values.filter(|v| !v.is_empty()).map(|v| mean_sd(&v))
+    }
+
+    /// Mean and standard deviation over seeds of the last test NLL.
     pub fn final_nll(&self) -> (f64, f64) {
         let finals: Vec<f64> = self
             .curves
             .iter()
             .filter_map(|c| c.last().map(|p| p.nll))
             .collect();
-        let mean = finals.iter().sum::<f64>() / finals.len().max(1) as f64;
-        let sd = (finals.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
-            / (finals.len().max(2) - 1) as f64)
-            .sqrt();
-        (mean, sd)
+        mean_sd(&finals)
     }
 
     /// Mean training seconds per epoch.
@@ -233,90 +397,326 @@ impl AlgorithmRuns {
             .collect();
         per_epoch.iter().sum::<f64>() / per_epoch.len().max(1) as f64
     }
+
+    /// The training seconds the mean curve needs to reach `nll` (linear between epochs; the
+    /// first point's time if it is already there), or None if it never does.
+    pub fn seconds_to_reach(&self, nll: f64) -> Option<f64> {
+        let curve = self.mean_curve();
+        let first = curve.first()?;
+        if first.nll <= nll {
+            return Some(first.seconds);
+        }
+        curve.windows(2).find_map(|w| {
+            (w[1].nll <= nll).then(|| {
+                let t = (w[0].nll - nll) / (w[0].nll - w[1].nll);
+                w[0].seconds + t * (w[1].seconds - w[0].seconds)
+            })
+        })
+    }
 }
 
 /// The comparison's outcome.
 #[derive(Clone, Debug)]
 pub struct Report {
-    /// The runs of each algorithm, in the order of the settings.
-    pub runs: Vec<AlgorithmRuns>,
-    /// The markdown table: final test NLL (mean ± sd) and seconds per epoch.
+    /// The runs of each arm, in the order of the settings.
+    pub runs: Vec<ArmRuns>,
+    /// The markdown tables: test NLL at equal epochs, the time to reach each arm's final
+    /// value, and the final estimates.
     pub table: String,
 }
 
-/// Trains every algorithm with every seed (reusing finished runs in `settings.out`) and
-/// collects the curves. `starting(algorithm, seed)` is called before each run that trains.
-pub fn run(settings: &Settings, starting: &mut dyn FnMut(Algorithm, u64)) -> Result<Report> {
-    settings.validate()?;
-    std::fs::create_dir_all(&settings.out).map_err(|e| Error::io(&settings.out, e))?;
-    let mut runs = Vec::new();
-    for &algorithm in &settings.algorithms {
-        let mut curves = Vec::new();
-        for seed in 0..settings.seeds {
-            let dir = settings
-                .out
-                .join(format!("{}-seed{seed}", algorithm.name()));
-            if !dir.join(SUMMARY_FILE).exists() {
-                starting(algorithm, seed);
-                let config = settings.config(algorithm, seed)?;
-                if dir.exists() {
-                    std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-                }
-                let mut run = Run::create(config, &dir)?;
-                let outcome = run.train(&mut Silent, &AtomicBool::new(false))?;
-                run.write_summary(&outcome, serde_json::json!({}))?;
-                if let Outcome::Diverged(message) = outcome {
-                    return Err(Error::Diverged(format!(
-                        "{}, seed {seed}: {message}",
-                        algorithm.name()
-                    )));
-                }
-            }
-            curves.push(curve(&dir)?);
-        }
-        runs.push(AlgorithmRuns { algorithm, curves });
-    }
-    let table = table(settings, &runs);
-    Ok(Report { runs, table })
+/// How [`run`] ended.
+#[derive(Clone, Debug)]
+pub enum Finish {
+    /// Every run finished.
+    Done(Report),
+    /// A signal stopped the run in this directory; its last checkpoint resumes it.
+    Interrupted(PathBuf),
 }
 
-/// The test NLL curve of a finished run in `dir`.
+/// What the comparison tells its caller while it runs.
+pub trait Progress {
+    /// Before the run of `label` with `seed` trains; `resumed_at` is the epoch it resumes from.
+    fn starting(&mut self, label: &str, seed: u64, epochs: usize, resumed_at: Option<usize>);
+    /// The observer that watches that run's training.
+    fn observer(&mut self) -> &mut dyn Observer<HelmholtzMachine>;
+    /// A line from the run (evaluations, early stopping).
+    fn say(&mut self, line: &str);
+}
+
+/// Trains every arm with every seed (reusing finished runs in `settings.out` and resuming
+/// interrupted ones) and collects the curves. A raised `stop` checkpoints the current run and
+/// returns [`Finish::Interrupted`].
+pub fn run(settings: &Settings, progress: &mut dyn Progress, stop: &AtomicBool) -> Result<Finish> {
+    std::fs::create_dir_all(&settings.out).map_err(|e| Error::io(&settings.out, e))?;
+    let mut runs = Vec::new();
+    for arm in &settings.arms {
+        let mut arm_runs = ArmRuns {
+            label: arm.label.clone(),
+            curves: Vec::new(),
+            finals: Vec::new(),
+            diverged: Vec::new(),
+        };
+        for seed in 0..settings.seeds {
+            let dir = settings.out.join(format!("{}-seed{seed}", arm.label));
+            match train_one(&arm.config(seed), &dir, progress, stop)? {
+                RunEnd::Finished => {}
+                RunEnd::Diverged => arm_runs.diverged.push(seed),
+                RunEnd::Interrupted => return Ok(Finish::Interrupted(dir)),
+            }
+            arm_runs.curves.push(curve(&dir)?);
+            if let Some(f) = final_estimate(&dir)? {
+                arm_runs.finals.push(f);
+            }
+        }
+        runs.push(arm_runs);
+    }
+    let table = tables(settings, &runs);
+    Ok(Finish::Done(Report { runs, table }))
+}
+
+enum RunEnd {
+    Finished,
+    Diverged,
+    Interrupted,
+}
+
+/// Trains (or resumes, or reuses) the run of `config` in `dir`.
+fn train_one(
+    config: &Config,
+    dir: &Path,
+    progress: &mut dyn Progress,
+    stop: &AtomicBool,
+) -> Result<RunEnd> {
+    let epochs = config.train.epochs;
+    let mut run = if !dir.exists() {
+        progress.starting(&config.name, config.seed, epochs, None);
+        Run::create(config.clone(), dir)?
+    } else {
+        let stored_path = dir.join(CONFIG_FILE);
+        if !stored_path.exists() {
+            return Err(Error::Config(format!(
+                "{} exists but holds no run (no {CONFIG_FILE}); the comparison does not overwrite it: remove it or choose another --out",
+                dir.display()
+            )));
+        }
+        // A longer comparison continues a run: its epochs and the test epochs that follow
+        // them are the only keys that may differ.
+        let mut stored = Config::load(&stored_path, &[])?;
+        stored.train.epochs = epochs;
+        stored.eval.test_at.clone_from(&config.eval.test_at);
+        let changes = config_changes(&stored, config).map_err(|e| {
+            Error::Config(format!(
+                "{}: {e}; remove it or choose another --out",
+                dir.display()
+            ))
+        })?;
+        if !changes.is_empty() {
+            return Err(Error::Config(format!(
+                "{} was trained with another config ({}); the comparison does not overwrite it: remove it or choose another --out",
+                dir.display(),
+                changes.join("; ")
+            )));
+        }
+        if let Some(end) = finished(dir, epochs)? {
+            return Ok(end);
+        }
+        if !dir.join("checkpoints").join("last").exists() {
+            // Created by this comparison (the same config) and stopped before its first
+            // checkpoint: nothing in it to keep.
+            std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            progress.starting(&config.name, config.seed, epochs, None);
+            Run::create(config.clone(), dir)?
+        } else {
+            let overrides = [
+                format!("train.epochs={epochs}"),
+                format!("eval.test_at={:?}", config.eval.test_at),
+            ];
+            let run = Run::resume(dir, &overrides)?;
+            progress.starting(&config.name, config.seed, epochs, Some(run.state.epoch));
+            run
+        }
+    };
+    let step_before = run.state.step;
+    let outcome = run.train(progress.observer(), stop)?;
+    let stepped = run.state.step != step_before;
+    run.finish(&outcome, stepped, &mut |line| progress.say(line))?;
+    Ok(match outcome {
+        Outcome::Completed | Outcome::EarlyStopped => RunEnd::Finished,
+        Outcome::Diverged(_) => RunEnd::Diverged,
+        Outcome::Interrupted if stop.load(Ordering::SeqCst) => RunEnd::Interrupted,
+        Outcome::Interrupted => RunEnd::Finished,
+    })
+}
+
+/// How a run in `dir` ended, if it needs no more training for `epochs` epochs.
+fn finished(dir: &Path, epochs: usize) -> Result<Option<RunEnd>> {
+    let path = dir.join(SUMMARY_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let summary: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    let done = summary["epochs"].as_u64().unwrap_or(0) >= epochs as u64;
+    Ok(match summary["outcome"].as_str() {
+        Some("Diverged") => Some(RunEnd::Diverged),
+        Some("EarlyStopped") => Some(RunEnd::Finished),
+        Some("Completed") if done => Some(RunEnd::Finished),
+        _ => None,
+    })
+}
+
+/// The per-epoch test NLL curve of a run in `dir` (the final estimate excluded). The training
+/// time after epoch e is e times the run's median epoch time, so that epochs slowed by other
+/// work on a shared machine do not shift the curve.
 pub fn curve(dir: &Path) -> Result<Curve> {
     let records = read_metrics(&dir.join(METRICS_FILE))?;
-    let mut elapsed = 0.0;
-    let mut time_at = std::collections::BTreeMap::new();
-    for r in records.iter().filter(|r| r["split"] == "train") {
-        elapsed += r["epoch_s"].as_f64().unwrap_or(0.0);
-        time_at.insert(r["epoch"].as_u64().unwrap_or(0), elapsed);
-    }
+    let train: Vec<&serde_json::Value> = records.iter().filter(|r| r["split"] == "train").collect();
+    let mut epoch_s: Vec<f64> = train.iter().filter_map(|r| r["epoch_s"].as_f64()).collect();
+    epoch_s.sort_by(f64::total_cmp);
+    let median = match epoch_s.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => epoch_s[n / 2],
+        n => 0.5 * (epoch_s[n / 2 - 1] + epoch_s[n / 2]),
+    };
+    let time_at: std::collections::BTreeMap<u64, f64> = train
+        .iter()
+        .filter_map(|r| r["epoch"].as_u64())
+        .map(|e| (e, e as f64 * median))
+        .collect();
     Ok(records
         .iter()
-        .filter(|r| r["split"] == "test")
+        .filter(|r| r["split"] == "test" && r["final"] != true)
         .filter_map(|r| {
             let epoch = r["epoch"].as_u64()?;
+            let nll_p = r["nll_nats"].as_f64()?;
+            let (nll, se) = model_nll(r).unwrap_or((nll_p, 0.0));
             Some(CurvePoint {
                 epoch: epoch as f64,
                 seconds: *time_at.get(&epoch)?,
-                nll: r["nll_nats"].as_f64()?,
+                nll,
+                se,
+                nll_p,
             })
         })
         .collect())
 }
 
-fn table(settings: &Settings, runs: &[AlgorithmRuns]) -> String {
+/// The NLL of the record's model and its error: p* for BiHM records, else p.
+fn model_nll(record: &serde_json::Value) -> Option<(f64, f64)> {
+    let se = |key: &str| record[key].as_f64().unwrap_or(f64::NAN);
+    match record["nll_star_nats"].as_f64() {
+        Some(star) => Some((star, se("nll_star_se"))),
+        None => Some((record["nll_nats"].as_f64()?, se("nll_se"))),
+    }
+}
+
+/// The final (`eval.final_k`) test estimate of a run in `dir`, if it has one.
+pub fn final_estimate(dir: &Path) -> Result<Option<FinalEstimate>> {
+    let records = read_metrics(&dir.join(METRICS_FILE))?;
+    Ok(records
+        .iter()
+        .rev()
+        .find(|r| r["split"] == "test" && r["final"] == true)
+        .and_then(|r| {
+            let (nll, se) = model_nll(r)?;
+            Some(FinalEstimate {
+                k: r["k"].as_u64()? as usize,
+                nll,
+                se,
+                nll_p: r["nll_nats"].as_f64()?,
+            })
+        }))
+}
+
+/// Epochs shown in the equal-epochs table: 1, 2, 5, 10, 20, 30, 50, 100, 200, … up to the
+/// last, which is always shown.
+fn shown_epochs(last: usize) -> Vec<usize> {
+    let mut shown: Vec<usize> = [1, 2, 5, 10, 20, 30, 50, 100, 200, 500, 1000]
+        .into_iter()
+        .filter(|&e| e < last)
+        .collect();
+    shown.push(last);
+    shown
+}
+
+fn tables(settings: &Settings, runs: &[ArmRuns]) -> String {
+    let last = runs
+        .iter()
+        .flat_map(|r| r.curves.iter().filter_map(|c| c.last()))
+        .map(|p| p.epoch as usize)
+        .max()
+        .unwrap_or(0);
+    let epochs = shown_epochs(last);
+    let k = settings.arms[0].config.eval.test_k.unwrap_or(0);
     let mut table = format!(
-        "| algorithm | test NLL after {} epochs (mean ± sd over {} seeds, K = {}) | training s per epoch |\n|---|---|---|\n",
-        settings.epochs, settings.seeds, settings.k_eval
+        "Test NLL (nats, K = {k}; mean ± sd over {} seeds; BiHM arms: p* = p̃*/Z²) after each epoch, and training seconds per epoch:\n\n| arm |",
+        settings.seeds
     );
+    for e in &epochs {
+        write!(table, " epoch {e} |").expect("writing to a String");
+    }
+    table += " s per epoch |\n|---|";
+    table += &"---|".repeat(epochs.len() + 1);
+    table += "\n";
     for r in runs {
-        let (mean, sd) = r.final_nll();
-        writeln!(
-            table,
-            "| {} | {mean:.2} ± {sd:.2} | {:.2} |",
-            r.algorithm.name(),
-            r.seconds_per_epoch()
-        )
-        .expect("writing to a String");
+        write!(table, "| {} |", r.label).expect("writing to a String");
+        for &e in &epochs {
+            match r.nll_at(e) {
+                Some((mean, sd)) => write!(table, " {mean:.2} ± {sd:.2} |"),
+                None => write!(table, " – |"),
+            }
+            .expect("writing to a String");
+        }
+        writeln!(table, " {:.2} |", r.seconds_per_epoch()).expect("writing to a String");
+    }
+    table += "\nTraining seconds each arm's mean curve needs to reach each arm's last mean value \
+              (linear between epochs; – never):\n\n| arm |";
+    for r in runs {
+        write!(table, " {} ({:.2}) |", r.label, r.final_nll().0).expect("writing to a String");
+    }
+    table += "\n|---|";
+    table += &"---|".repeat(runs.len());
+    table += "\n";
+    for r in runs {
+        write!(table, "| {} |", r.label).expect("writing to a String");
+        for target in runs {
+            match r.seconds_to_reach(target.final_nll().0) {
+                Some(s) => write!(table, " {s:.0} |"),
+                None => write!(table, " – |"),
+            }
+            .expect("writing to a String");
+        }
+        table += "\n";
+    }
+    let with_finals: Vec<&ArmRuns> = runs.iter().filter(|r| !r.finals.is_empty()).collect();
+    if !with_finals.is_empty() {
+        table += "\nFinal test NLL (`eval.final_k`; mean ± sd over seeds, and the mean standard \
+                  error over the test points):\n\n| arm | K | seeds | NLL | se | NLL of p |\n|---|---|---|---|---|---|\n";
+        for r in with_finals {
+            let nll: Vec<f64> = r.finals.iter().map(|f| f.nll).collect();
+            let p: Vec<f64> = r.finals.iter().map(|f| f.nll_p).collect();
+            let se = r.finals.iter().map(|f| f.se).sum::<f64>() / r.finals.len() as f64;
+            let (mean, sd) = mean_sd(&nll);
+            writeln!(
+                table,
+                "| {} | {} | {} | {mean:.2} ± {sd:.2} | {se:.2} | {:.2} |",
+                r.label,
+                r.finals[0].k,
+                r.finals.len(),
+                mean_sd(&p).0
+            )
+            .expect("writing to a String");
+        }
+    }
+    let diverged: Vec<String> = runs
+        .iter()
+        .filter(|r| !r.diverged.is_empty())
+        .map(|r| format!("{} (seeds {:?})", r.label, r.diverged))
+        .collect();
+    if !diverged.is_empty() {
+        writeln!(table, "\nDiverged: {}.", diverged.join(", ")).expect("writing to a String");
     }
     table
 }
@@ -324,22 +724,29 @@ fn table(settings: &Settings, runs: &[AlgorithmRuns]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    fn digits_settings(epochs: usize) -> AlgorithmSettings {
+        AlgorithmSettings {
+            data: DataSource::Digits,
+            epochs,
+            k_eval: 100,
+            refresh_every: 50,
+            lr: 0.02,
+            lrs: Vec::new(),
+            rule: OptimizerConfig::Sgd,
+            rules: Vec::new(),
+            algorithms: Algorithm::ALL.to_vec(),
+            hidden: None,
+            batch: None,
+        }
+    }
 
     /// The typed configs are the ones the comparison wrote as TOML before.
     #[test]
     fn typed_configs_match_their_toml_form() {
-        let settings = Settings {
-            data: DataSource::Digits,
-            epochs: 3,
-            seeds: 1,
-            out: PathBuf::from("unused"),
-            k_eval: 100,
-            refresh_every: 50,
-            lr: 0.02,
-            algorithms: Algorithm::ALL.to_vec(),
-            hidden: None,
-            batch: None,
-        };
+        let settings =
+            Settings::from_algorithms(&digits_settings(3), 1, PathBuf::from("unused")).unwrap();
         let text = r#"name = "nrws-diagonal-seed2"
             seed = 2
             [data]
@@ -362,8 +769,224 @@ mod tests {
             test_k = 100
         "#;
         let parsed = Config::parse(text, &[], Path::new("nrws-vs-rws")).unwrap();
-        assert_eq!(settings.config(Algorithm::NrwsDiagonal, 2).unwrap(), parsed);
-        let rws = settings.config(Algorithm::Rws, 0).unwrap();
+        let arm = |label: &str| settings.arms.iter().find(|a| a.label == label).unwrap();
+        assert_eq!(arm("nrws-diagonal").config(2), parsed);
+        let rws = arm("rws").config(0);
         assert!(rws.train.natural.is_none() && rws.name == "rws-seed0");
+    }
+
+    /// A rule and a learning rate given for one algorithm reach its config and no other; the
+    /// natural gradient keeps its Fisher under any rule.
+    #[test]
+    fn each_algorithm_takes_its_own_rule_and_rate() {
+        let adam = OptimizerConfig::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        };
+        let mut algorithms = digits_settings(2);
+        algorithms.rules = vec![(Algorithm::Nbihm, adam.clone())];
+        algorithms.lrs = vec![(Algorithm::Nbihm, 1e-3), (Algorithm::Rws, 0.05)];
+        let settings = Settings::from_algorithms(&algorithms, 1, PathBuf::from("unused")).unwrap();
+        for arm in &settings.arms {
+            let (rule, lr) = (&arm.config.optimizer.rule, arm.config.optimizer.lr);
+            match arm.label.as_str() {
+                "nbihm" => {
+                    assert_eq!((rule, lr), (&adam, 1e-3));
+                    assert!(arm.config.train.natural.is_some());
+                    assert_eq!(arm.config.train.algorithm, Variant::Bihm);
+                }
+                "rws" => assert_eq!((rule, lr), (&OptimizerConfig::Sgd, 0.05)),
+                _ => assert_eq!((rule, lr), (&OptimizerConfig::Sgd, 0.02)),
+            }
+        }
+    }
+
+    /// A fresh directory of this test process.
+    fn scratch_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("helmholtz-compare-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    const PROTOCOL: &str = r#"name = "rws-adam"
+        [data]
+        source = "digits"
+        [model]
+        hidden = [12]
+        [train]
+        algorithm = "rws"
+        k = 4
+        batch_size = 50
+        epochs = 9
+        [optimizer]
+        lr = 0.001
+        rule = { kind = "adam" }
+        [eval]
+        every = 0
+        k = 20
+    "#;
+
+    /// Protocol files become arms named by their `name`, with the test NLL after every epoch;
+    /// two arms of one name are refused.
+    #[test]
+    fn protocols_become_arms() {
+        let tmp = scratch_dir("protocols");
+        let a = write(&tmp, "a.toml", PROTOCOL);
+        let b = write(&tmp, "b.toml", &PROTOCOL.replace("rws-adam", "bihm-adam"));
+        let settings = Settings::from_protocols(
+            &[a.clone(), b],
+            &["train.k=5".into()],
+            Some(3),
+            None,
+            2,
+            tmp.join("out"),
+        )
+        .unwrap();
+        let labels: Vec<&str> = settings.arms.iter().map(|a| a.label.as_str()).collect();
+        assert_eq!(labels, ["rws-adam", "bihm-adam"]);
+        let config = &settings.arms[0].config;
+        assert_eq!(config.train.k, 5);
+        assert_eq!(config.train.epochs, 3);
+        assert_eq!(config.eval.test_at, [1, 2, 3]);
+        assert_eq!(config.eval.test_k, Some(20));
+        let twice = Settings::from_protocols(&[a.clone(), a], &[], None, None, 1, tmp.clone());
+        assert!(twice.unwrap_err().to_string().contains("rws-adam"));
+    }
+
+    /// Stops the comparison after a number of steps, like a signal.
+    struct StopAfter {
+        steps: usize,
+        stop: Arc<AtomicBool>,
+        started: Vec<(String, Option<usize>)>,
+    }
+
+    impl Observer<HelmholtzMachine> for StopAfter {
+        fn on_step(
+            &mut self,
+            _: &helmholtz::run::StepRecord,
+            _: &helmholtz::run::TrainState,
+        ) -> helmholtz::run::Control {
+            self.steps = self.steps.saturating_sub(1);
+            if self.steps == 0 {
+                self.stop.store(true, Ordering::SeqCst);
+            }
+            helmholtz::run::Control::Continue
+        }
+    }
+
+    impl Progress for StopAfter {
+        fn starting(&mut self, label: &str, _: u64, _: usize, resumed_at: Option<usize>) {
+            self.started.push((label.to_string(), resumed_at));
+        }
+        fn observer(&mut self) -> &mut dyn Observer<HelmholtzMachine> {
+            self
+        }
+        fn say(&mut self, _: &str) {}
+    }
+
+    /// An interrupted comparison resumes where it stopped and gives the curves of one that ran
+    /// through; a finished run is reused, a longer one continues it, and a directory with
+    /// another config or no run is refused.
+    #[test]
+    fn an_interrupted_comparison_resumes_to_the_same_curves() {
+        let tmp = scratch_dir("resume");
+        let protocol = write(&tmp, "p.toml", PROTOCOL);
+        let settings = |epochs: usize, out: &str| {
+            Settings::from_protocols(
+                std::slice::from_ref(&protocol),
+                &[],
+                Some(epochs),
+                None,
+                2,
+                tmp.join(out),
+            )
+            .unwrap()
+        };
+        let no_stop = AtomicBool::new(false);
+        let mut quiet = StopAfter {
+            steps: usize::MAX,
+            stop: Arc::new(AtomicBool::new(false)),
+            started: Vec::new(),
+        };
+        let Finish::Done(through) = run(&settings(2, "through"), &mut quiet, &no_stop).unwrap()
+        else {
+            panic!("not interrupted")
+        };
+        // Interrupt in the second epoch of seed 0 (digits: 1437 training points, 29 batches).
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut stopper = StopAfter {
+            steps: 40,
+            stop: stop.clone(),
+            started: Vec::new(),
+        };
+        let interrupted = run(&settings(2, "resumed"), &mut stopper, &stop).unwrap();
+        assert!(
+            matches!(interrupted, Finish::Interrupted(ref dir) if dir.ends_with("rws-adam-seed0"))
+        );
+        let mut again = StopAfter {
+            steps: usize::MAX,
+            stop: Arc::new(AtomicBool::new(false)),
+            started: Vec::new(),
+        };
+        let Finish::Done(resumed) = run(&settings(2, "resumed"), &mut again, &no_stop).unwrap()
+        else {
+            panic!("not interrupted")
+        };
+        assert_eq!(
+            again.started,
+            [
+                ("rws-adam-seed0".to_string(), Some(1)),
+                ("rws-adam-seed1".to_string(), None)
+            ]
+        );
+        let nll = |r: &Report| -> Vec<Vec<f64>> {
+            r.runs[0]
+                .curves
+                .iter()
+                .map(|c| c.iter().map(|p| p.nll).collect())
+                .collect()
+        };
+        assert_eq!(nll(&through), nll(&resumed));
+        assert_eq!(nll(&resumed)[0].len(), 2);
+        // Finished runs are reused; a longer comparison continues them.
+        again.started.clear();
+        run(&settings(2, "resumed"), &mut again, &no_stop).unwrap();
+        assert!(again.started.is_empty());
+        let Finish::Done(longer) = run(&settings(3, "resumed"), &mut again, &no_stop).unwrap()
+        else {
+            panic!("not interrupted")
+        };
+        assert_eq!(again.started.len(), 2);
+        assert_eq!(longer.runs[0].curves[1].len(), 3);
+        assert_eq!(nll(&longer)[1][..2], nll(&through)[1][..]);
+        // Another config in the same place, or a directory that holds no run, is refused.
+        let other = Settings::from_protocols(
+            std::slice::from_ref(&protocol),
+            &["optimizer.lr=0.01".into()],
+            Some(3),
+            None,
+            1,
+            tmp.join("resumed"),
+        )
+        .unwrap();
+        let err = run(&other, &mut again, &no_stop).unwrap_err().to_string();
+        assert!(
+            err.contains("optimizer.lr") && err.contains("rws-adam-seed0"),
+            "{err}"
+        );
+        std::fs::create_dir_all(tmp.join("foreign/rws-adam-seed0")).unwrap();
+        let err = run(&settings(1, "foreign"), &mut again, &no_stop)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("holds no run"), "{err}");
     }
 }

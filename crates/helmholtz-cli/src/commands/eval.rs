@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Result;
+use helmholtz::eval::Estimator;
 use helmholtz::run::{Run, Slot, Split};
 
 use crate::out;
@@ -13,9 +14,9 @@ use crate::out;
 pub fn run(dir: &Path, k: usize, split: Split, points: Option<usize>, slot: Slot) -> Result<()> {
     let run = Run::open_checkpoint(dir, slot)?;
     let started = Instant::now();
-    let ll = run.log_likelihood(split, k, points)?;
+    let (ll, se) = run.estimate_with_error(split, k, points, Estimator::LogLikelihood)?;
     out!(
-        "{} log-likelihood {:.4} nats (NLL {:.4}), K = {k}, {:.1} s",
+        "{} log-likelihood {:.4} ± {se:.4} nats (NLL {:.4}), K = {k}, {:.1} s",
         split.name(),
         ll,
         -ll,
@@ -24,15 +25,13 @@ pub fn run(dir: &Path, k: usize, split: Split, points: Option<usize>, slot: Slot
     if run.config.train.algorithm == helmholtz::train::Variant::Bihm {
         // The BiHM model is p* ∝ √(p q p*): log p* = log p̃* − log Z² (nrws.md §2.3).
         let started = Instant::now();
-        let log_p_tilde = run.estimate(
-            split,
-            k,
-            points,
-            helmholtz::eval::Estimator::BihmUnnormalised,
-        )?;
-        let log_z2 = helmholtz::eval::bihm_log_z2(&run.model, 100_000, 10, run.config.seed)?;
+        let (log_p_tilde, tilde_se) =
+            run.estimate_with_error(split, k, points, Estimator::BihmUnnormalised)?;
+        let (dreams, inner) = (run.config.eval.z_dreams, run.config.eval.z_inner);
+        let (log_z2, z2_se) =
+            helmholtz::eval::bihm_log_z2_with_error(&run.model, dreams, inner, run.config.seed)?;
         out!(
-            "BiHM: log p̃* {log_p_tilde:.4}, log Z² {log_z2:.4} (10^5 dreams, 10 inner samples), log p* {:.4} (NLL {:.4}), {:.1} s",
+            "BiHM: log p̃* {log_p_tilde:.4} ± {tilde_se:.4}, log Z² {log_z2:.4} ± {z2_se:.4} ({dreams} dreams, {inner} inner samples: eval.z_dreams, eval.z_inner), log p* {:.4} (NLL {:.4}), {:.1} s",
             log_p_tilde - log_z2,
             log_z2 - log_p_tilde,
             started.elapsed().as_secs_f64()

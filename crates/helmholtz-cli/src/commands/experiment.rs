@@ -1,39 +1,63 @@
-//! `helmholtz experiment nrws-vs-rws`: RWS, NRWS, diagonal NRWS, BiHM and NBiHM trained with the
-//! same data, initialisation, batches and seeds (`helmholtz_experiments::nrws_vs_rws`); test NLL
-//! against epochs and against training time, as PNG charts and a markdown table.
+//! `helmholtz experiment nrws-vs-rws`: RWS, NRWS, diagonal NRWS, BiHM and NBiHM, each with its
+//! own optimizer and learning rate, or the arms of protocol configs (`--protocol`), trained with
+//! the same data, initialisation, batches and seeds (`helmholtz_experiments::nrws_vs_rws`);
+//! test NLL against epochs and against training time, as PNG charts and markdown tables. An
+//! interrupted comparison continues where it stopped when the same command runs again.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+use helmholtz::models::HelmholtzMachine;
+use helmholtz::optim::OptimizerConfig;
+use helmholtz::run::Observer;
 use helmholtz::run::config::DataSource;
-use helmholtz_experiments::nrws_vs_rws::{self, Algorithm, AlgorithmRuns, CurvePoint, Report};
+use helmholtz_experiments::nrws_vs_rws::{
+    self, Algorithm, AlgorithmSettings, ArmRuns, CurvePoint, Finish, Report,
+};
 
+use super::ExitCode;
 use crate::plots;
+use crate::signals::Stop;
 
 /// Settings of the comparison (the arguments of `helmholtz experiment nrws-vs-rws`).
 #[derive(clap::Args)]
 pub struct Settings {
-    /// digits, mnist or fashion-mnist.
-    #[arg(long, default_value = "mnist")]
-    pub data: String,
-    /// Epochs per run.
-    #[arg(long, default_value_t = 20, value_parser = super::count::<usize>)]
-    pub epochs: usize,
+    /// digits, mnist or fashion-mnist (default mnist; with --protocol it replaces each
+    /// protocol's data.source).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Epochs per run (default 20; with --protocol, each protocol's train.epochs).
+    #[arg(long, value_parser = super::count::<usize>)]
+    pub epochs: Option<usize>,
     /// Number of seeds (0, 1, …).
     #[arg(long, default_value_t = 3, value_parser = super::count::<u64>)]
     pub seeds: u64,
-    /// Output directory (finished runs in it are reused).
+    /// Output directory: finished runs in it are reused, interrupted ones resumed.
     #[arg(long, default_value = "runs/nrws-vs-rws")]
     pub out: PathBuf,
-    /// Importance samples of the per-epoch test estimate.
-    #[arg(long, default_value_t = 100, value_parser = super::count::<usize>)]
-    pub k_eval: usize,
+    /// Importance samples of the per-epoch test estimate (default 100; with --protocol, each
+    /// protocol's eval.test_k, else eval.k).
+    #[arg(long, value_parser = super::count::<usize>)]
+    pub k_eval: Option<usize>,
+    /// A protocol config (TOML, e.g. configs/compare/rws-adam.toml): one arm, named by its
+    /// `name`. Repeatable; replaces --only, --optimizer, --lr, --refresh-every, --hidden and
+    /// --batch.
+    #[arg(long = "protocol", value_name = "CONFIG")]
+    pub protocols: Vec<PathBuf>,
+    /// With --protocol: override a value of every protocol, e.g. --set train.batch_size=32.
+    #[arg(long = "set", value_name = "KEY=VALUE", requires = "protocols")]
+    pub overrides: Vec<String>,
     /// Fisher refresh cadence (steps).
     #[arg(long, default_value_t = 100, value_parser = super::count::<u64>)]
     pub refresh_every: u64,
-    /// Learning rate of plain SGD, the same for every algorithm.
-    #[arg(long, default_value_t = 0.02)]
-    pub lr: f64,
+    /// Learning rate: one for every algorithm (0.02), or per algorithm, e.g.
+    /// 0.002,rws=0.001,bihm=0.001 (an entry without a name sets the others).
+    #[arg(long, default_value = "0.02")]
+    pub lr: String,
+    /// Optimizer rule (sgd, momentum, adam, nadam; the natural versions feed their natural
+    /// gradient to it): one for every algorithm, or per algorithm, e.g. sgd,rws=adam,bihm=adam.
+    #[arg(long, default_value = "sgd")]
+    pub optimizer: String,
     /// Only these algorithms (comma-separated: rws, nrws, nrws-diagonal, bihm, nbihm).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
@@ -46,53 +70,182 @@ pub struct Settings {
     pub batch: Option<usize>,
 }
 
-pub fn run(settings: Settings) -> Result<()> {
-    let data = match settings.data.as_str() {
+fn data_source(name: &str) -> Result<DataSource> {
+    Ok(match name {
         "digits" => DataSource::Digits,
         "mnist" => DataSource::Mnist,
         "fashion-mnist" => DataSource::FashionMnist,
         other => bail!("--data must be digits, mnist or fashion-mnist, got {other}"),
-    };
-    let algorithms = Algorithm::ALL
-        .into_iter()
-        .filter(|a| settings.only.is_empty() || settings.only.iter().any(|o| o == a.name()))
-        .collect();
-    let experiment = nrws_vs_rws::Settings {
-        data,
-        epochs: settings.epochs,
-        seeds: settings.seeds,
-        out: settings.out.clone(),
-        k_eval: settings.k_eval,
-        refresh_every: settings.refresh_every,
-        lr: settings.lr,
-        algorithms,
-        hidden: (!settings.hidden.is_empty()).then(|| settings.hidden.clone()),
-        batch: settings.batch,
-    };
-    let report = nrws_vs_rws::run(&experiment, &mut |algorithm, seed| {
-        crate::out!(
-            "training {}, seed {seed} ({} epochs)",
-            algorithm.name(),
-            settings.epochs
-        );
-    })?;
-    write_report(&settings, &report)
+    })
 }
 
-fn write_report(settings: &Settings, report: &Report) -> Result<()> {
+fn algorithm(name: &str, option: &str) -> Result<Algorithm> {
+    Algorithm::ALL
+        .into_iter()
+        .find(|a| a.name() == name)
+        .with_context(|| {
+            format!(
+                "{option}: {name:?} is no algorithm; give rws, nrws, nrws-diagonal, bihm or nbihm"
+            )
+        })
+}
+
+/// "VALUE,ALG=VALUE,…": the value for the algorithms not named (or `default`) and the named ones.
+fn per_algorithm<T>(
+    text: &str,
+    option: &str,
+    default: T,
+    parse: impl Fn(&str) -> Result<T>,
+) -> Result<(T, Vec<(Algorithm, T)>)> {
+    let mut all = default;
+    let mut named = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        match entry.split_once('=') {
+            Some((name, value)) => {
+                named.push((algorithm(name.trim(), option)?, parse(value.trim())?))
+            }
+            None => all = parse(entry)?,
+        }
+    }
+    Ok((all, named))
+}
+
+fn learning_rate(text: &str) -> Result<f64> {
+    match text.parse::<f64>() {
+        Ok(lr) if lr.is_finite() && lr > 0.0 => Ok(lr),
+        _ => bail!("--lr: {text:?} is not accepted: give a positive learning rate such as 0.001"),
+    }
+}
+
+fn rule(text: &str) -> Result<OptimizerConfig> {
+    if !["sgd", "momentum", "adam", "nadam"].contains(&text) {
+        bail!("--optimizer: {text:?} is not accepted: give sgd, momentum, adam or nadam");
+    }
+    serde_json::from_value(serde_json::json!({ "kind": text }))
+        .with_context(|| format!("--optimizer {text}"))
+}
+
+/// What the comparison prints while it trains: a line per run, and the run's epochs.
+struct Printed(super::train::Progress);
+
+impl nrws_vs_rws::Progress for Printed {
+    fn starting(&mut self, label: &str, _: u64, epochs: usize, resumed_at: Option<usize>) {
+        match resumed_at {
+            Some(epoch) => crate::out!("resuming {label} after epoch {epoch} (to {epochs} epochs)"),
+            None => crate::out!("training {label} ({epochs} epochs)"),
+        }
+    }
+
+    fn observer(&mut self) -> &mut dyn Observer<HelmholtzMachine> {
+        &mut self.0
+    }
+
+    fn say(&mut self, line: &str) {
+        crate::out!("{line}");
+    }
+}
+
+pub fn run(settings: Settings) -> Result<()> {
+    let experiment = if settings.protocols.is_empty() {
+        let data = data_source(settings.data.as_deref().unwrap_or("mnist"))?;
+        let algorithms = settings
+            .only
+            .iter()
+            .map(|name| algorithm(name, "--only"))
+            .collect::<Result<Vec<_>>>()?;
+        let (lr, lrs) = per_algorithm(&settings.lr, "--lr", 0.02, learning_rate)?;
+        let (rule, rules) = per_algorithm(
+            &settings.optimizer,
+            "--optimizer",
+            OptimizerConfig::Sgd,
+            rule,
+        )?;
+        let algorithms = AlgorithmSettings {
+            data,
+            epochs: settings.epochs.unwrap_or(20),
+            k_eval: settings.k_eval.unwrap_or(100),
+            refresh_every: settings.refresh_every,
+            lr,
+            lrs,
+            rule,
+            rules,
+            algorithms: if algorithms.is_empty() {
+                Algorithm::ALL.to_vec()
+            } else {
+                Algorithm::ALL
+                    .into_iter()
+                    .filter(|a| algorithms.contains(a))
+                    .collect()
+            },
+            hidden: (!settings.hidden.is_empty()).then(|| settings.hidden.clone()),
+            batch: settings.batch,
+        };
+        nrws_vs_rws::Settings::from_algorithms(&algorithms, settings.seeds, settings.out.clone())?
+    } else {
+        if !settings.only.is_empty()
+            || !settings.hidden.is_empty()
+            || settings.batch.is_some()
+            || settings.lr != "0.02"
+            || settings.optimizer != "sgd"
+            || settings.refresh_every != 100
+        {
+            bail!(
+                "--protocol takes the algorithm, optimizer, learning rate, layers, batch and refresh cadence from its config: drop --only, --optimizer, --lr, --hidden, --batch and --refresh-every, or change them with --set KEY=VALUE"
+            );
+        }
+        let mut overrides = settings.overrides.clone();
+        if let Some(name) = &settings.data {
+            data_source(name)?;
+            overrides.push(format!("data.source=\"{name}\""));
+        }
+        nrws_vs_rws::Settings::from_protocols(
+            &settings.protocols,
+            &overrides,
+            settings.epochs,
+            settings.k_eval,
+            settings.seeds,
+            settings.out.clone(),
+        )?
+    };
+    let stop = Stop::install(settings.out.clone())?;
+    let mut printed = Printed(super::train::Progress::new(false));
+    match nrws_vs_rws::run(&experiment, &mut printed, &stop.flag)? {
+        Finish::Done(report) => write_report(&settings, &experiment, &report),
+        Finish::Interrupted(dir) => {
+            crate::out!(
+                "interrupted; {} keeps its last checkpoint: run the same command again to continue",
+                dir.display()
+            );
+            Err(ExitCode(stop.exit_code()).into())
+        }
+    }
+}
+
+fn write_report(
+    settings: &Settings,
+    experiment: &nrws_vs_rws::Settings,
+    report: &Report,
+) -> Result<()> {
     let by = |x: fn(&CurvePoint) -> f64| -> Vec<plots::Series> {
         report
             .runs
             .iter()
-            .map(|runs: &AlgorithmRuns| plots::Series {
-                label: runs.algorithm.name().to_string(),
+            .map(|runs: &ArmRuns| plots::Series {
+                label: runs.label.clone(),
                 points: runs.mean_curve().iter().map(|p| (x(p), p.nll)).collect(),
             })
             .collect()
     };
+    let first = &experiment.arms[0].config;
     let title = format!(
         "{}: test NLL (K = {}), mean of {} seeds",
-        settings.data, settings.k_eval, settings.seeds
+        match first.data.source {
+            DataSource::Digits => "digits",
+            DataSource::FashionMnist => "fashion-mnist",
+            _ => "mnist",
+        },
+        first.eval.test_k.unwrap_or(first.eval.k),
+        settings.seeds
     );
     plots::line_chart(
         &by(|p| p.epoch),

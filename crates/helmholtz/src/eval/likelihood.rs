@@ -50,6 +50,8 @@ struct Scratch {
     pass: Pass,
     q0: Vec<f32>,
     chunk_bounds: Vec<f64>,
+    half_bounds: Vec<f64>,
+    scaled: Vec<f64>,
 }
 
 /// The importance-sampling estimate for each of the `n_points` columns of `x`, with
@@ -63,6 +65,41 @@ pub fn importance_log_likelihood(
     first_index: usize,
     config: IsConfig,
 ) -> Result<Vec<f64>> {
+    let both = importance_pass(model, x, n_points, first_index, config, false)?;
+    Ok(both.into_iter().map(|(estimate, _)| estimate).collect())
+}
+
+/// Both estimators from the same samples, per point: log p̂_K(x) and BiHM's log p̃*_K(x)
+/// ([`Estimator`]), each equal to what [`importance_log_likelihood`] gives for it with the same
+/// `k`, `chunk` and `seed` (`config.estimator` is ignored).
+pub fn importance_log_likelihood_and_bihm(
+    model: &HelmholtzMachine,
+    x: &[f32],
+    n_points: usize,
+    first_index: usize,
+    config: IsConfig,
+) -> Result<Vec<(f64, f64)>> {
+    let config = IsConfig {
+        estimator: Estimator::LogLikelihood,
+        ..config
+    };
+    let both = importance_pass(model, x, n_points, first_index, config, true)?;
+    Ok(both
+        .into_iter()
+        .map(|(ll, half)| (ll, half.unwrap_or(f64::NAN)))
+        .collect())
+}
+
+/// The estimate of `config.estimator` per point and, with `with_half`, BiHM's from the same
+/// samples.
+fn importance_pass(
+    model: &HelmholtzMachine,
+    x: &[f32],
+    n_points: usize,
+    first_index: usize,
+    config: IsConfig,
+    with_half: bool,
+) -> Result<Vec<(f64, Option<f64>)>> {
     model.check_batch(x, n_points)?;
     if config.k == 0 || config.chunk == 0 {
         return Err(Error::Config(
@@ -75,6 +112,7 @@ pub fn importance_log_likelihood(
         Estimator::LogLikelihood => 1.0,
         Estimator::BihmUnnormalised => 0.5,
     };
+    let log_k = (config.k as f64).ln();
     let result = (0..n_points)
         .into_par_iter()
         .map_init(
@@ -82,10 +120,13 @@ pub fn importance_log_likelihood(
                 pass: Pass::new(&model.sizes, chunk),
                 q0: vec![0.0; model.sizes[1]],
                 chunk_bounds: Vec::new(),
+                half_bounds: Vec::new(),
+                scaled: Vec::with_capacity(chunk),
             },
             |scratch, i| {
                 let point = &x[i * d..(i + 1) * d];
                 scratch.chunk_bounds.clear();
+                scratch.half_bounds.clear();
                 let mut drawn = 0;
                 let mut j = 0u64;
                 while drawn < config.k {
@@ -93,14 +134,21 @@ pub fn importance_log_likelihood(
                     let mut rng =
                         Stream::new(config.seed, &[ids::EVAL, (first_index + i) as u64, j]);
                     model.wake(point, 1, size, &mut scratch.q0, &mut scratch.pass, &mut rng);
-                    let scaled: Vec<f64> = (0..size)
-                        .map(|s| scale * (scratch.pass.log_p[s] - scratch.pass.log_q[s]))
-                        .collect();
-                    scratch.chunk_bounds.push(logsumexp(&scaled));
+                    let log_w = |s: usize| scratch.pass.log_p[s] - scratch.pass.log_q[s];
+                    scratch.scaled.clear();
+                    scratch.scaled.extend((0..size).map(|s| scale * log_w(s)));
+                    scratch.chunk_bounds.push(logsumexp(&scratch.scaled));
+                    if with_half {
+                        scratch.scaled.clear();
+                        scratch.scaled.extend((0..size).map(|s| 0.5 * log_w(s)));
+                        scratch.half_bounds.push(logsumexp(&scratch.scaled));
+                    }
                     drawn += size;
                     j += 1;
                 }
-                (logsumexp(&scratch.chunk_bounds) - (config.k as f64).ln()) / scale
+                let estimate = (logsumexp(&scratch.chunk_bounds) - log_k) / scale;
+                let half = with_half.then(|| (logsumexp(&scratch.half_bounds) - log_k) / 0.5);
+                (estimate, half)
             },
         )
         .collect();
@@ -226,6 +274,17 @@ pub fn bihm_log_z2(
     k_inner: usize,
     seed: u64,
 ) -> Result<f64> {
+    Ok(bihm_log_z2_with_error(model, n_dreams, k_inner, seed)?.0)
+}
+
+/// [`bihm_log_z2`] and its Monte Carlo standard error (delta method: the standard error of the
+/// mean of the dream terms over their mean).
+pub fn bihm_log_z2_with_error(
+    model: &HelmholtzMachine,
+    n_dreams: usize,
+    k_inner: usize,
+    seed: u64,
+) -> Result<(f64, f64)> {
     if n_dreams == 0 || k_inner == 0 {
         return Err(Error::Config(
             "the log Z² estimate needs at least one dream and one inner sample".into(),
@@ -241,20 +300,53 @@ pub fn bihm_log_z2(
             let mut rng = Stream::new(seed, &[ids::SAMPLE, b as u64]);
             model.dream(n, true, &mut pass, &mut rng);
             let x = pass.h[0][..d * n].to_vec();
-            let config = IsConfig {
-                k: k_inner,
-                chunk: k_inner.min(1000),
-                seed,
-                estimator: Estimator::BihmUnnormalised,
-            };
-            let log_p_tilde = importance_log_likelihood(model, &x, n, b * block, config)?;
+            // log p̃*(x_j) of each dream, its inner samples drawn for groups of dreams at once
+            // (at most 1000 columns per wake pass) and pooled in log space.
+            let chunk = k_inner.min(1000);
+            let group = (1000 / chunk).max(1);
+            let mut inner = Pass::new(&model.sizes, group * chunk);
+            let mut q0 = vec![0.0f32; model.sizes[1] * group];
+            let mut bounds = vec![Vec::new(); n];
+            let mut half = Vec::with_capacity(chunk);
+            for (g, first) in (0..n).step_by(group).enumerate() {
+                let points = group.min(n - first);
+                let mut drawn = 0;
+                let mut c = 0u64;
+                while drawn < k_inner {
+                    let size = chunk.min(k_inner - drawn);
+                    let mut rng = Stream::new(seed, &[ids::SAMPLE, b as u64, g as u64, c]);
+                    let columns = &x[first * d..(first + points) * d];
+                    model.wake(columns, points, size, &mut q0, &mut inner, &mut rng);
+                    for (j, bound) in bounds[first..first + points].iter_mut().enumerate() {
+                        half.clear();
+                        half.extend(
+                            (j * size..(j + 1) * size)
+                                .map(|s| 0.5 * (inner.log_p[s] - inner.log_q[s])),
+                        );
+                        bound.push(logsumexp(&half));
+                    }
+                    drawn += size;
+                    c += 1;
+                }
+            }
+            let log_k = (k_inner as f64).ln();
             Ok((0..n)
-                .map(|j| 0.5 * (pass.log_q[j] - pass.log_p[j] + log_p_tilde[j]))
+                .map(|j| {
+                    let log_p_tilde = 2.0 * (logsumexp(&bounds[j]) - log_k);
+                    0.5 * (pass.log_q[j] - pass.log_p[j] + log_p_tilde)
+                })
                 .collect())
         })
         .collect::<Result<_>>()?;
     let all: Vec<f64> = terms.into_iter().flatten().collect();
-    Ok(logsumexp(&all) - (n_dreams as f64).ln())
+    let log_z2 = logsumexp(&all) - (n_dreams as f64).ln();
+    // The terms relative to their mean: r_j = exp(t_j − log Z²), of mean 1.
+    let spread = all
+        .iter()
+        .map(|t| (t - log_z2).exp_m1().powi(2))
+        .sum::<f64>()
+        / (all.len().max(2) - 1) as f64;
+    Ok((log_z2, (spread / all.len() as f64).sqrt()))
 }
 
 #[cfg(test)]
@@ -392,6 +484,53 @@ mod tests {
             (estimate - exact).abs() < 0.02,
             "estimate {estimate}, exact {exact}"
         );
+        // With one inner sample (the bihm code's est-nll.py) the estimate is biased by the
+        // inner p̃* estimate, but its reported error shrinks as 1/√dreams and has the size of
+        // the spread between independent estimates.
+        let runs: Vec<(f64, f64)> = (0..8)
+            .map(|seed| bihm_log_z2_with_error(&model, 4_000, 1, seed).unwrap())
+            .collect();
+        let mean = runs.iter().map(|r| r.0).sum::<f64>() / 8.0;
+        let spread = (runs.iter().map(|r| (r.0 - mean).powi(2)).sum::<f64>() / 7.0).sqrt();
+        let reported = runs.iter().map(|r| r.1).sum::<f64>() / 8.0;
+        assert!(
+            reported > 0.5 * spread && reported < 2.0 * spread,
+            "reported error {reported}, spread of 8 estimates {spread}"
+        );
+        let (_, error_16k) = bihm_log_z2_with_error(&model, 16_000, 1, 0).unwrap();
+        assert!(
+            (error_16k / reported - 0.5).abs() < 0.1,
+            "error at 4k dreams {reported}, at 16k {error_16k}"
+        );
+    }
+
+    /// Both estimators of one pass are the ones each gives alone, bit for bit.
+    #[test]
+    fn one_pass_gives_both_estimators() {
+        let model = random_model(&[6, 5, 3], 4);
+        let x = data(&model, 7);
+        let config = IsConfig {
+            chunk: 30,
+            ..IsConfig::new(100, 9)
+        };
+        let both = importance_log_likelihood_and_bihm(&model, &x, 7, 3, config).unwrap();
+        let plain = importance_log_likelihood(&model, &x, 7, 3, config).unwrap();
+        let half = importance_log_likelihood(
+            &model,
+            &x,
+            7,
+            3,
+            IsConfig {
+                estimator: Estimator::BihmUnnormalised,
+                ..config
+            },
+        )
+        .unwrap();
+        for i in 0..7 {
+            assert_eq!(both[i].0.to_bits(), plain[i].to_bits(), "point {i}");
+            assert_eq!(both[i].1.to_bits(), half[i].to_bits(), "point {i}");
+            assert!(both[i].1 <= both[i].0 + 1e-9, "p̃* ≤ p on every point");
+        }
     }
 
     #[test]

@@ -5,6 +5,6 @@ pub mod likelihood;
 pub mod sparseness;
 
 pub use likelihood::{
-    Estimator, IsConfig, bihm_log_z2, exact_kl_from, exact_log_likelihood,
-    importance_log_likelihood,
+    Estimator, IsConfig, bihm_log_z2, bihm_log_z2_with_error, exact_kl_from, exact_log_likelihood,
+    importance_log_likelihood, importance_log_likelihood_and_bihm,
 };

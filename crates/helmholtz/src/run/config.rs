@@ -393,6 +393,30 @@ pub struct EvalConfig {
     /// `gap` and each entropy) by Monte Carlo with this many q samples per point (0: off).
     #[serde(default = "default_entropy_samples")]
     pub entropy_samples: usize,
+    /// BiHM runs: dreams of the log Z² estimate that turns the final test estimate of log p̃*
+    /// into one of log p* = log p̃* − log Z² (the bihm code's `est-nll.py` uses 10⁶).
+    #[serde(default = "default_z_dreams")]
+    pub z_dreams: usize,
+    /// BiHM runs: dreams of the log Z² estimates of the `test_at` epochs (about 2 s per 10⁵
+    /// dreams on the 200-100-10 model).
+    #[serde(default = "default_test_z_dreams")]
+    pub test_z_dreams: usize,
+    /// BiHM runs: importance samples of p̃*(x) in each dream's term of the log Z² estimate
+    /// (`est-nll.py`: 1).
+    #[serde(default = "default_z_inner")]
+    pub z_inner: usize,
+}
+
+fn default_z_dreams() -> usize {
+    1_000_000
+}
+
+fn default_test_z_dreams() -> usize {
+    100_000
+}
+
+fn default_z_inner() -> usize {
+    1
 }
 
 fn default_entropy_samples() -> usize {
@@ -418,6 +442,9 @@ impl Default for EvalConfig {
             patience: None,
             exact_kl: false,
             entropy_samples: default_entropy_samples(),
+            z_dreams: default_z_dreams(),
+            test_z_dreams: default_test_z_dreams(),
+            z_inner: default_z_inner(),
         }
     }
 }
@@ -548,6 +575,12 @@ impl Config {
         }
         if self.eval.k == 0 || self.eval.final_k == Some(0) || self.eval.test_k == Some(0) {
             return fail("eval.k, eval.test_k and eval.final_k must be at least 1".into());
+        }
+        if self.eval.z_dreams == 0 || self.eval.test_z_dreams == 0 || self.eval.z_inner == 0 {
+            return fail(format!(
+                "eval.z_dreams, eval.test_z_dreams and eval.z_inner must be at least 1, got {}, {} and {}",
+                self.eval.z_dreams, self.eval.test_z_dreams, self.eval.z_inner
+            ));
         }
         if self.checkpoint.every == 0 {
             return fail("checkpoint.every must be at least 1".into());

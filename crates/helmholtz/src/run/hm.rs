@@ -21,7 +21,10 @@ use crate::data::batches::BatchSource;
 use crate::dist::{Conditions, EntropySum};
 use crate::error::{Error, Result};
 use crate::eval::entropy::hm_entropy_sum;
-use crate::eval::{Estimator, IsConfig, exact_kl_from, importance_log_likelihood};
+use crate::eval::{
+    Estimator, IsConfig, bihm_log_z2_with_error, exact_kl_from, importance_log_likelihood,
+    importance_log_likelihood_and_bihm,
+};
 use crate::math::rng::{Stream, ids};
 use crate::memory::bytes_of;
 use crate::models::HelmholtzMachine;
@@ -323,6 +326,33 @@ impl Run {
         self.estimate(split, k, max_points, Estimator::LogLikelihood)
     }
 
+    /// The test split's estimate with `k` samples per point and its standard error; for a BiHM
+    /// run also log p* through log Z² (`eval.z_dreams`, `eval.z_inner`).
+    pub fn test_estimate(&self, k: usize) -> Result<TestEstimate> {
+        let dreams = self.config.eval.z_dreams;
+        test_estimate(&self.model, &self.data, &self.config, k, dreams)
+    }
+
+    /// [`Run::estimate`] and its standard error over the points (sd / √n).
+    pub fn estimate_with_error(
+        &self,
+        split: Split,
+        k: usize,
+        max_points: Option<usize>,
+        estimator: Estimator,
+    ) -> Result<(f64, f64)> {
+        let per_point = per_point_estimates(
+            &self.model,
+            &self.data,
+            &self.config,
+            split,
+            k,
+            max_points,
+            estimator,
+        )?;
+        Ok(mean_and_error(&per_point))
+    }
+
     /// Mean importance-sampling estimate of a split: log p(x), or BiHM's log p̃*(x).
     pub fn estimate(
         &self,
@@ -439,19 +469,29 @@ impl Run {
                 self.data.test.n_samples()
             ));
             let started = Instant::now();
-            let ll = self.log_likelihood(Split::Test, k, None)?;
+            let estimate = self.test_estimate(k)?;
             let eval_s = started.elapsed().as_secs_f64();
-            self.log(
-                &json!({"epoch": self.state.epoch, "step": self.state.step, "split": "test",
-                "k": k, "ll": ll, "nll_nats": -ll, "eval_s": eval_s}),
-            )?;
+            let mut record = json!({"epoch": self.state.epoch, "step": self.state.step,
+                "split": "test", "k": k, "final": true});
+            if let Some(map) = record.as_object_mut() {
+                map.extend(estimate.fields());
+                map.insert("eval_s".into(), json!(eval_s));
+            }
+            self.log(&record)?;
             say(&format!(
-                "test NLL {:.3} nats (K = {k}, {eval_s:.0} s)",
-                -ll
+                "test NLL {:.3} ± {:.3} nats (K = {k}, {eval_s:.0} s){}",
+                -estimate.ll,
+                estimate.se,
+                star_text(&estimate)
             ));
-            extra["test_nll_nats"] = json!(-ll);
+            extra["test_nll_nats"] = json!(-estimate.ll);
+            extra["test_nll_se"] = json!(estimate.se);
             extra["test_k"] = json!(k);
-            nll = Some(-ll);
+            if let Some(b) = &estimate.bihm {
+                extra["test_nll_star_nats"] = json!(-b.log_p_star());
+                extra["test_log_z2"] = json!(b.log_z2);
+            }
+            nll = Some(-estimate.ll);
         }
         self.write_summary(outcome, extra)?;
         Ok(nll)
@@ -623,22 +663,19 @@ impl Observer<HelmholtzMachine> for Evaluation<'_> {
                 self.data.test.n_samples()
             ));
             let started = Instant::now();
-            let ll = estimate(
-                model,
-                self.data,
-                self.config,
-                Split::Test,
-                k,
-                None,
-                Estimator::LogLikelihood,
-            )?;
-            record
-                .side_records
-                .push(json!({"epoch": epoch, "step": state.step, "split": "test",
-                "k": k, "ll": ll, "nll_nats": -ll, "eval_s": started.elapsed().as_secs_f64()}));
+            let dreams = self.config.eval.test_z_dreams;
+            let estimate = test_estimate(model, self.data, self.config, k, dreams)?;
+            let mut side = json!({"epoch": epoch, "step": state.step, "split": "test", "k": k});
+            if let Some(map) = side.as_object_mut() {
+                map.extend(estimate.fields());
+                map.insert("eval_s".into(), json!(started.elapsed().as_secs_f64()));
+            }
+            record.side_records.push(side);
             say(&format!(
-                "epoch {epoch}: test NLL {:.3} nats (K = {k})",
-                -ll
+                "epoch {epoch}: test NLL {:.3} ± {:.3} nats (K = {k}){}",
+                -estimate.ll,
+                estimate.se,
+                star_text(&estimate)
             ));
         }
         Ok(control)
@@ -710,6 +747,35 @@ fn estimate(
     max_points: Option<usize>,
     estimator: Estimator,
 ) -> Result<f64> {
+    let per_point = per_point_estimates(model, data, config, split, k, max_points, estimator)?;
+    Ok(per_point.iter().sum::<f64>() / per_point.len() as f64)
+}
+
+/// The importance-sampling estimate of every point of a split (the first `max_points`).
+fn per_point_estimates(
+    model: &HelmholtzMachine,
+    data: &RunData,
+    config: &Config,
+    split: Split,
+    k: usize,
+    max_points: Option<usize>,
+    estimator: Estimator,
+) -> Result<Vec<f64>> {
+    check_estimate_memory(model, k)?;
+    let (x, n) = split_columns(data, split, max_points)?;
+    let is = IsConfig {
+        estimator,
+        ..IsConfig::new(k, estimate_seed(config))
+    };
+    importance_log_likelihood(model, &x, n, 0, is)
+}
+
+/// The seed of every importance-sampling estimate of a run's splits.
+fn estimate_seed(config: &Config) -> u64 {
+    config.seed ^ 0x5EED_E7A1
+}
+
+fn check_estimate_memory(model: &HelmholtzMachine, k: usize) -> Result<()> {
     let threads = rayon::current_num_threads().max(1);
     let width_sum = model.sizes.iter().fold(0usize, |a, &s| a.saturating_add(s));
     // Per thread: the samples, probabilities and scores of one chunk of at most 1000 draws,
@@ -718,15 +784,147 @@ fn estimate(
         &format!("importance sampling with K = {k}"),
         bytes_of(&[threads, k.min(1000), width_sum], 16)
             .saturating_add(bytes_of(&[threads, k / 1000 + 1], 8)),
+    )
+}
+
+/// A test-split estimate with its standard error over the points; for a BiHM run also
+/// log p* = log p̃* − log Z² (nrws.md §2.3), p̃* from the same samples.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TestEstimate {
+    /// Importance samples per point.
+    pub k: usize,
+    /// Points evaluated.
+    pub points: usize,
+    /// Mean log p̂_K(x) of p.
+    pub ll: f64,
+    /// Its standard error over the points (sd / √n).
+    pub se: f64,
+    /// BiHM runs: the normalised model's estimate.
+    pub bihm: Option<BihmEstimate>,
+}
+
+/// BiHM's log p* of a split: the mean of log p̃*_K(x) over the points, minus log Z².
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BihmEstimate {
+    /// Mean log p̃*_K(x).
+    pub log_p_tilde: f64,
+    /// Its standard error over the points.
+    pub se: f64,
+    /// log Z² from `dreams` dreams with `inner` samples each.
+    pub log_z2: f64,
+    /// Its Monte Carlo standard error.
+    pub log_z2_se: f64,
+    /// Dreams of the log Z² estimate.
+    pub dreams: usize,
+    /// Inner importance samples per dream.
+    pub inner: usize,
+}
+
+impl BihmEstimate {
+    /// log p* = log p̃* − log Z².
+    pub fn log_p_star(&self) -> f64 {
+        self.log_p_tilde - self.log_z2
+    }
+}
+
+impl TestEstimate {
+    /// The fields of a metrics record: `ll`, `nll_nats`, `nll_se`, and for BiHM
+    /// `log_p_tilde`, `log_z2`, `log_z2_se`, `z_dreams`, `z_inner`, `nll_star_nats` and
+    /// `nll_star_se` (the points' error and log Z²'s, added in quadrature).
+    pub fn fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut fields = serde_json::Map::new();
+        fields.insert("ll".into(), json!(self.ll));
+        fields.insert("nll_nats".into(), json!(-self.ll));
+        fields.insert("nll_se".into(), json!(self.se));
+        if let Some(b) = &self.bihm {
+            fields.insert("log_p_tilde".into(), json!(b.log_p_tilde));
+            fields.insert("log_z2".into(), json!(b.log_z2));
+            fields.insert("log_z2_se".into(), json!(b.log_z2_se));
+            fields.insert("z_dreams".into(), json!(b.dreams));
+            fields.insert("z_inner".into(), json!(b.inner));
+            fields.insert("nll_star_nats".into(), json!(-b.log_p_star()));
+            fields.insert("nll_star_se".into(), json!(b.se.hypot(b.log_z2_se)));
+        }
+        fields
+    }
+}
+
+/// ", BiHM's p*: NLL … (log Z² …)" for a BiHM estimate, else nothing.
+fn star_text(estimate: &TestEstimate) -> String {
+    estimate.bihm.map_or_else(String::new, |b| {
+        format!(
+            "; BiHM's p*: NLL {:.3} nats (log p̃* {:.3}, log Z² {:.4} from {} dreams)",
+            -b.log_p_star(),
+            b.log_p_tilde,
+            b.log_z2,
+            b.dreams
+        )
+    })
+}
+
+/// Mean and standard error (sd / √n) of per-point values.
+fn mean_and_error(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, (var / n).sqrt())
+}
+
+/// The test estimate of a run's model with `k` samples per point; BiHM runs add log p̃* from
+/// the same samples and log Z² from `dreams` dreams with `eval.z_inner` inner samples each.
+fn test_estimate(
+    model: &HelmholtzMachine,
+    data: &RunData,
+    config: &Config,
+    k: usize,
+    dreams: usize,
+) -> Result<TestEstimate> {
+    if config.train.algorithm != Variant::Bihm {
+        let per_point = per_point_estimates(
+            model,
+            data,
+            config,
+            Split::Test,
+            k,
+            None,
+            Estimator::LogLikelihood,
+        )?;
+        let (ll, se) = mean_and_error(&per_point);
+        return Ok(TestEstimate {
+            k,
+            points: per_point.len(),
+            ll,
+            se,
+            bihm: None,
+        });
+    }
+    check_estimate_memory(model, k)?;
+    let (x, n) = split_columns(data, Split::Test, None)?;
+    let both = importance_log_likelihood_and_bihm(
+        model,
+        &x,
+        n,
+        0,
+        IsConfig::new(k, estimate_seed(config)),
     )?;
-    let (x, n) = split_columns(data, split, max_points)?;
-    let seed = config.seed ^ 0x5EED_E7A1;
-    let is = IsConfig {
-        estimator,
-        ..IsConfig::new(k, seed)
-    };
-    let per_point = importance_log_likelihood(model, &x, n, 0, is)?;
-    Ok(per_point.iter().sum::<f64>() / n as f64)
+    let (ll, se) = mean_and_error(&both.iter().map(|b| b.0).collect::<Vec<_>>());
+    let (log_p_tilde, tilde_se) = mean_and_error(&both.iter().map(|b| b.1).collect::<Vec<_>>());
+    let inner = config.eval.z_inner;
+    let (log_z2, log_z2_se) = bihm_log_z2_with_error(model, dreams, inner, config.seed)?;
+    Ok(TestEstimate {
+        k,
+        points: n,
+        ll,
+        se,
+        bihm: Some(BihmEstimate {
+            log_p_tilde,
+            se: tilde_se,
+            log_z2,
+            log_z2_se,
+            dreams,
+            inner,
+        }),
+    })
 }
 
 /// The ELBO of a split and its longer entropy sum, by Monte Carlo over q.

@@ -27,7 +27,7 @@ pub mod vi;
 
 pub use config::{Config, Split, config_changes};
 pub use data::{Points, RunData};
-pub use hm::Run;
+pub use hm::{BihmEstimate, Run, TestEstimate};
 pub use rundir::{
     CHECKPOINT_STATE, CONFIG_FILE, DATA_FOLDER, HISTORY_FILE, LOCK_FILE, METRICS_FILE, RunDir,
     SUMMARY_FILE, read_metrics, relative_to_run,
