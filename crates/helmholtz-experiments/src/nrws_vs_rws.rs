@@ -436,8 +436,16 @@ pub enum Finish {
 
 /// What the comparison tells its caller while it runs.
 pub trait Progress {
-    /// Before the run of `label` with `seed` trains; `resumed_at` is the epoch it resumes from.
-    fn starting(&mut self, label: &str, seed: u64, epochs: usize, resumed_at: Option<usize>);
+    /// Before the run of `label` with `seed` trains in `dir`; `resumed_at` is the epoch it
+    /// resumes from.
+    fn starting(
+        &mut self,
+        dir: &Path,
+        label: &str,
+        seed: u64,
+        epochs: usize,
+        resumed_at: Option<usize>,
+    );
     /// The observer that watches that run's training.
     fn observer(&mut self) -> &mut dyn Observer<HelmholtzMachine>;
     /// A line from the run (evaluations, early stopping).
@@ -490,7 +498,7 @@ fn train_one(
 ) -> Result<RunEnd> {
     let epochs = config.train.epochs;
     let mut run = if !dir.exists() {
-        progress.starting(&config.name, config.seed, epochs, None);
+        progress.starting(dir, &config.name, config.seed, epochs, None);
         Run::create(config.clone(), dir)?
     } else {
         let stored_path = dir.join(CONFIG_FILE);
@@ -525,7 +533,7 @@ fn train_one(
             // Created by this comparison (the same config) and stopped before its first
             // checkpoint: nothing in it to keep.
             std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            progress.starting(&config.name, config.seed, epochs, None);
+            progress.starting(dir, &config.name, config.seed, epochs, None);
             Run::create(config.clone(), dir)?
         } else {
             let overrides = [
@@ -533,7 +541,13 @@ fn train_one(
                 format!("eval.test_at={:?}", config.eval.test_at),
             ];
             let run = Run::resume(dir, &overrides)?;
-            progress.starting(&config.name, config.seed, epochs, Some(run.state.epoch));
+            progress.starting(
+                dir,
+                &config.name,
+                config.seed,
+                epochs,
+                Some(run.state.epoch),
+            );
             run
         }
     };
@@ -884,7 +898,7 @@ mod tests {
     }
 
     impl Progress for StopAfter {
-        fn starting(&mut self, label: &str, _: u64, _: usize, resumed_at: Option<usize>) {
+        fn starting(&mut self, _: &Path, label: &str, _: u64, _: usize, resumed_at: Option<usize>) {
             self.started.push((label.to_string(), resumed_at));
         }
         fn observer(&mut self) -> &mut dyn Observer<HelmholtzMachine> {

@@ -126,10 +126,22 @@ fn rule(text: &str) -> Result<OptimizerConfig> {
 }
 
 /// What the comparison prints while it trains: a line per run, and the run's epochs.
-struct Printed(super::train::Progress);
+struct Printed<'a> {
+    progress: super::train::Progress,
+    stop: &'a Stop,
+}
 
-impl nrws_vs_rws::Progress for Printed {
-    fn starting(&mut self, label: &str, _: u64, epochs: usize, resumed_at: Option<usize>) {
+impl nrws_vs_rws::Progress for Printed<'_> {
+    fn starting(
+        &mut self,
+        dir: &std::path::Path,
+        label: &str,
+        _: u64,
+        epochs: usize,
+        resumed_at: Option<usize>,
+    ) {
+        // A second signal reports this run's last checkpoint.
+        self.stop.watch(dir.to_path_buf());
         match resumed_at {
             Some(epoch) => crate::out!("resuming {label} after epoch {epoch} (to {epochs} epochs)"),
             None => crate::out!("training {label} ({epochs} epochs)"),
@@ -137,7 +149,7 @@ impl nrws_vs_rws::Progress for Printed {
     }
 
     fn observer(&mut self) -> &mut dyn Observer<HelmholtzMachine> {
-        &mut self.0
+        &mut self.progress
     }
 
     fn say(&mut self, line: &str) {
@@ -208,7 +220,10 @@ pub fn run(settings: Settings) -> Result<()> {
         )?
     };
     let stop = Stop::install(settings.out.clone())?;
-    let mut printed = Printed(super::train::Progress::new(false));
+    let mut printed = Printed {
+        progress: super::train::Progress::new(false),
+        stop: &stop,
+    };
     match nrws_vs_rws::run(&experiment, &mut printed, &stop.flag)? {
         Finish::Done(report) => write_report(&settings, &experiment, &report),
         Finish::Interrupted(dir) => {

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The NRWS comparison of docs/REPRODUCTION.md ("NRWS against the baselines users pick"): every
+# arm is a protocol config of configs/compare/, every (arm, seed) a run directory under runs/.
+# Each stage resumes where it stopped (an interrupted run from its last checkpoint) and reuses
+# finished runs, so the script can be stopped with Ctrl-C and started again as often as needed.
+#
+#   scripts/nrws-comparison.sh [STAGE ...]      (default: every stage, in this order)
+#
+# Stages:
+#   mnist      200-100-10 on binarized MNIST, the five protocols, 3 seeds, 30 epochs
+#   stack      the 11-layer stack (batch 32, K = 10, k = 1000), the five protocols, 3 seeds, 10 epochs
+#   fashion    the mnist stage on binarized Fashion-MNIST
+#   long       RWS-Adam and NRWS-Nadam on 200-100-10 for 200 epochs, final test NLL at K = 10^4
+#   bihm12     the bihm README's 12-layer BiHM with Adam, 100 epochs, final K = 10^4
+#
+# HELMHOLTZ names the binary (default: target/release/helmholtz, built if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${HELMHOLTZ:-target/release/helmholtz}
+if [[ ! -x $bin ]]; then
+    cargo build --release -p helmholtz-cli
+fi
+five=(rws-adam bihm-adam nrws-sgd nrws-nadam nbihm-adam)
+protocols() {
+    for name in "$@"; do
+        printf -- '--protocol configs/compare/%s.toml ' "$name"
+    done
+}
+stack=(--set 'model.hidden=[300, 200, 100, 75, 50, 35, 25, 20, 15, 10, 10]'
+       --set train.batch_size=32 --set train.chunk_points=8)
+
+stage() {
+    case $1 in
+        mnist)
+            # Seed 0 of every arm first, so that a short session already compares all arms.
+            "$bin" experiment nrws-vs-rws $(protocols "${five[@]}") --seeds 1 --out runs/compare-mnist
+            "$bin" experiment nrws-vs-rws $(protocols "${five[@]}") --seeds 3 --out runs/compare-mnist ;;
+        stack)
+            "$bin" experiment nrws-vs-rws $(protocols "${five[@]}") "${stack[@]}" --epochs 10 \
+                --seeds 3 --out runs/compare-stack ;;
+        fashion)
+            "$bin" experiment nrws-vs-rws $(protocols "${five[@]}") --data fashion-mnist --seeds 1 \
+                --out runs/compare-fashion
+            "$bin" experiment nrws-vs-rws $(protocols "${five[@]}") --data fashion-mnist --seeds 3 \
+                --out runs/compare-fashion ;;
+        long)
+            "$bin" experiment nrws-vs-rws $(protocols rws-adam nrws-nadam) --epochs 200 --seeds 1 \
+                --set eval.final_k=10000 --out runs/compare-long ;;
+        bihm12)
+            "$bin" experiment nrws-vs-rws $(protocols bihm-stack12-adam) --k-eval 100 --seeds 1 \
+                --out runs/compare-bihm12 ;;
+        *)
+            echo "unknown stage $1: give mnist, stack, fashion, long or bihm12" >&2
+            exit 2 ;;
+    esac
+}
+
+if [[ $# -eq 0 ]]; then
+    set -- mnist stack fashion long bihm12
+fi
+for s in "$@"; do
+    stage "$s"
+done
