@@ -17,11 +17,25 @@ fn helmholtz(args: &[&str], cwd: &Path) -> Output {
         .expect("the binary runs")
 }
 
-/// The configs of `configs/` that are for `helmholtz train` (and so for `bench`).
+/// The TOML files of `dir` and of its folders.
+fn toml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(toml_files(&path));
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The configs of `configs/` and its folders (the comparison's protocols in `configs/compare/`)
+/// that are for `helmholtz train` (and so for `bench`).
 fn train_configs() -> Vec<PathBuf> {
-    let mut configs: Vec<PathBuf> = std::fs::read_dir(repo_root().join("configs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
+    let mut configs: Vec<PathBuf> = toml_files(&repo_root().join("configs"))
+        .into_iter()
         .filter(|path| {
             let table: toml::Table =
                 toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -44,6 +58,8 @@ fn bench_runs_on_every_helmholtz_machine_config_from_any_directory() {
         "quickstart.toml",
         "lines3x3.toml",
         "mnist-nrws-journal.toml",
+        "rws-adam.toml",
+        "bihm-stack12-adam.toml",
     ] {
         assert!(names.iter().any(|n| n == expected), "{names:?}");
     }
