@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use helmholtz::math::mean_and_sd;
 use helmholtz::models::HelmholtzMachine;
 use helmholtz::optim::OptimizerConfig;
 use helmholtz::optim::fisher::FisherKind;
@@ -336,16 +337,6 @@ pub struct ArmRuns {
     pub diverged: Vec<u64>,
 }
 
-/// Mean and sample standard deviation.
-fn mean_sd(values: &[f64]) -> (f64, f64) {
-    let n = values.len().max(1) as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
-        / (values.len().max(2) - 1) as f64)
-        .sqrt();
-    (mean, sd)
-}
-
 impl ArmRuns {
     /// The mean curve over seeds (as long as the shortest).
     pub fn mean_curve(&self) -> Curve {
@@ -375,7 +366,7 @@ impl ArmRuns {
             .iter()
             .map(|c| c.iter().find(|p| p.epoch == epoch as f64).map(|p| p.nll))
             .collect();
-        values.filter(|v| !v.is_empty()).map(|v| mean_sd(&v))
+        values.filter(|v| !v.is_empty()).map(|v| mean_and_sd(&v))
     }
 
     /// Mean and standard deviation over seeds of the last test NLL.
@@ -385,7 +376,7 @@ impl ArmRuns {
             .iter()
             .filter_map(|c| c.last().map(|p| p.nll))
             .collect();
-        mean_sd(&finals)
+        mean_and_sd(&finals)
     }
 
     /// Mean training seconds per epoch.
@@ -712,14 +703,14 @@ fn tables(settings: &Settings, runs: &[ArmRuns]) -> String {
             let nll: Vec<f64> = r.finals.iter().map(|f| f.nll).collect();
             let p: Vec<f64> = r.finals.iter().map(|f| f.nll_p).collect();
             let se = r.finals.iter().map(|f| f.se).sum::<f64>() / r.finals.len() as f64;
-            let (mean, sd) = mean_sd(&nll);
+            let (mean, sd) = mean_and_sd(&nll);
             writeln!(
                 table,
                 "| {} | {} | {} | {mean:.2} ± {sd:.2} | {se:.2} | {:.2} |",
                 r.label,
                 r.finals[0].k,
                 r.finals.len(),
-                mean_sd(&p).0
+                mean_and_sd(&p).0
             )
             .expect("writing to a String");
         }
@@ -883,6 +874,22 @@ mod tests {
         started: Vec<(String, Option<usize>)>,
     }
 
+    impl StopAfter {
+        /// Raises `stop` after `steps` steps.
+        fn new(steps: usize, stop: Arc<AtomicBool>) -> Self {
+            StopAfter {
+                steps,
+                stop,
+                started: Vec::new(),
+            }
+        }
+
+        /// Never stops.
+        fn never() -> Self {
+            Self::new(usize::MAX, Arc::new(AtomicBool::new(false)))
+        }
+    }
+
     impl Observer<HelmholtzMachine> for StopAfter {
         fn on_step(
             &mut self,
@@ -926,31 +933,19 @@ mod tests {
             .unwrap()
         };
         let no_stop = AtomicBool::new(false);
-        let mut quiet = StopAfter {
-            steps: usize::MAX,
-            stop: Arc::new(AtomicBool::new(false)),
-            started: Vec::new(),
-        };
+        let mut quiet = StopAfter::never();
         let Finish::Done(through) = run(&settings(2, "through"), &mut quiet, &no_stop).unwrap()
         else {
             panic!("not interrupted")
         };
         // Interrupt in the second epoch of seed 0 (digits: 1437 training points, 29 batches).
         let stop = Arc::new(AtomicBool::new(false));
-        let mut stopper = StopAfter {
-            steps: 40,
-            stop: stop.clone(),
-            started: Vec::new(),
-        };
+        let mut stopper = StopAfter::new(40, stop.clone());
         let interrupted = run(&settings(2, "resumed"), &mut stopper, &stop).unwrap();
         assert!(
             matches!(interrupted, Finish::Interrupted(ref dir) if dir.ends_with("rws-adam-seed0"))
         );
-        let mut again = StopAfter {
-            steps: usize::MAX,
-            stop: Arc::new(AtomicBool::new(false)),
-            started: Vec::new(),
-        };
+        let mut again = StopAfter::never();
         let Finish::Done(resumed) = run(&settings(2, "resumed"), &mut again, &no_stop).unwrap()
         else {
             panic!("not interrupted")

@@ -5,4 +5,4 @@ pub mod numerics;
 pub mod rng;
 pub mod special;
 
-pub use numerics::{log_sigmoid, logsumexp, sigmoid, softplus};
+pub use numerics::{log_sigmoid, logsumexp, mean_and_sd, sigmoid, softplus};

@@ -31,6 +31,16 @@ pub fn sigmoid(a: f64) -> f64 {
     }
 }
 
+/// The mean and the sample standard deviation (divisor n − 1) of `values`; 0 and 0 for an
+/// empty slice, sd 0 for one value.
+pub fn mean_and_sd(values: &[f64]) -> (f64, f64) {
+    let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
+    let sd = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
+        / (values.len().max(2) - 1) as f64)
+        .sqrt();
+    (mean, sd)
+}
+
 /// log Σ exp(v_i), accumulated in f64; −∞ for an empty slice or all −∞.
 pub fn logsumexp(values: &[f64]) -> f64 {
     let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);

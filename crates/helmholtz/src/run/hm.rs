@@ -361,15 +361,7 @@ impl Run {
         max_points: Option<usize>,
         estimator: Estimator,
     ) -> Result<f64> {
-        estimate(
-            &self.model,
-            &self.data,
-            &self.config,
-            split,
-            k,
-            max_points,
-            estimator,
-        )
+        Ok(self.estimate_with_error(split, k, max_points, estimator)?.0)
     }
 
     /// The mean importance-sampling log-likelihood of the points in `path` (the first
@@ -471,12 +463,8 @@ impl Run {
             let started = Instant::now();
             let estimate = self.test_estimate(k)?;
             let eval_s = started.elapsed().as_secs_f64();
-            let mut record = json!({"epoch": self.state.epoch, "step": self.state.step,
-                "split": "test", "k": k, "final": true});
-            if let Some(map) = record.as_object_mut() {
-                map.extend(estimate.fields());
-                map.insert("eval_s".into(), json!(eval_s));
-            }
+            let mut record = estimate.record(self.state.epoch, self.state.step, eval_s);
+            record["final"] = json!(true);
             self.log(&record)?;
             say(&format!(
                 "test NLL {:.3} ± {:.3} nats (K = {k}, {eval_s:.0} s){}",
@@ -665,12 +653,10 @@ impl Observer<HelmholtzMachine> for Evaluation<'_> {
             let started = Instant::now();
             let dreams = self.config.eval.test_z_dreams;
             let estimate = test_estimate(model, self.data, self.config, k, dreams)?;
-            let mut side = json!({"epoch": epoch, "step": state.step, "split": "test", "k": k});
-            if let Some(map) = side.as_object_mut() {
-                map.extend(estimate.fields());
-                map.insert("eval_s".into(), json!(started.elapsed().as_secs_f64()));
-            }
-            record.side_records.push(side);
+            let eval_s = started.elapsed().as_secs_f64();
+            record
+                .side_records
+                .push(estimate.record(epoch, state.step, eval_s));
             say(&format!(
                 "epoch {epoch}: test NLL {:.3} ± {:.3} nats (K = {k}){}",
                 -estimate.ll,
@@ -828,6 +814,20 @@ impl BihmEstimate {
 }
 
 impl TestEstimate {
+    /// The metrics record of this estimate of the test split after `epoch` (`step`), which
+    /// took `eval_s` seconds: `epoch`, `step`, `split`, `k`, the [`TestEstimate::fields`] and
+    /// `eval_s`.
+    pub fn record(&self, epoch: usize, step: u64, eval_s: f64) -> serde_json::Value {
+        let mut record = serde_json::Map::new();
+        record.insert("epoch".into(), json!(epoch));
+        record.insert("step".into(), json!(step));
+        record.insert("split".into(), json!("test"));
+        record.insert("k".into(), json!(self.k));
+        record.extend(self.fields());
+        record.insert("eval_s".into(), json!(eval_s));
+        serde_json::Value::Object(record)
+    }
+
     /// The fields of a metrics record: `ll`, `nll_nats`, `nll_se`, and for BiHM
     /// `log_p_tilde`, `log_z2`, `log_z2_se`, `z_dreams`, `z_inner`, `nll_star_nats` and
     /// `nll_star_se` (the points' error and log Z²'s, added in quadrature).
@@ -864,10 +864,8 @@ fn star_text(estimate: &TestEstimate) -> String {
 
 /// Mean and standard error (sd / √n) of per-point values.
 fn mean_and_error(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    (mean, (var / n).sqrt())
+    let (mean, sd) = crate::math::mean_and_sd(values);
+    (mean, sd / (values.len() as f64).sqrt())
 }
 
 /// The test estimate of a run's model with `k` samples per point; BiHM runs add log p̃* from
