@@ -32,17 +32,20 @@ stack=(--set 'model.hidden=[300, 200, 100, 75, 50, 35, 25, 20, 15, 10, 10]'
 stage() {
     case $1 in
         mnist)
-            # Seed 0 of every arm first, so that a short session already compares all arms.
-            "$bin" experiment nrws-vs-rws $(protocols "${five[@]}") --seeds 1 --out runs/compare-mnist
-            "$bin" experiment nrws-vs-rws $(protocols "${five[@]}") --seeds 3 --out runs/compare-mnist ;;
+            # One seed of every arm at a time, so that a short session already compares all arms.
+            for seeds in 1 2 3; do
+                "$bin" experiment nrws-vs-rws $(protocols "${five[@]}") --seeds $seeds --out runs/compare-mnist
+            done ;;
         stack)
-            "$bin" experiment nrws-vs-rws $(protocols "${five[@]}") "${stack[@]}" --epochs 10 \
-                --seeds 3 --out runs/compare-stack ;;
+            for seeds in 1 2 3; do
+                "$bin" experiment nrws-vs-rws $(protocols "${five[@]}") "${stack[@]}" --epochs 10 \
+                    --seeds $seeds --out runs/compare-stack
+            done ;;
         fashion)
-            "$bin" experiment nrws-vs-rws $(protocols "${five[@]}") --data fashion-mnist --seeds 1 \
-                --out runs/compare-fashion
-            "$bin" experiment nrws-vs-rws $(protocols "${five[@]}") --data fashion-mnist --seeds 3 \
-                --out runs/compare-fashion ;;
+            for seeds in 1 2 3; do
+                "$bin" experiment nrws-vs-rws $(protocols "${five[@]}") --data fashion-mnist \
+                    --seeds $seeds --out runs/compare-fashion
+            done ;;
         long)
             "$bin" experiment nrws-vs-rws $(protocols rws-adam nrws-nadam) --epochs 200 --seeds 1 \
                 --set eval.final_k=10000 --out runs/compare-long ;;
