@@ -8,8 +8,10 @@
 #
 # Stages:
 #   mnist      200-100-10 on binarized MNIST, the five protocols, 3 seeds, 30 epochs
+#   controls   the mnist stage's two control arms: NRWS-Nadam and NBiHM-Adam without the natural
+#              gradient (rws-nadam-b32, bihm-adam-b32), 3 seeds; its report shows all seven arms
 #   stack      the 11-layer stack (batch 32, K = 10, k = 1000), the five protocols, 3 seeds, 10 epochs
-#   fashion    the mnist stage on binarized Fashion-MNIST
+#   fashion    the mnist and controls stages on binarized Fashion-MNIST
 #   long       RWS-Adam and NRWS-Nadam on 200-100-10 for 200 epochs, final test NLL at K = 10^4
 #   bihm12     the bihm README's 12-layer BiHM with Adam, 100 epochs, final K = 10^4
 #
@@ -21,6 +23,7 @@ if [[ ! -x $bin ]]; then
     cargo build --release -p helmholtz-cli
 fi
 five=(rws-adam bihm-adam nrws-sgd nrws-nadam nbihm-adam)
+seven=("${five[@]}" rws-nadam-b32 bihm-adam-b32)
 protocols() {
     for name in "$@"; do
         printf -- '--protocol configs/compare/%s.toml ' "$name"
@@ -36,6 +39,10 @@ stage() {
             for seeds in 1 2 3; do
                 "$bin" experiment nrws-vs-rws $(protocols "${five[@]}") --seeds $seeds --out runs/compare-mnist
             done ;;
+        controls)
+            for seeds in 1 2 3; do
+                "$bin" experiment nrws-vs-rws $(protocols "${seven[@]}") --seeds $seeds --out runs/compare-mnist
+            done ;;
         stack)
             for seeds in 1 2 3; do
                 "$bin" experiment nrws-vs-rws $(protocols "${five[@]}") "${stack[@]}" --epochs 10 \
@@ -43,7 +50,7 @@ stage() {
             done ;;
         fashion)
             for seeds in 1 2 3; do
-                "$bin" experiment nrws-vs-rws $(protocols "${five[@]}") --data fashion-mnist \
+                "$bin" experiment nrws-vs-rws $(protocols "${seven[@]}") --data fashion-mnist \
                     --seeds $seeds --out runs/compare-fashion
             done ;;
         long)
@@ -53,13 +60,13 @@ stage() {
             "$bin" experiment nrws-vs-rws $(protocols bihm-stack12-adam) --k-eval 100 --seeds 1 \
                 --out runs/compare-bihm12 ;;
         *)
-            echo "unknown stage $1: give mnist, stack, fashion, long or bihm12" >&2
+            echo "unknown stage $1: give mnist, controls, stack, fashion, long or bihm12" >&2
             exit 2 ;;
     esac
 }
 
 if [[ $# -eq 0 ]]; then
-    set -- mnist stack fashion long bihm12
+    set -- mnist controls stack fashion long bihm12
 fi
 for s in "$@"; do
     stage "$s"

@@ -9,11 +9,9 @@
 //! finished run there is reused, an interrupted one resumes from its last checkpoint, and a
 //! directory holding anything else is refused rather than overwritten.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use helmholtz::math::mean_and_sd;
 use helmholtz::models::HelmholtzMachine;
 use helmholtz::optim::OptimizerConfig;
 use helmholtz::optim::fisher::FisherKind;
@@ -22,12 +20,12 @@ use helmholtz::optim::natural::NaturalConfig;
 use helmholtz::run::config::{
     DataConfig, DataSource, EvalConfig, ModelConfig, OptimizerSection, TrainConfig,
 };
-use helmholtz::run::{
-    CONFIG_FILE, Config, METRICS_FILE, Observer, Outcome, Run, SUMMARY_FILE, config_changes,
-    read_metrics,
-};
+use helmholtz::run::{CONFIG_FILE, Config, Observer, Outcome, Run, SUMMARY_FILE, config_changes};
 use helmholtz::train::Variant;
 use helmholtz::{Error, Result};
+
+mod report;
+pub use report::{ArmRuns, Curve, CurvePoint, FinalEstimate, curve, final_estimate};
 
 /// The compared algorithms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -293,119 +291,6 @@ impl Settings {
     }
 }
 
-/// One point of a run's curve.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CurvePoint {
-    /// Epoch.
-    pub epoch: f64,
-    /// Training seconds at the end of the epoch: the epoch times the run's median epoch time.
-    pub seconds: f64,
-    /// Test NLL in nats of the arm's model: p for RWS and NRWS, p* = p̃*/Z² for BiHM runs.
-    pub nll: f64,
-    /// Its standard error over the test points (for p*, with log Z²'s error in quadrature).
-    pub se: f64,
-    /// The test NLL of p (the same as `nll` except for BiHM runs).
-    pub nll_p: f64,
-}
-
-/// The test NLL of a run after each epoch.
-pub type Curve = Vec<CurvePoint>;
-
-/// The final estimate of a run (`eval.final_k`), when it has one.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct FinalEstimate {
-    /// Samples per point.
-    pub k: usize,
-    /// NLL of the arm's model (p* for BiHM).
-    pub nll: f64,
-    /// Its standard error.
-    pub se: f64,
-    /// NLL of p.
-    pub nll_p: f64,
-}
-
-/// The runs of one arm.
-#[derive(Clone, Debug)]
-pub struct ArmRuns {
-    /// The arm's label.
-    pub label: String,
-    /// One curve per seed.
-    pub curves: Vec<Curve>,
-    /// One final estimate per seed that has one.
-    pub finals: Vec<FinalEstimate>,
-    /// Seeds whose run diverged (their curves end there).
-    pub diverged: Vec<u64>,
-}
-
-impl ArmRuns {
-    /// The mean curve over seeds (as long as the shortest).
-    pub fn mean_curve(&self) -> Curve {
-        let len = self.curves.iter().map(Vec::len).min().unwrap_or(0);
-        let n = self.curves.len() as f64;
-        (0..len)
-            .map(|i| {
-                let mean = |f: fn(&CurvePoint) -> f64| {
-                    self.curves.iter().map(|c| f(&c[i])).sum::<f64>() / n
-                };
-                CurvePoint {
-                    epoch: mean(|p| p.epoch),
-                    seconds: mean(|p| p.seconds),
-                    nll: mean(|p| p.nll),
-                    se: mean(|p| p.se),
-                    nll_p: mean(|p| p.nll_p),
-                }
-            })
-            .collect()
-    }
-
-    /// Mean and standard deviation over seeds of the test NLL after `epoch` (None when a
-    /// seed's curve does not reach it).
-    pub fn nll_at(&self, epoch: usize) -> Option<(f64, f64)> {
-        let values: Option<Vec<f64>> = self
-            .curves
-            .iter()
-            .map(|c| c.iter().find(|p| p.epoch == epoch as f64).map(|p| p.nll))
-            .collect();
-        values.filter(|v| !v.is_empty()).map(|v| mean_and_sd(&v))
-    }
-
-    /// Mean and standard deviation over seeds of the last test NLL.
-    pub fn final_nll(&self) -> (f64, f64) {
-        let finals: Vec<f64> = self
-            .curves
-            .iter()
-            .filter_map(|c| c.last().map(|p| p.nll))
-            .collect();
-        mean_and_sd(&finals)
-    }
-
-    /// Mean training seconds per epoch.
-    pub fn seconds_per_epoch(&self) -> f64 {
-        let per_epoch: Vec<f64> = self
-            .curves
-            .iter()
-            .filter_map(|c| c.last().map(|p| p.seconds / p.epoch))
-            .collect();
-        per_epoch.iter().sum::<f64>() / per_epoch.len().max(1) as f64
-    }
-
-    /// The training seconds the mean curve needs to reach `nll` (linear between epochs; the
-    /// first point's time if it is already there), or None if it never does.
-    pub fn seconds_to_reach(&self, nll: f64) -> Option<f64> {
-        let curve = self.mean_curve();
-        let first = curve.first()?;
-        if first.nll <= nll {
-            return Some(first.seconds);
-        }
-        curve.windows(2).find_map(|w| {
-            (w[1].nll <= nll).then(|| {
-                let t = (w[0].nll - nll) / (w[0].nll - w[1].nll);
-                w[0].seconds + t * (w[1].seconds - w[0].seconds)
-            })
-        })
-    }
-}
-
 /// The comparison's outcome.
 #[derive(Clone, Debug)]
 pub struct Report {
@@ -470,7 +355,8 @@ pub fn run(settings: &Settings, progress: &mut dyn Progress, stop: &AtomicBool) 
         }
         runs.push(arm_runs);
     }
-    let table = tables(settings, &runs);
+    let k = settings.arms[0].config.eval.test_k.unwrap_or(0);
+    let table = report::tables(&runs, k, settings.seeds);
     Ok(Finish::Done(Report { runs, table }))
 }
 
@@ -570,160 +456,6 @@ fn finished(dir: &Path, epochs: usize) -> Result<Option<RunEnd>> {
         Some("Completed") if done => Some(RunEnd::Finished),
         _ => None,
     })
-}
-
-/// The per-epoch test NLL curve of a run in `dir` (the final estimate excluded). The training
-/// time after epoch e is e times the run's median epoch time, so that epochs slowed by other
-/// work on a shared machine do not shift the curve.
-pub fn curve(dir: &Path) -> Result<Curve> {
-    let records = read_metrics(&dir.join(METRICS_FILE))?;
-    let train: Vec<&serde_json::Value> = records.iter().filter(|r| r["split"] == "train").collect();
-    let mut epoch_s: Vec<f64> = train.iter().filter_map(|r| r["epoch_s"].as_f64()).collect();
-    epoch_s.sort_by(f64::total_cmp);
-    let median = match epoch_s.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => epoch_s[n / 2],
-        n => 0.5 * (epoch_s[n / 2 - 1] + epoch_s[n / 2]),
-    };
-    let time_at: std::collections::BTreeMap<u64, f64> = train
-        .iter()
-        .filter_map(|r| r["epoch"].as_u64())
-        .map(|e| (e, e as f64 * median))
-        .collect();
-    Ok(records
-        .iter()
-        .filter(|r| r["split"] == "test" && r["final"] != true)
-        .filter_map(|r| {
-            let epoch = r["epoch"].as_u64()?;
-            let nll_p = r["nll_nats"].as_f64()?;
-            let (nll, se) = model_nll(r).unwrap_or((nll_p, 0.0));
-            Some(CurvePoint {
-                epoch: epoch as f64,
-                seconds: *time_at.get(&epoch)?,
-                nll,
-                se,
-                nll_p,
-            })
-        })
-        .collect())
-}
-
-/// The NLL of the record's model and its error: p* for BiHM records, else p.
-fn model_nll(record: &serde_json::Value) -> Option<(f64, f64)> {
-    let se = |key: &str| record[key].as_f64().unwrap_or(f64::NAN);
-    match record["nll_star_nats"].as_f64() {
-        Some(star) => Some((star, se("nll_star_se"))),
-        None => Some((record["nll_nats"].as_f64()?, se("nll_se"))),
-    }
-}
-
-/// The final (`eval.final_k`) test estimate of a run in `dir`, if it has one.
-pub fn final_estimate(dir: &Path) -> Result<Option<FinalEstimate>> {
-    let records = read_metrics(&dir.join(METRICS_FILE))?;
-    Ok(records
-        .iter()
-        .rev()
-        .find(|r| r["split"] == "test" && r["final"] == true)
-        .and_then(|r| {
-            let (nll, se) = model_nll(r)?;
-            Some(FinalEstimate {
-                k: r["k"].as_u64()? as usize,
-                nll,
-                se,
-                nll_p: r["nll_nats"].as_f64()?,
-            })
-        }))
-}
-
-/// Epochs shown in the equal-epochs table: 1, 2, 5, 10, 20, 30, 50, 100, 200, … up to the
-/// last, which is always shown.
-fn shown_epochs(last: usize) -> Vec<usize> {
-    let mut shown: Vec<usize> = [1, 2, 5, 10, 20, 30, 50, 100, 200, 500, 1000]
-        .into_iter()
-        .filter(|&e| e < last)
-        .collect();
-    shown.push(last);
-    shown
-}
-
-fn tables(settings: &Settings, runs: &[ArmRuns]) -> String {
-    let last = runs
-        .iter()
-        .flat_map(|r| r.curves.iter().filter_map(|c| c.last()))
-        .map(|p| p.epoch as usize)
-        .max()
-        .unwrap_or(0);
-    let epochs = shown_epochs(last);
-    let k = settings.arms[0].config.eval.test_k.unwrap_or(0);
-    let mut table = format!(
-        "Test NLL (nats, K = {k}; mean ± sd over {} seeds; BiHM arms: p* = p̃*/Z²) after each epoch, and training seconds per epoch:\n\n| arm |",
-        settings.seeds
-    );
-    for e in &epochs {
-        write!(table, " epoch {e} |").expect("writing to a String");
-    }
-    table += " s per epoch |\n|---|";
-    table += &"---|".repeat(epochs.len() + 1);
-    table += "\n";
-    for r in runs {
-        write!(table, "| {} |", r.label).expect("writing to a String");
-        for &e in &epochs {
-            match r.nll_at(e) {
-                Some((mean, sd)) => write!(table, " {mean:.2} ± {sd:.2} |"),
-                None => write!(table, " – |"),
-            }
-            .expect("writing to a String");
-        }
-        writeln!(table, " {:.2} |", r.seconds_per_epoch()).expect("writing to a String");
-    }
-    table += "\nTraining seconds each arm's mean curve needs to reach each arm's last mean value \
-              (linear between epochs; – never):\n\n| arm |";
-    for r in runs {
-        write!(table, " {} ({:.2}) |", r.label, r.final_nll().0).expect("writing to a String");
-    }
-    table += "\n|---|";
-    table += &"---|".repeat(runs.len());
-    table += "\n";
-    for r in runs {
-        write!(table, "| {} |", r.label).expect("writing to a String");
-        for target in runs {
-            match r.seconds_to_reach(target.final_nll().0) {
-                Some(s) => write!(table, " {s:.0} |"),
-                None => write!(table, " – |"),
-            }
-            .expect("writing to a String");
-        }
-        table += "\n";
-    }
-    let with_finals: Vec<&ArmRuns> = runs.iter().filter(|r| !r.finals.is_empty()).collect();
-    if !with_finals.is_empty() {
-        table += "\nFinal test NLL (`eval.final_k`; mean ± sd over seeds, and the mean standard \
-                  error over the test points):\n\n| arm | K | seeds | NLL | se | NLL of p |\n|---|---|---|---|---|---|\n";
-        for r in with_finals {
-            let nll: Vec<f64> = r.finals.iter().map(|f| f.nll).collect();
-            let p: Vec<f64> = r.finals.iter().map(|f| f.nll_p).collect();
-            let se = r.finals.iter().map(|f| f.se).sum::<f64>() / r.finals.len() as f64;
-            let (mean, sd) = mean_and_sd(&nll);
-            writeln!(
-                table,
-                "| {} | {} | {} | {mean:.2} ± {sd:.2} | {se:.2} | {:.2} |",
-                r.label,
-                r.finals[0].k,
-                r.finals.len(),
-                mean_and_sd(&p).0
-            )
-            .expect("writing to a String");
-        }
-    }
-    let diverged: Vec<String> = runs
-        .iter()
-        .filter(|r| !r.diverged.is_empty())
-        .map(|r| format!("{} (seeds {:?})", r.label, r.diverged))
-        .collect();
-    if !diverged.is_empty() {
-        writeln!(table, "\nDiverged: {}.", diverged.join(", ")).expect("writing to a String");
-    }
-    table
 }
 
 #[cfg(test)]

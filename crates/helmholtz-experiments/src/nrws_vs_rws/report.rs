@@ -1,0 +1,387 @@
+//! What a comparison's runs show: each run's test-NLL curve against epochs and training time,
+//! its final estimate, the arms' means and spreads over seeds, and the markdown tables of the
+//! report (equal epochs, equal training time, final estimates).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use helmholtz::Result;
+use helmholtz::math::mean_and_sd;
+use helmholtz::run::{METRICS_FILE, read_metrics};
+
+/// One point of a run's curve.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CurvePoint {
+    /// Epoch.
+    pub epoch: f64,
+    /// Training seconds at the end of the epoch: the epoch times the run's median epoch time.
+    pub seconds: f64,
+    /// Test NLL in nats of the arm's model: p for RWS and NRWS, p* = p̃*/Z² for BiHM runs.
+    pub nll: f64,
+    /// Its standard error over the test points (for p*, with log Z²'s error in quadrature).
+    pub se: f64,
+    /// The test NLL of p (the same as `nll` except for BiHM runs).
+    pub nll_p: f64,
+}
+
+/// The test NLL of a run after each epoch.
+pub type Curve = Vec<CurvePoint>;
+
+/// The final estimate of a run (`eval.final_k`), when it has one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FinalEstimate {
+    /// Samples per point.
+    pub k: usize,
+    /// NLL of the arm's model (p* for BiHM).
+    pub nll: f64,
+    /// Its standard error.
+    pub se: f64,
+    /// NLL of p.
+    pub nll_p: f64,
+}
+
+/// The runs of one arm.
+#[derive(Clone, Debug)]
+pub struct ArmRuns {
+    /// The arm's label.
+    pub label: String,
+    /// One curve per seed.
+    pub curves: Vec<Curve>,
+    /// One final estimate per seed that has one.
+    pub finals: Vec<FinalEstimate>,
+    /// Seeds whose run diverged (their curves end there).
+    pub diverged: Vec<u64>,
+}
+
+impl ArmRuns {
+    /// The mean curve over seeds (as long as the shortest).
+    pub fn mean_curve(&self) -> Curve {
+        let len = self.curves.iter().map(Vec::len).min().unwrap_or(0);
+        let n = self.curves.len() as f64;
+        (0..len)
+            .map(|i| {
+                let mean = |f: fn(&CurvePoint) -> f64| {
+                    self.curves.iter().map(|c| f(&c[i])).sum::<f64>() / n
+                };
+                CurvePoint {
+                    epoch: mean(|p| p.epoch),
+                    seconds: mean(|p| p.seconds),
+                    nll: mean(|p| p.nll),
+                    se: mean(|p| p.se),
+                    nll_p: mean(|p| p.nll_p),
+                }
+            })
+            .collect()
+    }
+
+    /// Mean and standard deviation over seeds of the test NLL after `epoch` (None when a
+    /// seed's curve does not reach it).
+    pub fn nll_at(&self, epoch: usize) -> Option<(f64, f64)> {
+        let values: Option<Vec<f64>> = self
+            .curves
+            .iter()
+            .map(|c| c.iter().find(|p| p.epoch == epoch as f64).map(|p| p.nll))
+            .collect();
+        values.filter(|v| !v.is_empty()).map(|v| mean_and_sd(&v))
+    }
+
+    /// Mean and standard deviation over seeds of the last test NLL.
+    pub fn final_nll(&self) -> (f64, f64) {
+        let finals: Vec<f64> = self
+            .curves
+            .iter()
+            .filter_map(|c| c.last().map(|p| p.nll))
+            .collect();
+        mean_and_sd(&finals)
+    }
+
+    /// Mean training seconds per epoch.
+    pub fn seconds_per_epoch(&self) -> f64 {
+        let per_epoch: Vec<f64> = self
+            .curves
+            .iter()
+            .filter_map(|c| c.last().map(|p| p.seconds / p.epoch))
+            .collect();
+        per_epoch.iter().sum::<f64>() / per_epoch.len().max(1) as f64
+    }
+
+    /// The training seconds the mean curve needs to reach `nll` (linear between epochs; the
+    /// first point's time if it is already there), or None if it never does.
+    pub fn seconds_to_reach(&self, nll: f64) -> Option<f64> {
+        let curve = self.mean_curve();
+        let first = curve.first()?;
+        if first.nll <= nll {
+            return Some(first.seconds);
+        }
+        curve.windows(2).find_map(|w| {
+            (w[1].nll <= nll).then(|| {
+                let t = (w[0].nll - nll) / (w[0].nll - w[1].nll);
+                w[0].seconds + t * (w[1].seconds - w[0].seconds)
+            })
+        })
+    }
+}
+
+/// The per-epoch test NLL curve of a run in `dir` (the final estimate excluded). The training
+/// time after epoch e is e times the run's median epoch time, so that epochs slowed by other
+/// work on a shared machine do not shift the curve.
+pub fn curve(dir: &Path) -> Result<Curve> {
+    let records = read_metrics(&dir.join(METRICS_FILE))?;
+    let train: Vec<&serde_json::Value> = records.iter().filter(|r| r["split"] == "train").collect();
+    let mut epoch_s: Vec<f64> = train.iter().filter_map(|r| r["epoch_s"].as_f64()).collect();
+    epoch_s.sort_by(f64::total_cmp);
+    let median = match epoch_s.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => epoch_s[n / 2],
+        n => 0.5 * (epoch_s[n / 2 - 1] + epoch_s[n / 2]),
+    };
+    let time_at: std::collections::BTreeMap<u64, f64> = train
+        .iter()
+        .filter_map(|r| r["epoch"].as_u64())
+        .map(|e| (e, e as f64 * median))
+        .collect();
+    Ok(records
+        .iter()
+        .filter(|r| r["split"] == "test" && r["final"] != true)
+        .filter_map(|r| {
+            let epoch = r["epoch"].as_u64()?;
+            let nll_p = r["nll_nats"].as_f64()?;
+            let (nll, se) = model_nll(r).unwrap_or((nll_p, 0.0));
+            Some(CurvePoint {
+                epoch: epoch as f64,
+                seconds: *time_at.get(&epoch)?,
+                nll,
+                se,
+                nll_p,
+            })
+        })
+        .collect())
+}
+
+/// The NLL of the record's model and its error: p* for BiHM records, else p.
+fn model_nll(record: &serde_json::Value) -> Option<(f64, f64)> {
+    let se = |key: &str| record[key].as_f64().unwrap_or(f64::NAN);
+    match record["nll_star_nats"].as_f64() {
+        Some(star) => Some((star, se("nll_star_se"))),
+        None => Some((record["nll_nats"].as_f64()?, se("nll_se"))),
+    }
+}
+
+/// The final (`eval.final_k`) test estimate of a run in `dir`, if it has one.
+pub fn final_estimate(dir: &Path) -> Result<Option<FinalEstimate>> {
+    let records = read_metrics(&dir.join(METRICS_FILE))?;
+    Ok(records
+        .iter()
+        .rev()
+        .find(|r| r["split"] == "test" && r["final"] == true)
+        .and_then(|r| {
+            let (nll, se) = model_nll(r)?;
+            Some(FinalEstimate {
+                k: r["k"].as_u64()? as usize,
+                nll,
+                se,
+                nll_p: r["nll_nats"].as_f64()?,
+            })
+        }))
+}
+
+/// Epochs shown in the equal-epochs table: 1, 2, 5, 10, 20, 30, 50, 100, 200, … up to the
+/// last, which is always shown.
+fn shown_epochs(last: usize) -> Vec<usize> {
+    let mut shown: Vec<usize> = [1, 2, 5, 10, 20, 30, 50, 100, 200, 500, 1000]
+        .into_iter()
+        .filter(|&e| e < last)
+        .collect();
+    shown.push(last);
+    shown
+}
+
+/// The report's markdown tables for `runs` over `seeds` seeds, with per-epoch estimates of `k`
+/// samples per point.
+pub(super) fn tables(runs: &[ArmRuns], k: usize, seeds: u64) -> String {
+    let last = runs
+        .iter()
+        .flat_map(|r| r.curves.iter().filter_map(|c| c.last()))
+        .map(|p| p.epoch as usize)
+        .max()
+        .unwrap_or(0);
+    let epochs = shown_epochs(last);
+    let mut table = format!(
+        "Test NLL (nats, K = {k}; mean ± sd over {} seeds; BiHM arms: p* = p̃*/Z²) after each epoch, and training seconds per epoch:\n\n| arm |",
+        seeds
+    );
+    for e in &epochs {
+        write!(table, " epoch {e} |").expect("writing to a String");
+    }
+    table += " s per epoch |\n|---|";
+    table += &"---|".repeat(epochs.len() + 1);
+    table += "\n";
+    for r in runs {
+        write!(table, "| {} |", r.label).expect("writing to a String");
+        for &e in &epochs {
+            match r.nll_at(e) {
+                Some((mean, sd)) => write!(table, " {mean:.2} ± {sd:.2} |"),
+                None => write!(table, " – |"),
+            }
+            .expect("writing to a String");
+        }
+        writeln!(table, " {:.2} |", r.seconds_per_epoch()).expect("writing to a String");
+    }
+    table += "\nTraining seconds each arm's mean curve needs to reach each arm's last mean value \
+              (linear between epochs; – never):\n\n| arm |";
+    for r in runs {
+        write!(table, " {} ({:.2}) |", r.label, r.final_nll().0).expect("writing to a String");
+    }
+    table += "\n|---|";
+    table += &"---|".repeat(runs.len());
+    table += "\n";
+    for r in runs {
+        write!(table, "| {} |", r.label).expect("writing to a String");
+        for target in runs {
+            match r.seconds_to_reach(target.final_nll().0) {
+                Some(s) => write!(table, " {s:.0} |"),
+                None => write!(table, " – |"),
+            }
+            .expect("writing to a String");
+        }
+        table += "\n";
+    }
+    let with_finals: Vec<&ArmRuns> = runs.iter().filter(|r| !r.finals.is_empty()).collect();
+    if !with_finals.is_empty() {
+        table += "\nFinal test NLL (`eval.final_k`; mean ± sd over seeds, and the mean standard \
+                  error over the test points):\n\n| arm | K | seeds | NLL | se | NLL of p |\n|---|---|---|---|---|---|\n";
+        for r in with_finals {
+            let nll: Vec<f64> = r.finals.iter().map(|f| f.nll).collect();
+            let p: Vec<f64> = r.finals.iter().map(|f| f.nll_p).collect();
+            let se = r.finals.iter().map(|f| f.se).sum::<f64>() / r.finals.len() as f64;
+            let (mean, sd) = mean_and_sd(&nll);
+            writeln!(
+                table,
+                "| {} | {} | {} | {mean:.2} ± {sd:.2} | {se:.2} | {:.2} |",
+                r.label,
+                r.finals[0].k,
+                r.finals.len(),
+                mean_and_sd(&p).0
+            )
+            .expect("writing to a String");
+        }
+    }
+    let diverged: Vec<String> = runs
+        .iter()
+        .filter(|r| !r.diverged.is_empty())
+        .map(|r| format!("{} (seeds {:?})", r.label, r.diverged))
+        .collect();
+    if !diverged.is_empty() {
+        writeln!(table, "\nDiverged: {}.", diverged.join(", ")).expect("writing to a String");
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(epoch: f64, seconds: f64, nll: f64) -> CurvePoint {
+        CurvePoint {
+            epoch,
+            seconds,
+            nll,
+            se: 0.1,
+            nll_p: nll,
+        }
+    }
+
+    fn arm(label: &str, curves: Vec<Curve>) -> ArmRuns {
+        ArmRuns {
+            label: label.into(),
+            curves,
+            finals: Vec::new(),
+            diverged: Vec::new(),
+        }
+    }
+
+    /// The time axis is the epoch times the median epoch time (a contended epoch moves nothing);
+    /// BiHM records give p*'s NLL and error, with p's beside it; the final estimate is not a
+    /// point of the curve but the run's final estimate.
+    #[test]
+    fn a_run_curve_uses_the_median_epoch_time_and_p_star_for_bihm() {
+        let dir = std::env::temp_dir().join(format!("helmholtz-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lines = [
+            r#"{"split":"train","epoch":1,"epoch_s":10.0}"#,
+            r#"{"split":"test","epoch":1,"k":100,"nll_nats":120.0,"nll_se":0.3,"nll_star_nats":118.0,"nll_star_se":0.4}"#,
+            r#"{"split":"train","epoch":2,"epoch_s":31.0}"#,
+            r#"{"split":"test","epoch":2,"k":100,"nll_nats":110.0,"nll_se":0.3,"nll_star_nats":108.5,"nll_star_se":0.4}"#,
+            r#"{"split":"train","epoch":3,"epoch_s":12.0}"#,
+            r#"{"split":"test","epoch":3,"k":100,"nll_nats":105.0,"nll_se":0.3}"#,
+            r#"{"split":"test","epoch":3,"k":1000,"final":true,"nll_nats":104.0,"nll_se":0.25,"nll_star_nats":102.0,"nll_star_se":0.3}"#,
+        ];
+        std::fs::write(dir.join(METRICS_FILE), lines.join("\n")).unwrap();
+        let c = curve(&dir).unwrap();
+        assert_eq!(c.len(), 3);
+        assert_eq!(
+            c.iter().map(|p| p.seconds).collect::<Vec<_>>(),
+            [12.0, 24.0, 36.0]
+        );
+        assert_eq!((c[0].nll, c[0].se, c[0].nll_p), (118.0, 0.4, 120.0));
+        assert_eq!((c[2].nll, c[2].se, c[2].nll_p), (105.0, 0.3, 105.0));
+        let f = final_estimate(&dir).unwrap().unwrap();
+        assert_eq!((f.k, f.nll, f.se, f.nll_p), (1000, 102.0, 0.3, 104.0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn seconds_to_reach_interpolates_the_mean_curve() {
+        let runs = arm(
+            "a",
+            vec![
+                vec![
+                    point(1.0, 10.0, 120.0),
+                    point(2.0, 20.0, 110.0),
+                    point(3.0, 30.0, 100.0),
+                ],
+                vec![
+                    point(1.0, 12.0, 124.0),
+                    point(2.0, 22.0, 112.0),
+                    point(3.0, 32.0, 104.0),
+                ],
+            ],
+        );
+        let mean = runs.mean_curve();
+        assert_eq!(mean[1], point(2.0, 21.0, 111.0));
+        // Halfway between 111 (21 s) and 102 (31 s).
+        assert!((runs.seconds_to_reach(106.5).unwrap() - 26.0).abs() < 1e-12);
+        // Already there after the first epoch, and never.
+        assert_eq!(runs.seconds_to_reach(130.0), Some(11.0));
+        assert_eq!(runs.seconds_to_reach(101.0), None);
+        let (m, sd) = runs.nll_at(2).unwrap();
+        assert_eq!(m, 111.0);
+        assert!((sd - 2f64.sqrt()).abs() < 1e-12);
+        assert_eq!(runs.nll_at(4), None);
+        assert_eq!(runs.final_nll().0, 102.0);
+        assert!((runs.seconds_per_epoch() - 31.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_tables_show_equal_epochs_equal_time_and_divergence() {
+        let fast = arm(
+            "fast",
+            vec![vec![point(1.0, 5.0, 120.0), point(2.0, 10.0, 115.0)]],
+        );
+        let mut slow = arm(
+            "slow",
+            vec![vec![point(1.0, 20.0, 110.0), point(2.0, 40.0, 100.0)]],
+        );
+        slow.diverged.push(1);
+        let text = tables(&[fast, slow], 100, 1);
+        assert!(text.contains("K = 100; mean ± sd over 1 seeds"), "{text}");
+        assert!(
+            text.contains("| fast | 120.00 ± 0.00 | 115.00 ± 0.00 | 5.00 |"),
+            "{text}"
+        );
+        // fast never reaches slow's 100; slow reaches fast's 115 after its first epoch.
+        assert!(text.contains("| fast | 10 | – |"), "{text}");
+        assert!(text.contains("| slow | 20 | 40 |"), "{text}");
+        assert!(text.contains("Diverged: slow (seeds [1])."), "{text}");
+    }
+}
