@@ -431,6 +431,33 @@ fn the_comparison_takes_an_optimizer_per_algorithm_and_protocol_configs() {
             .join("summary.json")
             .is_file()
     );
+    // Side-by-side epoch times replace the runs' median epoch times on the time axis; the
+    // finished runs are reused.
+    let mut timed = vec![
+        "experiment",
+        "nrws-vs-rws",
+        "--protocol",
+        protocol.to_str().unwrap(),
+        "--data",
+        "digits",
+        "--set",
+        "train.epochs=2",
+        "--seeds",
+        "2",
+        "--out",
+        protocol_out.to_str().unwrap(),
+    ];
+    let result = helmholtz(
+        &[&timed[..], &["--epoch-seconds", "mine=7.5"]].concat(),
+        &dir,
+    );
+    assert!(result.status.success(), "{}", text(&result));
+    let table = std::fs::read_to_string(protocol_out.join("results.md")).unwrap();
+    assert!(
+        table.contains(" 7.50 |") && table.contains("given (--epoch-seconds"),
+        "{table}"
+    );
+    timed.push("--epoch-seconds");
 
     let refused = |args: &[&str], needle: &str| {
         let bad = helmholtz(args, &dir);
@@ -462,6 +489,15 @@ fn the_comparison_takes_an_optimizer_per_algorithm_and_protocol_configs() {
             "rws",
         ],
         "--protocol takes",
+    );
+    refused(
+        &[&timed[..], &["other=3"]].concat(),
+        "no arm of this comparison (arms: mine)",
+    );
+    refused(&[&timed[..], &["mine"]].concat(), "LABEL=SECONDS");
+    refused(
+        &[&timed[..], &["mine=-2"]].concat(),
+        "positive number of seconds",
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -212,6 +212,10 @@ pub struct Settings {
     pub seeds: u64,
     /// Output directory (finished runs in it are reused, interrupted ones resumed).
     pub out: PathBuf,
+    /// Seconds per epoch of some arms, measured side by side on one machine (e.g. by
+    /// `scripts/bench-compare.sh`): their time axis is the epoch times this, for every seed,
+    /// instead of each run's median epoch time. Set with [`Settings::with_epoch_seconds`].
+    pub epoch_seconds: Vec<(String, f64)>,
 }
 
 impl Settings {
@@ -287,7 +291,34 @@ impl Settings {
                 arm.label, arm.config.data.source
             )));
         }
-        Ok(Settings { arms, seeds, out })
+        Ok(Settings {
+            arms,
+            seeds,
+            out,
+            epoch_seconds: Vec::new(),
+        })
+    }
+
+    /// Takes the time axis of the named arms from `seconds` per epoch (label, seconds), e.g.
+    /// side-by-side timings; refuses a label that names no arm and a time that is not
+    /// positive.
+    pub fn with_epoch_seconds(mut self, seconds: Vec<(String, f64)>) -> Result<Self> {
+        for (label, s) in &seconds {
+            if !self.arms.iter().any(|a| &a.label == label) {
+                let labels: Vec<&str> = self.arms.iter().map(|a| a.label.as_str()).collect();
+                return Err(Error::Config(format!(
+                    "--epoch-seconds names {label}, which is no arm of this comparison (arms: {})",
+                    labels.join(", ")
+                )));
+            }
+            if !(s.is_finite() && *s > 0.0) {
+                return Err(Error::Config(format!(
+                    "--epoch-seconds: {label}={s} must be a positive number of seconds"
+                )));
+            }
+        }
+        self.epoch_seconds = seconds;
+        Ok(self)
     }
 }
 
@@ -353,10 +384,18 @@ pub fn run(settings: &Settings, progress: &mut dyn Progress, stop: &AtomicBool) 
                 arm_runs.finals.push(f);
             }
         }
+        if let Some((_, s)) = settings.epoch_seconds.iter().find(|(l, _)| l == &arm.label) {
+            arm_runs.time_epochs_by(*s);
+        }
         runs.push(arm_runs);
     }
     let k = settings.arms[0].config.eval.test_k.unwrap_or(0);
-    let table = report::tables(&runs, k, settings.seeds);
+    let timed: Vec<&str> = settings
+        .epoch_seconds
+        .iter()
+        .map(|(l, _)| l.as_str())
+        .collect();
+    let table = report::tables(&runs, k, settings.seeds, &timed);
     Ok(Finish::Done(Report { runs, table }))
 }
 

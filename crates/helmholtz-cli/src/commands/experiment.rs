@@ -68,6 +68,28 @@ pub struct Settings {
     /// Minibatch size (default 100; 32 in the NRWS journal configs).
     #[arg(long, value_parser = super::count::<usize>)]
     pub batch: Option<usize>,
+    /// Seconds per epoch of arms timed side by side (scripts/bench-compare.sh), e.g.
+    /// rws-adam=14.05,nrws-nadam=27.29: the time axis of those arms is the epoch times this,
+    /// for every seed, instead of each run's median epoch time.
+    #[arg(long, value_name = "LABEL=SECONDS,...")]
+    pub epoch_seconds: Option<String>,
+}
+
+/// The arms and seconds of `--epoch-seconds`: LABEL=SECONDS entries separated by commas.
+fn epoch_seconds(text: &str) -> Result<Vec<(String, f64)>> {
+    text.split(',')
+        .map(|entry| {
+            let (label, seconds) = entry.split_once('=').with_context(|| {
+                format!(
+                    "--epoch-seconds takes LABEL=SECONDS entries separated by commas, got {entry:?}"
+                )
+            })?;
+            let seconds: f64 = seconds.trim().parse().with_context(|| {
+                format!("--epoch-seconds: {label}={seconds} is not a number of seconds")
+            })?;
+            Ok((label.trim().to_string(), seconds))
+        })
+        .collect()
 }
 
 fn data_source(name: &str) -> Result<DataSource> {
@@ -218,6 +240,10 @@ pub fn run(settings: Settings) -> Result<()> {
             settings.seeds,
             settings.out.clone(),
         )?
+    };
+    let experiment = match &settings.epoch_seconds {
+        Some(text) => experiment.with_epoch_seconds(epoch_seconds(text)?)?,
+        None => experiment,
     };
     let stop = Stop::install(settings.out.clone())?;
     let mut printed = Printed {

@@ -74,6 +74,14 @@ impl ArmRuns {
             .collect()
     }
 
+    /// Puts every curve on the time axis of `seconds` per epoch (a side-by-side timing)
+    /// instead of each run's median epoch time.
+    pub fn time_epochs_by(&mut self, seconds: f64) {
+        for point in self.curves.iter_mut().flatten() {
+            point.seconds = point.epoch * seconds;
+        }
+    }
+
     /// Mean and standard deviation over seeds of the test NLL after `epoch` (None when a
     /// seed's curve does not reach it).
     pub fn nll_at(&self, epoch: usize) -> Option<(f64, f64)> {
@@ -185,6 +193,30 @@ pub fn final_estimate(dir: &Path) -> Result<Option<FinalEstimate>> {
         }))
 }
 
+/// The sentence that says where the seconds per epoch come from.
+fn time_axis(runs: &[ArmRuns], timed: &[&str]) -> String {
+    let (given, median): (Vec<&ArmRuns>, Vec<&ArmRuns>) =
+        runs.iter().partition(|r| timed.contains(&r.label.as_str()));
+    let names = |arms: &[&ArmRuns]| -> String {
+        arms.iter()
+            .map(|r| r.label.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (given.is_empty(), median.is_empty()) {
+        (true, _) => "\nSeconds per epoch: each run's median epoch time.\n".into(),
+        (false, true) => {
+            "\nSeconds per epoch: given (--epoch-seconds, a side-by-side timing), for every arm.\n"
+                .into()
+        }
+        (false, false) => format!(
+            "\nSeconds per epoch: given (--epoch-seconds, a side-by-side timing) for {}; each run's median epoch time for {}.\n",
+            names(&given),
+            names(&median)
+        ),
+    }
+}
+
 /// Epochs shown in the equal-epochs table: 1, 2, 5, 10, 20, 30, 50, 100, 200, … up to the
 /// last, which is always shown.
 fn shown_epochs(last: usize) -> Vec<usize> {
@@ -197,8 +229,8 @@ fn shown_epochs(last: usize) -> Vec<usize> {
 }
 
 /// The report's markdown tables for `runs` over `seeds` seeds, with per-epoch estimates of `k`
-/// samples per point.
-pub(super) fn tables(runs: &[ArmRuns], k: usize, seeds: u64) -> String {
+/// samples per point; the arms in `timed` have their time axis from given epoch times.
+pub(super) fn tables(runs: &[ArmRuns], k: usize, seeds: u64, timed: &[&str]) -> String {
     let last = runs
         .iter()
         .flat_map(|r| r.curves.iter().filter_map(|c| c.last()))
@@ -227,6 +259,7 @@ pub(super) fn tables(runs: &[ArmRuns], k: usize, seeds: u64) -> String {
         }
         writeln!(table, " {:.2} |", r.seconds_per_epoch()).expect("writing to a String");
     }
+    table += &time_axis(runs, timed);
     table += "\nTraining seconds each arm's mean curve needs to reach each arm's last mean value \
               (linear between epochs; – never):\n\n| arm |";
     for r in runs {
@@ -373,7 +406,7 @@ mod tests {
             vec![vec![point(1.0, 20.0, 110.0), point(2.0, 40.0, 100.0)]],
         );
         slow.diverged.push(1);
-        let text = tables(&[fast, slow], 100, 1);
+        let text = tables(&[fast, slow], 100, 1, &[]);
         assert!(text.contains("K = 100; mean ± sd over 1 seeds"), "{text}");
         assert!(
             text.contains("| fast | 120.00 ± 0.00 | 115.00 ± 0.00 | 5.00 |"),
@@ -383,5 +416,27 @@ mod tests {
         assert!(text.contains("| fast | 10 | – |"), "{text}");
         assert!(text.contains("| slow | 20 | 40 |"), "{text}");
         assert!(text.contains("Diverged: slow (seeds [1])."), "{text}");
+        assert!(text.contains("each run's median epoch time.\n"), "{text}");
+    }
+
+    /// Side-by-side epoch times put every seed of an arm on one time axis and say so.
+    #[test]
+    fn given_epoch_times_set_the_time_axis() {
+        let mut runs = arm(
+            "a",
+            vec![
+                vec![point(1.0, 9.0, 120.0), point(2.0, 20.0, 110.0)],
+                vec![point(1.0, 11.0, 122.0), point(2.0, 24.0, 108.0)],
+            ],
+        );
+        runs.time_epochs_by(7.5);
+        assert_eq!(runs.mean_curve()[1].seconds, 15.0);
+        assert_eq!(runs.seconds_per_epoch(), 7.5);
+        let other = arm("b", vec![vec![point(1.0, 3.0, 130.0)]]);
+        let text = tables(&[runs, other], 100, 2, &["a"]);
+        assert!(
+            text.contains("given (--epoch-seconds, a side-by-side timing) for a; each run's median epoch time for b."),
+            "{text}"
+        );
     }
 }
