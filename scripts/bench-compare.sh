@@ -3,7 +3,8 @@
 # against the baselines users pick"): in each round every protocol config in turn is benched
 # (`helmholtz bench`) for one epoch's steps, the Fisher refreshes of that epoch included; the
 # epoch time is the mean step times the steps per epoch. Prints every round, then the median
-# epoch time of each config and its ratio to the first config's.
+# epoch time of each config, its ratio to the first config's, and the `--epoch-seconds` option that
+# puts the comparison's time axis on these times.
 #
 #   scripts/bench-compare.sh [ROUNDS] [--set KEY=VALUE ...] [CONFIG ...]
 #
@@ -65,10 +66,14 @@ done
 echo
 echo "median epoch (s) over $rounds rounds, and its ratio to ${configs[0]}:"
 base=""
+given=()
 for i in "${!configs[@]}"; do
     median=$(awk -v i="$i" '$1 == i { print $2 }' "$results" | sort -g \
         | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
     base=${base:-$median}
     ratio=$(awk -v a="$median" -v b="$base" 'BEGIN { printf "%.2f", a / b }')
     echo "  ${configs[$i]}: $median s (${ratio}x)"
+    name=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "${configs[$i]}" | head -1)
+    given+=("$name=$median")
 done
+echo "for the comparison's time axis: --epoch-seconds $(IFS=,; echo "${given[*]}")"
