@@ -496,6 +496,10 @@ fn the_comparison_takes_an_optimizer_per_algorithm_and_protocol_configs() {
     );
     refused(&[&timed[..], &["mine"]].concat(), "LABEL=SECONDS");
     refused(
+        &[&timed[..], &["mine=2,mine=3"]].concat(),
+        "gives mine twice",
+    );
+    refused(
         &[&timed[..], &["mine=-2"]].concat(),
         "positive number of seconds",
     );

@@ -303,7 +303,12 @@ impl Settings {
     /// side-by-side timings; refuses a label that names no arm and a time that is not
     /// positive.
     pub fn with_epoch_seconds(mut self, seconds: Vec<(String, f64)>) -> Result<Self> {
-        for (label, s) in &seconds {
+        for (i, (label, s)) in seconds.iter().enumerate() {
+            if seconds[..i].iter().any(|(l, _)| l == label) {
+                return Err(Error::Config(format!(
+                    "--epoch-seconds gives {label} twice"
+                )));
+            }
             if !self.arms.iter().any(|a| &a.label == label) {
                 let labels: Vec<&str> = self.arms.iter().map(|a| a.label.as_str()).collect();
                 return Err(Error::Config(format!(
