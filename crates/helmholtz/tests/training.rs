@@ -196,21 +196,46 @@ fn resumed_runs_equal_uninterrupted_runs_bit_for_bit() {
     }
 }
 
+/// The same bits for any thread count, also for the natural-gradient versions under Nadam and
+/// Adam (the NRWS comparison runs its arms with one thread each, two at a time).
 #[test]
 fn training_is_identical_for_any_thread_count() {
-    let train_with = |threads: usize| {
-        let dir = scratch(&format!("threads-{threads}"));
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        let mut run =
-            Run::create(config(DIGITS, &["train.epochs=1", "eval.every=0"]), &dir).unwrap();
-        pool.install(|| run.train(&mut Silent, &AtomicBool::new(false)).unwrap());
-        std::fs::remove_dir_all(&dir).unwrap();
-        run.model.params
-    };
-    assert_eq!(train_with(1), train_with(2));
+    let natural = "train.natural={ alpha = 0.2, refresh_every = 7 }";
+    let cases: [&[&str]; 3] = [
+        &[],
+        &[
+            natural,
+            "optimizer.rule={ kind = \"nadam\" }",
+            "optimizer.lr=0.001",
+        ],
+        &[
+            natural,
+            "train.algorithm=\"bihm\"",
+            "optimizer.rule={ kind = \"adam\" }",
+            "optimizer.lr=0.001",
+        ],
+    ];
+    let mut trained = Vec::new();
+    for overrides in cases {
+        let train_with = |threads: usize| {
+            let dir = scratch(&format!("threads-{threads}"));
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let all = [&["train.epochs=1", "eval.every=0"], overrides].concat();
+            let mut run = Run::create(config(DIGITS, &all), &dir).unwrap();
+            pool.install(|| run.train(&mut Silent, &AtomicBool::new(false)).unwrap());
+            std::fs::remove_dir_all(&dir).unwrap();
+            run.model.params
+        };
+        let one = train_with(1);
+        assert_eq!(one, train_with(2), "{overrides:?}");
+        assert_eq!(one, train_with(3), "{overrides:?}");
+        trained.push(one);
+    }
+    // The overrides took effect: three different trainings.
+    assert!(trained[0] != trained[1] && trained[1] != trained[2] && trained[0] != trained[2]);
 }
 
 #[test]
