@@ -402,23 +402,21 @@ fn the_comparison_takes_an_optimizer_per_algorithm_and_protocol_configs() {
     )
     .unwrap();
     let protocol_out = dir.join("protocol");
-    let result = helmholtz(
-        &[
-            "experiment",
-            "nrws-vs-rws",
-            "--protocol",
-            protocol.to_str().unwrap(),
-            "--data",
-            "digits",
-            "--set",
-            "train.epochs=2",
-            "--seeds",
-            "2",
-            "--out",
-            protocol_out.to_str().unwrap(),
-        ],
-        &dir,
-    );
+    let mut comparison = vec![
+        "experiment",
+        "nrws-vs-rws",
+        "--protocol",
+        protocol.to_str().unwrap(),
+        "--data",
+        "digits",
+        "--set",
+        "train.epochs=2",
+        "--seeds",
+        "2",
+        "--out",
+        protocol_out.to_str().unwrap(),
+    ];
+    let result = helmholtz(&comparison, &dir);
     assert!(result.status.success(), "{}", text(&result));
     let table = std::fs::read_to_string(protocol_out.join("results.md")).unwrap();
     assert!(
@@ -433,22 +431,8 @@ fn the_comparison_takes_an_optimizer_per_algorithm_and_protocol_configs() {
     );
     // Side-by-side epoch times replace the runs' median epoch times on the time axis; the
     // finished runs are reused.
-    let mut timed = vec![
-        "experiment",
-        "nrws-vs-rws",
-        "--protocol",
-        protocol.to_str().unwrap(),
-        "--data",
-        "digits",
-        "--set",
-        "train.epochs=2",
-        "--seeds",
-        "2",
-        "--out",
-        protocol_out.to_str().unwrap(),
-    ];
     let result = helmholtz(
-        &[&timed[..], &["--epoch-seconds", "mine=7.5"]].concat(),
+        &[&comparison[..], &["--epoch-seconds", "mine=7.5"]].concat(),
         &dir,
     );
     assert!(result.status.success(), "{}", text(&result));
@@ -457,7 +441,7 @@ fn the_comparison_takes_an_optimizer_per_algorithm_and_protocol_configs() {
         table.contains(" 7.50 |") && table.contains("given (--epoch-seconds"),
         "{table}"
     );
-    timed.push("--epoch-seconds");
+    comparison.push("--epoch-seconds");
 
     let refused = |args: &[&str], needle: &str| {
         let bad = helmholtz(args, &dir);
@@ -491,16 +475,16 @@ fn the_comparison_takes_an_optimizer_per_algorithm_and_protocol_configs() {
         "--protocol takes",
     );
     refused(
-        &[&timed[..], &["other=3"]].concat(),
+        &[&comparison[..], &["other=3"]].concat(),
         "no arm of this comparison (arms: mine)",
     );
-    refused(&[&timed[..], &["mine"]].concat(), "LABEL=SECONDS");
+    refused(&[&comparison[..], &["mine"]].concat(), "LABEL=SECONDS");
     refused(
-        &[&timed[..], &["mine=2,mine=3"]].concat(),
+        &[&comparison[..], &["mine=2,mine=3"]].concat(),
         "gives mine twice",
     );
     refused(
-        &[&timed[..], &["mine=-2"]].concat(),
+        &[&comparison[..], &["mine=-2"]].concat(),
         "positive number of seconds",
     );
     std::fs::remove_dir_all(&dir).unwrap();
