@@ -12,8 +12,11 @@
 #              gradient (rws-nadam-b32, bihm-adam-b32), 3 seeds; its report shows all seven arms
 #   stack      the 11-layer stack (batch 32, K = 10, k = 1000), the five protocols, 3 seeds, 10 epochs
 #   fashion    the mnist and controls stages on binarized Fashion-MNIST
-#   long       RWS-Adam and NRWS-Nadam on 200-100-10 for 200 epochs, final test NLL at K = 10^4
-#   bihm12     the bihm README's 12-layer BiHM with Adam, 100 epochs, final K = 10^4
+#   long       on 200-100-10 for 200 epochs, final test NLL at K = 10^4: RWS-Adam, the best natural
+#              variant of the mnist stage (NBiHM-Adam) and its control without the natural
+#              gradient (BiHM-Adam at batch 32); test estimates after every 5th epoch
+#   bihm12     the bihm README's 12-layer BiHM with Adam, 100 epochs, final K = 10^4; test
+#              estimates (K = 100) after every 5th epoch
 #
 # HELMHOLTZ names the binary (default: target/release/helmholtz, built if missing).
 set -euo pipefail
@@ -54,11 +57,12 @@ stage() {
                     --seeds $seeds --out runs/compare-fashion
             done ;;
         long)
-            "$bin" experiment nrws-vs-rws $(protocols rws-adam nrws-nadam) --epochs 200 --seeds 1 \
-                --set eval.final_k=10000 --out runs/compare-long ;;
+            "$bin" experiment nrws-vs-rws $(protocols rws-adam nbihm-adam bihm-adam-b32) \
+                --epochs 200 --test-every 5 --seeds 1 --set eval.final_k=10000 \
+                --out runs/compare-long ;;
         bihm12)
-            "$bin" experiment nrws-vs-rws $(protocols bihm-stack12-adam) --k-eval 100 --seeds 1 \
-                --out runs/compare-bihm12 ;;
+            "$bin" experiment nrws-vs-rws $(protocols bihm-stack12-adam) --k-eval 100 \
+                --test-every 5 --seeds 1 --out runs/compare-bihm12 ;;
         *)
             echo "unknown stage $1: give mnist, controls, stack, fashion, long or bihm12" >&2
             exit 2 ;;

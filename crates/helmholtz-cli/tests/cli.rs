@@ -441,6 +441,24 @@ fn the_comparison_takes_an_optimizer_per_algorithm_and_protocol_configs() {
         table.contains(" 7.50 |") && table.contains("given (--epoch-seconds"),
         "{table}"
     );
+    // A longer comparison with estimates after every 2nd epoch and the last continues the
+    // finished runs and keeps the estimates they have.
+    let result = helmholtz(
+        &[&comparison[..], &["--epochs", "3", "--test-every", "2"]].concat(),
+        &dir,
+    );
+    assert!(result.status.success(), "{}", text(&result));
+    let table = std::fs::read_to_string(protocol_out.join("results.md")).unwrap();
+    assert!(
+        table.contains("| arm | epoch 1 | epoch 2 | epoch 3 | s per epoch |"),
+        "{table}"
+    );
+    let zero = helmholtz(&[&comparison[..], &["--test-every", "0"]].concat(), &dir);
+    assert!(
+        !zero.status.success() && text(&zero).contains("at least 1"),
+        "{}",
+        text(&zero)
+    );
     comparison.push("--epoch-seconds");
 
     let refused = |args: &[&str], needle: &str| {

@@ -325,6 +325,27 @@ impl Settings {
         self.epoch_seconds = seconds;
         Ok(self)
     }
+
+    /// Estimates the test NLL after every `every`-th epoch and after the last, instead of after
+    /// every epoch: long runs spend less time on estimates, and their curves have fewer points.
+    /// A run continued with another cadence keeps the estimates it has.
+    pub fn with_test_every(mut self, every: usize) -> Result<Self> {
+        if every == 0 {
+            return Err(Error::Config(
+                "--test-every must be at least 1 (epochs between test estimates)".into(),
+            ));
+        }
+        for arm in &mut self.arms {
+            let epochs = arm.config.train.epochs;
+            let mut at: Vec<usize> = (every..=epochs).step_by(every).collect();
+            if at.last() != Some(&epochs) {
+                at.push(epochs);
+            }
+            arm.config.eval.test_at = at;
+            arm.config.validate()?;
+        }
+        Ok(self)
+    }
 }
 
 /// The comparison's outcome.
@@ -641,6 +662,31 @@ mod tests {
         assert_eq!(config.eval.test_k, Some(20));
         let twice = Settings::from_protocols(&[a.clone(), a], &[], None, None, 1, tmp.clone());
         assert!(twice.unwrap_err().to_string().contains("rws-adam"));
+    }
+
+    /// --test-every estimates after every n-th epoch and after the last; 0 is refused.
+    #[test]
+    fn test_every_sets_the_estimated_epochs() {
+        let tmp = scratch_dir("test-every");
+        let a = write(&tmp, "a.toml", PROTOCOL);
+        let settings = |epochs| {
+            Settings::from_protocols(
+                std::slice::from_ref(&a),
+                &[],
+                Some(epochs),
+                None,
+                1,
+                tmp.clone(),
+            )
+            .unwrap()
+        };
+        let at = |s: Settings| s.arms[0].config.eval.test_at.clone();
+        assert_eq!(at(settings(12).with_test_every(5).unwrap()), [5, 10, 12]);
+        assert_eq!(at(settings(10).with_test_every(5).unwrap()), [5, 10]);
+        assert_eq!(at(settings(3).with_test_every(5).unwrap()), [3]);
+        assert_eq!(at(settings(3).with_test_every(1).unwrap()), [1, 2, 3]);
+        let zero = settings(3).with_test_every(0).unwrap_err().to_string();
+        assert!(zero.contains("--test-every"), "{zero}");
     }
 
     /// Stops the comparison after a number of steps, like a signal.

@@ -217,15 +217,24 @@ fn time_axis(runs: &[ArmRuns], timed: &[&str]) -> String {
     }
 }
 
-/// Epochs shown in the equal-epochs table: 1, 2, 5, 10, 20, 30, 50, 100, 200, … up to the
-/// last, which is always shown.
-fn shown_epochs(last: usize) -> Vec<usize> {
+/// Epochs shown in the equal-epochs table: those of 1, 2, 5, 10, 20, 30, 50, 100, 200, … that
+/// some run has an estimate after (`tested`), up to the last, which is always shown.
+fn shown_epochs(last: usize, tested: impl Fn(usize) -> bool) -> Vec<usize> {
     let mut shown: Vec<usize> = [1, 2, 5, 10, 20, 30, 50, 100, 200, 500, 1000]
         .into_iter()
-        .filter(|&e| e < last)
+        .filter(|&e| e < last && tested(e))
         .collect();
     shown.push(last);
     shown
+}
+
+/// "mean ± sd" over `n` seeds; the mean alone for one seed, which has no spread to show.
+fn mean_sd(mean: f64, sd: f64, n: usize) -> String {
+    if n > 1 {
+        format!("{mean:.2} ± {sd:.2}")
+    } else {
+        format!("{mean:.2}")
+    }
 }
 
 /// The report's markdown tables for `runs` over `seeds` seeds, with per-epoch estimates of `k`
@@ -237,10 +246,18 @@ pub(super) fn tables(runs: &[ArmRuns], k: usize, seeds: u64, timed: &[&str]) -> 
         .map(|p| p.epoch as usize)
         .max()
         .unwrap_or(0);
-    let epochs = shown_epochs(last);
+    let epochs = shown_epochs(last, |e| {
+        runs.iter()
+            .flat_map(|r| &r.curves)
+            .any(|c| c.iter().any(|p| p.epoch == e as f64))
+    });
+    let over = if seeds > 1 {
+        format!("mean ± sd over {seeds} seeds")
+    } else {
+        "one seed".into()
+    };
     let mut table = format!(
-        "Test NLL (nats, K = {k}; mean ± sd over {} seeds; BiHM arms: p* = p̃*/Z²) after each epoch, and training seconds per epoch:\n\n| arm |",
-        seeds
+        "Test NLL (nats, K = {k}; {over}; BiHM arms: p* = p̃*/Z²) after each epoch, and training seconds per epoch:\n\n| arm |"
     );
     for e in &epochs {
         write!(table, " epoch {e} |").expect("writing to a String");
@@ -252,7 +269,7 @@ pub(super) fn tables(runs: &[ArmRuns], k: usize, seeds: u64, timed: &[&str]) -> 
         write!(table, "| {} |", r.label).expect("writing to a String");
         for &e in &epochs {
             match r.nll_at(e) {
-                Some((mean, sd)) => write!(table, " {mean:.2} ± {sd:.2} |"),
+                Some((mean, sd)) => write!(table, " {} |", mean_sd(mean, sd, r.curves.len())),
                 None => write!(table, " – |"),
             }
             .expect("writing to a String");
@@ -290,10 +307,11 @@ pub(super) fn tables(runs: &[ArmRuns], k: usize, seeds: u64, timed: &[&str]) -> 
             let (mean, sd) = mean_and_sd(&nll);
             writeln!(
                 table,
-                "| {} | {} | {} | {mean:.2} ± {sd:.2} | {se:.2} | {:.2} |",
+                "| {} | {} | {} | {} | {se:.2} | {:.2} |",
                 r.label,
                 r.finals[0].k,
                 r.finals.len(),
+                mean_sd(mean, sd, r.finals.len()),
                 mean_and_sd(&p).0
             )
             .expect("writing to a String");
@@ -407,11 +425,9 @@ mod tests {
         );
         slow.diverged.push(1);
         let text = tables(&[fast, slow], 100, 1, &[]);
-        assert!(text.contains("K = 100; mean ± sd over 1 seeds"), "{text}");
-        assert!(
-            text.contains("| fast | 120.00 ± 0.00 | 115.00 ± 0.00 | 5.00 |"),
-            "{text}"
-        );
+        // One seed has no spread: the means alone.
+        assert!(text.contains("K = 100; one seed;"), "{text}");
+        assert!(text.contains("| fast | 120.00 | 115.00 | 5.00 |"), "{text}");
         // fast never reaches slow's 100; slow reaches fast's 115 after its first epoch.
         assert!(text.contains("| fast | 10 | – |"), "{text}");
         assert!(text.contains("| slow | 20 | 40 |"), "{text}");
@@ -436,6 +452,35 @@ mod tests {
         let text = tables(&[runs, other], 100, 2, &["a"]);
         assert!(
             text.contains("given (--epoch-seconds, a side-by-side timing) for a; each run's median epoch time for b."),
+            "{text}"
+        );
+        assert!(text.contains("mean ± sd over 2 seeds"), "{text}");
+        assert!(
+            text.contains("| a | 121.00 ± 1.41 | 109.00 ± 1.41 | 7.50 |"),
+            "{text}"
+        );
+        assert!(text.contains("| b | 130.00 | – |"), "{text}");
+    }
+
+    /// With estimates after some epochs only (--test-every), the table shows those of 1, 2, 5,
+    /// 10, … that were estimated, and the last.
+    #[test]
+    fn the_table_shows_the_estimated_epochs() {
+        let runs = arm(
+            "a",
+            vec![vec![
+                point(5.0, 50.0, 110.0),
+                point(10.0, 100.0, 105.0),
+                point(12.0, 120.0, 104.0),
+            ]],
+        );
+        let text = tables(&[runs], 100, 1, &[]);
+        assert!(
+            text.contains("| arm | epoch 5 | epoch 10 | epoch 12 | s per epoch |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| a | 110.00 | 105.00 | 104.00 | 10.00 |"),
             "{text}"
         );
     }
