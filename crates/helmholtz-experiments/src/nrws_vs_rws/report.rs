@@ -54,22 +54,30 @@ pub struct ArmRuns {
 }
 
 impl ArmRuns {
-    /// The mean curve over seeds (as long as the shortest).
+    /// The mean curve over seeds, at the epochs every seed has an estimate after (a seed that
+    /// diverged ends the mean curve; seeds estimated at other cadences, `--test-every`, meet at
+    /// their common epochs).
     pub fn mean_curve(&self) -> Curve {
-        let len = self.curves.iter().map(Vec::len).min().unwrap_or(0);
+        let Some(first) = self.curves.first() else {
+            return Vec::new();
+        };
         let n = self.curves.len() as f64;
-        (0..len)
-            .map(|i| {
-                let mean = |f: fn(&CurvePoint) -> f64| {
-                    self.curves.iter().map(|c| f(&c[i])).sum::<f64>() / n
-                };
-                CurvePoint {
-                    epoch: mean(|p| p.epoch),
+        first
+            .iter()
+            .filter_map(|p0| {
+                let at: Vec<&CurvePoint> = self
+                    .curves
+                    .iter()
+                    .map(|c| c.iter().find(|p| p.epoch == p0.epoch))
+                    .collect::<Option<_>>()?;
+                let mean = |f: fn(&CurvePoint) -> f64| at.iter().map(|&p| f(p)).sum::<f64>() / n;
+                Some(CurvePoint {
+                    epoch: p0.epoch,
                     seconds: mean(|p| p.seconds),
                     nll: mean(|p| p.nll),
                     se: mean(|p| p.se),
                     nll_p: mean(|p| p.nll_p),
-                }
+                })
             })
             .collect()
     }
@@ -460,6 +468,26 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("| b | 130.00 | – |"), "{text}");
+    }
+
+    /// Seeds estimated at different epochs average at the epochs they share.
+    #[test]
+    fn the_mean_curve_takes_the_epochs_all_seeds_share() {
+        let runs = arm(
+            "a",
+            vec![
+                vec![
+                    point(1.0, 10.0, 120.0),
+                    point(2.0, 20.0, 110.0),
+                    point(4.0, 40.0, 100.0),
+                ],
+                vec![point(2.0, 22.0, 114.0), point(4.0, 44.0, 104.0)],
+            ],
+        );
+        assert_eq!(
+            runs.mean_curve(),
+            [point(2.0, 21.0, 112.0), point(4.0, 42.0, 102.0)]
+        );
     }
 
     /// With estimates after some epochs only (--test-every), the table shows those of 1, 2, 5,
