@@ -175,7 +175,7 @@ impl AlgorithmSettings {
         );
         config.eval = EvalConfig {
             every: 0,
-            test_at: (1..=self.epochs).collect(),
+            test_at: test_epochs(self.epochs, 1),
             test_k: Some(self.k_eval),
             ..EvalConfig::default()
         };
@@ -258,7 +258,7 @@ impl Settings {
                 config.train.epochs = epochs;
             }
             let epochs = config.train.epochs;
-            config.eval.test_at = (1..=epochs).collect();
+            config.eval.test_at = test_epochs(epochs, 1);
             config.eval.test_k = Some(k_eval.or(config.eval.test_k).unwrap_or(config.eval.k));
             config.validate()?;
             let label = config.name.clone();
@@ -336,16 +336,20 @@ impl Settings {
             ));
         }
         for arm in &mut self.arms {
-            let epochs = arm.config.train.epochs;
-            let mut at: Vec<usize> = (every..=epochs).step_by(every).collect();
-            if at.last() != Some(&epochs) {
-                at.push(epochs);
-            }
-            arm.config.eval.test_at = at;
+            arm.config.eval.test_at = test_epochs(arm.config.train.epochs, every);
             arm.config.validate()?;
         }
         Ok(self)
     }
+}
+
+/// The epochs after which a run of `epochs` estimates the test NLL: every `every`-th and the last.
+fn test_epochs(epochs: usize, every: usize) -> Vec<usize> {
+    let mut at: Vec<usize> = (every..=epochs).step_by(every).collect();
+    if epochs > 0 && at.last() != Some(&epochs) {
+        at.push(epochs);
+    }
+    at
 }
 
 /// The comparison's outcome.
