@@ -10,7 +10,9 @@
 #   mnist      200-100-10 on binarized MNIST, the five protocols, 3 seeds, 30 epochs
 #   controls   the mnist stage's two control arms: NRWS-Nadam and NBiHM-Adam without the natural
 #              gradient (rws-nadam-b32, bihm-adam-b32), 3 seeds; its report shows all seven arms
-#   stack      the 11-layer stack (batch 32, K = 10, k = 1000), the five protocols, 3 seeds, 10 epochs
+#   stack      the 11-layer stack (batch 32, K = 10, k = 1000), the five protocols, 3 seeds, 10 epochs;
+#              then BiHM-Adam for 21 epochs, about NBiHM-Adam's 10 epochs of training time
+#              (runs/compare-stack-bihm21)
 #   fashion    the mnist and controls stages on binarized Fashion-MNIST
 #   long       on 200-100-10 for 200 epochs, final test NLL at K = 10^4: RWS-Adam, the best natural
 #              variant of the mnist stage (NBiHM-Adam) and its control without the natural
@@ -50,7 +52,9 @@ stage() {
             for seeds in 1 2 3; do
                 "$bin" experiment nrws-vs-rws $(protocols "${five[@]}") "${stack[@]}" --epochs 10 \
                     --seeds $seeds --out runs/compare-stack
-            done ;;
+            done
+            "$bin" experiment nrws-vs-rws $(protocols bihm-adam) "${stack[@]}" --epochs 21 \
+                --seeds 3 --out runs/compare-stack-bihm21 ;;
         fashion)
             for seeds in 1 2 3; do
                 "$bin" experiment nrws-vs-rws $(protocols "${seven[@]}") --data fashion-mnist \
