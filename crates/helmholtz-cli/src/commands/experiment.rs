@@ -286,15 +286,18 @@ fn write_report(
             .collect()
     };
     let first = &experiment.arms[0].config;
+    let seeds = match settings.seeds {
+        1 => "one seed".to_string(),
+        n => format!("mean of {n} seeds"),
+    };
     let title = format!(
-        "{}: test NLL (K = {}), mean of {} seeds",
+        "{}: test NLL (K = {}), {seeds}",
         match first.data.source {
             DataSource::Digits => "digits",
             DataSource::FashionMnist => "fashion-mnist",
             _ => "mnist",
         },
         first.eval.test_k.unwrap_or(first.eval.k),
-        settings.seeds
     );
     plots::line_chart(
         &by(|p| p.epoch),
