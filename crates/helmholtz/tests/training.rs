@@ -317,6 +317,16 @@ fn early_stopping_ends_a_run_whose_validation_estimate_stops_improving() {
         Outcome::Completed
     );
     assert_eq!(resumed.state.epoch, 2);
+    drop(resumed);
+    // Raising the patience continues it: one evaluation without improvement so far, so with
+    // patience 3 it stops again after two more epochs.
+    let mut resumed = Run::resume(&dir, &["eval.patience=3".to_string()]).unwrap();
+    assert!(!resumed.state.finished);
+    assert_eq!(
+        resumed.train(&mut Silent, &AtomicBool::new(false)).unwrap(),
+        Outcome::EarlyStopped
+    );
+    assert_eq!(resumed.state.epoch, 4);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -162,13 +162,23 @@ impl Run {
 
     /// Opens an existing run from its last checkpoint to continue it; `overrides` may change
     /// e.g. `train.epochs`. Overrides are recorded in the run (`history.jsonl` and the resolved
-    /// config); one that changes the model is refused, others are listed in `changes`.
+    /// config); one that changes the model is refused, others are listed in `changes`. A run
+    /// that early stopping ended continues when `eval.patience` is removed or raised past the
+    /// evaluations it has gone without improvement, and epochs remain.
     pub fn resume(dir: &Path, overrides: &[String]) -> Result<Self> {
         let run_dir = RunDir::open(dir)?;
         let stored_config = Config::load(&run_dir.join(CONFIG_FILE), &[])?;
         let config = Config::load(&run_dir.join(CONFIG_FILE), overrides)?;
         let changes = config_changes(&stored_config, &config)?;
         let mut run = Self::load(run_dir, config, Slot::Last)?;
+        let patient = |evals: usize| run.config.eval.patience.is_none_or(|p| evals < p);
+        if run.state.stopped_early
+            && patient(run.state.evals_since_best)
+            && run.state.epoch < run.config.train.epochs
+        {
+            run.state.finished = false;
+            run.state.stopped_early = false;
+        }
         if !overrides.is_empty() {
             run.dir.record_resume(overrides, &changes)?;
             run.dir.rewrite_config(&config_text(&run.config))?;
