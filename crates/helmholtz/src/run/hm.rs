@@ -163,7 +163,7 @@ impl Run {
     /// Opens an existing run from its last checkpoint to continue it; `overrides` may change
     /// e.g. `train.epochs`. Overrides are recorded in the run (`history.jsonl` and the resolved
     /// config); one that changes the model is refused, others are listed in `changes`. A run
-    /// that early stopping ended continues when `eval.patience` is removed or raised past the
+    /// that early stopping ended continues when the overrides raise `eval.patience` past the
     /// evaluations it has gone without improvement, and epochs remain.
     pub fn resume(dir: &Path, overrides: &[String]) -> Result<Self> {
         let run_dir = RunDir::open(dir)?;
