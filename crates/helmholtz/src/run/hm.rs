@@ -171,14 +171,6 @@ impl Run {
         let config = Config::load(&run_dir.join(CONFIG_FILE), overrides)?;
         let changes = config_changes(&stored_config, &config)?;
         let mut run = Self::load(run_dir, config, Slot::Last)?;
-        let patient = |evals: usize| run.config.eval.patience.is_none_or(|p| evals < p);
-        if run.state.stopped_early
-            && patient(run.state.evals_since_best)
-            && run.state.epoch < run.config.train.epochs
-        {
-            run.state.finished = false;
-            run.state.stopped_early = false;
-        }
         if !overrides.is_empty() {
             run.dir.record_resume(overrides, &changes)?;
             run.dir.rewrite_config(&config_text(&run.config))?;
@@ -249,9 +241,17 @@ impl Run {
             };
             algorithm.preconditioner.restore(&model, state)?;
         }
+        // A finished run with epochs left continues, unless early stopping ended it and the
+        // patience still holds (a raised `eval.patience` lets it go on).
         let mut state = stored.state;
-        if state.finished && !state.stopped_early && state.epoch < config.train.epochs {
+        let patient = config
+            .eval
+            .patience
+            .is_none_or(|p| state.evals_since_best < p);
+        if state.finished && (!state.stopped_early || patient) && state.epoch < config.train.epochs
+        {
             state.finished = false;
+            state.stopped_early = false;
         }
         Ok(Self::assemble(
             run_dir, config, model, algorithm, state, data,
