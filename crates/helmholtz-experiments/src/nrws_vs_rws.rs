@@ -472,7 +472,7 @@ fn train_one(
                 changes.join("; ")
             )));
         }
-        if let Some(end) = finished(dir, epochs)? {
+        if let Some(end) = finished(dir, config)? {
             return Ok(end);
         }
         if !dir.join("checkpoints").join("last").exists() {
@@ -509,8 +509,10 @@ fn train_one(
     })
 }
 
-/// How a run in `dir` ended, if it needs no more training for `epochs` epochs.
-fn finished(dir: &Path, epochs: usize) -> Result<Option<RunEnd>> {
+/// How a run in `dir` ended, if it needs no more training under `config` (its epochs and
+/// patience). The summary says how the run's last call ended; the last checkpoint says whether
+/// the run went on after it (a summary outlives a run resumed past it and then killed).
+fn finished(dir: &Path, config: &Config) -> Result<Option<RunEnd>> {
     let path = dir.join(SUMMARY_FILE);
     if !path.exists() {
         return Ok(None);
@@ -518,11 +520,13 @@ fn finished(dir: &Path, epochs: usize) -> Result<Option<RunEnd>> {
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     let summary: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-    let done = summary["epochs"].as_u64().unwrap_or(0) >= epochs as u64;
     Ok(match summary["outcome"].as_str() {
         Some("Diverged") => Some(RunEnd::Diverged),
-        Some("EarlyStopped") => Some(RunEnd::Finished),
-        Some("Completed") if done => Some(RunEnd::Finished),
+        Some("Completed" | "EarlyStopped")
+            if !Run::last_state(dir)?.trains_on(config.train.epochs, config.eval.patience) =>
+        {
+            Some(RunEnd::Finished)
+        }
         _ => None,
     })
 }
@@ -823,5 +827,60 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("holds no run"), "{err}");
+    }
+
+    /// A run that early stopping ended is reused; one resumed past its early stop (a raised
+    /// patience) and killed before it wrote a new summary continues, although its summary
+    /// still says it stopped early.
+    #[test]
+    fn a_run_resumed_past_its_early_stop_continues() {
+        let tmp = scratch_dir("early");
+        let protocol = write(&tmp, "p.toml", PROTOCOL);
+        // The parameters never change (lr far below f32 resolution), so the validation
+        // estimate never improves: patience p stops the run p evaluations after the first.
+        let settings = |patience: usize| {
+            let overrides = [
+                "optimizer.lr=1e-20".to_string(),
+                "optimizer.rule={ kind = \"sgd\" }".to_string(),
+                "eval.every=1".to_string(),
+                format!("eval.patience={patience}"),
+            ];
+            Settings::from_protocols(
+                std::slice::from_ref(&protocol),
+                &overrides,
+                Some(6),
+                None,
+                1,
+                tmp.join("out"),
+            )
+            .unwrap()
+        };
+        let no_stop = AtomicBool::new(false);
+        let mut quiet = StopAfter::never();
+        let Finish::Done(stopped) = run(&settings(1), &mut quiet, &no_stop).unwrap() else {
+            panic!("not interrupted")
+        };
+        assert_eq!(stopped.runs[0].curves[0].len(), 2);
+        quiet.started.clear();
+        run(&settings(1), &mut quiet, &no_stop).unwrap();
+        assert!(quiet.started.is_empty());
+        // Resumed with patience 3, interrupted in its third epoch (29 batches an epoch), and
+        // killed: no `finish`, so summary.json still says EarlyStopped.
+        let dir = tmp.join("out/rws-adam-seed0");
+        let mut resumed = Run::resume(&dir, &["eval.patience=3".to_string()]).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut stopper = StopAfter::new(10, stop.clone());
+        assert_eq!(
+            resumed.train(&mut stopper, &stop).unwrap(),
+            Outcome::Interrupted
+        );
+        drop(resumed);
+        let summary = std::fs::read_to_string(dir.join(SUMMARY_FILE)).unwrap();
+        assert!(summary.contains("EarlyStopped"), "{summary}");
+        let Finish::Done(continued) = run(&settings(3), &mut quiet, &no_stop).unwrap() else {
+            panic!("not interrupted")
+        };
+        assert_eq!(quiet.started, [("rws-adam-seed0".to_string(), Some(2))]);
+        assert_eq!(continued.runs[0].curves[0].len(), 4);
     }
 }

@@ -310,11 +310,11 @@ fn early_stopping_ends_a_run_whose_validation_estimate_stops_improving() {
     assert_eq!(run.state.epoch, 2);
     assert!(run.state.finished);
     drop(run);
-    // A finished run resumed without more epochs does nothing more.
+    // A finished run resumed without more epochs does nothing more, and stays early-stopped.
     let mut resumed = Run::resume(&dir, &[]).unwrap();
     assert_eq!(
         resumed.train(&mut Silent, &AtomicBool::new(false)).unwrap(),
-        Outcome::Completed
+        Outcome::EarlyStopped
     );
     assert_eq!(resumed.state.epoch, 2);
     drop(resumed);

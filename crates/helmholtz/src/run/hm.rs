@@ -192,18 +192,16 @@ impl Run {
         Self::load(run_dir, config, slot)
     }
 
+    /// The training state of a run's last checkpoint, read without loading its data or model
+    /// (to ask, say, whether it [trains on](TrainState::trains_on) under a new config).
+    pub fn last_state(dir: &Path) -> Result<TrainState> {
+        let run_dir = RunDir::open_read(dir)?;
+        Ok(stored_state(&run_dir, Slot::Last)?.state)
+    }
+
     fn load(run_dir: RunDir, config: Config, slot: Slot) -> Result<Self> {
         let ckpt = run_dir.checkpoint(slot);
-        let state_path = ckpt.join(CHECKPOINT_STATE);
-        let text = std::fs::read_to_string(&state_path).map_err(|e| {
-            Error::Checkpoint(format!(
-                "{}: {e} (no {} checkpoint)",
-                state_path.display(),
-                slot.name()
-            ))
-        })?;
-        let stored: StoredState =
-            serde_json::from_str(&text).map_err(|e| Error::format(&state_path, e.to_string()))?;
+        let stored = stored_state(&run_dir, slot)?;
         let data = data::load(&config.data)?;
         let template =
             HelmholtzMachine::new(&stored.sizes, config.model.init, config.model.bias, 0)?;
@@ -244,12 +242,7 @@ impl Run {
         // A finished run with epochs left continues, unless early stopping ended it and the
         // patience still holds (a raised `eval.patience` lets it go on).
         let mut state = stored.state;
-        let patient = config
-            .eval
-            .patience
-            .is_none_or(|p| state.evals_since_best < p);
-        if state.finished && (!state.stopped_early || patient) && state.epoch < config.train.epochs
-        {
+        if state.finished && state.trains_on(config.train.epochs, config.eval.patience) {
             state.finished = false;
             state.stopped_early = false;
         }
@@ -977,6 +970,18 @@ fn split_columns(
 
 /// File of a checkpoint holding the samples of the last Fisher refresh.
 const FISHER_FILE: &str = "fisher.safetensors";
+
+fn stored_state(run_dir: &RunDir, slot: Slot) -> Result<StoredState> {
+    let state_path = run_dir.checkpoint(slot).join(CHECKPOINT_STATE);
+    let text = std::fs::read_to_string(&state_path).map_err(|e| {
+        Error::Checkpoint(format!(
+            "{}: {e} (no {} checkpoint)",
+            state_path.display(),
+            slot.name()
+        ))
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::format(&state_path, e.to_string()))
+}
 
 #[derive(Serialize, Deserialize)]
 struct StoredState {

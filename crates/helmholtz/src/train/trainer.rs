@@ -143,6 +143,21 @@ pub struct TrainState {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+impl TrainState {
+    /// Whether a run in this state has training left to do with `epochs` epochs and early
+    /// stopping after `patience` evaluations without improvement: an unfinished run has (if
+    /// only its end), a finished one when epochs remain and early stopping did not end it, or
+    /// ended it under a patience that `patience` raises past the evaluations without
+    /// improvement so far.
+    pub fn trains_on(&self, epochs: usize, patience: Option<usize>) -> bool {
+        if !self.finished {
+            return true;
+        }
+        let patient = patience.is_none_or(|p| self.evals_since_best < p);
+        (!self.stopped_early || patient) && self.epoch < epochs
+    }
+}
+
 /// How a call to [`Trainer::fit`] ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -590,7 +605,12 @@ impl Trainer {
                 return Ok(Outcome::Interrupted);
             }
         }
-        Ok(Outcome::Completed)
+        // A run that early stopping ended before this call stays early-stopped.
+        Ok(if state.stopped_early {
+            Outcome::EarlyStopped
+        } else {
+            Outcome::Completed
+        })
     }
 }
 
