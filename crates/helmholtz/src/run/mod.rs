@@ -11,7 +11,7 @@
 //! runs/NAME/summary.json        final metrics, timings and how the run ended
 //! ```
 //!
-//! [`RunDir`] (`rundir.rs`) is the directory; [`Run`] (`hm.rs`) the Helmholtz-machine run;
+//! [`RunDir`] (`rundir.rs`) is the directory; [`Run`] (`hm/`) the Helmholtz-machine run;
 //! `fit/` the entropy-sum fits; `mle/` the maximum-likelihood fits of distributions to data
 //! files; `vi/` variational inference for Bayesian logistic regression. The papers'
 //! sparse-coding runs live in `helmholtz-experiments`.
