@@ -208,6 +208,50 @@ fn every_command_refuses_a_directory_that_holds_anything_and_leaves_it_unchanged
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// An early-stopped run resumed with nothing to do says early stopping ended it, names the key
+/// that continues it and keeps its summary; raising the patience continues it.
+#[test]
+fn resuming_an_early_stopped_run_names_the_patience() {
+    let dir = scratch("early");
+    let run = dir.join("run");
+    // The parameters never change (lr far below f32 resolution), so the validation estimate
+    // never improves: patience 1 stops the run after epoch 2.
+    let output = small_train(&run, 5)
+        .args(["--set", "eval.every=1", "--set", "eval.patience=1"])
+        .args(["--set", "optimizer.lr=1e-20"])
+        .args(["--set", "optimizer.rule={ kind = \"sgd\" }"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
+    assert!(summary.contains("EarlyStopped"), "{summary}");
+    let resumed = binary()
+        .args(["train", "--resume", run.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    assert!(
+        text(&resumed).contains("stopped early (eval.patience = 1) at epoch 2; nothing to do (raise eval.patience above 1"),
+        "{}",
+        text(&resumed)
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("summary.json")).unwrap(),
+        summary
+    );
+    let raised = binary()
+        .args(["train", "--resume", run.to_str().unwrap()])
+        .args(["--set", "eval.patience=3", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(raised.status.success(), "{}", text(&raised));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["outcome"], "EarlyStopped");
+    assert_eq!(summary["epochs"], 4);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn resuming_a_finished_run_appends_nothing_and_a_held_run_refuses_a_second_process() {
     let dir = scratch("finished");

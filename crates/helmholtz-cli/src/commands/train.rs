@@ -185,8 +185,22 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     if !stepped && had_summary {
         if !quiet {
+            let (how, raise) = match run.config.eval.patience {
+                Some(p) if run.state.stopped_early => (
+                    format!("stopped early (eval.patience = {p})"),
+                    if run.state.epoch < run.config.train.epochs {
+                        format!("raise eval.patience above {p}")
+                    } else {
+                        format!("raise eval.patience above {p} and train.epochs")
+                    },
+                ),
+                _ => (
+                    "had already finished".to_string(),
+                    "raise train.epochs".to_string(),
+                ),
+            };
             out!(
-                "{} had already finished at epoch {}; nothing to do (raise train.epochs with --set to continue)",
+                "{} {how} at epoch {}; nothing to do ({raise} with --set to continue)",
                 dir.display(),
                 run.state.epoch
             );
