@@ -61,12 +61,11 @@ stage() {
                     --seeds $seeds --out runs/compare-fashion
             done ;;
         long)
-            "$bin" experiment nrws-vs-rws $(protocols rws-adam) --epochs 200 --test-every 5 \
-                --seeds 1 --set eval.final_k=10000 --out runs/compare-long
-            # The BiHM protocols' early stopping (patience 10) would end these before 200
+            # The BiHM protocols' early stopping (patience 10) would end them before 200
             # epochs; a patience past the run's length lets them run all 200.
-            "$bin" experiment nrws-vs-rws $(protocols nbihm-adam bihm-adam-b32) --epochs 200 \
-                --test-every 5 --seeds 1 --set eval.final_k=10000 --set eval.patience=1000 \
+            "$bin" experiment nrws-vs-rws $(protocols rws-adam nbihm-adam bihm-adam-b32) \
+                --epochs 200 --test-every 5 --seeds 1 --set eval.final_k=10000 \
+                --set nbihm-adam:eval.patience=1000 --set bihm-adam-b32:eval.patience=1000 \
                 --out runs/compare-long ;;
         bihm12)
             "$bin" experiment nrws-vs-rws $(protocols bihm-stack12-adam) --k-eval 100 \

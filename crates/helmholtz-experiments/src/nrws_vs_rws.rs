@@ -240,9 +240,10 @@ impl Settings {
     }
 
     /// One arm per protocol config, labelled by the config's `name`, with `overrides`
-    /// (`KEY=VALUE`, as `--set`) applied to each. `epochs` replaces `train.epochs`; the test
-    /// NLL is estimated after every epoch with `k_eval` samples (default: the config's
-    /// `eval.test_k`, else `eval.k`).
+    /// (`KEY=VALUE`, as `--set`) applied to each, and `LABEL:KEY=VALUE` to the arm `LABEL`
+    /// only (after the others). `epochs` replaces `train.epochs`; the test NLL is estimated
+    /// after every epoch with `k_eval` samples (default: the config's `eval.test_k`, else
+    /// `eval.k`).
     pub fn from_protocols(
         paths: &[PathBuf],
         overrides: &[String],
@@ -251,9 +252,26 @@ impl Settings {
         seeds: u64,
         out: PathBuf,
     ) -> Result<Self> {
+        // Keys hold no ':', so one before the first '=' names an arm.
+        let (mut every, mut by_arm) = (Vec::new(), Vec::new());
+        for o in overrides {
+            let key = o.split('=').next().unwrap_or_default();
+            match key.split_once(':') {
+                Some((label, _)) => by_arm.push((label, &o[label.len() + 1..])),
+                None => every.push(o.clone()),
+            }
+        }
         let mut arms: Vec<Arm> = Vec::new();
         for path in paths {
-            let mut config = Config::load(path, overrides)?;
+            let mut config = Config::load(path, &every)?;
+            let own: Vec<String> = by_arm
+                .iter()
+                .filter(|(label, _)| *label == config.name)
+                .map(|(_, o)| o.to_string())
+                .collect();
+            if !own.is_empty() {
+                config = Config::load(path, &[every.clone(), own].concat())?;
+            }
             if let Some(epochs) = epochs {
                 config.train.epochs = epochs;
             }
@@ -269,6 +287,16 @@ impl Settings {
                 )));
             }
             arms.push(Arm { label, config });
+        }
+        if let Some((label, o)) = by_arm
+            .iter()
+            .find(|(label, _)| !arms.iter().any(|a| a.label == *label))
+        {
+            let names: Vec<&str> = arms.iter().map(|a| a.label.as_str()).collect();
+            return Err(Error::Config(format!(
+                "--set {label}:{o}: no protocol is named {label:?} (the arms: {})",
+                names.join(", ")
+            )));
         }
         Self::new(arms, seeds, out)
     }
@@ -668,6 +696,30 @@ mod tests {
         assert_eq!(config.train.epochs, 3);
         assert_eq!(config.eval.test_at, [1, 2, 3]);
         assert_eq!(config.eval.test_k, Some(20));
+        // LABEL:KEY=VALUE overrides one arm, after the overrides of every arm.
+        let b = tmp.join("b.toml");
+        let one = |set: &[&str]| {
+            let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+            Settings::from_protocols(&[a.clone(), b.clone()], &set, None, None, 1, tmp.clone())
+        };
+        let settings = one(&[
+            "train.k=5",
+            "bihm-adam:train.k=7",
+            "bihm-adam:eval.patience=3",
+        ])
+        .unwrap();
+        let (ks, patience): (Vec<usize>, Vec<Option<usize>>) = settings
+            .arms
+            .iter()
+            .map(|a| (a.config.train.k, a.config.eval.patience))
+            .unzip();
+        assert_eq!(ks, [5, 7]);
+        assert_eq!(patience, [None, Some(3)]);
+        let unknown = one(&["nrws:train.k=7"]).unwrap_err().to_string();
+        assert!(
+            unknown.contains("nrws:train.k=7") && unknown.contains("rws-adam, bihm-adam"),
+            "{unknown}"
+        );
         let twice = Settings::from_protocols(&[a.clone(), a], &[], None, None, 1, tmp.clone());
         assert!(twice.unwrap_err().to_string().contains("rws-adam"));
     }

@@ -44,8 +44,9 @@ pub struct Settings {
     /// --batch.
     #[arg(long = "protocol", value_name = "CONFIG")]
     pub protocols: Vec<PathBuf>,
-    /// With --protocol: override a value of every protocol, e.g. --set train.batch_size=32.
-    #[arg(long = "set", value_name = "KEY=VALUE", requires = "protocols")]
+    /// With --protocol: override a value of every protocol, e.g. --set train.batch_size=32, or
+    /// of the arm LABEL only, e.g. --set nbihm-adam:eval.patience=1000.
+    #[arg(long = "set", value_name = "[LABEL:]KEY=VALUE", requires = "protocols")]
     pub overrides: Vec<String>,
     /// Fisher refresh cadence (steps).
     #[arg(long, default_value_t = 100, value_parser = super::count::<u64>)]
