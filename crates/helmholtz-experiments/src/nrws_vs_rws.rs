@@ -917,9 +917,12 @@ mod tests {
         run(&settings(1), &mut quiet, &no_stop).unwrap();
         assert!(quiet.started.is_empty());
         // Resumed with patience 3, interrupted in its third epoch (29 batches an epoch), and
-        // killed: no `finish`, so summary.json still says EarlyStopped.
+        // killed: no `finish`. `resume` removes the summary; one written before it did stays
+        // and still says EarlyStopped.
         let dir = tmp.join("out/rws-adam-seed0");
+        let stale = std::fs::read(dir.join(SUMMARY_FILE)).unwrap();
         let mut resumed = Run::resume(&dir, &["eval.patience=3".to_string()]).unwrap();
+        std::fs::write(dir.join(SUMMARY_FILE), stale).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let mut stopper = StopAfter::new(10, stop.clone());
         assert_eq!(

@@ -309,7 +309,9 @@ fn early_stopping_ends_a_run_whose_validation_estimate_stops_improving() {
     assert_eq!(outcome, Outcome::EarlyStopped);
     assert_eq!(run.state.epoch, 2);
     assert!(run.state.finished);
+    run.finish(&outcome, true, &mut |_| {}).unwrap();
     drop(run);
+    let summary = dir.join("summary.json");
     // A finished run resumed without more epochs does nothing more, and stays early-stopped.
     let mut resumed = Run::resume(&dir, &[]).unwrap();
     assert_eq!(
@@ -317,11 +319,13 @@ fn early_stopping_ends_a_run_whose_validation_estimate_stops_improving() {
         Outcome::EarlyStopped
     );
     assert_eq!(resumed.state.epoch, 2);
+    assert!(summary.exists());
     drop(resumed);
     // Raising the patience continues it: one evaluation without improvement so far, so with
-    // patience 3 it stops again after two more epochs.
+    // patience 3 it stops again after two more epochs. Until then it has no summary.
     let mut resumed = Run::resume(&dir, &["eval.patience=3".to_string()]).unwrap();
     assert!(!resumed.state.finished);
+    assert!(!summary.exists());
     assert_eq!(
         resumed.train(&mut Silent, &AtomicBool::new(false)).unwrap(),
         Outcome::EarlyStopped

@@ -167,7 +167,8 @@ impl Run {
     /// e.g. `train.epochs`. Overrides are recorded in the run (`history.jsonl` and the resolved
     /// config); one that changes the model is refused, others are listed in `changes`. A run
     /// that early stopping ended continues when the overrides raise `eval.patience` past the
-    /// evaluations it has gone without improvement, and epochs remain.
+    /// evaluations it has gone without improvement, and epochs remain. A run that trains on
+    /// has no summary until it ends again: `summary.json` (how its last call ended) is removed.
     pub fn resume(dir: &Path, overrides: &[String]) -> Result<Self> {
         let run_dir = RunDir::open(dir)?;
         let stored_config = Config::load(&run_dir.join(CONFIG_FILE), &[])?;
@@ -179,6 +180,15 @@ impl Run {
             run.dir.rewrite_config(&config_text(&run.config))?;
         }
         run.dir.truncate_metrics_after(run.state.step)?;
+        if !run.state.finished {
+            let summary = run.dir.join(SUMMARY_FILE);
+            match std::fs::remove_file(&summary) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(&summary, e));
+                }
+                _ => {}
+            }
+        }
         run.changes = changes;
         Ok(run)
     }
