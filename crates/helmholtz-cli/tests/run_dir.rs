@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn binary() -> Command {
@@ -208,6 +208,17 @@ fn every_command_refuses_a_directory_that_holds_anything_and_leaves_it_unchanged
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `helmholtz train --resume RUN ARGS…`, which must succeed.
+fn resume(run: &Path, args: &[&str]) -> Output {
+    let output = binary()
+        .args(["train", "--resume", run.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    output
+}
+
 /// An early-stopped run resumed with nothing to do says early stopping ended it, names the key
 /// that continues it and keeps its summary; raising the patience continues it.
 #[test]
@@ -225,11 +236,7 @@ fn resuming_an_early_stopped_run_names_the_patience() {
     assert!(output.status.success(), "{}", text(&output));
     let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
     assert!(summary.contains("EarlyStopped"), "{summary}");
-    let resumed = binary()
-        .args(["train", "--resume", run.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(resumed.status.success(), "{}", text(&resumed));
+    let resumed = resume(&run, &[]);
     assert!(
         text(&resumed).contains("stopped early (eval.patience = 1) at epoch 2; nothing to do (raise eval.patience above 1"),
         "{}",
@@ -239,12 +246,7 @@ fn resuming_an_early_stopped_run_names_the_patience() {
         std::fs::read_to_string(run.join("summary.json")).unwrap(),
         summary
     );
-    let raised = binary()
-        .args(["train", "--resume", run.to_str().unwrap()])
-        .args(["--set", "eval.patience=3", "--quiet"])
-        .output()
-        .unwrap();
-    assert!(raised.status.success(), "{}", text(&raised));
+    resume(&run, &["--set", "eval.patience=3", "--quiet"]);
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["outcome"], "EarlyStopped");
@@ -260,11 +262,7 @@ fn resuming_a_finished_run_appends_nothing_and_a_held_run_refuses_a_second_proce
     assert!(output.status.success(), "{}", text(&output));
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
-    let resumed = binary()
-        .args(["train", "--resume", run.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(resumed.status.success(), "{}", text(&resumed));
+    let resumed = resume(&run, &[]);
     assert!(
         text(&resumed).contains("nothing to do"),
         "{}",
