@@ -93,10 +93,25 @@ impl ArmRuns {
     /// Mean and standard deviation over seeds of the test NLL after `epoch` (None when a
     /// seed's curve does not reach it).
     pub fn nll_at(&self, epoch: usize) -> Option<(f64, f64)> {
+        self.mean_sd_at(epoch, |p| p.nll)
+    }
+
+    /// Mean and standard deviation over seeds of the test NLL of p after `epoch` (the same as
+    /// [`ArmRuns::nll_at`] except for BiHM arms, whose `nll_at` is p*'s).
+    pub fn nll_p_at(&self, epoch: usize) -> Option<(f64, f64)> {
+        self.mean_sd_at(epoch, |p| p.nll_p)
+    }
+
+    /// Whether the arm's model NLL is BiHM's p* rather than p (some point differs from p's).
+    pub fn scores_p_star(&self) -> bool {
+        self.curves.iter().flatten().any(|p| p.nll != p.nll_p)
+    }
+
+    fn mean_sd_at(&self, epoch: usize, value: fn(&CurvePoint) -> f64) -> Option<(f64, f64)> {
         let values: Option<Vec<f64>> = self
             .curves
             .iter()
-            .map(|c| c.iter().find(|p| p.epoch == epoch as f64).map(|p| p.nll))
+            .map(|c| c.iter().find(|p| p.epoch == epoch as f64).map(value))
             .collect();
         values.filter(|v| !v.is_empty()).map(|v| mean_and_sd(&v))
     }
@@ -273,16 +288,34 @@ pub(super) fn tables(runs: &[ArmRuns], k: usize, seeds: u64, timed: &[&str]) -> 
     table += " s per epoch |\n|---|";
     table += &"---|".repeat(epochs.len() + 1);
     table += "\n";
-    for r in runs {
+    let cells = |table: &mut String, r: &ArmRuns, at: fn(&ArmRuns, usize) -> Option<(f64, f64)>| {
         write!(table, "| {} |", r.label).expect("writing to a String");
         for &e in &epochs {
-            match r.nll_at(e) {
+            match at(r, e) {
                 Some((mean, sd)) => write!(table, " {} |", mean_sd(mean, sd, r.curves.len())),
                 None => write!(table, " – |"),
             }
             .expect("writing to a String");
         }
+    };
+    for r in runs {
+        cells(&mut table, r, ArmRuns::nll_at);
         writeln!(table, " {:.2} |", r.seconds_per_epoch()).expect("writing to a String");
+    }
+    let bihm: Vec<&ArmRuns> = runs.iter().filter(|r| r.scores_p_star()).collect();
+    if !bihm.is_empty() {
+        table +=
+            "\nBiHM arms, test NLL of p (nats, the same estimates) after each epoch:\n\n| arm |";
+        for e in &epochs {
+            write!(table, " epoch {e} |").expect("writing to a String");
+        }
+        table += "\n|---|";
+        table += &"---|".repeat(epochs.len());
+        table += "\n";
+        for r in bihm {
+            cells(&mut table, r, ArmRuns::nll_p_at);
+            table += "\n";
+        }
     }
     table += &time_axis(runs, timed);
     table += "\nTraining seconds each arm's mean curve needs to reach each arm's last mean value \
@@ -441,6 +474,44 @@ mod tests {
         assert!(text.contains("| slow | 20 | 40 |"), "{text}");
         assert!(text.contains("Diverged: slow (seeds [1])."), "{text}");
         assert!(text.contains("each run's median epoch time.\n"), "{text}");
+    }
+
+    /// BiHM arms score p* in the main table and get a second table of p's estimates; RWS
+    /// arms (p alone) and reports without BiHM arms have none.
+    #[test]
+    fn bihm_arms_also_show_p() {
+        let rws = arm(
+            "rws",
+            vec![vec![point(1.0, 5.0, 120.0), point(2.0, 10.0, 115.0)]],
+        );
+        let bihm_point = |epoch, nll, nll_p| CurvePoint {
+            nll_p,
+            ..point(epoch, 4.0 * epoch, nll)
+        };
+        let bihm = arm(
+            "bihm",
+            vec![
+                vec![bihm_point(1.0, 110.0, 112.0), bihm_point(2.0, 100.0, 103.0)],
+                vec![bihm_point(1.0, 112.0, 114.0), bihm_point(2.0, 102.0, 105.0)],
+            ],
+        );
+        let text = tables(&[rws.clone(), bihm.clone()], 100, 2, &[]);
+        assert!(
+            text.contains("| bihm | 111.00 ± 1.41 | 101.00 ± 1.41 | 4.00 |"),
+            "{text}"
+        );
+        let p_table = text
+            .split("BiHM arms, test NLL of p")
+            .nth(1)
+            .and_then(|rest| rest.split("Seconds per epoch").next())
+            .expect("a table of p for the BiHM arm");
+        assert!(
+            p_table.contains("| arm | epoch 1 | epoch 2 |\n|---|---|---|\n| bihm | 113.00 ± 1.41 | 104.00 ± 1.41 |\n"),
+            "{text}"
+        );
+        assert!(!p_table.contains("| rws |"), "{text}");
+        assert!(!tables(&[rws], 100, 1, &[]).contains("test NLL of p"));
+        assert_eq!(bihm.nll_p_at(2), Some((104.0, 2f64.sqrt())));
     }
 
     /// Side-by-side epoch times put every seed of an arm on one time axis and say so.
