@@ -279,15 +279,23 @@ pub(super) fn tables(runs: &[ArmRuns], k: usize, seeds: u64, timed: &[&str]) -> 
     } else {
         "one seed".into()
     };
+    // The header of a table with a column per shown epoch and the `extra` columns after them.
+    let header = |table: &mut String, extra: &[&str]| {
+        *table += "| arm |";
+        for e in &epochs {
+            write!(table, " epoch {e} |").expect("writing to a String");
+        }
+        for column in extra {
+            write!(table, " {column} |").expect("writing to a String");
+        }
+        *table += "\n|---|";
+        *table += &"---|".repeat(epochs.len() + extra.len());
+        *table += "\n";
+    };
     let mut table = format!(
-        "Test NLL (nats, K = {k}; {over}; BiHM arms: p* = p̃*/Z²) after each epoch, and training seconds per epoch:\n\n| arm |"
+        "Test NLL (nats, K = {k}; {over}; BiHM arms: p* = p̃*/Z²) after each epoch, and training seconds per epoch:\n\n"
     );
-    for e in &epochs {
-        write!(table, " epoch {e} |").expect("writing to a String");
-    }
-    table += " s per epoch |\n|---|";
-    table += &"---|".repeat(epochs.len() + 1);
-    table += "\n";
+    header(&mut table, &["s per epoch"]);
     let cells = |table: &mut String, r: &ArmRuns, at: fn(&ArmRuns, usize) -> Option<(f64, f64)>| {
         write!(table, "| {} |", r.label).expect("writing to a String");
         for &e in &epochs {
@@ -304,14 +312,8 @@ pub(super) fn tables(runs: &[ArmRuns], k: usize, seeds: u64, timed: &[&str]) -> 
     }
     let bihm: Vec<&ArmRuns> = runs.iter().filter(|r| r.scores_p_star()).collect();
     if !bihm.is_empty() {
-        table +=
-            "\nBiHM arms, test NLL of p (nats, the same estimates) after each epoch:\n\n| arm |";
-        for e in &epochs {
-            write!(table, " epoch {e} |").expect("writing to a String");
-        }
-        table += "\n|---|";
-        table += &"---|".repeat(epochs.len());
-        table += "\n";
+        table += "\nBiHM arms, test NLL of p (nats, the same estimates) after each epoch:\n\n";
+        header(&mut table, &[]);
         for r in bihm {
             cells(&mut table, r, ArmRuns::nll_p_at);
             table += "\n";
