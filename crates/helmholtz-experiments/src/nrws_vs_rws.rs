@@ -208,8 +208,10 @@ impl Arm {
 pub struct Settings {
     /// The arms, in the order of tables and plots.
     pub arms: Vec<Arm>,
-    /// Number of seeds (0, 1, …).
+    /// Number of seeds (`first_seed`, `first_seed + 1`, …).
     pub seeds: u64,
+    /// The first seed (0 unless set with [`Settings::with_first_seed`]).
+    pub first_seed: u64,
     /// Output directory (finished runs in it are reused, interrupted ones resumed).
     pub out: PathBuf,
     /// Seconds per epoch of some arms, measured side by side on one machine (e.g. by
@@ -322,6 +324,7 @@ impl Settings {
         Ok(Settings {
             arms,
             seeds,
+            first_seed: 0,
             out,
             epoch_seconds: Vec::new(),
         })
@@ -352,6 +355,25 @@ impl Settings {
         }
         self.epoch_seconds = seconds;
         Ok(self)
+    }
+
+    /// Runs the seeds `first`, `first + 1`, … instead of 0, 1, …: seeds of one comparison can
+    /// train in separate processes or sessions into one output directory, and a report over
+    /// seeds 0, 1, … reuses them.
+    pub fn with_first_seed(mut self, first: u64) -> Result<Self> {
+        if first.checked_add(self.seeds).is_none() {
+            return Err(Error::Config(format!(
+                "--first-seed {first} with --seeds {}: the last seed is past 2^64 - 1",
+                self.seeds
+            )));
+        }
+        self.first_seed = first;
+        Ok(self)
+    }
+
+    /// The seeds the comparison runs.
+    pub fn seed_range(&self) -> std::ops::Range<u64> {
+        self.first_seed..self.first_seed + self.seeds
     }
 
     /// Estimates the test NLL after every `every`-th epoch and after the last, instead of after
@@ -430,7 +452,7 @@ pub fn run(settings: &Settings, progress: &mut dyn Progress, stop: &AtomicBool) 
             finals: Vec::new(),
             diverged: Vec::new(),
         };
-        for seed in 0..settings.seeds {
+        for seed in settings.seed_range() {
             let dir = settings.out.join(format!("{}-seed{seed}", arm.label));
             match train_one(&arm.config(seed), &dir, progress, stop)? {
                 RunEnd::Finished => {}

@@ -29,9 +29,13 @@ pub struct Settings {
     /// Epochs per run (default 20; with --protocol, each protocol's train.epochs).
     #[arg(long, value_parser = super::count::<usize>)]
     pub epochs: Option<usize>,
-    /// Number of seeds (0, 1, …).
+    /// Number of seeds (0, 1, …; with --first-seed S: S, S + 1, …).
     #[arg(long, default_value_t = 3, value_parser = super::count::<u64>)]
     pub seeds: u64,
+    /// The first seed: --first-seed 2 --seeds 1 trains seed 2 alone, e.g. in a second process
+    /// into the same --out, where a later report over --seeds 3 reuses it.
+    #[arg(long, default_value_t = 0)]
+    pub first_seed: u64,
     /// Output directory: finished runs in it are reused, interrupted ones resumed.
     #[arg(long, default_value = "runs/nrws-vs-rws")]
     pub out: PathBuf,
@@ -250,6 +254,7 @@ pub fn run(settings: Settings) -> Result<()> {
         Some(text) => experiment.with_epoch_seconds(epoch_seconds(text)?)?,
         None => experiment,
     };
+    let experiment = experiment.with_first_seed(settings.first_seed)?;
     let experiment = match settings.test_every {
         Some(every) => experiment.with_test_every(every)?,
         None => experiment,
@@ -287,9 +292,11 @@ fn write_report(
             .collect()
     };
     let first = &experiment.arms[0].config;
-    let seeds = match settings.seeds {
-        1 => "one seed".to_string(),
-        n => format!("mean of {n} seeds"),
+    let seeds = match (settings.first_seed, settings.seeds) {
+        (0, 1) => "one seed".to_string(),
+        (0, n) => format!("mean of {n} seeds"),
+        (s, 1) => format!("seed {s}"),
+        (s, n) => format!("mean of seeds {s}–{}", s + n - 1),
     };
     let title = format!(
         "{}: test NLL (K = {}), {seeds}",

@@ -369,3 +369,56 @@ fn a_run_resumed_past_its_early_stop_continues() {
     assert_eq!(quiet.started, [("rws-adam-seed0".to_string(), Some(2))]);
     assert_eq!(continued.runs[0].curves[0].len(), 4);
 }
+
+/// A seed trained alone (`with_first_seed`) is the run the full comparison would train: a
+/// later comparison over seeds 0 and 1 into the same directory trains seed 0 only, reuses
+/// seed 1, and gives the curves of a comparison that ran both.
+#[test]
+fn a_seed_trained_alone_is_reused_by_the_full_comparison() {
+    let tmp = scratch_dir("first-seed");
+    let protocol = write(&tmp, "p.toml", PROTOCOL);
+    let settings = |seeds: u64, out: &str| {
+        Settings::from_protocols(
+            std::slice::from_ref(&protocol),
+            &[],
+            Some(1),
+            None,
+            seeds,
+            tmp.join(out),
+        )
+        .unwrap()
+    };
+    let no_stop = AtomicBool::new(false);
+    let mut quiet = StopAfter::never();
+    let Finish::Done(both) = run(&settings(2, "both"), &mut quiet, &no_stop).unwrap() else {
+        panic!("not interrupted")
+    };
+    let alone = settings(1, "split").with_first_seed(1).unwrap();
+    assert_eq!(alone.seed_range(), 1..2);
+    let mut first = StopAfter::never();
+    let Finish::Done(one) = run(&alone, &mut first, &no_stop).unwrap() else {
+        panic!("not interrupted")
+    };
+    assert_eq!(first.started, [("rws-adam-seed1".to_string(), None)]);
+    assert!(!tmp.join("split/rws-adam-seed0").exists());
+    assert_eq!(one.runs[0].curves.len(), 1);
+    let mut second = StopAfter::never();
+    let Finish::Done(split) = run(&settings(2, "split"), &mut second, &no_stop).unwrap() else {
+        panic!("not interrupted")
+    };
+    assert_eq!(second.started, [("rws-adam-seed0".to_string(), None)]);
+    let nll = |r: &Report| -> Vec<Vec<f64>> {
+        r.runs[0]
+            .curves
+            .iter()
+            .map(|c| c.iter().map(|p| p.nll).collect())
+            .collect()
+    };
+    assert_eq!(nll(&split), nll(&both));
+    assert_eq!(nll(&one)[0], nll(&both)[1]);
+    let err = settings(2, "x")
+        .with_first_seed(u64::MAX)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--first-seed"), "{err}");
+}
