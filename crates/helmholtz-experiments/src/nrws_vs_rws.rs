@@ -363,7 +363,7 @@ impl Settings {
     pub fn with_first_seed(mut self, first: u64) -> Result<Self> {
         if first.checked_add(self.seeds).is_none() {
             return Err(Error::Config(format!(
-                "--first-seed {first} with --seeds {}: the last seed is past 2^64 - 1",
+                "--first-seed {first} with --seeds {}: the two must add up to less than 2^64",
                 self.seeds
             )));
         }
