@@ -232,6 +232,23 @@ impl Progress for StopAfter {
     fn say(&mut self, _: &str) {}
 }
 
+/// Runs the comparison to its end without a stop signal.
+fn done(settings: &Settings, progress: &mut StopAfter) -> Report {
+    match run(settings, progress, &AtomicBool::new(false)).unwrap() {
+        Finish::Done(report) => report,
+        Finish::Interrupted(dir) => panic!("interrupted in {}", dir.display()),
+    }
+}
+
+/// The test NLL curves of the first arm, one per seed.
+fn nll_curves(report: &Report) -> Vec<Vec<f64>> {
+    report.runs[0]
+        .curves
+        .iter()
+        .map(|c| c.iter().map(|p| p.nll).collect())
+        .collect()
+}
+
 /// An interrupted comparison resumes where it stopped and gives the curves of one that ran
 /// through; a finished run is reused, a longer one continues it, and a directory with
 /// another config or no run is refused.
@@ -252,18 +269,14 @@ fn an_interrupted_comparison_resumes_to_the_same_curves() {
     };
     let no_stop = AtomicBool::new(false);
     let mut quiet = StopAfter::never();
-    let Finish::Done(through) = run(&settings(2, "through"), &mut quiet, &no_stop).unwrap() else {
-        panic!("not interrupted")
-    };
+    let through = done(&settings(2, "through"), &mut quiet);
     // Interrupt in the second epoch of seed 0 (digits: 1437 training points, 29 batches).
     let stop = Arc::new(AtomicBool::new(false));
     let mut stopper = StopAfter::new(40, stop.clone());
     let interrupted = run(&settings(2, "resumed"), &mut stopper, &stop).unwrap();
     assert!(matches!(interrupted, Finish::Interrupted(ref dir) if dir.ends_with("rws-adam-seed0")));
     let mut again = StopAfter::never();
-    let Finish::Done(resumed) = run(&settings(2, "resumed"), &mut again, &no_stop).unwrap() else {
-        panic!("not interrupted")
-    };
+    let resumed = done(&settings(2, "resumed"), &mut again);
     assert_eq!(
         again.started,
         [
@@ -271,25 +284,16 @@ fn an_interrupted_comparison_resumes_to_the_same_curves() {
             ("rws-adam-seed1".to_string(), None)
         ]
     );
-    let nll = |r: &Report| -> Vec<Vec<f64>> {
-        r.runs[0]
-            .curves
-            .iter()
-            .map(|c| c.iter().map(|p| p.nll).collect())
-            .collect()
-    };
-    assert_eq!(nll(&through), nll(&resumed));
-    assert_eq!(nll(&resumed)[0].len(), 2);
+    assert_eq!(nll_curves(&through), nll_curves(&resumed));
+    assert_eq!(nll_curves(&resumed)[0].len(), 2);
     // Finished runs are reused; a longer comparison continues them.
     again.started.clear();
-    run(&settings(2, "resumed"), &mut again, &no_stop).unwrap();
+    done(&settings(2, "resumed"), &mut again);
     assert!(again.started.is_empty());
-    let Finish::Done(longer) = run(&settings(3, "resumed"), &mut again, &no_stop).unwrap() else {
-        panic!("not interrupted")
-    };
+    let longer = done(&settings(3, "resumed"), &mut again);
     assert_eq!(again.started.len(), 2);
     assert_eq!(longer.runs[0].curves[1].len(), 3);
-    assert_eq!(nll(&longer)[1][..2], nll(&through)[1][..]);
+    assert_eq!(nll_curves(&longer)[1][..2], nll_curves(&through)[1][..]);
     // Another config in the same place, or a directory that holds no run, is refused.
     let other = Settings::from_protocols(
         std::slice::from_ref(&protocol),
@@ -338,14 +342,11 @@ fn a_run_resumed_past_its_early_stop_continues() {
         )
         .unwrap()
     };
-    let no_stop = AtomicBool::new(false);
     let mut quiet = StopAfter::never();
-    let Finish::Done(stopped) = run(&settings(1), &mut quiet, &no_stop).unwrap() else {
-        panic!("not interrupted")
-    };
+    let stopped = done(&settings(1), &mut quiet);
     assert_eq!(stopped.runs[0].curves[0].len(), 2);
     quiet.started.clear();
-    run(&settings(1), &mut quiet, &no_stop).unwrap();
+    done(&settings(1), &mut quiet);
     assert!(quiet.started.is_empty());
     // Resumed with patience 3, interrupted in its third epoch (29 batches an epoch), and
     // killed: no `finish`. `resume` removes the summary; one written before it did stays
@@ -363,9 +364,7 @@ fn a_run_resumed_past_its_early_stop_continues() {
     drop(resumed);
     let summary = std::fs::read_to_string(dir.join(SUMMARY_FILE)).unwrap();
     assert!(summary.contains("EarlyStopped"), "{summary}");
-    let Finish::Done(continued) = run(&settings(3), &mut quiet, &no_stop).unwrap() else {
-        panic!("not interrupted")
-    };
+    let continued = done(&settings(3), &mut quiet);
     assert_eq!(quiet.started, [("rws-adam-seed0".to_string(), Some(2))]);
     assert_eq!(continued.runs[0].curves[0].len(), 4);
 }
@@ -388,34 +387,20 @@ fn a_seed_trained_alone_is_reused_by_the_full_comparison() {
         )
         .unwrap()
     };
-    let no_stop = AtomicBool::new(false);
     let mut quiet = StopAfter::never();
-    let Finish::Done(both) = run(&settings(2, "both"), &mut quiet, &no_stop).unwrap() else {
-        panic!("not interrupted")
-    };
+    let both = done(&settings(2, "both"), &mut quiet);
     let alone = settings(1, "split").with_first_seed(1).unwrap();
     assert_eq!(alone.seed_range(), 1..2);
     let mut first = StopAfter::never();
-    let Finish::Done(one) = run(&alone, &mut first, &no_stop).unwrap() else {
-        panic!("not interrupted")
-    };
+    let one = done(&alone, &mut first);
     assert_eq!(first.started, [("rws-adam-seed1".to_string(), None)]);
     assert!(!tmp.join("split/rws-adam-seed0").exists());
     assert_eq!(one.runs[0].curves.len(), 1);
     let mut second = StopAfter::never();
-    let Finish::Done(split) = run(&settings(2, "split"), &mut second, &no_stop).unwrap() else {
-        panic!("not interrupted")
-    };
+    let split = done(&settings(2, "split"), &mut second);
     assert_eq!(second.started, [("rws-adam-seed0".to_string(), None)]);
-    let nll = |r: &Report| -> Vec<Vec<f64>> {
-        r.runs[0]
-            .curves
-            .iter()
-            .map(|c| c.iter().map(|p| p.nll).collect())
-            .collect()
-    };
-    assert_eq!(nll(&split), nll(&both));
-    assert_eq!(nll(&one)[0], nll(&both)[1]);
+    assert_eq!(nll_curves(&split), nll_curves(&both));
+    assert_eq!(nll_curves(&one)[0], nll_curves(&both)[1]);
     let err = settings(2, "x")
         .with_first_seed(u64::MAX)
         .unwrap_err()
